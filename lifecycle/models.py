@@ -1,0 +1,92 @@
+"""The registry schema (peewee on SQLite). This module is the schema's single definition.
+
+Quantities are integer units (`lifecycle.units`); prices are Decimal stored as text; times are integer epoch
+milliseconds (UTC) so that nothing depends on a driver's datetime parsing.
+"""
+
+from __future__ import annotations
+
+import peewee as pw
+
+SCHEMA_VERSION = 1
+
+db_proxy = pw.DatabaseProxy()
+
+
+class BaseModel(pw.Model):
+    class Meta:
+        database = db_proxy
+        legacy_table_names = False
+
+
+class Position(BaseModel):
+    uid = pw.CharField(unique=True, max_length=32)  # stable id used inside client order ids
+    symbol_key = pw.CharField(index=True)  # canonical key, e.g. PF_XBTUSD
+    venue_symbol = pw.CharField()  # the spelling the venue used when we last saw it
+    side = pw.CharField()  # long | short
+    state = pw.CharField(index=True)
+    origin = pw.CharField()  # strategy | imported
+    target_qty_units = pw.BigIntegerField(default=0)  # what the entry intended
+    remaining_qty_units = pw.BigIntegerField(default=0)  # entry fills minus exit fills; audited against the ledger
+    entry_price = pw.TextField(null=True)  # Decimal as text (average entry)
+    stop_price = pw.TextField(null=True)
+    take_profit_price = pw.TextField(null=True)
+    sl_order_id = pw.CharField(null=True)  # venue order id of the live stop-loss
+    tp_order_id = pw.CharField(null=True)
+    created_ms = pw.BigIntegerField()
+    updated_ms = pw.BigIntegerField()
+    closed_ms = pw.BigIntegerField(null=True)  # set exactly when the state becomes terminal
+
+
+class Order(BaseModel):
+    position = pw.ForeignKeyField(Position, backref="orders", on_delete="RESTRICT")
+    client_order_id = pw.CharField(unique=True)
+    venue_order_id = pw.CharField(null=True, index=True)
+    purpose = pw.CharField()  # entry | stop | take_profit | exit
+    side = pw.CharField()  # buy | sell
+    order_type = pw.CharField()  # market | limit | stop | take_profit
+    qty_units = pw.BigIntegerField()
+    limit_price = pw.TextField(null=True)
+    trigger_price = pw.TextField(null=True)
+    status = pw.CharField(index=True)  # intent | open | filled | cancelled | rejected | unknown
+    reason = pw.TextField(null=True)  # the venue's status string on rejection
+    created_ms = pw.BigIntegerField()
+    updated_ms = pw.BigIntegerField()
+
+
+class Fill(BaseModel):
+    """The fill ledger: append-only, one row per venue fill id, hash-chained in insertion order."""
+
+    fill_id = pw.CharField(unique=True)  # the venue's fill id: recording the same fill twice changes nothing
+    position = pw.ForeignKeyField(Position, backref="fills", on_delete="RESTRICT")
+    client_order_id = pw.CharField(null=True)
+    venue_order_id = pw.CharField(null=True)
+    side = pw.CharField()  # buy | sell
+    is_entry = pw.BooleanField()  # True when the fill adds to the position, False when it reduces it
+    qty_units = pw.BigIntegerField()
+    price = pw.TextField()
+    fill_ms = pw.BigIntegerField()
+    recorded_ms = pw.BigIntegerField()
+    prev_hash = pw.CharField(max_length=64)
+    row_hash = pw.CharField(max_length=64)
+
+
+class Transition(BaseModel):
+    """The append-only transition log, hash-chained in insertion order. `source` is NULL for a creation."""
+
+    position = pw.ForeignKeyField(Position, backref="transitions", on_delete="RESTRICT")
+    event = pw.CharField()
+    source = pw.CharField(null=True)
+    target = pw.CharField()
+    cause = pw.TextField()
+    at_ms = pw.BigIntegerField()
+    prev_hash = pw.CharField(max_length=64)
+    row_hash = pw.CharField(max_length=64)
+
+
+class SchemaVersion(BaseModel):
+    version = pw.IntegerField()
+    applied_ms = pw.BigIntegerField()
+
+
+ALL_MODELS: tuple[type[BaseModel], ...] = (Position, Order, Fill, Transition, SchemaVersion)
