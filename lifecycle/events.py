@@ -1,0 +1,167 @@
+"""Every structured log event, declared once: its name, level and fields.
+
+A line is the event name first, then `key=value` fields (or one JSON object per line, see
+`scheduler.logsetup`), so `grep EVENT` works and machines can parse it. `emit` refuses undeclared events and
+fields, so the declaration here and the lines in the logs cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+EVENT_LOGGER = "events"
+
+
+class Ev(StrEnum):
+    CYCLE_SUMMARY = "CYCLE_SUMMARY"
+    DECISION_TRACE = "DECISION_TRACE"
+    KILL_SWITCH_ACTIVATED = "KILL_SWITCH_ACTIVATED"
+    KILL_SWITCH_RELEASED = "KILL_SWITCH_RELEASED"
+    INVARIANT_VIOLATION = "INVARIANT_VIOLATION"
+    ORDER_REJECTED_BY_VENUE = "ORDER_REJECTED_BY_VENUE"
+    API_CIRCUIT_BREAKER_OPENED = "API circuit breaker OPENED"
+    API_CIRCUIT_BREAKER_HALF_OPEN = "API circuit breaker HALF_OPEN"
+    API_CIRCUIT_BREAKER_CLOSED = "API circuit breaker CLOSED"
+    THRESHOLD_MISMATCH = "THRESHOLD_MISMATCH"
+    REGISTRY_AUDIT_REPORT = "REGISTRY_AUDIT_REPORT"
+    RECONCILIATION_REPORT = "RECONCILIATION_REPORT"
+    RECOVERY_MERGE_COLLISION = "RECOVERY_MERGE_COLLISION"
+    CORRUPTED_POSITION = "CORRUPTED_POSITION"
+    QTY_SYNCED = "QTY_SYNCED"
+    RECONCILIATION_ISSUE = "RECONCILIATION_ISSUE"
+    ESCALATION = "ESCALATION"
+    POSITION_TRANSITION = "POSITION_TRANSITION"
+    ORDER_SUBMITTED = "ORDER_SUBMITTED"
+    ORDER_OUTCOME_UNKNOWN = "ORDER_OUTCOME_UNKNOWN"
+    PROTECTIVE_ORDER_PLACED = "PROTECTIVE_ORDER_PLACED"
+    STARTUP_STEP = "STARTUP_STEP"
+    DAEMON_STARTED = "DAEMON_STARTED"
+    DAEMON_STOPPED = "DAEMON_STOPPED"
+    JOB_FAILED = "JOB_FAILED"
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    level: int
+    fields: tuple[str, ...]
+    meaning: str
+
+
+EVENTS: dict[Ev, EventSpec] = {
+    Ev.CYCLE_SUMMARY: EventSpec(
+        logging.INFO,
+        ("cycle", "duration_ms", "positions", "state", "orders_placed", "margin_util_pct", "entries_allowed"),
+        "per-tick metrics (duration, positions, state)",
+    ),
+    Ev.DECISION_TRACE: EventSpec(
+        logging.INFO, ("symbol", "verdict", "reason", "inputs"), "per-coin signal analysis result"
+    ),
+    Ev.KILL_SWITCH_ACTIVATED: EventSpec(logging.CRITICAL, ("reason", "detail"), "emergency halt triggered"),
+    Ev.KILL_SWITCH_RELEASED: EventSpec(logging.WARNING, ("reason", "detail"), "a self-recovering halt ended"),
+    Ev.INVARIANT_VIOLATION: EventSpec(logging.CRITICAL, ("invariant", "detail"), "safety limit breached"),
+    Ev.ORDER_REJECTED_BY_VENUE: EventSpec(
+        logging.WARNING, ("client_order_id", "symbol", "purpose", "reason"), "the exchange refused an order"
+    ),
+    Ev.API_CIRCUIT_BREAKER_OPENED: EventSpec(
+        logging.ERROR, ("failures", "open_seconds", "last_error"), "circuit breaker tripped (API outage)"
+    ),
+    Ev.API_CIRCUIT_BREAKER_HALF_OPEN: EventSpec(logging.WARNING, ("probe",), "one probe call let through"),
+    Ev.API_CIRCUIT_BREAKER_CLOSED: EventSpec(logging.WARNING, ("after_seconds",), "venue answered again"),
+    Ev.THRESHOLD_MISMATCH: EventSpec(
+        logging.CRITICAL,
+        ("auction_max_margin_util", "max_margin_utilization_pct", "detail"),
+        "config/safety limit inconsistency",
+    ),
+    Ev.REGISTRY_AUDIT_REPORT: EventSpec(
+        logging.INFO, ("violations_total", "*"), "startup/runtime lifecycle integrity report"
+    ),
+    Ev.RECONCILIATION_REPORT: EventSpec(
+        logging.INFO,
+        (
+            "orphaned",
+            "phantom",
+            "qty_mismatch",
+            "qty_synced",
+            "pending_adopted",
+            "state_adjustments_logged",
+            "state_adjustments_deduped",
+            "level",
+            "complete",
+        ),
+        "reconciliation issue classes and convergence counters",
+    ),
+    Ev.RECOVERY_MERGE_COLLISION: EventSpec(
+        logging.WARNING, ("symbol_key", "survivor", "merged", "spellings"), "symbol-key collision resolved at startup"
+    ),
+    Ev.CORRUPTED_POSITION: EventSpec(logging.CRITICAL, ("position", "detail"), "a registry row failed its checks"),
+    Ev.QTY_SYNCED: EventSpec(
+        logging.INFO, ("position", "symbol", "fills", "registry_qty", "venue_qty"), "venue fills applied"
+    ),
+    Ev.RECONCILIATION_ISSUE: EventSpec(
+        logging.WARNING, ("issue", "symbol", "position", "detail"), "one reconciliation issue (first occurrence)"
+    ),
+    Ev.ESCALATION: EventSpec(
+        logging.CRITICAL, ("field", "rule", "detail", "action"), "a reconciliation threshold hit critical"
+    ),
+    Ev.POSITION_TRANSITION: EventSpec(
+        logging.INFO, ("position", "symbol", "event", "source", "target", "cause"), "a lifecycle transition"
+    ),
+    Ev.ORDER_SUBMITTED: EventSpec(
+        logging.INFO,
+        ("client_order_id", "symbol", "purpose", "side", "size", "order_type", "outcome"),
+        "an order was sent to the venue",
+    ),
+    Ev.ORDER_OUTCOME_UNKNOWN: EventSpec(
+        logging.WARNING, ("client_order_id", "symbol", "purpose", "detail"), "order fate unknown; resolving by evidence"
+    ),
+    Ev.PROTECTIVE_ORDER_PLACED: EventSpec(
+        logging.INFO, ("position", "symbol", "kind", "trigger_price", "size", "order_id"), "stop-loss or TP placed"
+    ),
+    Ev.STARTUP_STEP: EventSpec(logging.INFO, ("step", "detail"), "one step of the startup sequence"),
+    Ev.DAEMON_STARTED: EventSpec(logging.INFO, ("mode", "venue", "db", "symbols"), "jobs are running"),
+    Ev.DAEMON_STOPPED: EventSpec(
+        logging.INFO, ("reason", "cycles", "orders_placed", "open_positions", "uptime_s"), "final summary line"
+    ),
+    Ev.JOB_FAILED: EventSpec(logging.ERROR, ("job", "error"), "a scheduled job raised; the next run goes on"),
+}
+
+
+class UndeclaredEventField(ValueError):
+    pass
+
+
+def render_value(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f") if value == value.to_integral_value() else format(value, "f")
+    if isinstance(value, datetime):
+        return value.isoformat()
+    text = str(value)
+    if text == "" or any(c.isspace() or c in '"=' for c in text):
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    return text
+
+
+def render_kv(event: str, fields: dict[str, object]) -> str:
+    return " ".join([event, *(f"{k}={render_value(v)}" for k, v in fields.items())])
+
+
+def emit(event: Ev, logger: logging.Logger | None = None, **fields: object) -> str:
+    """Log one event line and return it. Undeclared fields are a programming error (caught by tests)."""
+    spec = EVENTS[event]
+    if "*" not in spec.fields:
+        unknown = set(fields) - set(spec.fields)
+        if unknown:
+            raise UndeclaredEventField(f"{event}: undeclared fields {sorted(unknown)}")
+    line = render_kv(event.value, fields)
+    (logger or logging.getLogger(EVENT_LOGGER)).log(
+        spec.level, line, extra={"event": event.value, "event_fields": fields}
+    )
+    return line
