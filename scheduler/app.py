@@ -1,0 +1,136 @@
+"""The scheduler shell: APScheduler 3 jobs, one at a time, with graceful shutdown.
+
+Jobs run on a `BackgroundScheduler` with one worker thread and a lock around every run. Serialising them is the
+point: tick, reconcile, protect and health all write the registry and place orders for the same positions, and
+two of them interleaving on one position is exactly the race the lifecycle exists to prevent. A job that raises
+logs JOB_FAILED and the next run goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import FrameType
+
+import peewee as pw
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from lifecycle.events import Ev, emit
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    func: Callable[[], object]
+    seconds: float
+
+
+@dataclass
+class RunStats:
+    """Counters for CYCLE_SUMMARY and the final DAEMON_STOPPED line. Written only by the serialised jobs."""
+
+    cycles: int = 0
+    orders_placed: int = 0
+    job_failures: int = 0
+    started_monotonic: float = field(default_factory=time.monotonic)
+
+    def uptime_s(self) -> int:
+        return int(time.monotonic() - self.started_monotonic)
+
+
+class JobRunner:
+    """Runs one job at a time, each in its own DB connection; failures become JOB_FAILED lines."""
+
+    def __init__(self, db: pw.Database | None, stats: RunStats) -> None:
+        self._db = db
+        self._stats = stats
+        self.lock = threading.Lock()
+
+    @contextmanager
+    def _connection(self) -> Iterator[None]:
+        if self._db is None:
+            yield
+            return
+        # peewee connections are per thread; the worker thread opens and closes its own each run.
+        with self._db.connection_context():
+            yield
+
+    def run(self, name: str, func: Callable[[], object]) -> bool:
+        """Run `func` under the job lock. Returns False when it raised (already logged)."""
+        with self.lock:
+            try:
+                with self._connection():
+                    func()
+            except Exception as exc:
+                self._stats.job_failures += 1
+                emit(Ev.JOB_FAILED, job=name, error=f"{type(exc).__name__}: {exc}")
+                log.debug("job %s traceback:\n%s", name, traceback.format_exc())
+                return False
+            return True
+
+
+class Daemon:
+    """Owns the APScheduler instance; `run_until_stopped` blocks the main thread until SIGTERM/SIGINT."""
+
+    def __init__(self, jobs: Sequence[JobSpec], runner: JobRunner) -> None:
+        self.jobs = tuple(jobs)
+        self.runner = runner
+        self.stop_event = threading.Event()
+        self.stop_reason = "stopped"
+        self.scheduler = BackgroundScheduler(
+            timezone="UTC",
+            executors={"default": ThreadPoolExecutor(max_workers=1)},
+            job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 30},
+        )
+        start = datetime.now(UTC)
+        for spec in self.jobs:
+            self.scheduler.add_job(
+                self.runner.run,
+                "interval",
+                seconds=spec.seconds,
+                args=(spec.name, spec.func),
+                id=spec.name,
+                name=spec.name,
+                next_run_time=start,
+                max_instances=1,
+                coalesce=True,
+            )
+
+    def start(self) -> None:
+        self.scheduler.start()
+
+    def request_stop(self, reason: str) -> None:
+        self.stop_reason = reason
+        self.stop_event.set()
+
+    def install_signal_handlers(self) -> None:
+        def handler(signum: int, _frame: FrameType | None) -> None:
+            self.request_stop(signal.Signals(signum).name)
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def run_until_stopped(self, timeout_s: float | None = None) -> str:
+        """Block until a stop is requested (or `timeout_s` passes), then shut down after the current job."""
+        if not self.stop_event.wait(timeout_s):
+            self.stop_reason = "time_limit"
+        self.shutdown()
+        return self.stop_reason
+
+    def shutdown(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.pause()  # no new runs; the one in flight finishes
+            self.scheduler.shutdown(wait=True)
+        # Belt and braces: a job started by hand (startup) may still hold the lock.
+        with self.runner.lock:
+            pass
