@@ -1,0 +1,616 @@
+"""The daemon's one settings model, loaded from a TOML file plus `TRADER_*` environment variables.
+
+Precedence, highest first: environment, secrets file (`TRADER_SECRETS_FILE`), config file, model defaults.
+Sections are deep-merged key by key, so `TRADER_RISK__ATR_STOP_MULTIPLE=3` changes one key of the file's
+`[risk]` table and keeps the rest. Every problem becomes a `ConfigProblem(key, message)` naming the dotted key
+and what is expected; no message ever repeats the offending value, because that value may be a secret.
+
+`python -m scheduler.config --check FILE` validates a file the way the daemon does and exits 2 on any problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import contextvars
+import importlib
+import os
+import re
+import sys
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal, NoReturn
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    InitSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
+from pydantic_settings.sources.utils import parse_env_vars
+
+from lifecycle.events import Ev, emit
+from scheduler.secrets_guard import permission_problem
+
+ENV_PREFIX = "TRADER_"
+ENV_DELIMITER = "__"
+SECRETS_FILE_ENV = "TRADER_SECRETS_FILE"
+EXIT_CONFIG = 2
+PAPER_DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "config" / "paper.toml"
+LIVE_HOST = "futures.kraken.com"
+DEMO_HOST = "demo-futures.kraken.com"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+SECRET_PATHS: tuple[tuple[str, str], ...] = (("venue", "api_key"), ("venue", "api_secret"), ("telegram", "token"))
+# Marks a cross-field problem raised from a validator whose error location pydantic cannot point at.
+_KEYED = "@"
+
+
+def _keyed(problems: list[tuple[str, str]]) -> ValueError:
+    return ValueError("\n".join(f"{_KEYED}{key}: {message}" for key, message in problems))
+
+
+def _split_list(value: Any) -> Any:
+    # Env vars are strings; `PF_XBTUSD,PF_ETHUSD` reads better than a JSON array in a systemd unit.
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+
+class BreakerSettings(_Section):
+    failure_threshold: int = Field(default=5, ge=1, le=100)
+    open_seconds: float = Field(default=60.0, ge=1, le=3600)
+
+
+class VenueSettings(_Section):
+    base_url: str | None = None
+    api_key: SecretStr | None = Field(default=None, min_length=16, max_length=512)
+    api_secret: SecretStr | None = Field(default=None, min_length=16, max_length=1024)
+    timeout_ms: int = Field(default=10_000, ge=1_000, le=120_000)
+    enable_rate_limit: bool = True
+    breaker: BreakerSettings = BreakerSettings()
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL such as https://futures.kraken.com or http://127.0.0.1:PORT")
+        if parts.username or parts.password:
+            raise ValueError("must not carry credentials; put them in venue.api_key / venue.api_secret")
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ValueError("must be the server root only (scheme://host[:port]); the API paths are added by ccxt")
+        if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+            raise ValueError("plain http is only allowed to 127.0.0.1/localhost; use https for a remote server")
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @field_validator("api_secret")
+    @classmethod
+    def _check_base64(cls, value: SecretStr | None) -> SecretStr | None:
+        # ccxt signs with base64decode(secret) and dies with a bare binascii.Error on anything else.
+        if value is not None:
+            try:
+                base64.b64decode(value.get_secret_value(), validate=True)
+            except (binascii.Error, ValueError):
+                raise ValueError(
+                    "must be the base64 private key exactly as Kraken shows it (it does not decode as base64; "
+                    "look for missing characters, spaces or quotes)"
+                ) from None
+        return value
+
+    @property
+    def host(self) -> str | None:
+        return urlsplit(self.base_url).hostname if self.base_url else None
+
+
+class IntervalSettings(_Section):
+    """Seconds between runs of each scheduled job."""
+
+    tick: float = Field(default=60.0, ge=1, le=86_400)
+    reconcile: float = Field(default=60.0, ge=1, le=86_400)
+    protect: float = Field(default=30.0, ge=1, le=86_400)
+    health: float = Field(default=300.0, ge=1, le=86_400)
+
+
+class RiskSettings(_Section):
+    """Percentages are of account equity, in percent units (80 means 80 %)."""
+
+    risk_per_trade_pct: Decimal = Field(default=Decimal("1"), gt=0, le=10)
+    max_margin_utilization_pct: Decimal = Field(default=Decimal("80"), gt=0, le=100)
+    auction_max_margin_util: Decimal = Field(default=Decimal("70"), gt=0, le=100)
+    kill_switch_hysteresis_pct: Decimal = Field(default=Decimal("5"), ge=0, le=50)
+    kill_switch_release_cycles: int = Field(default=2, ge=1, le=100)
+    atr_stop_multiple: Decimal = Field(default=Decimal("2"), gt=0, le=20)
+    take_profit_r: Decimal | None = Field(default=None, gt=0, le=20)
+
+    @model_validator(mode="after")
+    def _release_point_positive(self) -> RiskSettings:
+        if self.kill_switch_hysteresis_pct >= self.max_margin_utilization_pct:
+            raise _keyed(
+                [
+                    (
+                        "kill_switch_hysteresis_pct",
+                        "must be below max_margin_utilization_pct, or the margin kill switch could never release",
+                    )
+                ]
+            )
+        return self
+
+
+class PaperSettings(_Section):
+    seed: int = Field(default=0, ge=0, le=2**63 - 1)
+    speed: float = Field(default=1.0, gt=0, le=100_000)
+    starting_usd: Decimal = Field(default=Decimal("10000"), gt=0, le=Decimal("1000000000"))
+    faults: bool = False
+
+
+class LogSettings(_Section):
+    format: Literal["kv", "json"] = "kv"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+class TelegramSettings(_Section):
+    token: SecretStr = Field(min_length=20, max_length=256)
+    allowed_chat_ids: Annotated[tuple[int, ...], NoDecode] = ()
+    allowed_user_ids: Annotated[tuple[int, ...], NoDecode] = ()
+
+    _split = field_validator("allowed_chat_ids", "allowed_user_ids", mode="before")(_split_list)
+
+    @field_validator("token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr) -> SecretStr:
+        if not re.fullmatch(r"\d+:[A-Za-z0-9_-]{20,}", value.get_secret_value()):
+            raise ValueError("must look like <digits>:<letters> (the token BotFather gave you)")
+        return value
+
+    @model_validator(mode="after")
+    def _allowlists(self) -> TelegramSettings:
+        # In a group the chat id matches every member, so both lists are needed to name who may command the bot.
+        missing = [
+            (name, "must list at least one id when telegram.token is set (an empty allowlist would obey anyone)")
+            for name in ("allowed_chat_ids", "allowed_user_ids")
+            if not getattr(self, name)
+        ]
+        if missing:
+            raise _keyed(missing)
+        return self
+
+
+@dataclass(frozen=True)
+class _LoadContext:
+    environ: Mapping[str, str]
+    file_data: dict[str, Any]
+
+
+_CONTEXT: contextvars.ContextVar[_LoadContext | None] = contextvars.ContextVar("config_load", default=None)
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """The env source reading an injected mapping instead of os.environ (tests, `load_settings(environ=...)`)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_DELIMITER,
+        extra="forbid",
+        frozen=True,
+        hide_input_in_errors=True,
+    )
+
+    mode: Literal["paper", "live"] = "paper"
+    db_path: Path = Path("position_registry.db")
+    symbols: Annotated[tuple[str, ...], NoDecode] = Field(default=("PF_XBTUSD", "PF_ETHUSD"), min_length=1)
+    timeframe: Literal["1m", "5m", "15m", "30m", "1h", "4h", "12h", "1d", "1w"] = "1h"
+    venue: VenueSettings = VenueSettings()
+    intervals: IntervalSettings = IntervalSettings()
+    risk: RiskSettings = RiskSettings()
+    paper: PaperSettings = PaperSettings()
+    log: LogSettings = LogSettings()
+    telegram: TelegramSettings | None = None
+
+    _split = field_validator("symbols", mode="before")(_split_list)
+
+    @field_validator("symbols")
+    @classmethod
+    def _canonical_symbols(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        canonical_key = _canonical_key_function()
+        seen: dict[object, str] = {}
+        for symbol in value:
+            try:
+                key = canonical_key(symbol)
+            except Exception as exc:  # any parse failure is the operator's typo, not our crash
+                raise ValueError(
+                    f"cannot parse symbol {symbol!r} ({type(exc).__name__}); use a Kraken id such as PF_XBTUSD "
+                    "or a unified symbol such as BTC/USD:USD"
+                ) from None
+            if key in seen:
+                raise ValueError(f"{symbol!r} and {seen[key]!r} are the same instrument; list it once")
+            seen[key] = symbol
+        return value
+
+    @model_validator(mode="after")
+    def _mode_matches_venue(self) -> Settings:
+        problems: list[tuple[str, str]] = []
+        if self.mode == "live":
+            for name in ("base_url", "api_key", "api_secret"):
+                if getattr(self.venue, name) is None:
+                    problems.append((f"venue.{name}", 'is required when mode = "live"'))
+        elif self.venue.host is not None and _is_real_kraken(self.venue.host):
+            problems.append(
+                (
+                    "mode",
+                    f'is "paper" but venue.base_url is the real Kraken; set mode = "live" to trade real money, '
+                    f"or use https://{DEMO_HOST}",
+                )
+            )
+        if problems:
+            raise _keyed(problems)
+        return self
+
+    @property
+    def is_live_venue(self) -> bool:
+        """Real money: the production Kraken host with keys. Tools demand I_UNDERSTAND_LIVE=1 when True."""
+        venue = self.venue
+        return bool(venue.host and _is_real_kraken(venue.host) and venue.api_key and venue.api_secret)
+
+    def secret_values(self) -> tuple[str, ...]:
+        """The raw secrets, for registering with the log redaction filter. Never log the result."""
+        found = [self.venue.api_key, self.venue.api_secret, self.telegram.token if self.telegram else None]
+        return tuple(s.get_secret_value() for s in found if s is not None)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        context = _CONTEXT.get()
+        if context is None:
+            return (init_settings, env_settings)
+        return (
+            init_settings,
+            _MappingEnvSource(settings_cls, context.environ),
+            InitSettingsSource(settings_cls, context.file_data),
+        )
+
+
+def _canonical_key_function() -> Callable[[str], object]:
+    try:
+        module = importlib.import_module("lifecycle.symbols")
+    except ImportError:  # lifecycle.symbols is landing in parallel; until then accept Kraken-looking ids only
+        return _provisional_key
+    canonical_key: Callable[[str], object] = module.canonical_key
+    return canonical_key
+
+
+def _provisional_key(symbol: str) -> object:
+    if not re.fullmatch(r"(PF|PI|FF|FI)_[A-Z0-9]{5,12}|[A-Z0-9]{2,10}/[A-Z]{3,4}(:[A-Z]{3,4})?", symbol):
+        raise ValueError(symbol)
+    return symbol
+
+
+def _is_real_kraken(host: str) -> bool:
+    return host != DEMO_HOST and (host == LIVE_HOST or host.endswith(".kraken.com"))
+
+
+# --------------------------------------------------------------------------------------------------- errors
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    key: str
+    message: str
+
+
+class ConfigError(Exception):
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{p.key}: {p.message}" for p in problems))
+
+
+def format_config_errors(err: ConfigError) -> str:
+    """One line per problem: `config error: <dotted key>: <what is expected>`."""
+    return "\n".join(f"config error: {p.key}: {p.message}" for p in err.problems)
+
+
+def _loc_to_key(loc: Sequence[int | str]) -> str:
+    key = ""
+    for part in loc:
+        key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
+    return key
+
+
+def _fields_at(loc: Sequence[int | str]) -> list[str]:
+    model: Any = Settings
+    for part in loc:
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        model = _model_of(field.annotation)
+    return sorted(getattr(model, "model_fields", {}))
+
+
+def _model_of(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return None
+
+
+def _translate(error: Mapping[str, Any]) -> list[ConfigProblem]:
+    loc = [p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+    key = _loc_to_key(loc)
+    kind, msg, ctx = error["type"], str(error["msg"]), error.get("ctx") or {}
+    if kind == "value_error":
+        msg = msg.removeprefix("Value error, ")
+        if msg.startswith(_KEYED):
+            problems = []
+            for line in msg.splitlines():
+                sub, _, text = line.removeprefix(_KEYED).partition(": ")
+                problems.append(ConfigProblem(f"{key}.{sub}" if key else sub, text))
+            return problems
+    elif kind == "missing":
+        msg = "is required"
+    elif kind == "extra_forbidden":
+        valid = _fields_at(loc[:-1])
+        msg = "unknown setting (check the spelling" + (f"; valid here: {', '.join(valid)})" if valid else ")")
+    elif kind == "too_short":
+        unit = "characters" if ctx.get("field_type") in ("Value", "String") else "item(s)"
+        msg = f"must have at least {ctx.get('min_length')} {unit}"
+    elif kind == "too_long":
+        unit = "characters" if ctx.get("field_type") in ("Value", "String") else "item(s)"
+        msg = f"must have at most {ctx.get('max_length')} {unit}"
+    elif kind == "model_type":
+        msg = "must be a table/section"
+    return [ConfigProblem(key, msg)]
+
+
+def _annotate_env(problems: list[ConfigProblem], environ: Mapping[str, str]) -> list[ConfigProblem]:
+    names = {k.upper() for k in environ}
+    out = []
+    for p in problems:
+        parts = re.split(r"[.\[]", p.key)
+        for depth in range(len(parts), 0, -1):
+            var = ENV_PREFIX + ENV_DELIMITER.join(parts[:depth]).upper()
+            if var in names:
+                out.append(ConfigProblem(p.key, f"{p.message} (value from environment variable {var})"))
+                break
+        else:
+            out.append(p)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- file reading
+
+
+def _read_toml(path: Path, what: str) -> dict[str, Any]:
+    def fail(message: str) -> NoReturn:
+        raise ConfigError([ConfigProblem(what, f"{path}: {message}")])
+
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        fail("no such file; pass an existing TOML file (see config/example.toml)")
+    except OSError as exc:
+        fail(f"cannot be read ({exc.strerror})")
+    if not path.is_file():
+        fail("is not a regular file; pass the path of a TOML file")
+    if st.st_size > 1_000_000:
+        fail("is over 1 MB; that is not a config file")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        fail(f"cannot be read ({exc.strerror}); check its permissions and owner")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        fail(f"is not UTF-8 text (bad byte at offset {exc.start}); save it as UTF-8")
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        # The decoder's message carries the position ("at line 3, column 9"), never the text itself.
+        fail(f"invalid TOML: {exc}")
+
+
+def _has_secret(data: Mapping[str, Any]) -> bool:
+    return any(isinstance(data.get(section), dict) and name in data[section] for section, name in SECRET_PATHS)
+
+
+def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _unknown_env(environ: Mapping[str, str]) -> list[ConfigProblem]:
+    """pydantic-settings silently ignores `TRADER_*` names that match no field; a typo must not pass."""
+    problems = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper == SECRETS_FILE_ENV:
+            continue
+        parts = [p.lower() for p in upper[len(ENV_PREFIX) :].split(ENV_DELIMITER)]
+        model: Any = Settings
+        for part in parts:
+            fields = getattr(model, "model_fields", None)
+            if fields is None:
+                break  # a deeper name under a scalar field; pydantic will complain about the type
+            if part not in fields:
+                valid = ", ".join(
+                    ENV_PREFIX + ENV_DELIMITER.join([*parts[: parts.index(part)], f]).upper() for f in sorted(fields)
+                )
+                problems.append(ConfigProblem(name, f"unknown setting; valid names here: {valid}"))
+                break
+            model = _model_of(fields[part].annotation)
+    return problems
+
+
+def _scrub(problems: list[ConfigProblem], secrets: Sequence[str]) -> list[ConfigProblem]:
+    # Messages are built not to echo input, but a validator written later might; the raw secrets never pass.
+    def clean(text: str) -> str:
+        for secret in secrets:
+            if len(secret) >= 4:
+                text = text.replace(secret, "***")
+        return text
+
+    return [ConfigProblem(clean(p.key), clean(p.message)) for p in problems]
+
+
+def _raw_secrets(data: Mapping[str, Any], environ: Mapping[str, str]) -> list[str]:
+    found = []
+    for section, name in SECRET_PATHS:
+        value = data.get(section, {}).get(name) if isinstance(data.get(section), dict) else None
+        if isinstance(value, str):
+            found.append(value)
+    for var, value in environ.items():
+        upper = var.upper()
+        if upper.startswith(ENV_PREFIX) and any(upper.endswith(n.upper()) for _, n in SECRET_PATHS):
+            found.append(value)
+    return found
+
+
+def load_settings(
+    path: Path | None, environ: Mapping[str, str] | None = None, *, secrets_path: Path | None = None
+) -> Settings:
+    """Load and validate. `path=None` loads the embedded paper defaults (config/paper.toml).
+
+    The secrets file (`secrets_path`, or the `TRADER_SECRETS_FILE` variable) is a second TOML file merged over
+    the config, for keeping keys out of a shared config; it must be mode 0600.
+    """
+    env = dict(os.environ if environ is None else environ)
+    config_path = path if path is not None else (PAPER_DEFAULTS_FILE if PAPER_DEFAULTS_FILE.is_file() else None)
+    data: dict[str, Any] = _read_toml(config_path, "config file") if config_path else {}
+    problems: list[ConfigProblem] = []
+    if config_path and _has_secret(data):
+        message = permission_problem(config_path)
+        if message:
+            problems.append(ConfigProblem("config file", message))
+    secrets_file = secrets_path or next((Path(v) for k, v in env.items() if k.upper() == SECRETS_FILE_ENV), None)
+    if secrets_file is not None:
+        secret_data = _read_toml(secrets_file, "secrets file")
+        message = permission_problem(secrets_file)
+        if message:
+            problems.append(ConfigProblem("secrets file", message))
+        data = _deep_merge(data, secret_data)
+    problems += _unknown_env(env)
+    secrets = _raw_secrets(data, env)
+    settings: Settings | None = None
+    token = _CONTEXT.set(_LoadContext(environ=env, file_data=data))
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        translated = [p for e in exc.errors(include_url=False, include_input=False) for p in _translate(e)]
+        problems += _annotate_env(translated, env)
+    except SettingsError as exc:
+        field = re.search(r'field "([^"]+)"', str(exc))
+        name = field.group(1) if field else "environment"
+        problems.append(
+            ConfigProblem(
+                name,
+                f"cannot parse the value of {ENV_PREFIX}{name.upper()} (a section set from one variable must be "
+                "a JSON object; prefer one variable per key, e.g. TRADER_VENUE__TIMEOUT_MS)",
+            )
+        )
+    finally:
+        _CONTEXT.reset(token)
+    if problems or settings is None:
+        raise ConfigError(_scrub(problems, secrets))
+    return settings
+
+
+def check_thresholds(settings: Settings) -> list[str]:
+    """Limits that are each valid but contradict one another (THRESHOLD_MISMATCH)."""
+    risk = settings.risk
+    if risk.auction_max_margin_util > risk.max_margin_utilization_pct:
+        return [
+            f"risk.auction_max_margin_util ({risk.auction_max_margin_util}) exceeds "
+            f"risk.max_margin_utilization_pct ({risk.max_margin_utilization_pct}): the margin auction could allocate "
+            "beyond the kill-switch threshold; lower auction_max_margin_util"
+        ]
+    return []
+
+
+def validate_or_exit(
+    path: Path | None, environ: Mapping[str, str] | None = None, *, secrets_path: Path | None = None
+) -> Settings:
+    """For the daemon and the tools: the settings, or the problems on stderr and exit 2."""
+    try:
+        settings = load_settings(path, environ, secrets_path=secrets_path)
+    except ConfigError as err:
+        print(format_config_errors(err), file=sys.stderr)
+        sys.exit(EXIT_CONFIG)
+    mismatches = check_thresholds(settings)
+    if mismatches:
+        emit(
+            Ev.THRESHOLD_MISMATCH,
+            auction_max_margin_util=settings.risk.auction_max_margin_util,
+            max_margin_utilization_pct=settings.risk.max_margin_utilization_pct,
+            detail="auction could allocate beyond the kill-switch threshold",
+        )
+        for line in mismatches:
+            print(f"config error: {line}", file=sys.stderr)
+        sys.exit(EXIT_CONFIG)
+    return settings
+
+
+def describe(settings: Settings) -> str:
+    """A one-line summary safe to print or log (secrets appear only as set/unset)."""
+    venue = settings.venue.base_url or "embedded simulator"
+    keys = "set" if settings.venue.api_key and settings.venue.api_secret else "unset"
+    telegram = "on" if settings.telegram else "off"
+    return (
+        f"mode={settings.mode} venue={venue} keys={keys} live_venue={str(settings.is_live_venue).lower()} "
+        f"db={settings.db_path} symbols={','.join(settings.symbols)} timeframe={settings.timeframe} "
+        f"telegram={telegram} log={settings.log.format}/{settings.log.level}"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m scheduler.config", description="Validate a config file.")
+    parser.add_argument("--check", metavar="FILE", nargs="?", const="", required=True, help="TOML file to check")
+    parser.add_argument("--secrets", metavar="FILE", help="secrets TOML merged over the config (mode 0600)")
+    args = parser.parse_args(argv)
+    path = Path(args.check) if args.check else None
+    settings = validate_or_exit(path, secrets_path=Path(args.secrets) if args.secrets else None)
+    print(f"config OK: {describe(settings)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
