@@ -1,0 +1,220 @@
+"""One example per counter and per action, with hand-built registry rows and venue snapshots."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from datetime import timedelta
+
+from exchange.types import AccountSnapshot, PositionSide, Side
+from lifecycle.reconcile import (
+    AdoptPending,
+    ApplyFill,
+    CloseFlat,
+    ClosePhantom,
+    ImportOrphan,
+    MissingStop,
+    OrderRef,
+    QtyMismatch,
+    ReconcileMemory,
+    Reconciliation,
+    ReconciliationReport,
+    RegistryPosition,
+    RelinkStop,
+    reconcile,
+)
+from specs.reconciliation import REPORT_FIELDS
+from tests.reconcile.builders import NOW, D, fill, limit, pos, snap, stop, vpos
+
+ORDERS = {
+    "p1-entry": OrderRef("p1", "entry", "o-entry"),
+    "p1-stop": OrderRef("p1", "stop", "sl-1"),
+}
+
+
+def run(
+    registry: list[RegistryPosition],
+    s: AccountSnapshot | None,
+    memory: ReconcileMemory | None = None,
+    known: frozenset[str] = frozenset(),
+) -> Reconciliation:
+    return reconcile(registry, known, ORDERS, s, NOW, memory)
+
+
+def twice(registry: list[RegistryPosition], s: AccountSnapshot | None) -> tuple[Reconciliation, Reconciliation]:
+    first = run(registry, s)
+    return first, run(registry, s, first.memory)
+
+
+def test_report_fields_follow_the_spec() -> None:
+    names = tuple(f.name for f in fields(ReconciliationReport))
+    assert names[: len(REPORT_FIELDS)] == REPORT_FIELDS
+    assert tuple(ReconciliationReport().counters()) == REPORT_FIELDS
+
+
+def test_missing_snapshot_classifies_nothing() -> None:
+    result = run([pos("p1")], None)
+    assert not result.report.complete
+    assert result.report.counters() == dict.fromkeys(REPORT_FIELDS, 0)
+    assert result.actions == ()
+
+
+def test_partial_snapshot_is_not_read_as_flat() -> None:
+    # The positions query failed: an empty position list must not become a phantom.
+    result = run([pos("p1")], snap(extra={"partial": "positions query failed"}))
+    assert not result.report.complete
+    assert "positions query failed" in result.report.reason
+    assert result.actions == ()
+
+
+def test_snapshot_parts_more_than_five_seconds_apart_are_incomplete() -> None:
+    assert not run([], snap(margin_lag=timedelta(seconds=6))).report.complete
+    assert run([], snap(margin_lag=timedelta(seconds=5))).report.complete
+
+
+def test_consistent_world_reports_nothing() -> None:
+    result = run([pos("p1")], snap((vpos(),), (stop("sl-1"),)))
+    assert result.report.complete
+    assert result.actions == ()
+    assert result.report.counters() == dict.fromkeys(REPORT_FIELDS, 0)
+
+
+def test_orphan_needs_two_consecutive_complete_snapshots() -> None:
+    s = snap((vpos(side=PositionSide.SHORT, size="2"),))
+    first, second = twice([], s)
+    assert first.report.orphaned == 0 and first.actions == ()
+    assert first.suspected == (("orphaned", "PF_XBTUSD", ""),)
+    assert second.report.orphaned == 1
+    assert second.actions == (ImportOrphan("PF_XBTUSD", PositionSide.SHORT, D("2"), D("50000")),)
+
+
+def test_a_blind_cycle_breaks_the_evidence_chain() -> None:
+    s = snap((vpos(),))
+    first = run([], s)
+    blind = run([], None, first.memory)
+    assert run([], s, blind.memory).report.orphaned == 0
+
+
+def test_phantom_exposed_position_closed_after_second_sighting() -> None:
+    first, second = twice([pos("p1")], snap())
+    assert first.report.phantom == 0 and first.actions == ()
+    assert second.report.phantom == 1
+    assert second.actions == (ClosePhantom("p1"),)
+
+
+def test_young_position_is_never_phantom() -> None:
+    young = pos("p1", created=NOW - timedelta(seconds=10))
+    _, second = twice([young], snap())
+    assert second.report.phantom == 0 and second.actions == ()
+
+
+def test_pending_entry_with_nothing_on_venue_is_phantom() -> None:
+    _, second = twice([pos("p1", state="PENDING_ENTRY", qty="0", sl=None)], snap())
+    assert second.report.phantom == 1
+    assert second.actions == (ClosePhantom("p1"),)
+
+
+def test_pending_entry_with_live_order_waits() -> None:
+    registry = [pos("p1", state="ENTRY_OPEN", qty="0", sl=None)]
+    _, second = twice(registry, snap(orders=(limit("o-entry", "p1-entry"),)))
+    assert second.actions == ()
+    assert second.report.counters() == dict.fromkeys(REPORT_FIELDS, 0)
+
+
+def test_qty_synced_by_a_fill_missing_from_the_ledger() -> None:
+    f = fill("f1", "o-entry", "p1-entry", Side.BUY, "0.5")
+    result = run([pos("p1")], snap((vpos(size="1.5"),), (stop("sl-1"),), (f,)))
+    assert result.actions == (ApplyFill("p1", f, True),)
+    assert result.report.qty_synced == 1
+    assert result.report.qty_mismatch == 0
+
+
+def test_known_fills_are_not_applied_again() -> None:
+    f = fill("f1", "o-entry", "p1-entry", Side.BUY, "0.5")
+    result = run([pos("p1", qty="1.5")], snap((vpos(size="1.5"),), (stop("sl-1"),), (f,)), known=frozenset({"f1"}))
+    assert result.actions == ()
+
+
+def test_stop_triggered_while_away_closes_by_evidence_not_phantom() -> None:
+    # The stop's fill carries no client order id; it is matched by the position's sl_order_id.
+    f = fill("f9", "sl-1", None, Side.SELL, "1")
+    result = run([pos("p1")], snap(fills=(f,)))
+    assert result.actions == (ApplyFill("p1", f, False), CloseFlat("p1"))
+    assert result.report.qty_synced == 1
+    assert result.report.phantom == 0
+
+
+def test_unexplained_difference_is_a_mismatch() -> None:
+    result = run([pos("p1")], snap((vpos(size="2"),), (stop("sl-1"),)))
+    assert result.actions == (QtyMismatch("p1", D("1"), D("2")),)
+    assert result.report.qty_mismatch == 1
+
+
+def test_side_flip_is_a_signed_mismatch() -> None:
+    result = run([pos("p1")], snap((vpos(side=PositionSide.SHORT),), (stop("sl-1"),)))
+    assert QtyMismatch("p1", D("1"), D("-1")) in result.actions
+
+
+def test_foreign_fill_is_unmatched_and_not_applied() -> None:
+    manual = fill("m1", "o-manual", None, Side.BUY, "1")
+    result = run([pos("p1")], snap((vpos(size="2"),), (stop("sl-1"),), (manual,)))
+    assert result.unmatched_fills == (manual,)
+    assert result.report.qty_mismatch == 1
+
+
+def test_pending_entry_filled_is_adopted() -> None:
+    f = fill("f1", "o-entry", "p1-entry", Side.BUY, "1")
+    result = run([pos("p1", state="ENTRY_OPEN", qty="0", sl=None)], snap((vpos(),), fills=(f,)))
+    assert result.actions == (AdoptPending("p1", (f,)),)
+    assert result.report.pending_adopted == 1
+    assert result.report.qty_synced == 0 and result.report.qty_mismatch == 0
+
+
+def test_partly_filled_live_entry_records_fills_without_adoption() -> None:
+    f = fill("f1", "o-entry", "p1-entry", Side.BUY, "0.4")
+    registry = [pos("p1", state="ENTRY_OPEN", qty="0", sl=None)]
+    result = run(registry, snap((vpos(size="0.4"),), (limit("o-entry", "p1-entry"),), (f,)))
+    assert result.actions == (ApplyFill("p1", f, True),)
+    assert result.report.pending_adopted == 0
+
+
+def test_short_position_consistent() -> None:
+    registry = [pos("p1", side=PositionSide.SHORT)]
+    result = run(registry, snap((vpos(side=PositionSide.SHORT),), (stop("sl-1", side=Side.BUY),)))
+    assert result.actions == ()
+
+
+def test_live_stop_relinked_when_id_missing_or_wrong() -> None:
+    for sl in (None, "sl-stale"):
+        result = run([pos("p1", state="OPEN", sl=sl)], snap((vpos(),), (stop("sl-1"),)))
+        assert result.actions == (RelinkStop("p1", "sl-1"),)
+
+
+def test_stop_on_the_wrong_side_does_not_protect() -> None:
+    result = run([pos("p1", sl=None)], snap((vpos(),), (stop("sl-x", side=Side.BUY),)))
+    assert result.actions == (MissingStop("p1"),)
+
+
+def test_exposed_without_stop_is_missing_stop() -> None:
+    result = run([pos("p1", sl="sl-1")], snap((vpos(),)))
+    assert result.actions == (MissingStop("p1"),)
+
+
+def test_dedupe_logged_then_deduped_then_logged_again() -> None:
+    mismatch = snap((vpos(size="2"),), (stop("sl-1"),))
+    clean = snap((vpos(),), (stop("sl-1"),))
+    a = run([pos("p1")], mismatch)
+    b = run([pos("p1")], mismatch, a.memory)
+    assert (a.report.state_adjustments_logged, a.report.state_adjustments_deduped) == (1, 0)
+    assert (b.report.state_adjustments_logged, b.report.state_adjustments_deduped) == (0, 1)
+    assert b.logged == ()
+    changed = run([pos("p1")], snap((vpos(size="3"),), (stop("sl-1"),)), b.memory)
+    assert (changed.report.state_adjustments_logged, changed.report.state_adjustments_deduped) == (1, 0)
+    gone = run([pos("p1")], clean, changed.memory)
+    assert gone.report.state_adjustments_logged == 0
+    back = run([pos("p1")], snap((vpos(size="3"),), (stop("sl-1"),)), gone.memory)
+    assert back.report.state_adjustments_logged == 1
+
+
+def test_terminal_registry_rows_are_ignored() -> None:
+    _, second = twice([pos("p1", state="CLOSED", qty="0")], snap())
+    assert second.actions == ()
