@@ -1,0 +1,39 @@
+"""Named crash points for the kill -9 tests: `TRADER_CRASH_AT=after_send:3` exits the process with status 137
+(as SIGKILL would) the third time the daemon passes the point named `after_send`.
+
+Unset in production, where `crash_point` is a dictionary lookup and nothing else. The points sit between a
+durable write and the venue call that depends on it, the places where a real crash loses the most.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+
+ENV_VAR = "TRADER_CRASH_AT"
+POINTS = ("after_intent", "after_send", "after_ack", "after_fill", "before_stop", "after_stop_send")
+
+_lock = threading.Lock()
+_passes: dict[str, int] = {}
+
+
+def _target() -> tuple[str, int] | None:
+    raw = os.environ.get(ENV_VAR, "")
+    if not raw:
+        return None
+    name, _, count = raw.partition(":")
+    return name, int(count) if count else 1
+
+
+def crash_point(name: str) -> None:
+    target = _target()
+    if target is None or target[0] != name:
+        return
+    with _lock:
+        _passes[name] = _passes.get(name, 0) + 1
+        if _passes[name] < target[1]:
+            return
+    sys.stderr.write(f"crash hook: exiting at {name} (pass {target[1]})\n")
+    sys.stderr.flush()
+    os._exit(137)

@@ -1,0 +1,78 @@
+"""exits: fills from the venue go into the ledger; a position that a stop or TP brought to zero is closed.
+
+Fills are attributed by our client order id (every order we send carries one), else by the venue order id we
+recorded. Fills of orders we never sent are left to reconciliation, which decides orphan or quantity sync.
+After a close, the sibling protective order (TP after a stop fill, or the reverse) is cancelled: it is
+reduce-only so it could not open a position, but a dangling order is noise for the next reconciliation.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from exchange.errors import OrderNotFound, VenueError
+from exchange.types import VenueFill
+from scheduler.jobs.context import DaemonContext
+
+log = logging.getLogger(__name__)
+
+CLOSABLE = frozenset({"OPEN", "PROTECTED", "EXITING"})
+
+
+def ingest_fills(ctx: DaemonContext, fills: Iterable[VenueFill]) -> set[str]:
+    """Record fills of our own orders. Returns the uids of positions that received a fill."""
+    known = ctx.registry.known_fill_ids()
+    by_coid: dict[str, tuple[str, str]] = {}
+    by_venue_id: dict[str, tuple[str, str]] = {}
+    touched: set[str] = set()
+    pending = [f for f in fills if f.fill_id not in known]
+    if not pending:
+        return touched
+    for pos in ctx.registry.active_positions():
+        for order in ctx.registry.orders_for(pos.uid):
+            by_coid[order.client_order_id] = (pos.uid, order.purpose)
+            if order.venue_order_id:
+                by_venue_id[order.venue_order_id] = (pos.uid, order.purpose)
+    for fill in pending:
+        owner = by_coid.get(fill.client_order_id or "") or by_venue_id.get(fill.order_id)
+        if owner is None:
+            continue
+        uid, purpose = owner
+        if ctx.registry.record_fill(uid, fill, is_entry=purpose == "entry"):
+            touched.add(uid)
+    return touched
+
+
+def close_flat_positions(ctx: DaemonContext) -> list[str]:
+    closed: list[str] = []
+    for pos in ctx.registry.active_positions():
+        if pos.state not in CLOSABLE or pos.remaining_qty != 0:
+            continue
+        if pos.state == "OPEN":
+            # OPEN -> CLOSED needs the venue to agree that it is flat (a phantom); leave that to reconcile.
+            continue
+        ctx.registry.apply(pos.uid, "position_closed", cause="closing fills brought the quantity to zero")
+        for order_id in (pos.sl_order_id, pos.tp_order_id):
+            if order_id:
+                _cancel_quietly(ctx, order_id)
+        closed.append(pos.uid)
+    return closed
+
+
+def _cancel_quietly(ctx: DaemonContext, order_id: str) -> None:
+    try:
+        ctx.venue.cancel_order(order_id)
+    except OrderNotFound:
+        pass  # already gone with the position (filled, or cancelled by the venue)
+    except VenueError as exc:
+        log.warning("could not cancel leftover protective order %s: %s (reconciliation will see it)", order_id, exc)
+
+
+def run(ctx: DaemonContext) -> None:
+    fills = ctx.venue.fills_since(ctx.fills_cursor)
+    if fills:
+        ctx.recent_fills = tuple(fills)
+        ctx.fills_cursor = max(f.time for f in fills)
+    ingest_fills(ctx, fills)
+    close_flat_positions(ctx)

@@ -1,0 +1,40 @@
+"""health: margin utilisation drives the margin_critical kill switch; a runtime audit breach halts for good.
+
+Halting pauses new entries only. The protect job keeps running whatever this decides.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from exchange.errors import VenueError
+from lifecycle.audit import AuditReport
+from lifecycle.events import Ev, emit
+from scheduler.jobs.context import DaemonContext
+
+log = logging.getLogger(__name__)
+
+
+def check_margin(ctx: DaemonContext) -> None:
+    try:
+        margin = ctx.venue.margin()
+    except VenueError as exc:
+        log.warning("health: margin unavailable (%s); kill switch state unchanged", exc)
+        return
+    ctx.last_margin = margin
+    ctx.killswitch.observe_margin(margin.utilization_pct)
+
+
+def check_audit(ctx: DaemonContext, audit: Callable[[], AuditReport]) -> AuditReport:
+    report = audit()
+    emit(Ev.REGISTRY_AUDIT_REPORT, None, **report.fields())
+    if not report.ok:
+        ctx.killswitch.invariant_violated(report.summary())
+    return report
+
+
+def run(ctx: DaemonContext, audit: Callable[[], AuditReport] | None) -> None:
+    check_margin(ctx)
+    if audit is not None:
+        check_audit(ctx, audit)
