@@ -1,0 +1,76 @@
+"""One-minute candles per symbol and price type, aggregated on request to Kraken's chart timeframes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+PRICE_TYPES = ("trade", "mark", "spot")
+TIMEFRAMES: dict[str, int] = {
+    "1m": 60,
+    "5m": 300,
+    "15m": 900,
+    "30m": 1800,
+    "1h": 3600,
+    "4h": 14400,
+    "12h": 43200,
+    "1d": 86400,
+    "1w": 604800,
+}
+MAX_CANDLES = 2000  # what Kraken's charts endpoint returns at most per call
+
+
+@dataclass
+class Bar:
+    time_ms: int
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+
+
+class CandleBook:
+    def __init__(self) -> None:
+        self._bars: dict[tuple[str, str], list[Bar]] = {}
+
+    def record(self, symbol: str, price_type: str, time_ms: int, price: Decimal, volume: Decimal) -> None:
+        minute = time_ms - time_ms % 60_000
+        bars = self._bars.setdefault((symbol, price_type), [])
+        if bars and bars[-1].time_ms == minute:
+            bar = bars[-1]
+            bar.high = max(bar.high, price)
+            bar.low = min(bar.low, price)
+            bar.close = price
+            bar.volume += volume
+        elif not bars or bars[-1].time_ms < minute:
+            bars.append(Bar(minute, price, price, price, price, volume))
+        # A record older than the last bar (never produced by a forward-moving clock) is dropped.
+
+    def candles(
+        self, symbol: str, price_type: str, timeframe: str, from_s: int | None = None, to_s: int | None = None
+    ) -> list[Bar]:
+        width_ms = TIMEFRAMES[timeframe] * 1000
+        out: list[Bar] = []
+        for bar in self._bars.get((symbol, price_type), []):
+            bucket = bar.time_ms - bar.time_ms % width_ms if width_ms != 604_800_000 else _week_start(bar.time_ms)
+            if out and out[-1].time_ms == bucket:
+                agg = out[-1]
+                agg.high = max(agg.high, bar.high)
+                agg.low = min(agg.low, bar.low)
+                agg.close = bar.close
+                agg.volume += bar.volume
+            else:
+                out.append(Bar(bucket, bar.open, bar.high, bar.low, bar.close, bar.volume))
+        if from_s is not None:
+            out = [b for b in out if b.time_ms >= from_s * 1000]
+        if to_s is not None:
+            out = [b for b in out if b.time_ms <= to_s * 1000]
+        return out[:MAX_CANDLES] if from_s is not None else out[-MAX_CANDLES:]
+
+
+def _week_start(time_ms: int) -> int:
+    # Epoch day 0 (1970-01-01) was a Thursday; Kraken's weekly candles open on Monday.
+    day_ms = 86_400_000
+    days = time_ms // day_ms
+    return (days - (days + 3) % 7) * day_ms

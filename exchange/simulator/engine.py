@@ -1,0 +1,869 @@
+"""The simulated venue: prices, order matching, positions, margin and history, driven by an injected clock.
+
+Everything is deterministic given `SimConfig.seed` and the clock: prices, order ids, fill ids and faults draw
+from separate seeded streams. All public methods take `Simulator.lock`, so the HTTP server thread and a test
+or daemon thread can share one engine.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import uuid
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import Protocol
+
+from exchange.simulator.candles import CandleBook
+from exchange.simulator.faults import FaultKind, FaultPlan
+from exchange.simulator.instruments import DEFAULT_INSTRUMENTS, InstrumentSpec
+from exchange.simulator.margin import AccountState, compute_account, initial_rate
+from exchange.simulator.models import (
+    ORDER_TYPES,
+    TRIGGER_TYPES,
+    AcceptedOrder,
+    HistoryEvent,
+    HistoryKind,
+    OrderState,
+    PlaceOutcome,
+    RequestRecord,
+    SimFill,
+    SimOrder,
+    SimPosition,
+)
+from exchange.simulator.prices import PricePath, RandomWalk, ReplayCandle, ReplayPath, gauss
+from lifecycle.clock import FakeClock, to_ms
+
+BPS = Decimal(10000)
+MAX_BOOK_LEVELS = 500
+MAX_CLIENT_ORDER_ID = 100
+
+
+class AdvanceableClock(Protocol):
+    def now(self) -> datetime: ...
+
+    def advance(self, seconds: float) -> datetime: ...
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    seed: int = 0
+    starting_usd: Decimal = Decimal(10000)
+    instruments: tuple[InstrumentSpec, ...] = DEFAULT_INSTRUMENTS
+    step_seconds: Decimal = Decimal(1)  # price and matching resolution of `advance`
+    history_minutes: int = 720  # candles generated before the clock's start
+    history_step_seconds: int = 15
+    spread_bps: Decimal = Decimal(2)  # best ask minus best bid, and the distance between book levels
+    level_notional_usd: Decimal = Decimal(50000)  # size of each simulated book level (market orders walk levels)
+    market_protection: Decimal = Decimal("0.01")  # mkt orders fill no further than 1 % from the touch
+    taker_fee: Decimal = Decimal("0.0005")
+    maker_fee: Decimal = Decimal("0.0002")
+    last_noise_bps: Decimal = Decimal(1)  # last and index deviate from mark by this much (std-dev)
+    index_noise_bps: Decimal = Decimal(1)
+    regime_seconds: Decimal = Decimal(14400)
+    recent_order_seconds: Decimal = Decimal(5)  # orders/status keeps closed orders this long
+    fills_page: int = 100
+    liquidation: bool = True
+    replay: dict[str, list[ReplayCandle]] = field(default_factory=dict)
+
+
+class SimulatorError(Exception):
+    """A request the engine cannot act on; `code` is the Kraken error string the server answers with."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Quote:
+    mark: Decimal
+    last: Decimal
+    index: Decimal
+    bid: Decimal
+    ask: Decimal
+    level_size: Decimal
+
+
+@dataclass(frozen=True)
+class View:
+    time: datetime
+    positions: tuple[SimPosition, ...]
+    open_orders: tuple[SimOrder, ...]
+
+
+class Simulator:
+    def __init__(self, config: SimConfig | None = None, clock: AdvanceableClock | None = None) -> None:
+        self.config = config or SimConfig()
+        self.clock: AdvanceableClock = clock if clock is not None else FakeClock()
+        self.lock = threading.RLock()
+        self.faults = FaultPlan(self.config.seed)
+        self.request_log: list[RequestRecord] = []
+        self.order_log: list[AcceptedOrder] = []
+        self.instruments: dict[str, InstrumentSpec] = {spec.symbol: spec for spec in self.config.instruments}
+        unknown = set(self.config.replay) - set(self.instruments)
+        if unknown:
+            raise ValueError(f"SimConfig.replay names unknown instruments {sorted(unknown)}; use PF_*USD ids")
+        seed = self.config.seed
+        self._ids = random.Random(f"{seed}:ids")
+        self._noise = {s: random.Random(f"{seed}:noise:{s}") for s in self.instruments}
+        self._paths: dict[str, PricePath] = {}
+        for symbol, spec in self.instruments.items():
+            if symbol in self.config.replay:
+                self._paths[symbol] = ReplayPath(self.config.replay[symbol])
+            else:
+                rng = random.Random(f"{seed}:prices:{symbol}")
+                self._paths[symbol] = RandomWalk(rng, spec.start_price, spec.volatility, self.config.regime_seconds)
+        self._mark: dict[str, Decimal] = {}
+        self._last: dict[str, Decimal] = {}
+        self._index: dict[str, Decimal] = {}
+        self._last_trade: dict[str, tuple[datetime, Decimal]] = {}
+        self.candles = CandleBook()
+        self._orders: dict[str, SimOrder] = {}
+        self._open: dict[str, SimOrder] = {}
+        self._fills: list[SimFill] = []
+        self._positions: dict[str, SimPosition] = {}
+        self._history: list[HistoryEvent] = []
+        self._balance = self.config.starting_usd
+        self._leverage: dict[str, Decimal] = {}
+        self._suspended: set[str] = set()
+        self._views: deque[View] = deque(maxlen=5000)
+        self._seq = 0
+        self._warm_up()
+        self._record_view()
+
+    # ------------------------------------------------------------------ time and prices
+    def _warm_up(self) -> None:
+        now = self.clock.now()
+        step = self.config.history_step_seconds
+        steps = self.config.history_minutes * 60 // step
+        start = now - timedelta(seconds=steps * step)
+        for i in range(1, steps + 1):
+            self._step_prices(start + timedelta(seconds=i * step), Decimal(step))
+        if steps == 0:
+            self._step_prices(now, Decimal(0))
+
+    def _step_prices(self, now: datetime, dt: Decimal) -> None:
+        now_ms = to_ms(now)
+        for symbol in self.instruments:
+            fair = self._paths[symbol].step(now, dt)
+            self._set_prices(symbol, fair, now_ms, dt)
+
+    def _set_prices(self, symbol: str, fair: Decimal, now_ms: int, dt: Decimal) -> None:
+        spec = self.instruments[symbol]
+        rng = self._noise[symbol]
+        mark = max(spec.tick_size, spec.round_price(fair))
+        last_dev = self.config.last_noise_bps * gauss(rng) / BPS
+        index_dev = self.config.index_noise_bps * gauss(rng) / BPS
+        self._mark[symbol] = mark
+        self._last[symbol] = max(spec.tick_size, spec.round_price(fair * (1 + last_dev)))
+        self._index[symbol] = max(spec.tick_size, spec.round_price(fair * (1 + index_dev)))
+        # Synthetic market volume so charts look like a traded market; our own fills are added on top.
+        volume = (self._level_size(symbol) * dt / 60 * Decimal(f"{rng.random():.4f}")).quantize(spec.size_increment)
+        self.candles.record(symbol, "trade", now_ms, self._last[symbol], volume)
+        self.candles.record(symbol, "mark", now_ms, mark, Decimal(0))
+        self.candles.record(symbol, "spot", now_ms, self._index[symbol], Decimal(0))
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def advance(self, seconds: float) -> None:
+        """Move simulated time forward: prices walk, triggers fire, resting orders fill, margin is checked."""
+        remaining = Decimal(str(seconds))
+        with self.lock:
+            while remaining > 0:
+                dt = min(self.config.step_seconds, remaining)
+                now = self.clock.advance(float(dt))
+                self._step_prices(now, dt)
+                self._match_all()
+                self._random_stop_cancels()
+                self._check_liquidation()
+                remaining -= dt
+
+    def set_mark(self, symbol: str, price: Decimal) -> None:
+        """Scenario control: a price shock. Mark, last and index jump to `price`; triggers and orders react."""
+        with self.lock:
+            spec = self._spec(symbol)
+            price = spec.round_price(Decimal(price))
+            self._paths[symbol].shock(price)
+            now_ms = to_ms(self.now())
+            self._mark[symbol] = self._last[symbol] = self._index[symbol] = price
+            for ptype in ("trade", "mark", "spot"):
+                self.candles.record(symbol, ptype, now_ms, price, Decimal(0))
+            self._match_all()
+            self._check_liquidation()
+
+    def set_last(self, symbol: str, price: Decimal) -> None:
+        """Scenario control: move only the last traded price (mark and index stay), e.g. a wick."""
+        with self.lock:
+            spec = self._spec(symbol)
+            self._last[symbol] = spec.round_price(Decimal(price))
+            self.candles.record(symbol, "trade", to_ms(self.now()), self._last[symbol], Decimal(0))
+            self._match_all()
+
+    def suspend(self, symbol: str, suspended: bool = True) -> None:
+        with self.lock:
+            self._spec(symbol)
+            if suspended:
+                self._suspended.add(symbol)
+            else:
+                self._suspended.discard(symbol)
+
+    def is_suspended(self, symbol: str) -> bool:
+        return symbol in self._suspended
+
+    def quote(self, symbol: str) -> Quote:
+        with self.lock:
+            spec = self._spec(symbol)
+            last = self._last[symbol]
+            half = last * self.config.spread_bps / BPS / 2
+            bid = _floor_to(last - half, spec.tick_size)
+            ask = _ceil_to(last + half, spec.tick_size)
+            if ask <= bid:
+                ask = bid + spec.tick_size
+            return Quote(self._mark[symbol], last, self._index[symbol], bid, ask, self._level_size(symbol))
+
+    def last_trade(self, symbol: str) -> tuple[datetime, Decimal] | None:
+        return self._last_trade.get(symbol)
+
+    def _level_size(self, symbol: str) -> Decimal:
+        spec = self.instruments[symbol]
+        raw = self.config.level_notional_usd / (self._last.get(symbol) or spec.start_price)
+        return max(spec.size_increment, _floor_to(raw, spec.size_increment))
+
+    def _level_step(self, symbol: str) -> Decimal:
+        spec = self.instruments[symbol]
+        return max(spec.tick_size, spec.round_price(self._last[symbol] * self.config.spread_bps / BPS))
+
+    def _spec(self, symbol: str) -> InstrumentSpec:
+        spec = self.instruments.get(symbol)
+        if spec is None:
+            raise SimulatorError("contractNotFound", f"unknown contract {symbol!r}; instruments lists the valid ids")
+        return spec
+
+    # ------------------------------------------------------------------ ids, views, history
+    def _new_id(self) -> str:
+        return str(uuid.UUID(int=self._ids.getrandbits(128), version=4))
+
+    def _record_view(self) -> None:
+        self._views.append(
+            View(
+                self.now(),
+                tuple(SimPosition(p.symbol, p.size, p.entry_price, p.fill_time) for p in self._positions.values()),
+                tuple(o.snapshot() for o in self._open.values()),
+            )
+        )
+
+    def view(self, lag_seconds: float = 0.0) -> View:
+        """Positions and open orders as they were `lag_seconds` ago (the STALE_SNAPSHOT fault serves these)."""
+        with self.lock:
+            if lag_seconds <= 0:
+                return self._views[-1]
+            cutoff = self.now() - timedelta(seconds=lag_seconds)
+            chosen = self._views[0]
+            for view in self._views:
+                if view.time <= cutoff:
+                    chosen = view
+                else:
+                    break
+            return chosen
+
+    def _history_event(
+        self, kind: HistoryKind, order: SimOrder, *, old: SimOrder | None = None, reason: str = ""
+    ) -> None:
+        self._history.append(HistoryEvent(self._new_id(), self.now(), kind, order.snapshot(), old, reason))
+
+    # ------------------------------------------------------------------ reads
+    def positions(self) -> list[SimPosition]:
+        with self.lock:
+            return list(self.view().positions)
+
+    def open_orders(self) -> list[SimOrder]:
+        with self.lock:
+            return [o.snapshot() for o in self._open.values()]
+
+    def order(self, order_id: str) -> SimOrder | None:
+        with self.lock:
+            found = self._orders.get(order_id)
+            return found.snapshot() if found else None
+
+    def orders_status(self, order_ids: Iterable[str] = (), cli_ord_ids: Iterable[str] = ()) -> list[SimOrder]:
+        """Open orders plus those closed within `recent_order_seconds` (Kraken's 5-second window)."""
+        ids, clis = set(order_ids), set(cli_ord_ids)
+        with self.lock:
+            cutoff = self.now() - timedelta(seconds=float(self.config.recent_order_seconds))
+            out = []
+            for order in self._orders.values():
+                visible = order.is_open or (order.closed_at is not None and order.closed_at >= cutoff)
+                if not visible:
+                    continue
+                if (ids or clis) and order.order_id not in ids and order.cli_ord_id not in clis:
+                    continue
+                out.append(order.snapshot())
+            return out
+
+    def fills(self, last_fill_time: datetime | None = None) -> list[SimFill]:
+        """Newest first, at most `fills_page`; with `last_fill_time`, fills at or before it (Kraken pages back)."""
+        with self.lock:
+            chosen = [f for f in self._fills if last_fill_time is None or f.time <= last_fill_time]
+            chosen.sort(key=lambda f: (f.time, f.seq), reverse=True)
+            return chosen[: self.config.fills_page]
+
+    def all_fills(self) -> list[SimFill]:
+        """Every fill ever, oldest first (ground truth for tests; the API only pages 100 at a time)."""
+        with self.lock:
+            return list(self._fills)
+
+    def history(self) -> list[HistoryEvent]:
+        with self.lock:
+            return list(self._history)
+
+    def account(self) -> AccountState:
+        with self.lock:
+            return compute_account(
+                self._balance,
+                self._positions.values(),
+                self._open.values(),
+                self._mark,
+                self.instruments,
+                self._leverage,
+            )
+
+    def leverage_preferences(self) -> dict[str, Decimal]:
+        with self.lock:
+            return dict(self._leverage)
+
+    def set_leverage(self, symbol: str, max_leverage: Decimal | None) -> None:
+        with self.lock:
+            spec = self._spec(symbol)
+            if max_leverage is None:
+                self._leverage.pop(symbol, None)
+                return
+            if max_leverage <= 0 or max_leverage > spec.max_leverage:
+                raise SimulatorError(
+                    "invalidArgument", f"maxLeverage must be within (0, {spec.max_leverage}] for {symbol}"
+                )
+            self._leverage[symbol] = max_leverage
+
+    # ------------------------------------------------------------------ order entry
+    def place_order(
+        self,
+        *,
+        symbol: str,
+        side: str,
+        order_type: str,
+        size: Decimal,
+        limit_price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+        trigger_signal: str = "last",
+        reduce_only: bool = False,
+        cli_ord_id: str | None = None,
+    ) -> PlaceOutcome:
+        """Validate and accept (or reject, with Kraken's status string) one order, executing what crosses."""
+        with self.lock:
+            spec = self._spec(symbol)
+            status = self._validate(spec, side, order_type, size, limit_price, stop_price, trigger_signal, cli_ord_id)
+            if status is not None:
+                return self._reject(status, symbol, side, order_type, size, limit_price, cli_ord_id, reduce_only)
+            now = self.now()
+            order = SimOrder(
+                order_id=self._new_id(),
+                cli_ord_id=cli_ord_id,
+                symbol=symbol,
+                side=side,
+                order_type=order_type,
+                size=size,
+                limit_price=limit_price,
+                stop_price=stop_price,
+                trigger_signal=trigger_signal,
+                reduce_only=reduce_only,
+                received=now,
+                last_update=now,
+                was_trigger=order_type in TRIGGER_TYPES,
+            )
+            reduced: Decimal | None = None
+            if reduce_only and not order.is_trigger:
+                allowed = self._reducible(symbol, side)
+                if allowed <= 0:
+                    return self._reject(
+                        "wouldNotReducePosition", symbol, side, order_type, size, limit_price, cli_ord_id, True
+                    )
+                if allowed < size:
+                    reduced = size - allowed
+                    order.size = allowed
+            if not reduce_only and not self._margin_ok(order):
+                return self._reject(
+                    "insufficientAvailableFunds", symbol, side, order_type, size, limit_price, cli_ord_id, False
+                )
+            quote = self.quote(symbol)
+            if order_type == "post" and limit_price is not None and self._crosses(order, quote):
+                return self._reject("postWouldExecute", symbol, side, order_type, size, limit_price, cli_ord_id, False)
+            if order_type == "ioc" and not self._crosses(order, quote):
+                return self._reject(
+                    "iocWouldNotExecute", symbol, side, order_type, size, limit_price, cli_ord_id, reduce_only
+                )
+            prior = order.snapshot()
+            self._orders[order.order_id] = order
+            self.order_log.append(
+                AcceptedOrder(order.order_id, cli_ord_id, symbol, side, order_type, order.size, now, "api")
+            )
+            if order.is_trigger:
+                self._open[order.order_id] = order
+                self._history_event(HistoryKind.TRIGGER_PLACED, order)
+                fills: list[SimFill] = []
+                self._match_triggers()
+            else:
+                self._history_event(HistoryKind.ORDER_PLACED, order)
+                fills = self._execute(order, taker_limit=self._taker_limit(order, quote), fill_type="taker")
+                if order.remaining > 0:
+                    if order.order_type in ("mkt", "ioc"):
+                        self._close(order, OrderState.CANCELLED, "ioc_remainder")
+                    else:
+                        self._open[order.order_id] = order
+            self._record_view()
+            return PlaceOutcome("placed", order.snapshot(), prior, tuple(fills), reduced)
+
+    def _validate(
+        self,
+        spec: InstrumentSpec,
+        side: str,
+        order_type: str,
+        size: Decimal,
+        limit_price: Decimal | None,
+        stop_price: Decimal | None,
+        trigger_signal: str,
+        cli_ord_id: str | None,
+    ) -> str | None:
+        if order_type not in ORDER_TYPES:
+            return "invalidOrderType"
+        if side not in ("buy", "sell"):
+            return "invalidSide"
+        if size <= 0 or not spec.is_size_step(size):
+            return "invalidSize"
+        for price in (limit_price, stop_price):
+            if price is not None and (price <= 0 or not spec.is_on_tick(price)):
+                return "invalidPrice"
+        if order_type in ("lmt", "post", "ioc") and limit_price is None:
+            raise SimulatorError("requiredArgumentMissing", f"orderType {order_type} needs limitPrice")
+        if order_type in TRIGGER_TYPES and stop_price is None:
+            raise SimulatorError("requiredArgumentMissing", f"orderType {order_type} needs stopPrice")
+        if trigger_signal not in ("mark", "last", "index"):
+            raise SimulatorError("invalidArgument", "triggerSignal must be one of mark, last, index")
+        if cli_ord_id is not None:
+            if len(cli_ord_id) > MAX_CLIENT_ORDER_ID:
+                return "clientOrderIdTooLong"
+            if any(o.cli_ord_id == cli_ord_id for o in self._open.values()):
+                return "clientOrderIdAlreadyExist"
+        if spec.symbol in self._suspended:
+            return "marketSuspended"
+        return None
+
+    def _reject(
+        self,
+        status: str,
+        symbol: str,
+        side: str,
+        order_type: str,
+        size: Decimal,
+        limit_price: Decimal | None,
+        cli_ord_id: str | None,
+        reduce_only: bool,
+    ) -> PlaceOutcome:
+        """Record Kraken's `OrderRejected` history event; nothing else changes."""
+        now = self.now()
+        ghost = SimOrder(
+            self._new_id(),
+            cli_ord_id,
+            symbol,
+            side,
+            order_type,
+            size,
+            limit_price,
+            None,
+            "last",
+            reduce_only,
+            now,
+            now,
+            state=OrderState.CANCELLED,
+            closed_at=now,
+        )
+        self._history_event(HistoryKind.ORDER_REJECTED, ghost, reason=status)
+        return PlaceOutcome(status, None, ghost)
+
+    def reject_injected(
+        self,
+        status: str,
+        *,
+        symbol: str,
+        side: str,
+        order_type: str,
+        size: Decimal,
+        limit_price: Decimal | None = None,
+        cli_ord_id: str | None = None,
+        reduce_only: bool = False,
+    ) -> PlaceOutcome:
+        """The REJECT fault: the venue refuses with `status` whatever the order."""
+        with self.lock:
+            return self._reject(status, symbol, side, order_type, size, limit_price, cli_ord_id, reduce_only)
+
+    def _reducible(self, symbol: str, side: str) -> Decimal:
+        pos = self._positions.get(symbol)
+        if pos is None:
+            return Decimal(0)
+        sign = 1 if side == "buy" else -1
+        return abs(pos.size) if pos.size * sign < 0 else Decimal(0)
+
+    def _margin_ok(self, order: SimOrder) -> bool:
+        spec = self.instruments[order.symbol]
+        account = self.account()
+        pos = self._positions.get(order.symbol)
+        held = pos.size if pos else Decimal(0)
+        increasing = order.size if held * order.sign >= 0 else max(Decimal(0), order.size - abs(held))
+        if increasing == 0:
+            return True
+        price = order.limit_price or order.stop_price or self._mark[order.symbol]
+        notional = increasing * price * spec.contract_size
+        needed = notional * initial_rate(spec, self._leverage.get(order.symbol)) + notional * self.config.taker_fee
+        return needed <= account.available_margin
+
+    def _crosses(self, order: SimOrder, quote: Quote) -> bool:
+        if order.limit_price is None:
+            return True
+        return quote.ask <= order.limit_price if order.side == "buy" else quote.bid >= order.limit_price
+
+    def _taker_limit(self, order: SimOrder, quote: Quote) -> Decimal:
+        if order.order_type == "mkt" or order.limit_price is None:
+            spec = self.instruments[order.symbol]
+            if order.side == "buy":
+                return _floor_to(quote.ask * (1 + self.config.market_protection), spec.tick_size)
+            return _ceil_to(quote.bid * (1 - self.config.market_protection), spec.tick_size)
+        return order.limit_price
+
+    def protected_price(self, symbol: str, side: str) -> Decimal:
+        """The price-protection limit a market order gets (Kraken's `orderPriorExecution.limitPrice`)."""
+        with self.lock:
+            probe = SimOrder(
+                "", None, symbol, side, "mkt", Decimal(0), None, None, "last", False, self.now(), self.now()
+            )
+            return self._taker_limit(probe, self.quote(symbol))
+
+    # ------------------------------------------------------------------ execution
+    def _execute(self, order: SimOrder, *, taker_limit: Decimal, fill_type: str) -> list[SimFill]:
+        """Take liquidity from the simulated book, level by level, up to `taker_limit`."""
+        quote = self.quote(order.symbol)
+        step = self._level_step(order.symbol)
+        fills: list[SimFill] = []
+        for level in range(MAX_BOOK_LEVELS):
+            if order.remaining <= 0:
+                break
+            price = quote.ask + step * level if order.side == "buy" else quote.bid - step * level
+            if price <= 0 or (price > taker_limit if order.side == "buy" else price < taker_limit):
+                break
+            qty = min(order.remaining, quote.level_size)
+            if order.reduce_only:
+                qty = min(qty, self._reducible(order.symbol, order.side))
+                if qty <= 0:
+                    break
+            fills.append(self._fill(order, qty, price, fill_type))
+        return fills
+
+    def _fill(self, order: SimOrder, qty: Decimal, price: Decimal, fill_type: str) -> SimFill:
+        now = self.now()
+        spec = self.instruments[order.symbol]
+        old = order.snapshot()
+        fee_rate = self.config.maker_fee if fill_type == "maker" else self.config.taker_fee
+        self._balance -= qty * price * spec.contract_size * fee_rate
+        self._apply_to_position(order.symbol, qty * order.sign, price, now)
+        self._seq += 1
+        fill = SimFill(
+            self._new_id(),
+            order.order_id,
+            order.cli_ord_id,
+            order.symbol,
+            order.side,
+            qty,
+            price,
+            now,
+            fill_type,
+            self._seq,
+        )
+        self._fills.append(fill)
+        self._last_trade[order.symbol] = (now, qty)
+        self.candles.record(order.symbol, "trade", to_ms(now), self._last[order.symbol], qty)
+        order.filled += qty
+        order.last_update = now
+        self._history.append(HistoryEvent(self._new_id(), now, HistoryKind.EXECUTION, order.snapshot(), fill=fill))
+        done = order.remaining <= 0
+        self._history_event(HistoryKind.ORDER_UPDATED, order, old=old, reason="full_fill" if done else "partial_fill")
+        if done:
+            self._close(order, OrderState.FILLED, None)
+        return fill
+
+    def _apply_to_position(self, symbol: str, signed_qty: Decimal, price: Decimal, now: datetime) -> None:
+        spec = self.instruments[symbol]
+        pos = self._positions.get(symbol)
+        if pos is None:
+            self._positions[symbol] = SimPosition(symbol, signed_qty, price, now)
+            return
+        if pos.size * signed_qty > 0:
+            total = abs(pos.size) + abs(signed_qty)
+            pos.entry_price = (abs(pos.size) * pos.entry_price + abs(signed_qty) * price) / total
+            pos.size += signed_qty
+            pos.fill_time = now
+            return
+        closing = min(abs(signed_qty), abs(pos.size))
+        direction = 1 if pos.size > 0 else -1
+        self._balance += closing * (price - pos.entry_price) * direction * spec.contract_size
+        new_size = pos.size + signed_qty
+        if new_size == 0:
+            del self._positions[symbol]
+        elif new_size * pos.size < 0:
+            self._positions[symbol] = SimPosition(symbol, new_size, price, now)
+        else:
+            pos.size = new_size
+            pos.fill_time = now
+
+    def _close(self, order: SimOrder, state: OrderState, reason: str | None) -> None:
+        now = self.now()
+        order.state = state
+        order.closed_at = now
+        order.last_update = now
+        self._open.pop(order.order_id, None)
+        if state is OrderState.CANCELLED:
+            kind = HistoryKind.TRIGGER_CANCELLED if order.is_trigger else HistoryKind.ORDER_CANCELLED
+            self._history_event(kind, order, reason=reason or "cancelled_by_user")
+
+    # ------------------------------------------------------------------ matching on price moves
+    def _match_all(self) -> None:
+        changed = self._match_triggers()
+        changed |= self._match_resting()
+        if changed:
+            self._record_view()
+
+    def _signal_price(self, order: SimOrder) -> Decimal:
+        if order.trigger_signal == "mark":
+            return self._mark[order.symbol]
+        if order.trigger_signal == "index":
+            return self._index[order.symbol]
+        return self._last[order.symbol]
+
+    def _is_triggered(self, order: SimOrder) -> bool:
+        price = self._signal_price(order)
+        assert order.stop_price is not None
+        falling = (order.order_type == "stp") == (order.side == "sell")
+        return price <= order.stop_price if falling else price >= order.stop_price
+
+    def _match_triggers(self) -> bool:
+        fired = [o for o in list(self._open.values()) if o.is_trigger and self._is_triggered(o)]
+        for order in fired:
+            self._history_event(HistoryKind.TRIGGER_ACTIVATED, order)
+            self._open.pop(order.order_id, None)
+            order.triggered = True
+            order.order_type = "lmt" if order.limit_price is not None else "ioc"
+            order.last_update = self.now()
+            if order.reduce_only:
+                allowed = self._reducible(order.symbol, order.side)
+                if allowed <= 0:
+                    self._close(order, OrderState.CANCELLED, "reduce_only_no_position")
+                    continue
+                order.size = order.filled + min(order.remaining, allowed)
+            self._history_event(HistoryKind.ORDER_PLACED, order)
+            quote = self.quote(order.symbol)
+            limit = order.limit_price if order.limit_price is not None else self._taker_limit(order, quote)
+            self._execute(order, taker_limit=limit, fill_type="taker")
+            if order.remaining > 0:
+                if order.order_type == "ioc":
+                    self._close(order, OrderState.CANCELLED, "ioc_remainder")
+                else:
+                    self._open[order.order_id] = order
+        return bool(fired)
+
+    def _match_resting(self) -> bool:
+        changed = False
+        for order in list(self._open.values()):
+            if order.is_trigger or order.limit_price is None:
+                continue
+            quote = self.quote(order.symbol)
+            if not self._crosses(order, quote):
+                continue
+            qty = min(order.remaining, quote.level_size)
+            if order.reduce_only:
+                qty = min(qty, self._reducible(order.symbol, order.side))
+                if qty <= 0:
+                    self._close(order, OrderState.CANCELLED, "reduce_only_no_position")
+                    changed = True
+                    continue
+            self._fill(order, qty, order.limit_price, "maker")
+            changed = True
+        return changed
+
+    def _random_stop_cancels(self) -> None:
+        for fault in self.faults.active:
+            if fault.kind is not FaultKind.CANCEL_STOP:
+                continue
+            stops = [o for o in self._open.values() if o.is_trigger]
+            if not stops:
+                continue
+            if self.faults.draw("ENGINE", "cancel_stop", self.now(), frozenset({FaultKind.CANCEL_STOP})):
+                victim = stops[0]
+                self._close(victim, OrderState.CANCELLED, "cancelled_by_admin")
+                self._record_view()
+
+    def _check_liquidation(self) -> None:
+        if not self.config.liquidation or not self._positions:
+            return
+        account = self.account()
+        if account.margin_equity >= account.maintenance_margin:
+            return
+        for order in list(self._open.values()):
+            self._close(order, OrderState.CANCELLED, "liquidation")
+        for pos in list(self._positions.values()):
+            self._direct_fill(
+                pos.symbol,
+                "sell" if pos.size > 0 else "buy",
+                abs(pos.size),
+                self._mark[pos.symbol],
+                "liquidation",
+                "liquidation",
+            )
+        self._record_view()
+
+    # ------------------------------------------------------------------ cancel / edit
+    def cancel_order(self, order_id: str | None = None, cli_ord_id: str | None = None) -> tuple[str, SimOrder | None]:
+        """Kraken's cancelStatus: `cancelled`, `filled` (already executed) or `notFound`."""
+        with self.lock:
+            order = self._find(order_id, cli_ord_id)
+            if order is None:
+                return "notFound", None
+            if order.state is OrderState.FILLED:
+                return "filled", order.snapshot()
+            if order.state is OrderState.CANCELLED:
+                return "notFound", order.snapshot()
+            self._close(order, OrderState.CANCELLED, "cancelled_by_user")
+            self._record_view()
+            return "cancelled", order.snapshot()
+
+    def _find(self, order_id: str | None, cli_ord_id: str | None) -> SimOrder | None:
+        if order_id:
+            return self._orders.get(order_id)
+        if cli_ord_id:
+            for order in self._open.values():
+                if order.cli_ord_id == cli_ord_id:
+                    return order
+            matches = [o for o in self._orders.values() if o.cli_ord_id == cli_ord_id]
+            return matches[-1] if matches else None
+        return None
+
+    def cancel_all(self, symbol: str | None = None) -> list[SimOrder]:
+        with self.lock:
+            if symbol is not None:
+                self._spec(symbol)
+            victims = [o for o in self._open.values() if symbol is None or o.symbol == symbol]
+            for order in victims:
+                self._close(order, OrderState.CANCELLED, "cancelled_by_user")
+            if victims:
+                self._record_view()
+            return [o.snapshot() for o in victims]
+
+    def cancel_silently(self, order_id: str) -> bool:
+        """The venue drops an open order on its own (e.g. a stop). False if it was not open."""
+        with self.lock:
+            order = self._open.get(order_id)
+            if order is None:
+                return False
+            self._close(order, OrderState.CANCELLED, "cancelled_by_admin")
+            self._record_view()
+            return True
+
+    def edit_order(
+        self,
+        order_id: str | None,
+        *,
+        cli_ord_id: str | None = None,
+        size: Decimal | None = None,
+        limit_price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+    ) -> tuple[str, SimOrder | None, SimOrder | None]:
+        """Kraken's editStatus: `edited`, `orderForEditNotFound`, `invalidSize`, `invalidPrice`, ..."""
+        with self.lock:
+            order = self._find(order_id, cli_ord_id)
+            if order is None or not order.is_open:
+                return "orderForEditNotFound", None, None
+            spec = self.instruments[order.symbol]
+            if size is not None and (size <= order.filled or not spec.is_size_step(size)):
+                return "invalidSize", order.snapshot(), None
+            for price in (limit_price, stop_price):
+                if price is not None and (price <= 0 or not spec.is_on_tick(price)):
+                    return "invalidPrice", order.snapshot(), None
+            if stop_price is not None and not order.is_trigger:
+                return "orderForEditNotAStop", order.snapshot(), None
+            old = order.snapshot()
+            if size is not None:
+                order.size = size
+            if limit_price is not None:
+                order.limit_price = limit_price
+            if stop_price is not None:
+                order.stop_price = stop_price
+            order.last_update = self.now()
+            self._history_event(HistoryKind.ORDER_UPDATED, order, old=old, reason="edited_by_user")
+            if order.is_trigger:
+                self._match_triggers()
+            elif order.limit_price is not None and self._crosses(order, self.quote(order.symbol)):
+                self._execute(order, taker_limit=order.limit_price, fill_type="takerAfterEdit")
+            self._record_view()
+            return "edited", old, order.snapshot()
+
+    # ------------------------------------------------------------------ scenario control outside the API
+    def open_position_direct(self, symbol: str, side: str, size: Decimal, price: Decimal | None = None) -> SimFill:
+        """An 'orphan': a position opened outside the bot (by hand). Adds to any existing position."""
+        with self.lock:
+            spec = self._spec(symbol)
+            order_side = {"long": "buy", "short": "sell"}.get(str(side), str(side))
+            fill_price = spec.round_price(Decimal(price)) if price is not None else self._mark[symbol]
+            fill = self._direct_fill(symbol, order_side, Decimal(size), fill_price, "taker", "manual")
+            self._record_view()
+            return fill
+
+    def close_position_direct(self, symbol: str) -> SimFill | None:
+        """A 'phantom' from the bot's view: the position is closed on the venue (at mark) behind its back."""
+        with self.lock:
+            self._spec(symbol)
+            pos = self._positions.get(symbol)
+            if pos is None:
+                return None
+            fill = self._direct_fill(
+                symbol, "sell" if pos.size > 0 else "buy", abs(pos.size), self._mark[symbol], "taker", "manual"
+            )
+            self._record_view()
+            return fill
+
+    def _direct_fill(
+        self, symbol: str, side: str, size: Decimal, price: Decimal, fill_type: str, source: str
+    ) -> SimFill:
+        if side not in ("buy", "sell") or size <= 0:
+            raise ValueError(f"side must be buy/sell/long/short and size positive, got {side!r} {size}")
+        now = self.now()
+        order = SimOrder(self._new_id(), None, symbol, side, "mkt", size, None, None, "last", False, now, now)
+        self._orders[order.order_id] = order
+        self.order_log.append(AcceptedOrder(order.order_id, None, symbol, side, "mkt", size, now, source))
+        self._history_event(HistoryKind.ORDER_PLACED, order)
+        return self._fill(order, size, price, fill_type)
+
+    def deposit(self, usd: Decimal) -> None:
+        with self.lock:
+            self._balance += Decimal(usd)
+
+    @property
+    def balance(self) -> Decimal:
+        return self._balance
+
+
+def _floor_to(value: Decimal, step: Decimal) -> Decimal:
+    return ((value / step).to_integral_value(rounding=ROUND_FLOOR) * step).quantize(step)
+
+
+def _ceil_to(value: Decimal, step: Decimal) -> Decimal:
+    return ((value / step).to_integral_value(rounding=ROUND_CEILING) * step).quantize(step)
