@@ -190,7 +190,9 @@ def build_registry(
 
 def _pick_history(rng: random.Random, length: int, active: bool) -> list[_Step]:
     if active:
-        goal_sets = [frozenset({"PROTECTED"}), frozenset({"OPEN", "EXITING"}), frozenset(ACTIVE_STATES)]
+        goal_sets = [frozenset({"PROTECTED"}), frozenset({"OPEN", "EXITING"})]
+        rng.shuffle(goal_sets)
+        goal_sets.append(frozenset(ACTIVE_STATES))
     else:
         # Mostly CLOSED; short histories can also end CANCELLED/REJECTED when the length allows it.
         goal_sets = [frozenset({"CLOSED"}), frozenset(TERMINAL_STATES)]

@@ -1,0 +1,85 @@
+"""Shared by the audit, corruption and health-check tests: real registry files and ways to damage them."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from bench.registry_factory import build_registry
+from lifecycle import chain
+from lifecycle.audit import AuditReport, run_audit
+from lifecycle.db import connect
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def small_registry(path: Path, *, seed: int = 7, positions: int = 80) -> Path:
+    return build_registry(path, positions=positions, transitions_per_position=4, fills_per_position=4, seed=seed)
+
+
+def audit(path: Path) -> AuditReport:
+    db = connect(path, readonly=True)
+    try:
+        return run_audit(db)
+    finally:
+        db.close()
+
+
+def nonzero(report: AuditReport) -> set[str]:
+    return {name for name, count in report.fields().items() if count and name != "violations_total"}
+
+
+@contextmanager
+def raw(path: Path) -> Iterator[sqlite3.Connection]:
+    """A plain sqlite3 connection with the append-only triggers dropped, committed on exit."""
+    conn = sqlite3.connect(path)
+    try:
+        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
+            conn.execute(f'DROP TRIGGER "{name}"')
+        yield conn
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def rechain(conn: sqlite3.Connection, table: str) -> None:
+    """Recompute a whole chain, as a tamperer who knows the scheme would; only the other checks can catch it."""
+    prev = chain.GENESIS
+    if table == "transition":
+        rows = conn.execute(
+            "SELECT id, position_id, event, source, target, cause, at_ms FROM transition ORDER BY id"
+        ).fetchall()
+        for rid, pid, event, source, target, cause, at_ms in rows:
+            h = chain.transition_hash(prev, pid, event, source, target, cause, at_ms)
+            conn.execute("UPDATE transition SET prev_hash = ?, row_hash = ? WHERE id = ?", (prev, h, rid))
+            prev = h
+    else:
+        rows = conn.execute(
+            "SELECT id, fill_id, position_id, side, is_entry, qty_units, price, fill_ms FROM fill ORDER BY id"
+        ).fetchall()
+        for rid, fid, pid, side, is_entry, qty, price, fms in rows:
+            h = chain.fill_hash(prev, fid, pid, side, bool(is_entry), qty, price, fms)
+            conn.execute("UPDATE fill SET prev_hash = ?, row_hash = ? WHERE id = ?", (prev, h, rid))
+            prev = h
+
+
+def one(conn: sqlite3.Connection, sql: str, params: tuple[object, ...] = ()) -> tuple[object, ...]:
+    row = conn.execute(sql, params).fetchone()
+    assert row is not None, f"the fixture registry has no row for: {sql}"
+    return tuple(row)
+
+
+def health(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the real tool as an operator would, in a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "tools.check_db_health", "--db", str(path), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
