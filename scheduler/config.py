@@ -397,15 +397,22 @@ def _translate(error: Mapping[str, Any]) -> list[ConfigProblem]:
     return [ConfigProblem(key, msg)]
 
 
-def _annotate_env(problems: list[ConfigProblem], environ: Mapping[str, str]) -> list[ConfigProblem]:
+def _annotate_env(
+    problems: list[ConfigProblem], environ: Mapping[str, str], already_reported: set[str]
+) -> list[ConfigProblem]:
+    """Name the variable a bad value came from; skip problems `_unknown_env` already reported by name."""
     names = {k.upper() for k in environ}
+    nested_keys = {p.key.split("[")[0] for p in problems if "[" in p.key}
     out = []
     for p in problems:
+        if p.key in nested_keys and p.message.startswith("must have at least"):
+            continue  # the bad items are reported one by one; "too short" on the remainder only confuses
         parts = re.split(r"[.\[]", p.key)
         for depth in range(len(parts), 0, -1):
             var = ENV_PREFIX + ENV_DELIMITER.join(parts[:depth]).upper()
             if var in names:
-                out.append(ConfigProblem(p.key, f"{p.message} (value from environment variable {var})"))
+                if var not in already_reported:
+                    out.append(ConfigProblem(p.key, f"{p.message} (value from environment variable {var})"))
                 break
         else:
             out.append(p)
@@ -528,7 +535,8 @@ def load_settings(
         if message:
             problems.append(ConfigProblem("secrets file", message))
         data = _deep_merge(data, secret_data)
-    problems += _unknown_env(env)
+    unknown = _unknown_env(env)
+    problems += unknown
     secrets = _raw_secrets(data, env)
     settings: Settings | None = None
     token = _CONTEXT.set(_LoadContext(environ=env, file_data=data))
@@ -536,7 +544,7 @@ def load_settings(
         settings = Settings()
     except ValidationError as exc:
         translated = [p for e in exc.errors(include_url=False, include_input=False) for p in _translate(e)]
-        problems += _annotate_env(translated, env)
+        problems += _annotate_env(translated, env, {p.key.upper() for p in unknown})
     except SettingsError as exc:
         field = re.search(r'field "([^"]+)"', str(exc))
         name = field.group(1) if field else "environment"
