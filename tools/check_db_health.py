@@ -164,7 +164,7 @@ def check(path: Path, *, busy_timeout_ms: int = 2000) -> HealthReport:
             report.audit = run_audit(db)
             if not report.audit.ok:
                 report.problems.append(report.audit.summary())
-    except pw.DatabaseError as exc:  # OperationalError is a subclass
+    except (pw.DatabaseError, sqlite3.DatabaseError) as exc:  # raw cursors raise sqlite3's own errors
         raise ProblemsFound(_describe_sqlite_error(path, exc)) from None
     finally:
         db.close()
