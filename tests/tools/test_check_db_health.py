@@ -1,0 +1,95 @@
+"""check_db_health on real files: healthy, missing (never created), locked, foreign, and schema-version problems."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from lifecycle.models import SCHEMA_VERSION
+from specs.lifecycle import INVARIANT_FIELDS
+from tests.audit.helpers import health, raw, small_registry
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Path:
+    return small_registry(tmp_path / "registry.db", positions=30)
+
+
+def test_healthy_registry_text_and_json(registry: Path) -> None:
+    before = registry.read_bytes()
+    text = health(registry)
+    assert text.returncode == 0, text.stderr
+    assert text.stderr == ""
+    assert "status:          HEALTHY" in text.stdout and str(registry) in text.stdout
+    for name in ("violations_total", *INVARIANT_FIELDS):
+        assert f"{name}=0" in text.stdout
+    doc = json.loads(health(registry, "--json").stdout)
+    assert doc["ok"] is True and doc["problems"] == [] and doc["integrity_check"] == ["ok"]
+    assert doc["rows"]["position"] == 30 and doc["rows"]["transition"] == 30 * 4
+    assert doc["schema"] == {
+        "code": SCHEMA_VERSION,
+        "table": SCHEMA_VERSION,
+        "user_version": doc["schema"]["user_version"],
+    }
+    assert set(doc["audit"]) == {"violations_total", *INVARIANT_FIELDS, "details"}
+    assert doc["size_bytes"] == registry.stat().st_size
+    assert registry.read_bytes() == before, "the health check wrote to the registry"
+
+
+def test_missing_file_is_an_error_and_is_not_created(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "position_registry.db"
+    result = health(missing)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and str(missing) in result.stderr and "does not exist" in result.stderr
+    assert not missing.exists() and not missing.parent.exists()
+    missing_here = tmp_path / "position_registry.db"
+    assert health(missing_here, "--json").returncode == 2
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_locked_file(registry: Path) -> None:
+    holder = sqlite3.connect(registry)
+    try:
+        holder.execute("PRAGMA locking_mode = EXCLUSIVE")
+        holder.execute("BEGIN EXCLUSIVE")
+        holder.execute("UPDATE position SET updated_ms = updated_ms WHERE id = 1")
+        result = health(registry, "--busy-timeout-ms", "50")
+    finally:
+        holder.rollback()
+        holder.close()
+    assert result.returncode == 1
+    assert "locked" in result.stderr and str(registry) in result.stderr and "Traceback" not in result.stderr
+    assert health(registry).returncode == 0
+
+
+def test_directory_instead_of_file(tmp_path: Path) -> None:
+    result = health(tmp_path)
+    assert result.returncode == 2 and "not a file" in result.stderr
+
+
+def test_newer_schema_version_is_a_problem(registry: Path) -> None:
+    with raw(registry) as c:
+        c.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
+    result = health(registry)
+    assert result.returncode == 1 and "newer than this code" in result.stderr
+
+
+def test_missing_schema_version_is_a_problem(registry: Path) -> None:
+    with raw(registry) as c:
+        c.execute("DELETE FROM schema_version")
+        c.execute("PRAGMA user_version = 0")
+    result = health(registry)
+    assert result.returncode == 1 and "no schema version" in result.stderr
+
+
+def test_foreign_sqlite_database(tmp_path: Path) -> None:
+    other = tmp_path / "candles.db"
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE candle (ts INTEGER, close TEXT)")
+    conn.commit()
+    conn.close()
+    result = health(other)
+    assert result.returncode == 1 and "missing tables" in result.stderr and "Traceback" not in result.stderr
