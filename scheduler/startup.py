@@ -10,12 +10,19 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import peewee as pw
+
 from exchange.errors import VenueError
 from exchange.types import Instrument
 from exchange.venue import Venue
 from lifecycle.audit import AuditReport
 from lifecycle.events import Ev, emit
+from scheduler.app import Daemon, JobRunner, JobSpec
+from scheduler.jobs import exits as exits_job
+from scheduler.jobs import health as health_job
+from scheduler.jobs import protect as protect_job
 from scheduler.jobs import reconcile as reconcile_job
+from scheduler.jobs import tick as tick_job
 from scheduler.jobs.context import DaemonContext
 from scheduler.recovery import recover_in_flight
 
@@ -95,3 +102,52 @@ def recover_and_reconcile(ctx: DaemonContext, *, recovery_checks: int, recovery_
     step("recovery", recovered.detail)
     rec = reconcile_job.run(ctx)
     step("reconcile", f"complete={str(rec.report.complete).lower()} actions={len(rec.actions)}")
+
+
+@dataclass(frozen=True)
+class Intervals:
+    """Real seconds between runs (paper mode divides the configured simulated seconds by the speed)."""
+
+    tick: float
+    reconcile: float
+    protect: float
+    health: float
+
+
+def build_jobs(ctx: DaemonContext, intervals: Intervals, audit: Callable[[], AuditReport] | None) -> list[JobSpec]:
+    return [
+        JobSpec("protect", lambda: protect_job.run(ctx), intervals.protect),
+        JobSpec("exits", lambda: exits_job.run(ctx), intervals.protect),
+        JobSpec("reconcile", lambda: reconcile_job.run(ctx), intervals.reconcile),
+        JobSpec("tick", lambda: tick_job.run(ctx), intervals.tick),
+        JobSpec("health", lambda: health_job.run(ctx, audit), intervals.health),
+    ]
+
+
+def run_jobs(
+    ctx: DaemonContext,
+    db: pw.Database,
+    intervals: Intervals,
+    audit: Callable[[], AuditReport] | None,
+    *,
+    started_fields: dict[str, object],
+    duration_s: float | None = None,
+    install_signals: bool = True,
+) -> str:
+    """Start the scheduler, block until SIGTERM/SIGINT (or `duration_s`), stop after the job in flight."""
+    daemon = Daemon(build_jobs(ctx, intervals, audit), JobRunner(db, ctx.stats))
+    if install_signals:
+        daemon.install_signal_handlers()
+    daemon.start()
+    emit(Ev.DAEMON_STARTED, None, **started_fields)
+    reason = daemon.run_until_stopped(duration_s)
+    open_positions = len(ctx.registry.active_positions())
+    emit(
+        Ev.DAEMON_STOPPED,
+        reason=reason,
+        cycles=ctx.stats.cycles,
+        orders_placed=ctx.stats.orders_placed,
+        open_positions=open_positions,
+        uptime_s=ctx.stats.uptime_s(),
+    )
+    return reason
