@@ -535,20 +535,32 @@ def load_settings(
         if message:
             problems.append(ConfigProblem("secrets file", message))
         data = _deep_merge(data, secret_data)
+    return settings_from_mapping(data, env, problems=problems)
+
+
+def settings_from_mapping(
+    data: Mapping[str, Any], environ: Mapping[str, str] | None = None, *, problems: Sequence[ConfigProblem] = ()
+) -> Settings:
+    """Validate already-parsed file data plus the environment (`environ=None`: none), as `load_settings` does.
+
+    `problems` found earlier (file permissions) are reported together with the validation problems.
+    """
+    env = dict(environ or {})
+    found = list(problems)
     unknown = _unknown_env(env)
-    problems += unknown
+    found += unknown
     secrets = _raw_secrets(data, env)
     settings: Settings | None = None
-    token = _CONTEXT.set(_LoadContext(environ=env, file_data=data))
+    token = _CONTEXT.set(_LoadContext(environ=env, file_data=dict(data)))
     try:
         settings = Settings()
     except ValidationError as exc:
         translated = [p for e in exc.errors(include_url=False, include_input=False) for p in _translate(e)]
-        problems += _annotate_env(translated, env, {p.key.upper() for p in unknown})
+        found += _annotate_env(translated, env, {p.key.upper() for p in unknown})
     except SettingsError as exc:
         field = re.search(r'field "([^"]+)"', str(exc))
         name = field.group(1) if field else "environment"
-        problems.append(
+        found.append(
             ConfigProblem(
                 name,
                 f"cannot parse the value of {ENV_PREFIX}{name.upper()} (a section set from one variable must be "
@@ -557,8 +569,8 @@ def load_settings(
         )
     finally:
         _CONTEXT.reset(token)
-    if problems or settings is None:
-        raise ConfigError(_scrub(problems, secrets))
+    if found or settings is None:
+        raise ConfigError(_scrub(found, secrets))
     return settings
 
 
