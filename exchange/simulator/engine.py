@@ -132,6 +132,7 @@ class Simulator:
         self._suspended: set[str] = set()
         self._views: deque[View] = deque(maxlen=5000)
         self._seq = 0
+        self._dead_man: datetime | None = None
         self._warm_up()
         self._record_view()
 
@@ -181,6 +182,9 @@ class Simulator:
                 self._match_all()
                 self._random_stop_cancels()
                 self._check_liquidation()
+                if self._dead_man is not None and now >= self._dead_man:
+                    self._dead_man = None
+                    self.cancel_all()
                 remaining -= dt
 
     def set_mark(self, symbol: str, price: Decimal) -> None:
@@ -767,6 +771,12 @@ class Simulator:
             if victims:
                 self._record_view()
             return [o.snapshot() for o in victims]
+
+    def set_dead_man_switch(self, timeout_seconds: int) -> datetime | None:
+        """Kraken's cancelallordersafter: cancel every open order unless called again within the timeout."""
+        with self.lock:
+            self._dead_man = self.now() + timedelta(seconds=timeout_seconds) if timeout_seconds > 0 else None
+            return self._dead_man
 
     def cancel_silently(self, order_id: str) -> bool:
         """The venue drops an open order on its own (e.g. a stop). False if it was not open."""
