@@ -13,9 +13,10 @@ from typing import Protocol
 from exchange.types import Instrument, MarginSnapshot, VenueFill
 from exchange.venue import Venue
 from lifecycle.clock import Clock
-from lifecycle.reconcile import ReconcileMemory, Reconciliation, ReconciliationReport
+from lifecycle.reconcile import ReconcileMemory, Reconciliation
 from scheduler.app import RunStats
 from scheduler.jobs.ports import RegistryPort
+from scheduler.jobs.safety import Safety
 
 
 @dataclass(frozen=True)
@@ -41,28 +42,10 @@ class EntryPlan:
     reason: str
 
 
-class KillSwitchPort(Protocol):
-    @property
-    def allows_new_entries(self) -> bool: ...
-    @property
-    def state(self) -> str: ...
-    def observe_margin(self, utilization_pct: Decimal) -> None: ...
-    def invariant_violated(self, detail: str) -> None: ...
-
-
 class DeciderPort(Protocol):
     def decide(self, ctx: DaemonContext, held: set[str]) -> list[EntryPlan]:
         """Analyse every configured coin (one DECISION_TRACE each) and return the auction's winners."""
         ...
-
-
-class EscalatorPort(Protocol):
-    def observe(self, report: ReconciliationReport) -> str:
-        """Record one report; return its level (ok | warning | critical) and emit ESCALATION when critical."""
-        ...
-
-    @property
-    def pause_reason(self) -> str | None: ...
 
 
 @dataclass
@@ -73,8 +56,7 @@ class DaemonContext:
     limits: Limits
     instruments: dict[str, Instrument]
     decider: DeciderPort
-    killswitch: KillSwitchPort
-    escalator: EscalatorPort
+    safety: Safety
     stats: RunStats = field(default_factory=RunStats)
     reconcile_memory: ReconcileMemory | None = None
     last_reconciliation: Reconciliation | None = None
@@ -84,15 +66,11 @@ class DaemonContext:
 
     @property
     def entries_allowed(self) -> bool:
-        return self.killswitch.allows_new_entries and self.escalator.pause_reason is None
+        return self.safety.allows_new_entries
 
     @property
     def state_label(self) -> str:
-        if not self.killswitch.allows_new_entries:
-            return self.killswitch.state
-        if self.escalator.pause_reason is not None:
-            return "paused_escalation"
-        return "trading"
+        return self.safety.state
 
     def round_price(self, symbol: str, price: Decimal) -> Decimal:
         tick = self.instruments[symbol].tick_size

@@ -23,14 +23,14 @@ def check_margin(ctx: DaemonContext) -> None:
         log.warning("health: margin unavailable (%s); kill switch state unchanged", exc)
         return
     ctx.last_margin = margin
-    ctx.killswitch.observe_margin(margin.utilization_pct)
+    ctx.safety.observe_margin(margin.utilization_pct)
 
 
 def check_audit(ctx: DaemonContext, audit: Callable[[], AuditReport]) -> AuditReport:
     report = audit()
     emit(Ev.REGISTRY_AUDIT_REPORT, None, **report.fields())
-    if not report.ok:
-        ctx.killswitch.invariant_violated(report.summary())
+    if not report.ok and not ctx.safety.invariant_halted:
+        ctx.safety.invariant_violated("registry_audit", report.summary())
     return report
 
 

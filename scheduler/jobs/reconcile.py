@@ -142,7 +142,7 @@ def emit_report(ctx: DaemonContext, rec: Reconciliation) -> None:
                 detail=issue.detail,
             )
     report = rec.report
-    level = ctx.escalator.observe(report)
+    level = ctx.safety.observe_report(report, ctx.clock.now())
     emit(Ev.RECONCILIATION_REPORT, None, **report.counters(), level=level, complete=report.complete)
 
 

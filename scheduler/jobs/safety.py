@@ -1,0 +1,56 @@
+"""The daemon's safety state: the kill switch and the escalator (both pure) plus the log lines they cause.
+
+Both only ever pause NEW ENTRIES. Nothing here can stop the protect job.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from lifecycle.escalation import Escalator
+from lifecycle.events import Ev, emit
+from lifecycle.killswitch import INVARIANT_VIOLATION, KillSwitch, KillSwitchChange
+from lifecycle.reconcile import ReconciliationReport
+
+
+def _announce(changes: list[KillSwitchChange]) -> None:
+    for change in changes:
+        emit(change.event, None, **change.fields())
+
+
+class Safety:
+    def __init__(self, killswitch: KillSwitch, escalator: Escalator) -> None:
+        self.killswitch = killswitch
+        self.escalator = escalator
+
+    @property
+    def allows_new_entries(self) -> bool:
+        return self.killswitch.allows_new_entries and not self.escalator.entries_paused
+
+    @property
+    def state(self) -> str:
+        reasons = self.killswitch.active_reasons
+        if reasons:
+            return "halted_" + reasons[0]
+        if self.escalator.entries_paused:
+            return "paused_escalation"
+        return "trading"
+
+    def observe_margin(self, utilization_pct: Decimal) -> None:
+        _announce(self.killswitch.observe_margin(utilization_pct))
+
+    def invariant_violated(self, invariant: str, detail: str) -> None:
+        emit(Ev.INVARIANT_VIOLATION, invariant=invariant, detail=detail)
+        _announce(self.killswitch.trip_invariant(f"{invariant}: {detail}"))
+
+    @property
+    def invariant_halted(self) -> bool:
+        return INVARIANT_VIOLATION in self.killswitch.active_reasons
+
+    def observe_report(self, report: ReconciliationReport, at: datetime) -> str:
+        """Feed one reconciliation report; emit ESCALATION for each new critical hit; return the level."""
+        evaluation = self.escalator.observe(report.counters(), at, complete=report.complete)
+        for hit in evaluation.new_critical_hits:
+            emit(Ev.ESCALATION, None, **hit.fields())
+        return evaluation.level
