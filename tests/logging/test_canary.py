@@ -15,6 +15,7 @@ import threading
 import urllib.parse
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import ccxt
 import httpx
@@ -44,9 +45,9 @@ ALL_LOGGERS = {
 
 
 class _Stub(BaseHTTPRequestHandler):
-    seen_auth: list[str] = []
+    seen_auth: ClassVar[list[str]] = []
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's signature
+    def log_message(self, format: str, *args: object) -> None:
         pass  # the stub's access log is not under test
 
     def _reply(self, status: int, body: object) -> None:
