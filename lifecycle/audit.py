@@ -15,6 +15,7 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 import peewee as pw
 
@@ -109,7 +110,7 @@ def _aggregates(db: pw.Database) -> dict[str, tuple[int, list[str]]]:
     terminal = json.dumps(sorted(TERMINAL_STATES))
     active = json.dumps(sorted(ACTIVE_STATES))
     known = json.dumps(list(STATE_NAMES))
-    legal = json.dumps(_legal_triples())
+    legal = json.dumps(["|".join(part or "" for part in triple) for triple in _legal_triples()])
     # The spec's sets reach SQL as one JSON parameter each (`json_each(?)`): no SQL text is built from values.
     out: dict[str, tuple[int, list[str]]] = {}
 
@@ -139,19 +140,15 @@ def _aggregates(db: pw.Database) -> dict[str, tuple[int, list[str]]]:
         " WHERE state NOT IN (SELECT value FROM json_each(?)) ORDER BY id",
         [known],
     )
-    # A row is illegal when its triple is not in the spec, when its source is not where the previous row of the
-    # same position left it (a lost or forged row), or when a creation appears anywhere but first.
+    # A row is illegal when its (source, event, target) is not in the spec, when its source is not where the
+    # previous row of the same position left it (a lost or forged row), or when a creation is not its first row.
     out["illegal_logged_transitions"] = _query(
         db,
-        "WITH legal(source, event, target) AS ("
-        " SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]')"
-        " FROM json_each(?)),"
-        " t AS (SELECT id, event, source, target,"
-        " lag(target) OVER (PARTITION BY position_id ORDER BY id) AS prev_target,"
-        " row_number() OVER (PARTITION BY position_id ORDER BY id) AS n FROM transition)"
-        " SELECT 'transition#' || id FROM t WHERE"
-        " NOT EXISTS (SELECT 1 FROM legal l WHERE l.source IS t.source AND l.event = t.event AND l.target = t.target)"
-        " OR (n = 1 AND source IS NOT NULL) OR (n > 1 AND source IS NOT prev_target) ORDER BY id",
+        "SELECT 'transition#' || t.id FROM transition t LEFT JOIN transition p ON p.id = ("
+        " SELECT max(x.id) FROM transition x WHERE x.position_id = t.position_id AND x.id < t.id)"
+        " WHERE (p.id IS NULL AND t.source IS NOT NULL) OR (p.id IS NOT NULL AND t.source IS NOT p.target)"
+        " OR coalesce(t.source, '') || '|' || t.event || '|' || t.target NOT IN (SELECT value FROM json_each(?))"
+        " ORDER BY t.id",
         [legal],
     )
     out["state_log_mismatch"] = _query(
@@ -179,29 +176,31 @@ def _verify_chain(db: pw.Database, table: str) -> tuple[int, list[str]]:
     """One streaming pass in id order: count rows whose own hash or whose link to the previous row fails."""
     if table == "transition":
         sql = "SELECT id, position_id, event, source, target, cause, at_ms, prev_hash, row_hash FROM transition"
+        th = chain.transition_hash
+
+        def recompute(r: tuple[Any, ...]) -> str:
+            return th(r[7], r[1], r[2], r[3], r[4], r[5], r[6])
     else:
         sql = (
             "SELECT id, fill_id, position_id, side, is_entry, qty_units, price, fill_ms, prev_hash, row_hash FROM fill"
         )
+        fh = chain.fill_hash
+
+        def recompute(r: tuple[Any, ...]) -> str:
+            return fh(r[8], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7])
+
     cursor = _execute(db, sql + " ORDER BY id")
     breaks = 0
     labels: list[str] = []
     expected_prev = chain.GENESIS
-    th, fh = chain.transition_hash, chain.fill_hash
-    while True:
-        batch = cursor.fetchmany(10_000)
-        if not batch:
-            break
+    while batch := cursor.fetchmany(20_000):
         for row in batch:
             prev_hash, row_hash = row[-2], row[-1]
             try:
-                if table == "transition":
-                    computed = th(prev_hash, row[1], row[2], row[3], row[4], row[5], row[6])
-                else:
-                    computed = fh(prev_hash, row[1], row[2], row[3], bool(row[4]), row[5], row[6], row[7])
-            except (TypeError, ValueError):
-                computed = ""
-            if computed != row_hash or prev_hash != expected_prev:
+                ok = prev_hash == expected_prev and recompute(row) == row_hash
+            except (TypeError, ValueError):  # a damaged row can hold a value of the wrong type
+                ok = False
+            if not ok:
                 breaks += 1
                 if len(labels) < DETAIL_LIMIT:
                     labels.append(f"{table}#{row[0]}")
