@@ -37,6 +37,11 @@ class SimOrder:
     closed_at: datetime | None = None
     triggered: bool = False  # a trigger order that fired keeps its id and becomes a plain order
     was_trigger: bool = False
+    original_type: str = ""  # order_type as accepted (a fired stp keeps "stp" here)
+
+    def __post_init__(self) -> None:
+        if not self.original_type:
+            self.original_type = self.order_type
 
     @property
     def remaining(self) -> Decimal:

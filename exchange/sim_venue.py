@@ -1,0 +1,260 @@
+"""`Venue` on the simulator in process: typed values straight from the engine, no HTTP, no ccxt.
+
+It mirrors what the ccxt path does at the client side (sizes truncated to the size increment, prices rounded
+to the tick) so the same contract tests hold for both. HTTP-level faults do not apply here; use
+`SimulatorServer` with `CcxtVenue` to exercise those.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import ROUND_DOWN, Decimal
+
+from exchange.errors import OrderNotFound, OrderRejected, UnknownSymbol
+from exchange.simulator.engine import Simulator, SimulatorError
+from exchange.simulator.instruments import InstrumentSpec
+from exchange.simulator.models import HistoryKind, OrderState, SimFill, SimOrder
+from exchange.types import (
+    AccountSnapshot,
+    Candle,
+    Instrument,
+    MarginSnapshot,
+    OrderOutcome,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    PlaceResult,
+    PositionSide,
+    Side,
+    Ticker,
+    VenueFill,
+    VenueOrder,
+    VenuePosition,
+)
+from lifecycle.clock import from_ms
+
+_TYPE_TO_KRAKEN = {
+    OrderType.MARKET: "mkt",
+    OrderType.LIMIT: "lmt",
+    OrderType.STOP: "stp",
+    OrderType.TAKE_PROFIT: "take_profit",
+}
+_KRAKEN_TO_TYPE = {
+    "mkt": OrderType.MARKET,
+    "ioc": OrderType.MARKET,
+    "lmt": OrderType.LIMIT,
+    "post": OrderType.LIMIT,
+    "stp": OrderType.STOP,
+    "take_profit": OrderType.TAKE_PROFIT,
+}
+
+
+class SimVenue:
+    def __init__(self, sim: Simulator) -> None:
+        self.sim = sim
+
+    # ------------------------------------------------------------------ reads
+    def instruments(self) -> dict[str, Instrument]:
+        return {
+            spec.symbol: Instrument(
+                symbol=spec.symbol,
+                base=spec.base,
+                tick_size=spec.tick_size,
+                size_increment=spec.size_increment,
+                min_size=spec.size_increment,
+                contract_size=spec.contract_size,
+                max_leverage=spec.max_leverage,
+                tradeable=not self.sim.is_suspended(spec.symbol),
+            )
+            for spec in self.sim.instruments.values()
+        }
+
+    def tickers(self) -> dict[str, Ticker]:
+        now = self.sim.now()
+        out = {}
+        for symbol in self.sim.instruments:
+            q = self.sim.quote(symbol)
+            out[symbol] = Ticker(symbol, q.last, q.mark, q.bid, q.ask, now)
+        return out
+
+    def candles(self, symbol: str, timeframe: str, since: datetime | None = None, limit: int = 100) -> list[Candle]:
+        self._spec(symbol)
+        from_s = int(since.timestamp()) if since is not None else None
+        try:
+            bars = self.sim.candles.candles(symbol, "trade", timeframe, from_s, None)
+        except KeyError:
+            raise ValueError(f"unknown timeframe {timeframe!r}; use 1m 5m 15m 30m 1h 4h 12h 1d 1w") from None
+        bars = bars[:limit] if since is not None else bars[-limit:]
+        return [Candle(from_ms(b.time_ms), b.open, b.high, b.low, b.close, b.volume) for b in bars]
+
+    def margin(self) -> MarginSnapshot:
+        a = self.sim.account()
+        return MarginSnapshot(
+            portfolio_value=a.portfolio_value,
+            margin_equity=a.margin_equity,
+            initial_margin=a.initial_margin,
+            maintenance_margin=a.maintenance_margin,
+            available_margin=a.available_margin,
+            time=self.sim.now(),
+        )
+
+    def positions(self) -> list[VenuePosition]:
+        return [
+            VenuePosition(
+                symbol=p.symbol,
+                side=PositionSide.LONG if p.size > 0 else PositionSide.SHORT,
+                size=abs(p.size),
+                entry_price=p.entry_price,
+                time=p.fill_time,
+            )
+            for p in self.sim.positions()
+        ]
+
+    def open_orders(self) -> list[VenueOrder]:
+        return [_order(o) for o in self.sim.open_orders()]
+
+    def fills_since(self, since: datetime | None) -> list[VenueFill]:
+        """Pages back through the venue's 100-fill window exactly as the REST client must."""
+        seen: dict[str, SimFill] = {}
+        cursor: datetime | None = None
+        while True:
+            page = self.sim.fills(cursor)
+            fresh = [f for f in page if f.fill_id not in seen]
+            for fill in fresh:
+                seen[fill.fill_id] = fill
+            if not fresh or len(page) < self.sim.config.fills_page:
+                break
+            oldest = min(f.time for f in page)
+            if since is not None and oldest <= since:
+                break
+            cursor = oldest
+        chosen = [f for f in seen.values() if since is None or f.time > since]
+        chosen.sort(key=lambda f: (f.time, f.seq))
+        return [_fill(f) for f in chosen]
+
+    def find_order(self, client_order_id: str) -> VenueOrder | None:
+        for order in self.sim.open_orders():
+            if order.cli_ord_id == client_order_id:
+                return _order(order)
+        for event in reversed(self.sim.history()):
+            if event.order.cli_ord_id != client_order_id:
+                continue
+            if event.kind is HistoryKind.ORDER_REJECTED:
+                return _order(event.order, OrderStatus.REJECTED)
+            current = self.sim.order(event.order.order_id)
+            return _order(current if current is not None else event.order)
+        return None
+
+    def snapshot(self, fills_since: datetime | None) -> AccountSnapshot:
+        with self.sim.lock:  # one consistent instant, as one reconcile cycle would like to see it
+            return AccountSnapshot(
+                positions=tuple(self.positions()),
+                open_orders=tuple(self.open_orders()),
+                fills=tuple(self.fills_since(fills_since)),
+                margin=self.margin(),
+                server_time=self.sim.now(),
+            )
+
+    # ------------------------------------------------------------------ actions
+    def place_order(self, request: OrderRequest) -> PlaceResult:
+        spec = self._spec(request.symbol)
+        size = request.size.quantize(spec.size_increment, rounding=ROUND_DOWN)
+        limit = spec.round_price(request.limit_price) if request.limit_price is not None else None
+        trigger = spec.round_price(request.trigger_price) if request.trigger_price is not None else None
+        order_type = _TYPE_TO_KRAKEN[request.order_type]
+        if order_type == "mkt":
+            limit = None
+        try:
+            outcome = self.sim.place_order(
+                symbol=request.symbol,
+                side=request.side.value,
+                order_type=order_type,
+                size=size,
+                limit_price=limit,
+                stop_price=trigger,
+                trigger_signal=request.trigger_signal.value,
+                reduce_only=request.reduce_only,
+                cli_ord_id=request.client_order_id,
+            )
+        except SimulatorError as exc:
+            raise OrderRejected(f"order refused by the simulator: {exc}", venue_status=exc.code) from None
+        if outcome.order is not None:
+            return PlaceResult(
+                OrderOutcome.ACCEPTED,
+                request.client_order_id,
+                _order(outcome.order),
+                fills=tuple(_fill(f) for f in outcome.fills),
+            )
+        if outcome.status == "clientOrderIdAlreadyExist":
+            # The id is taken by a live order: that order *is* this intent (Table A: EXISTS, never rejected).
+            existing = self.find_order(request.client_order_id)
+            return PlaceResult(OrderOutcome.ACCEPTED, request.client_order_id, existing, reason=outcome.status)
+        return PlaceResult(OrderOutcome.REJECTED, request.client_order_id, reason=outcome.status)
+
+    def cancel_order(self, order_id: str) -> None:
+        status, _ = self.sim.cancel_order(order_id)
+        if status != "cancelled":
+            raise OrderNotFound(
+                f"order {order_id} is not open on the venue (cancelStatus {status}); look up its fills",
+                venue_status=status,
+            )
+
+    def edit_order(
+        self, order_id: str, *, size: Decimal | None = None, trigger_price: Decimal | None = None
+    ) -> VenueOrder:
+        current = self.sim.order(order_id)
+        if current is None:
+            raise OrderNotFound(f"order {order_id} is unknown to the venue", venue_status="orderForEditNotFound")
+        spec = self._spec(current.symbol)
+        if size is not None:
+            size = size.quantize(spec.size_increment, rounding=ROUND_DOWN)
+        if trigger_price is not None:
+            trigger_price = spec.round_price(trigger_price)
+        status, _, new = self.sim.edit_order(order_id, size=size, stop_price=trigger_price)
+        if status == "orderForEditNotFound":
+            raise OrderNotFound(f"order {order_id} is no longer open; look up its fills", venue_status=status)
+        if new is None:
+            raise OrderRejected(f"edit of order {order_id} refused: {status}", venue_status=status)
+        return _order(new)
+
+    def _spec(self, symbol: str) -> InstrumentSpec:
+        spec = self.sim.instruments.get(symbol)
+        if spec is None:
+            raise UnknownSymbol(f"{symbol!r} is not a simulator instrument; valid: {sorted(self.sim.instruments)}")
+        return spec
+
+
+def _order(order: SimOrder, status: OrderStatus | None = None) -> VenueOrder:
+    if status is None:
+        status = {
+            OrderState.OPEN: OrderStatus.OPEN,
+            OrderState.FILLED: OrderStatus.FILLED,
+            OrderState.CANCELLED: OrderStatus.CANCELLED,
+        }[order.state]
+    return VenueOrder(
+        order_id=order.order_id,
+        client_order_id=order.cli_ord_id,
+        symbol=order.symbol,
+        side=Side(order.side) if order.side in ("buy", "sell") else Side.BUY,
+        order_type=_KRAKEN_TO_TYPE.get(order.original_type, OrderType.LIMIT),
+        size=order.size,
+        filled=order.filled,
+        limit_price=order.limit_price,
+        trigger_price=order.stop_price,
+        reduce_only=order.reduce_only,
+        status=status,
+        time=order.received,
+    )
+
+
+def _fill(fill: SimFill) -> VenueFill:
+    return VenueFill(
+        fill_id=fill.fill_id,
+        order_id=fill.order_id,
+        client_order_id=fill.cli_ord_id,
+        symbol=fill.symbol,
+        side=Side(fill.side),
+        size=fill.size,
+        price=fill.price,
+        time=fill.time,
+    )
