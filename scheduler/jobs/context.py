@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Protocol
 
 from exchange.types import Instrument, MarginSnapshot, VenueFill
 from exchange.venue import Venue
@@ -17,6 +16,7 @@ from lifecycle.reconcile import ReconcileMemory, Reconciliation
 from scheduler.app import RunStats
 from scheduler.jobs.ports import RegistryPort
 from scheduler.jobs.safety import Safety
+from strategy.base import Strategy
 
 
 @dataclass(frozen=True)
@@ -42,12 +42,6 @@ class EntryPlan:
     reason: str
 
 
-class DeciderPort(Protocol):
-    def decide(self, ctx: DaemonContext, held: set[str]) -> list[EntryPlan]:
-        """Analyse every configured coin (one DECISION_TRACE each) and return the auction's winners."""
-        ...
-
-
 @dataclass
 class DaemonContext:
     registry: RegistryPort
@@ -55,7 +49,7 @@ class DaemonContext:
     clock: Clock
     limits: Limits
     instruments: dict[str, Instrument]
-    decider: DeciderPort
+    strategy: Strategy
     safety: Safety
     stats: RunStats = field(default_factory=RunStats)
     reconcile_memory: ReconcileMemory | None = None
@@ -63,6 +57,10 @@ class DaemonContext:
     recent_fills: tuple[VenueFill, ...] = ()
     fills_cursor: datetime | None = None
     last_margin: MarginSnapshot | None = None
+
+    @property
+    def symbol_keys(self) -> tuple[str, ...]:
+        return self.limits.symbols
 
     @property
     def entries_allowed(self) -> bool:

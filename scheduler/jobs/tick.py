@@ -17,7 +17,7 @@ from decimal import Decimal
 from exchange.errors import VenueError
 from exchange.types import OrderOutcome, OrderType, Side
 from lifecycle.events import Ev, emit
-from scheduler.jobs import protect
+from scheduler.jobs import decide, protect
 from scheduler.jobs.context import DaemonContext, EntryPlan
 from scheduler.jobs.crash import crash_point
 from scheduler.jobs.execution import submit
@@ -81,7 +81,7 @@ def run(ctx: DaemonContext) -> TickResult:
     started = time.perf_counter()
     ctx.stats.cycles += 1
     held = {p.symbol_key for p in ctx.registry.active_positions()}
-    plans = ctx.decider.decide(ctx, held)
+    plans = decide.plan_entries(ctx, held)
     entries = 0
     if ctx.entries_allowed:
         for plan in plans:

@@ -1,0 +1,94 @@
+"""The strategy step of a tick: candles per coin -> `Strategy.analyse` -> one DECISION_TRACE per coin ->
+the margin auction picks the entries that fit within `auction_max_margin_util`.
+
+Only closed candles reach the strategy: the venue's last candle is still forming and would make a signal that
+flickers within one bar.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from exchange.errors import VenueError
+from exchange.types import Candle
+from lifecycle.events import Ev, emit
+from scheduler.jobs.context import DaemonContext, EntryPlan
+from strategy.base import Decision
+
+log = logging.getLogger(__name__)
+
+TIMEFRAME_SECONDS = {"1m": 60, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "4h": 14400, "12h": 43200, "1d": 86400}
+
+
+def closed_candles(candles: Sequence[Candle], timeframe: str, now: datetime) -> list[Candle]:
+    width = timedelta(seconds=TIMEFRAME_SECONDS.get(timeframe, 3600))
+    return [c for c in candles if c.time + width <= now]
+
+
+def analyse_all(ctx: DaemonContext, held: set[str]) -> list[Decision]:
+    """One DECISION_TRACE per configured coin, including coins already held (verdict `skip`, reason held)."""
+    decisions: list[Decision] = []
+    margin = ctx.venue.margin()
+    ctx.last_margin = margin
+    equity = margin.margin_equity
+    now = ctx.clock.now()
+    for symbol in ctx.symbol_keys:
+        if symbol in held:
+            emit(Ev.DECISION_TRACE, symbol=symbol, verdict="skip", reason="position_open", inputs="-")
+            continue
+        try:
+            raw = ctx.venue.candles(symbol, ctx.limits.timeframe, limit=ctx.limits.candle_limit)
+        except VenueError as exc:
+            emit(
+                Ev.DECISION_TRACE,
+                symbol=symbol,
+                verdict="skip",
+                reason="candles_unavailable",
+                inputs=type(exc).__name__,
+            )
+            continue
+        decision = ctx.strategy.analyse(
+            symbol, closed_candles(raw, ctx.limits.timeframe, now), ctx.instruments[symbol], equity
+        )
+        emit(Ev.DECISION_TRACE, None, **decision.trace_fields())
+        decisions.append(decision)
+    return decisions
+
+
+def initial_margin(ctx: DaemonContext, decision: Decision) -> Decimal:
+    instrument = ctx.instruments[decision.symbol]
+    price = decision.entry_price or Decimal(0)
+    size = decision.size or Decimal(0)
+    return size * price * instrument.contract_size / instrument.max_leverage
+
+
+def auction(ctx: DaemonContext, decisions: Sequence[Decision], held: set[str]) -> list[EntryPlan]:
+    """Strongest signals first, while the projected margin stays within auction_max_margin_util."""
+    margin = ctx.last_margin
+    if margin is None or margin.margin_equity <= 0:
+        return []
+    cap = margin.margin_equity * ctx.limits.auction_max_margin_util / 100
+    used = margin.initial_margin
+    slots = ctx.limits.max_positions - len(held)
+    plans: list[EntryPlan] = []
+    for d in sorted((d for d in decisions if d.is_entry), key=lambda d: (-d.strength, d.symbol)):
+        if slots <= 0:
+            break
+        side = d.side
+        if side is None or d.size is None or d.stop_price is None or d.size <= 0:
+            continue
+        need = initial_margin(ctx, d)
+        if used + need > cap:
+            log.info("auction: %s left out (margin %s + %s > cap %s)", d.symbol, used, need, cap)
+            continue
+        used += need
+        slots -= 1
+        plans.append(EntryPlan(d.symbol, side.value, d.size, d.stop_price, d.take_profit_price, d.reason))
+    return plans
+
+
+def plan_entries(ctx: DaemonContext, held: set[str]) -> list[EntryPlan]:
+    return auction(ctx, analyse_all(ctx, held), held)
