@@ -25,6 +25,7 @@ class Limits:
     timeframe: str = "1m"
     candle_limit: int = 100
     max_positions: int = 3
+    leverage: Decimal = Decimal(5)
     auction_max_margin_util: Decimal = Decimal(50)
     max_margin_utilization_pct: Decimal = Decimal(80)
     margin_release_pct: Decimal = Decimal(70)

@@ -10,12 +10,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from decimal import Decimal
 
 from exchange.errors import VenueError
 from exchange.types import Candle
 from lifecycle.events import Ev, emit
 from scheduler.jobs.context import DaemonContext, EntryPlan
+from strategy.auction import Candidate, allocate
 from strategy.base import Decision
 
 log = logging.getLogger(__name__)
@@ -58,35 +58,25 @@ def analyse_all(ctx: DaemonContext, held: set[str]) -> list[Decision]:
     return decisions
 
 
-def initial_margin(ctx: DaemonContext, decision: Decision) -> Decimal:
-    instrument = ctx.instruments[decision.symbol]
-    price = decision.entry_price or Decimal(0)
-    size = decision.size or Decimal(0)
-    return size * price * instrument.contract_size / instrument.max_leverage
-
-
 def auction(ctx: DaemonContext, decisions: Sequence[Decision], held: set[str]) -> list[EntryPlan]:
-    """Strongest signals first, while the projected margin stays within auction_max_margin_util."""
+    """strategy.auction.allocate within auction_max_margin_util, then at most `max_positions` open at once."""
     margin = ctx.last_margin
-    if margin is None or margin.margin_equity <= 0:
+    if margin is None:
         return []
-    cap = margin.margin_equity * ctx.limits.auction_max_margin_util / 100
-    used = margin.initial_margin
+    candidates = [
+        Candidate(d, ctx.instruments[d.symbol].contract_size) for d in decisions if d.is_entry and d.symbol not in held
+    ]
     slots = ctx.limits.max_positions - len(held)
     plans: list[EntryPlan] = []
-    for d in sorted((d for d in decisions if d.is_entry), key=lambda d: (-d.strength, d.symbol)):
-        if slots <= 0:
-            break
-        side = d.side
-        if side is None or d.size is None or d.stop_price is None or d.size <= 0:
+    for alloc in allocate(candidates, margin, ctx.limits.auction_max_margin_util, ctx.limits.leverage):
+        d = alloc.decision
+        if not alloc.admitted:
+            log.info("auction: %s left out: %s", alloc.symbol, alloc.reason)
             continue
-        need = initial_margin(ctx, d)
-        if used + need > cap:
-            log.info("auction: %s left out (margin %s + %s > cap %s)", d.symbol, used, need, cap)
+        if slots <= 0 or d.side is None or d.size is None or d.stop_price is None:
             continue
-        used += need
         slots -= 1
-        plans.append(EntryPlan(d.symbol, side.value, d.size, d.stop_price, d.take_profit_price, d.reason))
+        plans.append(EntryPlan(d.symbol, d.side.value, d.size, d.stop_price, d.take_profit_price, d.reason))
     return plans
 
 
