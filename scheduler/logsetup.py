@@ -69,6 +69,11 @@ class Redactor:
 REDACT = Redactor()
 
 
+def redact(text: str) -> str:
+    """For text that bypasses logging (a last-resort `print` to stderr, a report file, a Telegram message)."""
+    return REDACT(text)
+
+
 def register_secret(secret: str) -> None:
     """Add a secret after logging is configured (e.g. a token read later)."""
     REDACT.register(secret)

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ def _leak_forms(secret: str) -> set[str]:
     return {secret, urllib.parse.quote(secret, safe=""), base64.b64encode(secret.encode()).decode()}
 
 
-def _prepare(case: Case, tmp_path: Path) -> tuple[list[str], dict[str, str]]:
+def _prepare(case: Case, tmp_path: Path) -> tuple[list[str], dict[str, str]] | None:
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith("TRADER_")}
     env.update(case.env)
     path = tmp_path / "trader.toml"
@@ -40,7 +41,7 @@ def _prepare(case: Case, tmp_path: Path) -> tuple[list[str], dict[str, str]]:
     elif case.special == "unreadable":
         path.chmod(0o000)
         if os.access(path, os.R_OK):
-            pytest.skip("running as root: a chmod 000 file is still readable (directory/FIFO/non-UTF-8 cover it)")
+            return None  # running as root: a chmod 000 file is still readable (directory/FIFO/non-UTF-8 cover it)
     elif case.special == "world_readable":
         path.chmod(0o644)
     elif case.special.startswith("secrets_"):
@@ -54,10 +55,29 @@ def _prepare(case: Case, tmp_path: Path) -> tuple[list[str], dict[str, str]]:
     return [sys.executable, "-m", "scheduler.config", "--check", str(path)], env
 
 
+def _run(case: Case, tmp_path: Path) -> subprocess.CompletedProcess[str] | None:
+    prepared = _prepare(case, tmp_path)
+    if prepared is None:
+        return None
+    argv, env = prepared
+    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, subprocess.CompletedProcess[str] | None]:
+    # One interpreter per case, several at a time: the corpus stays a real end-to-end check and still fast.
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        futures = {c.name: pool.submit(_run, c, tmp_path_factory.mktemp(c.name)) for c in CASES}
+        return {name: future.result() for name, future in futures.items()}
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_malformed_config_exits_2_naming_the_key(case: Case, tmp_path: Path) -> None:
-    argv, env = _prepare(case, tmp_path)
-    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=30, check=False)
+def test_malformed_config_exits_2_naming_the_key(
+    case: Case, results: dict[str, subprocess.CompletedProcess[str] | None]
+) -> None:
+    proc = results[case.name]
+    if proc is None:
+        pytest.skip("running as root: a chmod 000 file is still readable (directory/FIFO/non-UTF-8 cover it)")
     output = proc.stdout + proc.stderr
     assert proc.returncode == 2, output
     assert case.key in proc.stderr, output
@@ -74,11 +94,9 @@ def test_corpus_is_large_and_distinct() -> None:
     assert len({c.name for c in CASES}) == len(CASES)
 
 
-def test_threshold_mismatch_emits_the_event(tmp_path: Path) -> None:
-    case = next(c for c in CASES if c.name == "threshold_mismatch")
-    argv, env = _prepare(case, tmp_path)
-    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=30, check=False)
-    assert proc.returncode == 2
+def test_threshold_mismatch_emits_the_event(results: dict[str, subprocess.CompletedProcess[str] | None]) -> None:
+    proc = results["threshold_mismatch"]
+    assert proc is not None and proc.returncode == 2
     assert "THRESHOLD_MISMATCH auction_max_margin_util=90 max_margin_utilization_pct=80" in proc.stderr
 
 

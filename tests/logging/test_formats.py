@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lifecycle.events import Ev, emit
-from scheduler.logsetup import PINNED_LOGGERS, REDACTED, Redactor, configure_logging
+from scheduler.logsetup import PINNED_LOGGERS, REDACTED, Redactor, configure_logging, redact
 
 TS_LEVEL = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (DEBUG|INFO |WARNING|ERROR|CRITICAL) "
 
@@ -90,6 +90,11 @@ def test_secret_in_event_field_is_redacted_in_both_formats(log_state: io.StringI
     out = log_state.getvalue()
     assert secret not in out and urllib.parse.quote(secret, safe="") not in out
     assert out.count(REDACTED) >= 2
+
+
+def test_redact_helper_uses_registered_secrets(log_state: io.StringIO) -> None:
+    configure_logging("kv", "INFO", stream=log_state, secrets=["helper-secret-value"])
+    assert redact("failed: helper-secret-value") == "failed: ***"
 
 
 def test_short_strings_are_not_treated_as_secrets() -> None:
