@@ -27,9 +27,11 @@ class IllegalTransition(LifecycleError):
 class GuardFailed(IllegalTransition):
     """A legal edge of the spec whose condition is false for the position's facts (e.g. entry_filled, no fills)."""
 
-    def __init__(self, position_uid: str, state: str, event: str, condition: str, facts: str) -> None:
+    def __init__(
+        self, position_uid: str, state: str, event: str, condition: str, facts: str, legal: Iterable[str] = ()
+    ) -> None:
         self.condition = condition
-        super().__init__(position_uid, state, event, (event,), detail=f"condition {condition} is false: {facts}")
+        super().__init__(position_uid, state, event, legal, detail=f"condition {condition} is false: {facts}")
 
 
 class UnknownPosition(LifecycleError, LookupError):
