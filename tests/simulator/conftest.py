@@ -51,3 +51,25 @@ def ex(server: SimulatorServer, secret: str) -> Any:
     client = make_client(server, secret)
     client.load_markets()
     return client
+
+
+def signed(
+    server: SimulatorServer, secret: str, method: str, path: str, query: str = "", body: str = ""
+) -> tuple[int, bytes]:
+    """A raw signed request (for what ccxt never sends, e.g. POST orders/status), returning (status, body)."""
+    from urllib.error import HTTPError
+    from urllib.request import Request, urlopen
+
+    from exchange.simulator.auth import endpoint_path, sign
+
+    post_data = body if body and not query else query
+    headers = {"APIKey": API_KEY, "Authent": sign(post_data, endpoint_path(path), secret)}
+    if body:
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    url = server.base_url + path + (f"?{query}" if query else "")
+    req = Request(url, data=body.encode() if body else None, method=method, headers=headers)  # noqa: S310
+    try:
+        with urlopen(req, timeout=5) as resp:  # noqa: S310 - loopback only
+            return resp.status, resp.read()
+    except HTTPError as err:
+        return err.code, err.read()
