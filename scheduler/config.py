@@ -14,12 +14,11 @@ import argparse
 import base64
 import binascii
 import contextvars
-import importlib
 import os
 import re
 import sys
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -38,7 +37,9 @@ from pydantic_settings import (
 )
 from pydantic_settings.sources.utils import parse_env_vars
 
+from lifecycle.errors import MalformedSymbol
 from lifecycle.events import Ev, emit
+from lifecycle.symbols import canonical_key
 from scheduler.secrets_guard import permission_problem
 
 ENV_PREFIX = "TRADER_"
@@ -240,20 +241,17 @@ class Settings(BaseSettings):
     @field_validator("symbols")
     @classmethod
     def _canonical_symbols(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        canonical_key = _canonical_key_function()
-        seen: dict[object, str] = {}
+        # Stored as canonical keys: every lookup in the daemon goes through the key, whatever the operator typed.
+        seen: dict[str, str] = {}
         for symbol in value:
             try:
                 key = canonical_key(symbol)
-            except Exception as exc:  # any parse failure is the operator's typo, not our crash
-                raise ValueError(
-                    f"cannot parse symbol {symbol!r} ({type(exc).__name__}); use a Kraken id such as PF_XBTUSD "
-                    "or a unified symbol such as BTC/USD:USD"
-                ) from None
+            except MalformedSymbol as exc:
+                raise ValueError(str(exc)) from None
             if key in seen:
                 raise ValueError(f"{symbol!r} and {seen[key]!r} are the same instrument; list it once")
             seen[key] = symbol
-        return value
+        return tuple(seen)
 
     @model_validator(mode="after")
     def _mode_matches_venue(self) -> Settings:
@@ -302,21 +300,6 @@ class Settings(BaseSettings):
             _MappingEnvSource(settings_cls, context.environ),
             InitSettingsSource(settings_cls, context.file_data),
         )
-
-
-def _canonical_key_function() -> Callable[[str], object]:
-    try:
-        module = importlib.import_module("lifecycle.symbols")
-    except ImportError:  # lifecycle.symbols is landing in parallel; until then accept Kraken-looking ids only
-        return _provisional_key
-    canonical_key: Callable[[str], object] = module.canonical_key
-    return canonical_key
-
-
-def _provisional_key(symbol: str) -> object:
-    if not re.fullmatch(r"(PF|PI|FF|FI)_[A-Z0-9]{5,12}|[A-Z0-9]{2,10}/[A-Z]{3,4}(:[A-Z]{3,4})?", symbol):
-        raise ValueError(symbol)
-    return symbol
 
 
 def _is_real_kraken(host: str) -> bool:

@@ -106,6 +106,8 @@ CASES: list[Case] = [
     # symbols
     Case("symbol_garbage", 'symbols = ["NOT A SYMBOL"]\n', "symbols"),
     Case("symbol_empty_string", 'symbols = [""]\n', "symbols"),
+    Case("symbol_twice_two_spellings", 'symbols = ["PF_XBTUSD", "BTC/USD:USD"]\n', "symbols"),
+    Case("symbol_not_usd", 'symbols = ["PF_XBTEUR"]\n', "symbols"),
     # secrets and venue URLs
     Case("secret_not_base64", LIVE.replace(SECRET, BAD_SECRET), "venue.api_secret"),
     Case("url_with_credentials", f'[venue]\nbase_url = "https://u:{KEY}@futures.kraken.com"\n', "venue.base_url"),

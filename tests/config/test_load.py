@@ -56,13 +56,13 @@ def test_decimals_are_exact(tmp_path: Path) -> None:
 
 def test_lists_from_env_are_comma_separated(tmp_path: Path) -> None:
     env = {
-        "TRADER_SYMBOLS": "PF_XBTUSD, PF_SOLUSD",
+        "TRADER_SYMBOLS": "XBTUSD, SOL/USD:USD",
         "TRADER_TELEGRAM__TOKEN": TOKEN,
         "TRADER_TELEGRAM__ALLOWED_CHAT_IDS": "-100123,42",
         "TRADER_TELEGRAM__ALLOWED_USER_IDS": "7",
     }
     settings = load_settings(_write(tmp_path, ""), env)
-    assert settings.symbols == ("PF_XBTUSD", "PF_SOLUSD")
+    assert settings.symbols == ("PF_XBTUSD", "PF_SOLUSD")  # stored as canonical keys
     assert settings.telegram is not None
     assert settings.telegram.allowed_chat_ids == (-100123, 42)
     assert settings.telegram.allowed_user_ids == (7,)
