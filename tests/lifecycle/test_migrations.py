@@ -1,0 +1,149 @@
+"""Schema creation, versioning, the migration path and the append-only triggers, on real SQLite files."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import peewee as pw
+import pytest
+
+from lifecycle import migrations
+from lifecycle.db import connect
+from lifecycle.errors import RegistryVersionError
+from lifecycle.models import ALL_MODELS, SCHEMA_VERSION
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[pw.SqliteDatabase]:
+    d = connect(tmp_path / "reg.db")
+    yield d
+    d.close()
+
+
+def _raw(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(path, isolation_level=None)
+
+
+def test_empty_database_gets_tables_version_and_triggers(db: pw.SqliteDatabase, tmp_path: Path) -> None:
+    assert migrations.ensure_schema(db, now_ms=123) == [SCHEMA_VERSION]
+    with _raw(tmp_path / "reg.db") as c:
+        tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert {m._meta.table_name for m in ALL_MODELS} <= tables
+        assert c.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert c.execute("SELECT version, applied_ms FROM schema_version").fetchall() == [(SCHEMA_VERSION, 123)]
+        triggers = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='trigger'")}
+    assert triggers == {
+        "transition_append_only_update",
+        "transition_append_only_delete",
+        "fill_append_only_update",
+        "fill_append_only_delete",
+    }
+
+
+def test_second_run_is_a_no_op(db: pw.SqliteDatabase) -> None:
+    migrations.ensure_schema(db)
+    assert migrations.ensure_schema(db) == []
+    assert migrations.current_version(db) == SCHEMA_VERSION
+
+
+def _seed_rows(path: Path) -> None:
+    with _raw(path) as c:
+        c.execute(
+            "INSERT INTO position (uid, symbol_key, venue_symbol, side, state, origin, target_qty_units,"
+            " remaining_qty_units, created_ms, updated_ms) VALUES ('p1','PF_XBTUSD','PF_XBTUSD','long','OPEN',"
+            "'imported',1,1,0,0)"
+        )
+        c.execute(
+            "INSERT INTO transition (position_id, event, source, target, cause, at_ms, prev_hash, row_hash)"
+            " VALUES (1,'import',NULL,'OPEN','t',0,'0','1')"
+        )
+        c.execute(
+            "INSERT INTO fill (fill_id, position_id, side, is_entry, qty_units, price, fill_ms, recorded_ms,"
+            " prev_hash, row_hash) VALUES ('f1',1,'buy',1,1,'1',0,0,'0','1')"
+        )
+
+
+@pytest.mark.parametrize("table", ["transition", "fill"])
+@pytest.mark.parametrize(
+    "sql", ["UPDATE {t} SET row_hash = 'x'", "DELETE FROM {t}"], ids=["update", "delete"]
+)  # fmt: skip
+def test_append_only_tables_refuse_update_and_delete(
+    db: pw.SqliteDatabase, tmp_path: Path, table: str, sql: str
+) -> None:
+    migrations.ensure_schema(db)
+    _seed_rows(tmp_path / "reg.db")
+    with _raw(tmp_path / "reg.db") as c:
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            c.execute(sql.format(t=table))
+        assert c.execute(f"SELECT count(*), max(row_hash) FROM {table}").fetchone() == (1, "1")
+        # Dropping the trigger (a bug or an attacker) is what lets the write through: the audit must catch it.
+        upd, dele = migrations.trigger_names(table)
+        c.execute(f"DROP TRIGGER {upd if sql.startswith('UPDATE') else dele}")
+        c.execute(sql.format(t=table))
+
+
+def test_newer_database_is_refused(db: pw.SqliteDatabase, tmp_path: Path) -> None:
+    migrations.ensure_schema(db)
+    with _raw(tmp_path / "reg.db") as c:
+        c.execute("INSERT INTO schema_version (version, applied_ms) VALUES (?, 0)", (SCHEMA_VERSION + 1,))
+        c.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(RegistryVersionError, match=f"schema version {SCHEMA_VERSION + 1}.*only knows up to"):
+        migrations.ensure_schema(db)
+
+
+def test_disagreeing_versions_are_refused(db: pw.SqliteDatabase, tmp_path: Path) -> None:
+    migrations.ensure_schema(db)
+    with _raw(tmp_path / "reg.db") as c:
+        c.execute("PRAGMA user_version = 7")
+    with pytest.raises(RegistryVersionError, match="disagree"):
+        migrations.ensure_schema(db)
+
+
+def test_foreign_database_is_refused(db: pw.SqliteDatabase, tmp_path: Path) -> None:
+    with _raw(tmp_path / "reg.db") as c:
+        c.execute("CREATE TABLE notes (x TEXT)")
+    with pytest.raises(RegistryVersionError, match="no schema version recorded"):
+        migrations.ensure_schema(db)
+
+
+def _v2_index(db: pw.Database) -> None:
+    db.execute_sql('CREATE INDEX "fill_fill_ms" ON "fill" ("fill_ms")')  # type: ignore[no-untyped-call]
+
+
+def _v2_broken(db: pw.Database) -> None:
+    db.execute_sql('CREATE INDEX "fill_fill_ms" ON "fill" ("fill_ms")')  # type: ignore[no-untyped-call]
+    raise RuntimeError("disk on fire")
+
+
+def test_migration_path_applies_pending_steps_in_order(db: pw.SqliteDatabase, tmp_path: Path) -> None:
+    migrations.ensure_schema(db)  # an existing v1 registry
+    steps = {**migrations.MIGRATIONS, 2: _v2_index}
+    assert migrations.ensure_schema(db, target=2, migrations=steps, now_ms=5) == [2]
+    with _raw(tmp_path / "reg.db") as c:
+        assert c.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert c.execute("SELECT version FROM schema_version ORDER BY version").fetchall() == [(1,), (2,)]
+        assert c.execute("SELECT 1 FROM sqlite_master WHERE name='fill_fill_ms'").fetchone() == (1,)
+    # and the v1 code now refuses the v2 database
+    with pytest.raises(RegistryVersionError):
+        migrations.ensure_schema(db)
+
+
+def test_fresh_database_runs_every_step(db: pw.SqliteDatabase) -> None:
+    steps = {**migrations.MIGRATIONS, 2: _v2_index}
+    assert migrations.ensure_schema(db, target=2, migrations=steps) == [1, 2]
+
+
+def test_failed_migration_leaves_previous_version(db: pw.SqliteDatabase, tmp_path: Path) -> None:
+    migrations.ensure_schema(db)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        migrations.ensure_schema(db, target=2, migrations={**migrations.MIGRATIONS, 2: _v2_broken})
+    assert migrations.current_version(db) == 1
+    with _raw(tmp_path / "reg.db") as c:
+        assert c.execute("SELECT 1 FROM sqlite_master WHERE name='fill_fill_ms'").fetchone() is None
+
+
+def test_missing_step_is_a_code_bug(db: pw.SqliteDatabase) -> None:
+    with pytest.raises(RegistryVersionError, match=r"no migration registered for schema version\(s\) \[3\]"):
+        migrations.ensure_schema(db, target=3, migrations={**migrations.MIGRATIONS, 2: _v2_index})
