@@ -71,7 +71,7 @@ class _Stub(BaseHTTPRequestHandler):
 @pytest.fixture
 def stub() -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Stub)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     _Stub.seen_auth = []
     yield f"http://127.0.0.1:{server.server_address[1]}"
