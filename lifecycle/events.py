@@ -153,7 +153,7 @@ def render_kv(event: str, fields: dict[str, object]) -> str:
     return " ".join([event, *(f"{k}={render_value(v)}" for k, v in fields.items())])
 
 
-def emit(event: Ev, logger: logging.Logger | None = None, **fields: object) -> str:
+def emit(event: Ev, logger: logging.Logger | None = None, /, **fields: object) -> str:
     """Log one event line and return it. Undeclared fields are a programming error (caught by tests)."""
     spec = EVENTS[event]
     if "*" not in spec.fields:
