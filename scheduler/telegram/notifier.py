@@ -1,0 +1,344 @@
+"""The Telegram side of the daemon: operator commands by polling, and alerts pushed from any thread.
+
+python-telegram-bot is asyncio; the daemon is threaded. `TelegramNotifier` owns one event loop in its own daemon
+thread. `alert()` is the only call other threads make: it never blocks and never raises, and a bounded queue
+means a dead Telegram costs at most `queue_size` strings of memory, never a stalled trading cycle.
+
+Deny by default: an update is served only when its chat id AND its user id are both allowlisted (in a group the
+chat id matches every member). Anything else gets no reply and one `TELEGRAM_UNAUTHORIZED` line with ids only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from contextlib import suppress
+from datetime import timedelta
+from typing import Any
+
+from telegram import Update
+from telegram.error import Conflict, TelegramError
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    ApplicationHandlerStop,
+    CommandHandler,
+    ContextTypes,
+    TypeHandler,
+    filters,
+)
+
+from scheduler.config import TelegramSettings
+from scheduler.logsetup import redact, register_secret
+from scheduler.telegram.views import (
+    HELP_TEXT,
+    MAX_MESSAGE_CHARS,
+    StatusProvider,
+    render_positions,
+    render_status,
+)
+
+log = logging.getLogger("scheduler.telegram")
+
+DEFAULT_BASE_URL = "https://api.telegram.org/bot"
+UNAVAILABLE = "{what} unavailable: the daemon could not read it ({error}). See the daemon log."
+
+_App = Application[Any, Any, Any, Any, Any, Any]
+
+
+class TelegramConfigError(ValueError):
+    """The Telegram settings cannot be used safely."""
+
+
+class TelegramNotifier:
+    def __init__(
+        self,
+        settings: TelegramSettings,
+        provider: StatusProvider,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        queue_size: int = 100,
+        poll_timeout_s: float = 10.0,
+        retry_s: float = 5.0,
+        flush_s: float = 3.0,
+        max_retries: int = 2,
+    ) -> None:
+        # TelegramSettings already refuses empty lists; checked again because an empty allowlist must never
+        # reach a running bot, whoever builds the settings object.
+        if not settings.allowed_chat_ids or not settings.allowed_user_ids:
+            raise TelegramConfigError(
+                "telegram.allowed_chat_ids and telegram.allowed_user_ids must each list at least one id; "
+                "an empty allowlist would obey anyone (see docs/telegram.md for finding your ids)"
+            )
+        if queue_size < 1:
+            raise TelegramConfigError(f"queue_size must be at least 1, got {queue_size}")
+        self._token = settings.token.get_secret_value()
+        register_secret(self._token)  # even if the daemon configured logging before reading the token
+        self._chats = tuple(settings.allowed_chat_ids)
+        self._users = tuple(settings.allowed_user_ids)
+        self._provider = provider
+        self._base_url = base_url
+        self._queue_size = queue_size
+        self._poll_timeout_s = poll_timeout_s
+        self._retry_s = retry_s
+        self._flush_s = flush_s
+        self._max_retries = max_retries
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+        self._pending = 0
+        self._dropped = 0
+        self._dropped_reported = 0
+        self._sent = 0
+        self._ready = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._queue: asyncio.Queue[str] | None = None
+        self._stopping: asyncio.Event | None = None
+
+    def __repr__(self) -> str:
+        return f"TelegramNotifier(chats={len(self._chats)}, users={len(self._users)})"
+
+    # ------------------------------------------------------------------------------------------- any thread
+
+    @property
+    def dropped(self) -> int:
+        """Alerts refused because the queue was full or the notifier was not running."""
+        with self._lock:
+            return self._dropped
+
+    @property
+    def sent(self) -> int:
+        """Alerts delivered to every allowed chat."""
+        with self._lock:
+            return self._sent
+
+    def start(self) -> None:
+        """Start the bot thread and return at once; Telegram being down is retried there, never raised here."""
+        if self._thread is not None:
+            raise RuntimeError("TelegramNotifier.start() was called twice; build a new notifier instead")
+        self._thread = threading.Thread(target=self._run, name="telegram", daemon=True)
+        self._thread.start()
+
+    def wait_ready(self, timeout: float) -> bool:
+        """True once the bot answers commands (after getMe and the start of polling)."""
+        return self._ready.wait(timeout)
+
+    def alert(self, text: str) -> bool:
+        """Queue `text` for every allowed chat. Never blocks, never raises; False when the alert was dropped."""
+        try:
+            with self._lock:
+                loop = self._loop
+                if loop is None or self._closed or self._pending >= self._queue_size:
+                    self._dropped += 1
+                    return False
+                self._pending += 1
+            clean = redact(text)[:MAX_MESSAGE_CHARS]
+            try:
+                loop.call_soon_threadsafe(self._enqueue, clean)
+            except RuntimeError:  # the loop closed between the check and the call
+                with self._lock:
+                    self._pending -= 1
+                    self._dropped += 1
+                return False
+            return True
+        except Exception:  # an alert is never worth crashing the caller (often a trading job)
+            return False
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Flush queued alerts for up to `flush_s`, stop polling and join the thread (at most `timeout`)."""
+        with self._lock:
+            self._closed = True
+            loop, stopping = self._loop, self._stopping
+        if loop is not None and stopping is not None:
+            with suppress(RuntimeError):  # the loop already closed: nothing left to stop
+                loop.call_soon_threadsafe(stopping.set)
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("TELEGRAM_STOP_TIMEOUT seconds=%s (a daemon thread; the exit goes on)", timeout)
+
+    # -------------------------------------------------------------------------------------- the bot's thread
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except Exception as exc:  # the bot must never take the daemon down
+            log.error("TELEGRAM_STOPPED error=%s", redact(f"{type(exc).__name__}: {exc}"))
+        finally:
+            with self._lock:
+                self._loop = None
+                self._dropped += self._pending
+                self._pending = 0
+
+    def _enqueue(self, text: str) -> None:
+        assert self._queue is not None
+        self._queue.put_nowait(text)
+
+    def _build(self) -> _App:
+        app: _App = (
+            ApplicationBuilder()
+            .token(self._token)
+            .base_url(self._base_url)
+            .base_file_url(self._base_url.replace("/bot", "/file/bot"))
+            .rate_limiter(AIORateLimiter(max_retries=self._max_retries))
+            .connect_timeout(5.0)
+            .read_timeout(10.0)
+            .write_timeout(10.0)
+            .build()
+        )
+        allowed = filters.Chat(chat_id=self._chats) & filters.User(user_id=self._users)
+        app.add_handler(TypeHandler(Update, self._gate), group=-1)
+        app.add_handler(CommandHandler("status", self._status, filters=allowed))
+        app.add_handler(CommandHandler("positions", self._positions, filters=allowed))
+        app.add_handler(CommandHandler(["help", "start"], self._help, filters=allowed))
+        app.add_error_handler(self._on_handler_error)
+        return app
+
+    async def _main(self) -> None:
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        stopping = asyncio.Event()
+        with self._lock:
+            if self._closed:
+                return
+            self._queue, self._stopping = queue, stopping
+            self._loop = asyncio.get_running_loop()
+        app = self._build()
+        initialized = asyncio.Event()
+        sender = asyncio.create_task(self._send_loop(app, queue, initialized))
+        polling = False
+        try:
+            while not stopping.is_set():
+                try:
+                    await app.initialize()
+                    break
+                except TelegramError as exc:
+                    log.warning(
+                        "TELEGRAM_UNREACHABLE error=%s retry_s=%s",
+                        redact(type(exc).__name__ + ": " + str(exc)),
+                        self._retry_s,
+                    )
+                    await _wait(stopping, self._retry_s)
+            if stopping.is_set():
+                return
+            initialized.set()
+            await app.start()
+            updater = app.updater
+            assert updater is not None
+            await updater.start_polling(
+                poll_interval=0.0,
+                timeout=timedelta(seconds=self._poll_timeout_s),
+                drop_pending_updates=True,  # commands typed while the daemon was down are stale
+                error_callback=self._on_poll_error,
+            )
+            polling = True
+            self._ready.set()
+            await stopping.wait()
+        finally:
+            with self._lock:
+                self._closed = True
+            if initialized.is_set():
+                try:
+                    await asyncio.wait_for(queue.join(), self._flush_s)
+                except TimeoutError:
+                    log.warning("TELEGRAM_ALERTS_UNSENT count=%s at shutdown", queue.qsize())
+            sender.cancel()
+            with suppress(asyncio.CancelledError):
+                await sender
+            if polling and app.updater is not None:
+                await app.updater.stop()
+            if app.running:
+                await app.stop()
+            if initialized.is_set():
+                await app.shutdown()
+
+    async def _send_loop(self, app: _App, queue: asyncio.Queue[str], initialized: asyncio.Event) -> None:
+        await initialized.wait()
+        while True:
+            text = await queue.get()
+            with self._lock:
+                self._pending -= 1
+            try:
+                if await self._send_all(app, text):
+                    await self._report_drops(app)
+            finally:
+                queue.task_done()
+
+    async def _send_all(self, app: _App, text: str) -> bool:
+        delivered = 0
+        for chat_id in self._chats:
+            try:
+                await app.bot.send_message(chat_id=chat_id, text=text)
+                delivered += 1
+            except TelegramError as exc:
+                log.warning(
+                    "TELEGRAM_ALERT_FAILED chat_id=%s error=%s", chat_id, redact(f"{type(exc).__name__}: {exc}")
+                )
+        if delivered == len(self._chats):
+            with self._lock:
+                self._sent += 1
+        return delivered > 0
+
+    async def _report_drops(self, app: _App) -> None:
+        with self._lock:
+            missed = self._dropped - self._dropped_reported
+            self._dropped_reported = self._dropped
+        if missed:
+            log.warning("TELEGRAM_ALERTS_DROPPED count=%s", missed)
+            await self._send_all(app, f"{missed} alert(s) were dropped while Telegram was slow or down; see the log.")
+
+    def _on_poll_error(self, exc: TelegramError) -> None:
+        if isinstance(exc, Conflict):
+            log.error(
+                "TELEGRAM_POLL_CONFLICT another process polls this bot token (HTTP 409); run one daemon per token "
+                "and use send-only tools elsewhere"
+            )
+        else:
+            log.warning("TELEGRAM_POLL_ERROR error=%s", redact(f"{type(exc).__name__}: {exc}"))
+
+    async def _on_handler_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        error = context.error
+        log.warning("TELEGRAM_HANDLER_ERROR error=%s", redact(f"{type(error).__name__}: {error}"))
+
+    # -------------------------------------------------------------------------------------------- handlers
+
+    async def _gate(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        chat, user = update.effective_chat, update.effective_user
+        if chat is not None and user is not None and chat.id in self._chats and user.id in self._users:
+            return
+        log.warning(
+            "TELEGRAM_UNAUTHORIZED chat_id=%s user_id=%s",
+            chat.id if chat is not None else "-",
+            user.id if user is not None else "-",
+        )
+        raise ApplicationHandlerStop
+
+    async def _reply(self, update: Update, text: str) -> None:
+        message = update.effective_message
+        if message is not None:
+            await message.reply_text(redact(text)[:MAX_MESSAGE_CHARS])
+
+    async def _status(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        try:
+            text = render_status(await asyncio.to_thread(self._provider.status))
+        except Exception as exc:
+            log.warning("TELEGRAM_COMMAND_FAILED command=status error=%s", redact(f"{type(exc).__name__}: {exc}"))
+            text = UNAVAILABLE.format(what="Status", error=type(exc).__name__)
+        await self._reply(update, text)
+
+    async def _positions(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        try:
+            text = render_positions(await asyncio.to_thread(self._provider.positions))
+        except Exception as exc:
+            log.warning("TELEGRAM_COMMAND_FAILED command=positions error=%s", redact(f"{type(exc).__name__}: {exc}"))
+            text = UNAVAILABLE.format(what="Positions", error=type(exc).__name__)
+        await self._reply(update, text)
+
+    async def _help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._reply(update, HELP_TEXT)
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    with suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)
