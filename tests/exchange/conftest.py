@@ -25,7 +25,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def sim(clock: FakeClock) -> Simulator:
-    return Simulator(SimConfig(seed=7), clock=clock)
+    return Simulator(SimConfig(seed=7, history_minutes=45), clock=clock)  # short warm-up: fast tests
 
 
 @pytest.fixture
