@@ -1,0 +1,701 @@
+"""The registry service: the only writer of positions, orders, fills and the transition log.
+
+Every state change goes through `lifecycle.machine` (the spec), and is written together with its hash-chained
+log row in one `IMMEDIATE` transaction, so a crash leaves either both or neither. Fills are idempotent by the
+venue's fill id; the remaining quantity and the average entry price move in the same transaction as the
+ledger row, so the audit's "stored quantity == ledger sum" holds after every commit.
+
+Callers get frozen views, never peewee rows: nothing outside this module can mutate registry state.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import peewee as pw
+
+from lifecycle import chain, migrations
+from lifecycle.clock import Clock, from_ms, to_ms
+from lifecycle.db import bind, connect
+from lifecycle.errors import LifecycleError, OverfillError, UnknownPosition
+from lifecycle.events import Ev, emit
+from lifecycle.machine import IMPORTED_STATE, INITIAL_STATE, Facts, next_state
+from lifecycle.models import Fill, Order, Position, Transition
+from lifecycle.symbols import canonical_key
+from lifecycle.units import qty_to_units, units_to_qty
+from specs import lifecycle as spec
+
+POSITION_SIDES = ("long", "short")
+ORDER_SIDES = ("buy", "sell")
+ORDER_TYPES = ("market", "limit", "stop", "take_profit")
+PURPOSES = ("entry", "stop", "take_profit", "exit")
+ORDER_STATUSES = ("intent", "open", "filled", "cancelled", "rejected", "unknown")
+UNRESOLVED_STATUSES = ("intent", "unknown", "open")
+MAX_CLIENT_ORDER_ID = 100
+_COID_OK = re.compile(r"[A-Za-z0-9-]{1,100}")
+
+
+class RegistryUsageError(LifecycleError, ValueError):
+    """A caller passed a value the registry never stores (unknown side, purpose, status; non-positive qty)."""
+
+
+class DuplicateActivePosition(LifecycleError):
+    """A second non-terminal position for one canonical symbol key (invariant INV-01) was about to be created."""
+
+
+class FillOnTerminalPosition(LifecycleError):
+    """An entry fill for a position that is already terminal: the venue holds exposure the registry closed."""
+
+
+@dataclass(frozen=True)
+class PositionView:
+    uid: str
+    symbol_key: str
+    venue_symbol: str
+    side: str
+    state: str
+    origin: str
+    target_qty: Decimal
+    remaining_qty: Decimal
+    entry_price: Decimal | None
+    stop_price: Decimal | None
+    take_profit_price: Decimal | None
+    sl_order_id: str | None
+    tp_order_id: str | None
+    created: datetime
+    updated: datetime
+    closed: datetime | None
+
+
+@dataclass(frozen=True)
+class OrderView:
+    client_order_id: str
+    venue_order_id: str | None
+    position_uid: str
+    purpose: str
+    side: str
+    order_type: str
+    qty: Decimal
+    limit_price: Decimal | None
+    trigger_price: Decimal | None
+    status: str
+    reason: str | None
+
+
+def _text(d: Decimal | None) -> str | None:
+    # Fixed-point text: `1E+2` and `100` must hash and compare the same in the ledger.
+    return None if d is None else format(d, "f")
+
+
+def _dec(s: str | None) -> Decimal | None:
+    return None if s is None else Decimal(s)
+
+
+def _check(value: str, allowed: Collection[str], what: str) -> str:
+    v = str(value)
+    if v not in allowed:
+        raise RegistryUsageError(f"{what} {value!r} is not one of {', '.join(allowed)}")
+    return v
+
+
+def _positive_units(qty: Decimal, what: str) -> int:
+    units = qty_to_units(Decimal(qty))
+    if units <= 0:
+        raise RegistryUsageError(f"{what} must be positive, got {qty}")
+    return units
+
+
+def _pk(row: pw.Model) -> int:
+    # The models use peewee's implicit `id` primary key, which the bundled stub does not declare.
+    return int(row.get_id())  # type: ignore[no-untyped-call]
+
+
+def _pkf(model: type[pw.Model]) -> Any:
+    return model._meta.primary_key
+
+
+def _position_view(p: Position) -> PositionView:
+    return PositionView(
+        uid=p.uid,
+        symbol_key=p.symbol_key,
+        venue_symbol=p.venue_symbol,
+        side=p.side,
+        state=p.state,
+        origin=p.origin,
+        target_qty=units_to_qty(p.target_qty_units),
+        remaining_qty=units_to_qty(p.remaining_qty_units),
+        entry_price=_dec(p.entry_price),
+        stop_price=_dec(p.stop_price),
+        take_profit_price=_dec(p.take_profit_price),
+        sl_order_id=p.sl_order_id,
+        tp_order_id=p.tp_order_id,
+        created=from_ms(p.created_ms),
+        updated=from_ms(p.updated_ms),
+        closed=None if p.closed_ms is None else from_ms(p.closed_ms),
+    )
+
+
+def _order_view(o: Order, uid: str) -> OrderView:
+    return OrderView(
+        client_order_id=o.client_order_id,
+        venue_order_id=o.venue_order_id,
+        position_uid=uid,
+        purpose=o.purpose,
+        side=o.side,
+        order_type=o.order_type,
+        qty=units_to_qty(o.qty_units),
+        limit_price=_dec(o.limit_price),
+        trigger_price=_dec(o.trigger_price),
+        status=o.status,
+        reason=o.reason,
+    )
+
+
+class Registry:
+    """The position registry over one SQLite database. Methods take keyword arguments after the uid."""
+
+    def __init__(self, db: pw.SqliteDatabase, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    @classmethod
+    def open(cls, path: Path | str, clock: Clock, *, create: bool = True) -> Registry:
+        """Connect, bring the schema up to date (refusing a newer one) and bind the models to the database."""
+        db = connect(path, create=create)
+        migrations.ensure_schema(db, now_ms=to_ms(clock.now()))
+        bind(db)
+        return cls(db, clock)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # ------------------------------------------------------------------------------------------ internals
+
+    def _now_ms(self) -> int:
+        return to_ms(self.clock.now())
+
+    def _row(self, uid: str) -> Position:
+        row = Position.get_or_none(Position.uid == uid)
+        if row is None:
+            raise UnknownPosition(uid)
+        return row
+
+    def _facts(self, row: Position) -> Facts:
+        entries = Fill.select().where((Fill.position == _pk(row)) & (Fill.is_entry == True)).count()  # noqa: E712
+        return Facts(
+            fills_count=entries,
+            has_stop=bool(row.sl_order_id and row.sl_order_id.strip()),
+            remaining_units=row.remaining_qty_units,
+        )
+
+    def _log(self, row: Position, event: str, source: str | None, target: str, cause: str, at_ms: int) -> None:
+        last = Transition.select(Transition.row_hash).order_by(_pkf(Transition).desc()).first()
+        prev = chain.GENESIS if last is None else last.row_hash
+        Transition.create(
+            position=_pk(row),
+            event=event,
+            source=source,
+            target=target,
+            cause=cause,
+            at_ms=at_ms,
+            prev_hash=prev,
+            row_hash=chain.transition_hash(prev, _pk(row), event, source, target, cause, at_ms),
+        )
+
+    def _append_fill(
+        self,
+        row: Position,
+        *,
+        fill_id: str,
+        client_order_id: str | None,
+        venue_order_id: str | None,
+        side: str,
+        is_entry: bool,
+        units: int,
+        price: str,
+        fill_ms: int,
+    ) -> bool:
+        last = Fill.select(Fill.row_hash).order_by(_pkf(Fill).desc()).first()
+        prev = chain.GENESIS if last is None else last.row_hash
+        inserted = (
+            Fill.insert(
+                fill_id=fill_id,
+                position=_pk(row),
+                client_order_id=client_order_id,
+                venue_order_id=venue_order_id,
+                side=side,
+                is_entry=is_entry,
+                qty_units=units,
+                price=price,
+                fill_ms=fill_ms,
+                recorded_ms=self._now_ms(),
+                prev_hash=prev,
+                row_hash=chain.fill_hash(prev, fill_id, _pk(row), side, is_entry, units, price, fill_ms),
+            )
+            .on_conflict_ignore()
+            .as_rowcount()
+            .execute()
+        )
+        return bool(inserted)
+
+    def _average_entry(self, row: Position) -> str | None:
+        # Recomputed from the whole ledger so that the result does not depend on the order fills arrived in.
+        fills = Fill.select(Fill.qty_units, Fill.price).where((Fill.position == _pk(row)) & (Fill.is_entry == True))  # noqa: E712
+        total = 0
+        notional = Decimal(0)
+        for f in fills:
+            total += f.qty_units
+            notional += Decimal(f.qty_units) * Decimal(f.price)
+        if total == 0:
+            return None
+        return _text((notional / Decimal(total)).normalize())
+
+    def _emit(self, row: Position, event: str, source: str | None, target: str, cause: str) -> None:
+        emit(
+            Ev.POSITION_TRANSITION,
+            position=row.uid,
+            symbol=row.symbol_key,
+            event=event,
+            source=source or "-",
+            target=target,
+            cause=cause,
+        )
+
+    def _create(
+        self,
+        *,
+        symbol: str,
+        side: str,
+        origin: str,
+        state: str,
+        event: str,
+        target_units: int,
+        stop_price: Decimal | None,
+        take_profit_price: Decimal | None,
+        cause: str,
+    ) -> Position:
+        key = canonical_key(symbol)
+        side = _check(side, POSITION_SIDES, "position side")
+        existing = (
+            Position.select(Position.uid, Position.state)
+            .where((Position.symbol_key == key) & Position.state.in_(list(spec.ACTIVE_STATES)))
+            .first()
+        )
+        if existing is not None:
+            raise DuplicateActivePosition(
+                f"{symbol!r} (key {key}) already has active position {existing.uid} in {existing.state}; one "
+                "active position per symbol. Close or resolve it first (nothing was recorded)"
+            )
+        now = self._now_ms()
+        row = Position.create(
+            uid=uuid.uuid4().hex[:16],
+            symbol_key=key,
+            venue_symbol=symbol,
+            side=side,
+            state=state,
+            origin=origin,
+            target_qty_units=target_units,
+            remaining_qty_units=0,
+            stop_price=_text(stop_price),
+            take_profit_price=_text(take_profit_price),
+            created_ms=now,
+            updated_ms=now,
+        )
+        self._log(row, event, None, state, cause, now)
+        return row
+
+    # ---------------------------------------------------------------------------------------- positions
+
+    def open_intent(
+        self,
+        *,
+        symbol: str,
+        side: str,
+        target_qty: Decimal,
+        stop_price: Decimal | None,
+        take_profit_price: Decimal | None = None,
+        cause: str,
+    ) -> PositionView:
+        """Record a strategy's decision to enter, before any order exists (state PENDING_ENTRY)."""
+        units = _positive_units(target_qty, "target quantity")
+        with self.db.atomic("IMMEDIATE"):
+            row = self._create(
+                symbol=symbol,
+                side=side,
+                origin="strategy",
+                state=INITIAL_STATE,
+                event="open_intent",
+                target_units=units,
+                stop_price=stop_price,
+                take_profit_price=take_profit_price,
+                cause=cause,
+            )
+        self._emit(row, "open_intent", None, INITIAL_STATE, cause)
+        return _position_view(row)
+
+    def import_position(
+        self,
+        *,
+        symbol: str,
+        side: str,
+        qty: Decimal,
+        entry_price: Decimal,
+        cause: str,
+        fill_id: str | None = None,
+    ) -> PositionView:
+        """Adopt a venue position we did not track (state OPEN), with one synthetic entry fill explaining its size.
+
+        `fill_id` defaults to `import:<uid>`; pass a stable id (e.g. `import:<venue>:<symbol>:<ts>`) to make a
+        retried import idempotent at the ledger.
+        """
+        units = _positive_units(qty, "imported quantity")
+        side = _check(side, POSITION_SIDES, "position side")
+        with self.db.atomic("IMMEDIATE"):
+            row = self._create(
+                symbol=symbol,
+                side=side,
+                origin="imported",
+                state=IMPORTED_STATE,
+                event="import",
+                target_units=units,
+                stop_price=None,
+                take_profit_price=None,
+                cause=cause,
+            )
+            price = _text(Decimal(entry_price))
+            assert price is not None
+            fid = fill_id or f"import:{row.uid}"
+            if not self._append_fill(
+                row,
+                fill_id=fid,
+                client_order_id=None,
+                venue_order_id=None,
+                side="buy" if side == "long" else "sell",
+                is_entry=True,
+                units=units,
+                price=price,
+                fill_ms=row.created_ms,
+            ):
+                raise LifecycleError(f"fill id {fid!r} is already in the ledger; an import needs a fresh fill id")
+            row.remaining_qty_units = units
+            row.entry_price = price
+            row.save()
+        self._emit(row, "import", None, IMPORTED_STATE, cause)
+        return _position_view(row)
+
+    def apply(self, uid: str, event: str, *, cause: str) -> PositionView:
+        """Take `event` on position `uid` if the spec allows it for the position's facts; log it in the same commit.
+
+        Raises IllegalTransition / GuardFailed (nothing written) or UnknownPosition.
+        """
+        with self.db.atomic("IMMEDIATE"):
+            row = self._row(uid)
+            source = row.state
+            target = next_state(source, event, self._facts(row), uid=uid)
+            now = self._now_ms()
+            row.state = target
+            row.updated_ms = now
+            row.closed_ms = now if target in spec.TERMINAL_STATES else None
+            row.save()
+            self._log(row, event, source, target, cause, now)
+        self._emit(row, event, source, target, cause)
+        return _position_view(row)
+
+    def close_external(self, uid: str, *, cause: str) -> PositionView:
+        """Close an exposed position the venue no longer holds (evidence: absent there).
+
+        Writes a balancing exit fill (`external_close:<uid>`, at the average entry price) for the remaining
+        quantity, so the ledger still explains the quantity, then `position_closed`, all in one transaction.
+        """
+        with self.db.atomic("IMMEDIATE"):
+            row = self._row(uid)
+            if row.remaining_qty_units > 0:
+                self._append_fill(
+                    row,
+                    fill_id=f"external_close:{row.uid}",
+                    client_order_id=None,
+                    venue_order_id=None,
+                    side="sell" if row.side == "long" else "buy",
+                    is_entry=False,
+                    units=row.remaining_qty_units,
+                    price=row.entry_price or "0",
+                    fill_ms=self._now_ms(),
+                )
+                row.remaining_qty_units = 0
+                row.save()
+            view = self.apply(uid, "position_closed", cause=cause)
+        return view
+
+    def set_protection(
+        self, uid: str, *, sl_order_id: str | None = None, tp_order_id: str | None = None, clear: bool = False
+    ) -> PositionView:
+        """Record the venue ids of the live stop-loss / take-profit. With `clear`, None values erase them."""
+        with self.db.atomic("IMMEDIATE"):
+            row = self._row(uid)
+            if sl_order_id is not None or clear:
+                row.sl_order_id = sl_order_id
+            if tp_order_id is not None or clear:
+                row.tp_order_id = tp_order_id
+            row.updated_ms = self._now_ms()
+            row.save()
+        return _position_view(row)
+
+    def update_prices(
+        self, uid: str, *, stop_price: Decimal | None = None, take_profit_price: Decimal | None = None
+    ) -> PositionView:
+        with self.db.atomic("IMMEDIATE"):
+            row = self._row(uid)
+            if stop_price is not None:
+                row.stop_price = _text(stop_price)
+            if take_profit_price is not None:
+                row.take_profit_price = _text(take_profit_price)
+            row.updated_ms = self._now_ms()
+            row.save()
+        return _position_view(row)
+
+    def set_stop_price(self, uid: str, stop_price: Decimal) -> None:
+        """The scheduler's spelling of `update_prices(uid, stop_price=...)`."""
+        self.update_prices(uid, stop_price=stop_price)
+
+    def get(self, uid: str) -> PositionView:
+        return _position_view(self._row(uid))
+
+    def positions(self, states: Iterable[str] | None = None) -> list[PositionView]:
+        q = Position.select().order_by(Position.created_ms, _pkf(Position))
+        if states is not None:
+            q = q.where(Position.state.in_(list(states)))
+        return [_position_view(p) for p in q]
+
+    def active_positions(self) -> list[PositionView]:
+        return self.positions(spec.ACTIVE_STATES)
+
+    def active_by_symbol(self, symbol_key: str) -> list[PositionView]:
+        key = canonical_key(symbol_key)
+        q = (
+            Position.select()
+            .where((Position.symbol_key == key) & Position.state.in_(list(spec.ACTIVE_STATES)))
+            .order_by(Position.created_ms, _pkf(Position))
+        )
+        return [_position_view(p) for p in q]
+
+    # ------------------------------------------------------------------------------------------- orders
+
+    def record_order_intent(
+        self,
+        uid: str,
+        *,
+        purpose: str,
+        side: str,
+        order_type: str,
+        qty: Decimal,
+        limit_price: Decimal | None = None,
+        trigger_price: Decimal | None = None,
+    ) -> OrderView:
+        """Record an order before it is sent, with a deterministic client order id `<uid>-<purpose>-<n>`."""
+        purpose = _check(purpose, PURPOSES, "order purpose")
+        side = _check(side, ORDER_SIDES, "order side")
+        order_type = _check(order_type, ORDER_TYPES, "order type")
+        units = _positive_units(qty, "order quantity")
+        with self.db.atomic("IMMEDIATE"):
+            row = self._row(uid)
+            n = Order.select().where((Order.position == _pk(row)) & (Order.purpose == purpose)).count() + 1
+            coid = f"{row.uid}-{purpose.replace('_', '')}-{n}"
+            if not _COID_OK.fullmatch(coid):
+                raise RegistryUsageError(f"client order id {coid!r} is not 1-100 characters of [A-Za-z0-9-]")
+            now = self._now_ms()
+            order = Order.create(
+                position=_pk(row),
+                client_order_id=coid,
+                purpose=purpose,
+                side=side,
+                order_type=order_type,
+                qty_units=units,
+                limit_price=_text(limit_price),
+                trigger_price=_text(trigger_price),
+                status="intent",
+                created_ms=now,
+                updated_ms=now,
+            )
+        return _order_view(order, row.uid)
+
+    def mark_order(
+        self, client_order_id: str, *, status: str, venue_order_id: str | None = None, reason: str | None = None
+    ) -> OrderView:
+        status = _check(status, ORDER_STATUSES, "order status")
+        with self.db.atomic("IMMEDIATE"):
+            order = self._order(client_order_id)
+            order.status = status
+            if venue_order_id is not None:
+                order.venue_order_id = venue_order_id
+            if reason is not None:
+                order.reason = reason
+            order.updated_ms = self._now_ms()
+            order.save()
+            uid = order.position.uid
+        return _order_view(order, uid)
+
+    def _order(self, client_order_id: str) -> Order:
+        order = Order.get_or_none(Order.client_order_id == client_order_id)
+        if order is None:
+            raise LifecycleError(f"no order with client order id {client_order_id!r} in the registry")
+        return order
+
+    def _order_views(self, where: Any) -> list[OrderView]:
+        q = (
+            Order.select(Order, Position.uid)
+            .join(Position)
+            .where(where)
+            .order_by(Order.created_ms, _pkf(Order))
+            .objects()
+        )
+        # `uid` is the joined Position column, flattened onto the Order by .objects(); the stub cannot know it
+        return [_order_view(o, str(getattr(o, "uid"))) for o in q]  # noqa: B009
+
+    def orders(self, uid: str) -> list[OrderView]:
+        row = self._row(uid)
+        return self._order_views(Order.position == _pk(row))
+
+    def orders_for(self, uid: str) -> list[OrderView]:
+        """The scheduler's spelling of `orders(uid)`."""
+        return self.orders(uid)
+
+    def order_by_client_id(self, client_order_id: str) -> OrderView | None:
+        views = self._order_views(Order.client_order_id == client_order_id)
+        return views[0] if views else None
+
+    def unresolved_orders(self) -> list[OrderView]:
+        return self._order_views(Order.status.in_(list(UNRESOLVED_STATUSES)))
+
+    # -------------------------------------------------------------------------------------------- fills
+
+    def record_fill(
+        self,
+        *,
+        fill_id: str,
+        client_order_id: str,
+        side: str,
+        qty: Decimal,
+        price: Decimal,
+        fill_time: datetime,
+        venue_order_id: str | None = None,
+    ) -> bool:
+        """Append one venue fill to the ledger; False (and nothing changed) when its fill id is already there.
+
+        Entry vs exit comes from the order's purpose. An exit fill larger than the remaining quantity raises
+        OverfillError and records nothing (the caller retries it once the entry fills it follows are in).
+        """
+        with self.db.atomic("IMMEDIATE"):
+            order = self._order(client_order_id)
+            return self._record(
+                order.position,
+                fill_id=fill_id,
+                client_order_id=client_order_id,
+                venue_order_id=venue_order_id or order.venue_order_id,
+                side=side,
+                is_entry=order.purpose == "entry",
+                qty=qty,
+                price=price,
+                fill_time=fill_time,
+            )
+
+    def record_venue_fill(self, uid: str, fill: Any, *, is_entry: bool) -> bool:
+        """Record an `exchange.types.VenueFill` for position `uid` (the scheduler's call shape)."""
+        with self.db.atomic("IMMEDIATE"):
+            return self._record(
+                self._row(uid),
+                fill_id=str(fill.fill_id),
+                client_order_id=fill.client_order_id,
+                venue_order_id=fill.order_id,
+                side=str(fill.side),
+                is_entry=is_entry,
+                qty=fill.size,
+                price=fill.price,
+                fill_time=fill.time,
+            )
+
+    def _record(
+        self,
+        row: Position,
+        *,
+        fill_id: str,
+        client_order_id: str | None,
+        venue_order_id: str | None,
+        side: str,
+        is_entry: bool,
+        qty: Decimal,
+        price: Decimal,
+        fill_time: datetime,
+    ) -> bool:
+        side = _check(side, ORDER_SIDES, "fill side")
+        units = _positive_units(qty, "fill quantity")
+        if Fill.select().where(Fill.fill_id == fill_id).exists():
+            return False
+        if is_entry and row.state in spec.TERMINAL_STATES:
+            raise FillOnTerminalPosition(
+                f"entry fill {fill_id} for position {row.uid}, which is {row.state}: the venue holds exposure the "
+                "registry considers gone. Nothing recorded; run reconciliation and inspect the venue position"
+            )
+        if not is_entry and units > row.remaining_qty_units:
+            raise OverfillError(
+                f"exit fill {fill_id} of {units_to_qty(units)} exceeds position {row.uid}'s remaining "
+                f"{units_to_qty(row.remaining_qty_units)}; nothing recorded. If its entry fills have not been "
+                "recorded yet, record them first; otherwise the venue position differs: run reconciliation"
+            )
+        text_price = _text(Decimal(price))
+        assert text_price is not None
+        if not self._append_fill(
+            row,
+            fill_id=fill_id,
+            client_order_id=client_order_id,
+            venue_order_id=venue_order_id,
+            side=side,
+            is_entry=is_entry,
+            units=units,
+            price=text_price,
+            fill_ms=to_ms(fill_time),
+        ):
+            return False
+        row.remaining_qty_units += units if is_entry else -units
+        if is_entry:
+            row.entry_price = self._average_entry(row)
+        row.updated_ms = self._now_ms()
+        row.save()
+        return True
+
+    def known_fill_ids(self, since_ms: int | None = None) -> set[str]:
+        q = Fill.select(Fill.fill_id)
+        if since_ms is not None:
+            q = q.where(Fill.fill_ms >= since_ms)
+        return {f.fill_id for f in q}
+
+    def last_fill_time(self) -> datetime | None:
+        ms = Fill.select(pw.fn.MAX(Fill.fill_ms)).scalar()
+        return None if ms is None else from_ms(int(ms))
+
+    def fills(self, uid: str) -> list[dict[str, object]]:
+        """The ledger rows of one position in recording order (for reports and tests)."""
+        row = self._row(uid)
+        q = Fill.select().where(Fill.position == _pk(row)).order_by(_pkf(Fill))
+        return [
+            {
+                "fill_id": f.fill_id,
+                "side": f.side,
+                "is_entry": f.is_entry,
+                "qty": units_to_qty(f.qty_units),
+                "price": Decimal(f.price),
+                "fill_time": from_ms(f.fill_ms),
+                "client_order_id": f.client_order_id,
+            }
+            for f in q
+        ]
+
+
+def positions_for_symbols(registry: Registry, keys: Sequence[str]) -> dict[str, list[PositionView]]:
+    return {k: registry.active_by_symbol(k) for k in keys}
