@@ -1,0 +1,210 @@
+"""What the venue-facing tools share: settings from `--config`, the live guard, the venue, the registry.
+
+The order matters and is the point of this module: settings are loaded and the live-key guard is checked
+BEFORE anything opens a socket, so a refused run (exit 3) has provably made no network call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar, cast
+
+import peewee as pw
+
+from exchange.breaker import CircuitBreaker
+from exchange.ccxt_venue import CcxtVenue
+from exchange.errors import VenueError
+from exchange.types import PositionSide
+from exchange.venue import Venue
+from lifecycle.clock import Clock, SystemClock, from_ms
+from lifecycle.db import RegistryOpenError, connect
+from lifecycle.models import ALL_MODELS, Fill, Order, Position
+from lifecycle.reconcile import OrderRef, RegistryPosition
+from lifecycle.registry import Registry
+from lifecycle.units import units_to_qty
+from scheduler.config import ConfigError, Settings, load_settings
+from specs.lifecycle import ACTIVE_STATES
+from tools._cli import ProblemsFound, UsageError, require_live_ack
+
+if TYPE_CHECKING:
+    from scheduler.jobs.context import DaemonContext
+
+T = TypeVar("T")
+
+
+def add_common(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """`--config FILE`; `--db` falls back to the config's `db_path` when not given."""
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="daemon config TOML (default: the embedded paper defaults); TRADER_* env vars apply on top",
+    )
+    parser.set_defaults(db=None)
+    return parser
+
+
+def load(config: Path | None) -> Settings:
+    """Settings as the daemon loads them; a bad config is a usage error (exit 2) naming each key."""
+    try:
+        settings = load_settings(config)
+    except ConfigError as err:
+        raise UsageError("config invalid: " + "; ".join(f"{p.key}: {p.message}" for p in err.problems)) from None
+    return settings
+
+
+def db_path(args: argparse.Namespace, settings: Settings) -> Path:
+    given: Path | None = args.db
+    return given if given is not None else settings.db_path
+
+
+@dataclass(frozen=True)
+class ToolEnv:
+    settings: Settings
+    live: bool
+    secrets: tuple[str, ...]
+
+
+def prepare(args: argparse.Namespace, *, execute: bool = False) -> ToolEnv:
+    """Load settings and apply the live guard; nothing here touches the network."""
+    settings = load(args.config)
+    require_live_ack(settings.is_live_venue, execute)
+    return ToolEnv(settings, settings.is_live_venue, settings.secret_values())
+
+
+def build_venue(settings: Settings, clock: Clock | None = None) -> CcxtVenue:
+    venue = settings.venue
+    if venue.base_url is None:
+        raise UsageError(
+            "venue.base_url is not set: the tools talk to a venue over HTTP. Set it to https://futures.kraken.com"
+            " (live), https://demo-futures.kraken.com (demo) or the simulator's http://127.0.0.1:PORT"
+        )
+    if venue.api_key is None or venue.api_secret is None:
+        raise UsageError("venue.api_key and venue.api_secret are required: the tools read private account data")
+    clk = clock or SystemClock()
+    breaker = CircuitBreaker(
+        clk, failure_threshold=venue.breaker.failure_threshold, open_seconds=venue.breaker.open_seconds
+    )
+    return CcxtVenue(
+        api_key=venue.api_key,
+        api_secret=venue.api_secret,
+        base_url=venue.base_url,
+        timeout_seconds=venue.timeout_ms / 1000,
+        enable_rate_limit=venue.enable_rate_limit,
+        breaker=breaker,
+        clock=clk,
+    )
+
+
+def open_registry(path: Path, clock: Clock, *, must_exist: bool = True) -> Registry:
+    if must_exist and not path.is_file():
+        raise UsageError(f"registry database {path} does not exist: check --db PATH or db_path in the config")
+    return Registry.open(path, clock)
+
+
+def daemon_context(
+    settings: Settings, registry: Registry, venue: Venue, clock: Clock, stop_pct: Decimal
+) -> DaemonContext:
+    """The daemon's own job context, so the tools place stops with the protect job's code, not a second copy."""
+    from scheduler.jobs.context import DaemonContext
+    from scheduler.jobs.ports import RegistryPort
+    from scheduler.startup import limits_from, safety_from, strategy_from
+
+    keys = tuple(settings.symbols)
+    limits = dataclasses.replace(limits_from(settings, keys), default_stop_pct=stop_pct)
+    return DaemonContext(
+        # The port still differs from Registry in record_fill/mark_order, which the stop and phantom paths used
+        # here never call; the cast goes when the two agree (reported to the lead).
+        registry=cast(RegistryPort, registry),
+        venue=venue,
+        clock=clock,
+        limits=limits,
+        instruments=venue.instruments(),
+        strategy=strategy_from(settings),
+        safety=safety_from(settings),
+    )
+
+
+def atr_stop(
+    venue: Venue, settings: Settings, symbol: str, side: str, entry: Decimal, tick: Decimal, period: int = 14
+) -> Decimal | None:
+    """entry -/+ atr_stop_multiple x ATR(period) on the configured timeframe; None when candles are too few."""
+    from strategy.signals import atr
+
+    try:
+        candles = venue.candles(symbol, settings.timeframe, limit=period + 1)
+        distance = atr(candles, period) * settings.risk.atr_stop_multiple
+    except (ValueError, VenueError):
+        return None
+    raw = entry - distance if side == "long" else entry + distance
+    if raw <= 0:
+        return None
+    return (raw / tick).quantize(Decimal(1), rounding=ROUND_HALF_EVEN) * tick
+
+
+@contextmanager
+def read_registry(path: Path) -> Iterator[pw.SqliteDatabase]:
+    """The registry opened read-only with the models bound: the read-only tools never write, not even a WAL."""
+    if not path.is_file():
+        raise UsageError(f"registry database {path} does not exist: check --db PATH or db_path in the config")
+    try:
+        db = connect(path, readonly=True)
+    except RegistryOpenError as exc:
+        raise ProblemsFound(f"cannot open registry {path}: {exc}; run python -m tools.check_db_health") from None
+    try:
+        with db.bind_ctx(list(ALL_MODELS)):
+            yield db
+    finally:
+        db.close()
+
+
+def venue_call(what: str, fn: Callable[[], T]) -> T:
+    """One venue read; a venue failure becomes one operator line naming what failed."""
+    try:
+        return fn()
+    except VenueError as exc:
+        raise ProblemsFound(f"{what} failed: {type(exc).__name__}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class RegistryInputs:
+    """The pure reconciliation's registry side, read without writing (an absent file is an empty registry)."""
+
+    positions: tuple[RegistryPosition, ...]
+    orders: dict[str, OrderRef]
+    known_fill_ids: frozenset[str]
+
+
+def registry_inputs(path: Path) -> RegistryInputs:
+    if not path.is_file():
+        return RegistryInputs((), {}, frozenset())
+    with read_registry(path):
+        rows = list(Position.select().where(Position.state.in_(sorted(ACTIVE_STATES))))
+        positions = tuple(
+            RegistryPosition(
+                uid=p.uid,
+                symbol_key=p.symbol_key,
+                side=PositionSide(p.side),
+                state=p.state,
+                remaining_qty=units_to_qty(p.remaining_qty_units),
+                sl_order_id=p.sl_order_id,
+                tp_order_id=p.tp_order_id,
+                created=from_ms(p.created_ms),
+            )
+            for p in rows
+        )
+        active = {p.uid for p in positions}
+        orders = {
+            o.client_order_id: OrderRef(o.position.uid, o.purpose, o.venue_order_id)
+            for o in Order.select(Order, Position).join(Position)
+            if o.position.uid in active
+        }
+        fills = frozenset(str(f.fill_id) for f in Fill.select(Fill.fill_id))
+    return RegistryInputs(positions, orders, fills)

@@ -1,0 +1,97 @@
+"""`python -m tools.recover_sl_order_ids [--config FILE] [--db PATH] [--execute] [--json]`: relink stop ids.
+
+An exposed position whose recorded stop-loss id is missing, or names an order the venue no longer shows, is
+relinked to the live reduce-only stop on the closing side for its symbol (the one carrying its own client order
+id first). The matching is the daemon's (`lifecycle.reconcile`), over one venue snapshot. Dry-run prints the
+relinks; `--execute` writes them (and confirms protection for an OPEN position). Positions with no live stop
+to relink are listed as needing a new stop (the daemon's protect job, or `sync_positions`, places it).
+Exit 0 when nothing is left unlinked, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+from lifecycle.clock import SystemClock
+from lifecycle.reconcile import MissingStop, RelinkStop, reconcile
+from tools._cli import ProblemsFound, dry_run_prefix, make_parser, run_tool, write_json, write_text
+from tools._venue import add_common, build_venue, db_path, open_registry, prepare, registry_inputs, venue_call
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = add_common(
+        make_parser(
+            "python -m tools.recover_sl_order_ids",
+            "Relink positions to their live stop-loss orders",
+            modifies_state=True,
+        )
+    )
+    args = parser.parse_args(argv)
+    env = prepare(args, execute=args.execute)
+    path = db_path(args, env.settings)
+    inputs = registry_inputs(path)
+    if not path.is_file():
+        raise ProblemsFound(f"registry database {path} does not exist: check --db PATH or db_path in the config")
+    clock = SystemClock()
+    venue = build_venue(env.settings, clock)
+    snap = venue_call("venue snapshot", partial(venue.snapshot, clock.now() - timedelta(minutes=5)))
+    rec = reconcile(inputs.positions, inputs.known_fill_ids, inputs.orders, snap, clock.now())
+    if not rec.report.complete:
+        raise ProblemsFound(f"venue snapshot incomplete ({rec.report.reason}): nothing judged; retry later")
+    by_uid = {p.uid: p for p in inputs.positions}
+    relinks = [a for a in rec.actions if isinstance(a, RelinkStop)]
+    missing = [a for a in rec.actions if isinstance(a, MissingStop)]
+    done: list[str] = []
+    if args.execute and relinks:
+        registry = open_registry(path, clock)
+        for r in relinks:
+            registry.set_protection(r.uid, sl_order_id=r.order_id)
+            if registry.get(r.uid).state == "OPEN":
+                registry.apply(r.uid, "protection_confirmed", cause=f"recover_sl_order_ids: relinked stop {r.order_id}")
+            done.append(r.uid)
+    if args.json:
+        doc: dict[str, Any] = {
+            "db": str(path),
+            "execute": args.execute,
+            "relinks": [
+                {
+                    "position": r.uid,
+                    "symbol": by_uid[r.uid].symbol_key,
+                    "old": by_uid[r.uid].sl_order_id,
+                    "new": r.order_id,
+                }
+                for r in relinks
+            ],
+            "relinked": done,
+            "missing_stop": [{"position": m.uid, "symbol": by_uid[m.uid].symbol_key} for m in missing],
+            "ok": not missing and (args.execute or not relinks),
+        }
+        write_json(doc)
+    else:
+        verb = "relinked" if args.execute else f"{dry_run_prefix(False)}relink"
+        lines = [
+            f"{verb} {r.uid} {by_uid[r.uid].symbol_key}: stop {by_uid[r.uid].sl_order_id or '-'} -> {r.order_id}"
+            for r in relinks
+        ]
+        lines += [
+            f"no live stop to relink for {m.uid} {by_uid[m.uid].symbol_key}: run python -m tools.sync_positions"
+            " --execute or let the daemon's protect job place one"
+            for m in missing
+        ]
+        if not relinks and not missing:
+            lines.append("every exposed position is linked to its live stop-loss")
+        elif relinks and not args.execute:
+            lines.append("dry-run: nothing changed; re-run with --execute to write the relinks")
+        write_text(lines)
+    if missing:
+        sys.stderr.write(f"error: {len(missing)} position(s) have no live stop-loss on the venue\n")
+        return 1
+    return 1 if relinks and not args.execute else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_tool(main))

@@ -1,0 +1,173 @@
+"""`python -m tools.sync_positions [--config FILE] [--db PATH] [--execute] [--json]`: registry vs venue.
+
+Runs the daemon's own reconciliation diff (`lifecycle.reconcile.reconcile`) over two venue snapshots taken
+`--confirm-wait-s` apart, because an orphan or phantom counts only when two consecutive snapshots agree.
+Dry-run (default) prints the orphans it would import and the phantoms it would close. `--execute` imports each
+orphan into the registry, protects it (relinks a reduce-only stop already on the venue, else places one at
+entry -/+ atr_stop_multiple x ATR, or `--stop-pct` from entry when candles are short) and closes confirmed
+phantoms with the daemon's evidence rules. Exit 0 in sync (or all done), 1 when work remains or failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from exchange.types import AccountSnapshot
+from exchange.venue import Venue
+from lifecycle.clock import SystemClock
+from lifecycle.reconcile import ClosePhantom, ImportOrphan, Reconciliation, reconcile
+from tools._cli import ProblemsFound, dry_run_prefix, make_parser, run_tool, write_json, write_text
+from tools._venue import (
+    ToolEnv,
+    add_common,
+    atr_stop,
+    build_venue,
+    daemon_context,
+    db_path,
+    open_registry,
+    prepare,
+    registry_inputs,
+    venue_call,
+)
+
+FILL_LOOKBACK = timedelta(hours=24)
+
+
+@dataclass
+class Outcome:
+    done: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+def diff(args: argparse.Namespace, venue: Venue, inputs_path: Path, clock: SystemClock) -> Reconciliation:
+    """Two snapshots, the second judged with the first's memory: only confirmed findings become actions."""
+    memory = None
+    rec: Reconciliation | None = None
+    for attempt in range(2):
+        if attempt:
+            time.sleep(args.confirm_wait_s)
+        inputs = registry_inputs(inputs_path)
+        since = clock.now() - FILL_LOOKBACK
+        snap: AccountSnapshot = venue_call("venue snapshot", partial(venue.snapshot, since))
+        rec = reconcile(inputs.positions, inputs.known_fill_ids, inputs.orders, snap, clock.now(), memory)
+        if not rec.report.complete:
+            raise ProblemsFound(f"venue snapshot incomplete ({rec.report.reason}): nothing judged; retry later")
+        memory = rec.memory
+    assert rec is not None
+    return rec
+
+
+def execute(
+    env: ToolEnv, args: argparse.Namespace, venue: Venue, path: Path, clock: SystemClock, rec: Reconciliation
+) -> Outcome:
+    from scheduler.jobs import protect
+    from scheduler.jobs.reconcile import close_phantom
+
+    out = Outcome()
+    registry = open_registry(path, clock, must_exist=False)
+    ctx = daemon_context(env.settings, registry, venue, clock, args.stop_pct)
+    open_orders = venue_call("reading open orders", venue.open_orders)
+    for action in rec.actions:
+        if isinstance(action, ImportOrphan):
+            pos = registry.import_position(
+                symbol=action.symbol,
+                side=action.side.value,
+                qty=action.qty,
+                entry_price=action.entry_price,
+                cause="sync_positions: venue position with no registry position (operator import)",
+            )
+            tick = ctx.instruments[action.symbol].tick_size if action.symbol in ctx.instruments else Decimal("0.5")
+            stop = atr_stop(venue, env.settings, action.symbol, action.side.value, action.entry_price, tick)
+            if stop is not None:
+                registry.set_stop_price(pos.uid, stop)
+            protect.protect_position(ctx, registry.get(pos.uid), open_orders)
+            after = registry.get(pos.uid)
+            line = f"imported {action.symbol} {action.side.value} {action.qty} as {after.uid} ({after.state})"
+            if after.sl_order_id:
+                out.done.append(f"{line}, stop {after.sl_order_id} at {after.stop_price}")
+            else:
+                out.failed.append(f"{line} but NO stop is live: check ORDER_REJECTED_BY_VENUE and retry")
+        elif isinstance(action, ClosePhantom):
+            before = registry.get(action.uid)
+            close_phantom(ctx, action.uid)
+            after = registry.get(action.uid)
+            if after.state != before.state:
+                out.done.append(f"closed phantom {action.uid} {before.symbol_key} ({before.state} -> {after.state})")
+            else:
+                out.failed.append(f"phantom {action.uid} left {after.state}: the venue still shows its entry order")
+    return out
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = add_common(
+        make_parser("python -m tools.sync_positions", "Sync venue positions into the registry", modifies_state=True)
+    )
+    parser.add_argument(
+        "--confirm-wait-s", type=float, default=2.0, help="seconds between the two snapshots (default 2)"
+    )
+    parser.add_argument(
+        "--stop-pct",
+        type=Decimal,
+        default=Decimal(2),
+        help="fallback stop distance from entry in percent when ATR cannot be computed (default 2)",
+    )
+    args = parser.parse_args(argv)
+    env = prepare(args, execute=args.execute)
+    path = db_path(args, env.settings)
+    clock = SystemClock()
+    venue = build_venue(env.settings, clock)
+    rec = diff(args, venue, path, clock)
+    imports = [a for a in rec.actions if isinstance(a, ImportOrphan)]
+    phantoms = [a for a in rec.actions if isinstance(a, ClosePhantom)]
+    others = [i for i in rec.issues if i.cls not in ("orphaned", "phantom")]
+    outcome = execute(env, args, venue, path, clock, rec) if args.execute and (imports or phantoms) else Outcome()
+    pending = bool(imports or phantoms) and not args.execute
+    if args.json:
+        doc: dict[str, Any] = {
+            "db": str(path),
+            "execute": args.execute,
+            "report": rec.report.counters(),
+            "orphans": [
+                {"symbol": a.symbol, "side": a.side.value, "qty": a.qty, "entry_price": a.entry_price} for a in imports
+            ],
+            "phantoms": [a.uid for a in phantoms],
+            "other_issues": [
+                {"class": i.cls, "symbol": i.symbol, "position": i.uid, "detail": i.detail} for i in others
+            ],
+            "done": outcome.done,
+            "failed": outcome.failed,
+            "in_sync": not (imports or phantoms),
+        }
+        write_json(doc)
+    else:
+        prefix = dry_run_prefix(args.execute)
+        lines = [f"registry {path} vs venue {env.settings.venue.host}: " + ", ".join(
+            f"{k}={v}" for k, v in rec.report.counters().items() if k in ("orphaned", "phantom", "qty_mismatch")
+        )]  # fmt: skip
+        if not args.execute:
+            lines += [f"{prefix}import orphan {a.symbol} {a.side.value} {a.qty} @ {a.entry_price}" for a in imports]
+            lines += [f"{prefix}close phantom {a.uid}" for a in phantoms]
+        lines += outcome.done + [f"FAILED: {f}" for f in outcome.failed]
+        lines += [f"note: {i.cls} {i.symbol} {i.uid or '-'} {i.detail} (left to the daemon)" for i in others]
+        if not (imports or phantoms):
+            lines.append("in sync: nothing to import or close")
+        elif pending:
+            lines.append("dry-run: nothing changed; re-run with --execute to act")
+        write_text(lines)
+    if outcome.failed:
+        sys.stderr.write(f"error: {len(outcome.failed)} action(s) failed (see the report)\n")
+        return 1
+    return 1 if pending else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_tool(main))
