@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from exchange.types import OrderStatus, VenueOrder
+from lifecycle.registry import OrderView
 from scheduler.jobs.context import DaemonContext
 from scheduler.jobs.exits import ingest_fills
-from scheduler.jobs.ports import OrderView
 
 log = logging.getLogger(__name__)
 

@@ -9,22 +9,34 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import peewee as pw
 
+from exchange.breaker import CircuitBreaker
+from exchange.ccxt_venue import CcxtVenue
 from exchange.errors import VenueError
 from exchange.types import Instrument
 from exchange.venue import Venue
-from lifecycle.audit import AuditReport
+from lifecycle.audit import AuditReport, run_audit
+from lifecycle.clock import Clock, SystemClock
+from lifecycle.escalation import Escalator
 from lifecycle.events import Ev, emit
+from lifecycle.killswitch import KillSwitch
+from lifecycle.merge import MergeCollision, merge_symbol_collisions
+from lifecycle.registry import Registry
+from lifecycle.symbols import canonical_key
 from scheduler.app import Daemon, JobRunner, JobSpec
+from scheduler.config import Settings
 from scheduler.jobs import exits as exits_job
 from scheduler.jobs import health as health_job
 from scheduler.jobs import protect as protect_job
 from scheduler.jobs import reconcile as reconcile_job
 from scheduler.jobs import tick as tick_job
-from scheduler.jobs.context import DaemonContext
+from scheduler.jobs.context import DaemonContext, Limits
+from scheduler.jobs.safety import Safety
 from scheduler.recovery import recover_in_flight
+from strategy.donchian import DonchianBreakout, DonchianParams
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -41,19 +53,11 @@ class StartupRefused(Exception):
         self.exit_code = exit_code
 
 
-@dataclass(frozen=True)
-class MergeNote:
-    symbol_key: str
-    survivor: str
-    merged: Sequence[str]
-    spellings: Sequence[str]
-
-
 def step(name: str, detail: str) -> None:
     emit(Ev.STARTUP_STEP, step=name, detail=detail)
 
 
-def run_merge(merge: Callable[[], Sequence[MergeNote]]) -> int:
+def run_merge(merge: Callable[[], Sequence[MergeCollision]]) -> int:
     notes = merge()
     for note in notes:
         emit(
@@ -151,3 +155,114 @@ def run_jobs(
         uptime_s=ctx.stats.uptime_s(),
     )
     return reason
+
+
+def limits_from(settings: Settings, symbol_keys: tuple[str, ...]) -> Limits:
+    risk = settings.risk
+    return Limits(
+        symbols=symbol_keys,
+        timeframe=settings.timeframe,
+        auction_max_margin_util=risk.auction_max_margin_util,
+        max_margin_utilization_pct=risk.max_margin_utilization_pct,
+        take_profit=risk.take_profit_r is not None,
+    )
+
+
+def strategy_from(settings: Settings) -> DonchianBreakout:
+    risk = settings.risk
+    return DonchianBreakout(
+        DonchianParams(
+            atr_stop_multiple=risk.atr_stop_multiple,
+            risk_per_trade_pct=risk.risk_per_trade_pct,
+            take_profit_r=risk.take_profit_r,
+        )
+    )
+
+
+def safety_from(settings: Settings) -> Safety:
+    risk = settings.risk
+    killswitch = KillSwitch(
+        risk.max_margin_utilization_pct, risk.kill_switch_hysteresis_pct, risk.kill_switch_release_cycles
+    )
+    return Safety(killswitch, Escalator())
+
+
+@dataclass
+class Started:
+    ctx: DaemonContext
+    registry: Registry
+    audit: Callable[[], AuditReport]
+
+
+def start(
+    settings: Settings,
+    venue: Venue,
+    clock: Clock,
+    db_path: Path,
+    *,
+    recovery_checks: int = 3,
+    recovery_wait_s: float = 3.0,
+) -> Started:
+    """Every startup step up to and including the first reconciliation. Raises StartupRefused."""
+    try:
+        registry = Registry.open(db_path, clock)
+    except Exception as exc:
+        raise StartupRefused("database", f"cannot open registry {db_path}: {exc}", EXIT_FAILURE) from None
+    step("database", str(db_path))
+    run_merge(lambda: merge_symbol_collisions(registry.db, clock))
+
+    def audit() -> AuditReport:
+        return run_audit(registry.db)
+
+    run_startup_audit(audit)
+    instruments = connect_venue(venue, settings.symbols, canonical_key)
+    keys = tuple(canonical_key(s) for s in settings.symbols)
+    ctx = DaemonContext(
+        registry=registry,
+        venue=venue,
+        clock=clock,
+        limits=limits_from(settings, keys),
+        instruments=instruments,
+        strategy=strategy_from(settings),
+        safety=safety_from(settings),
+    )
+    recover_and_reconcile(ctx, recovery_checks=recovery_checks, recovery_wait_s=recovery_wait_s)
+    return Started(ctx, registry, audit)
+
+
+def run_live(settings: Settings, *, db: Path | None, duration_s: float | None, recovery_wait_s: float = 3.0) -> int:
+    clock = SystemClock()
+    venue_settings = settings.venue
+    if venue_settings.api_key is None or venue_settings.api_secret is None:
+        raise StartupRefused("venue", "venue.api_key and venue.api_secret are required outside paper mode", EXIT_CONFIG)
+    breaker = CircuitBreaker(
+        clock,
+        failure_threshold=venue_settings.breaker.failure_threshold,
+        open_seconds=venue_settings.breaker.open_seconds,
+    )
+    venue = CcxtVenue(
+        api_key=venue_settings.api_key,
+        api_secret=venue_settings.api_secret,
+        base_url=venue_settings.base_url,
+        timeout_seconds=venue_settings.timeout_ms / 1000,
+        enable_rate_limit=venue_settings.enable_rate_limit,
+        breaker=breaker,
+        clock=clock,
+    )
+    db_path = db or settings.db_path
+    started = start(settings, venue, clock, db_path, recovery_wait_s=recovery_wait_s)
+    iv = settings.intervals
+    run_jobs(
+        started.ctx,
+        started.registry.db,
+        Intervals(iv.tick, iv.reconcile, iv.protect, iv.health),
+        started.audit,
+        started_fields={
+            "mode": settings.mode,
+            "venue": venue_settings.host or "kraken",
+            "db": str(db_path),
+            "symbols": ",".join(started.ctx.symbol_keys),
+        },
+        duration_s=duration_s,
+    )
+    return EXIT_OK

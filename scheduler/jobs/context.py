@@ -13,8 +13,8 @@ from exchange.types import Instrument, MarginSnapshot, VenueFill
 from exchange.venue import Venue
 from lifecycle.clock import Clock
 from lifecycle.reconcile import ReconcileMemory, Reconciliation
+from lifecycle.registry import Registry
 from scheduler.app import RunStats
-from scheduler.jobs.ports import RegistryPort
 from scheduler.jobs.safety import Safety
 from strategy.base import Strategy
 
@@ -45,7 +45,7 @@ class EntryPlan:
 
 @dataclass
 class DaemonContext:
-    registry: RegistryPort
+    registry: Registry
     venue: Venue
     clock: Clock
     limits: Limits

@@ -13,8 +13,8 @@ from exchange.errors import CircuitOpen, OrderRejected, VenueError
 from exchange.types import OrderOutcome, OrderRequest, OrderStatus, OrderType, PlaceResult, Side
 from exchange.venue import Venue
 from lifecycle.events import Ev, emit
+from lifecycle.registry import Registry
 from scheduler.jobs.crash import crash_point
-from scheduler.jobs.ports import RegistryPort
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class Submitted:
 
 
 def submit(
-    registry: RegistryPort,
+    registry: Registry,
     venue: Venue,
     uid: str,
     *,
@@ -82,7 +82,7 @@ def submit(
     return Submitted(coid, result)
 
 
-def record_outcome(registry: RegistryPort, symbol: str, purpose: str, result: PlaceResult) -> None:
+def record_outcome(registry: Registry, symbol: str, purpose: str, result: PlaceResult) -> None:
     coid = result.client_order_id
     if result.outcome is OrderOutcome.REJECTED:
         reason = result.reason or "rejected"

@@ -39,7 +39,7 @@ def ingest_fills(ctx: DaemonContext, fills: Iterable[VenueFill]) -> set[str]:
         if owner is None:
             continue
         uid, purpose = owner
-        if ctx.registry.record_fill(uid, fill, is_entry=purpose == "entry"):
+        if ctx.registry.record_venue_fill(uid, fill, is_entry=purpose == "entry"):
             touched.add(uid)
     return touched
 

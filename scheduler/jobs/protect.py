@@ -14,10 +14,10 @@ from decimal import Decimal
 
 from exchange.types import OrderOutcome, OrderStatus, OrderType, Side, VenueOrder
 from lifecycle.events import Ev, emit
+from lifecycle.registry import PositionView
 from scheduler.jobs.context import DaemonContext
 from scheduler.jobs.crash import crash_point
 from scheduler.jobs.execution import submit
-from scheduler.jobs.ports import PositionView
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def protect_position(ctx: DaemonContext, pos: PositionView, open_orders: Sequenc
         if _stop_filled(ctx, pos):
             return  # the stop did its job; the exits job closes the position from the fills
         pos = ctx.registry.apply(pos.uid, "protection_lost", cause=f"stop {pos.sl_order_id} no longer on the venue")
-        ctx.registry.set_protection(pos.uid, sl_order_id=None)
+        ctx.registry.set_protection(pos.uid, sl_order_id=None, tp_order_id=pos.tp_order_id, clear=True)
     if pos.state != "OPEN":
         return
     live = _find_live_stop(pos, open_orders)

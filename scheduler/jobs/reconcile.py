@@ -74,10 +74,10 @@ def execute(ctx: DaemonContext, action: Action) -> None:
     reg = ctx.registry
     match action:
         case ApplyFill(uid, fill, is_entry):
-            reg.record_fill(uid, fill, is_entry=is_entry)
+            reg.record_venue_fill(uid, fill, is_entry=is_entry)
         case AdoptPending(uid, fills):
             for fill in fills:
-                reg.record_fill(uid, fill, is_entry=True)
+                reg.record_venue_fill(uid, fill, is_entry=True)
             if reg.get(uid).state in PENDING:
                 reg.apply(uid, "entry_filled", cause="reconcile: pending entry filled on the venue")
         case ImportOrphan(symbol, side, qty, entry_price):

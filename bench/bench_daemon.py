@@ -1,0 +1,133 @@
+"""The daemon's own cost: tick CPU per coin, reconciliation time at 1/10/100 positions, peak RSS over 1,000
+cycles. The simulator runs in process (SimVenue, no HTTP) so the figures are ours, not the network's; each is
+printed beside a baseline measured in the same run (the venue reads alone), as a ratio.
+"""
+
+from __future__ import annotations
+
+import resource
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+
+from exchange.sim_venue import SimVenue
+from exchange.simulator.engine import SimConfig, Simulator
+from exchange.simulator.instruments import DEFAULT_INSTRUMENTS, InstrumentSpec
+from lifecycle.clock import FakeClock
+from lifecycle.escalation import Escalator
+from lifecycle.killswitch import KillSwitch
+from lifecycle.registry import Registry
+from scheduler.jobs import exits, protect, reconcile, tick
+from scheduler.jobs.context import DaemonContext, Limits
+from scheduler.jobs.safety import Safety
+from strategy.donchian import DonchianBreakout
+
+CYCLES = 1000
+RSS_TARGET_MB = 150
+
+
+def _cpu(fn: Callable[[], object], repeat: int) -> float:
+    start = time.process_time()
+    for _ in range(repeat):
+        fn()
+    return (time.process_time() - start) / repeat
+
+
+def _bases(n: int) -> list[str]:
+    letters = "ABCDEFGHJKLMNPQRSTUVWYZ"
+    return [f"Q{a}{b}" for a in letters for b in letters][:n]
+
+
+@contextmanager
+def _daemon(instruments: tuple[InstrumentSpec, ...], symbols: tuple[str, ...]) -> Iterator[DaemonContext]:
+    clock = FakeClock()
+    sim = Simulator(SimConfig(seed=1, history_minutes=120, instruments=instruments), clock=clock)
+    venue = SimVenue(sim)
+    with tempfile.TemporaryDirectory(prefix="bench-daemon-") as tmp:
+        registry = Registry.open(Path(tmp) / "registry.db", clock)
+        yield DaemonContext(
+            registry=registry,
+            venue=venue,
+            clock=clock,
+            limits=Limits(symbols=symbols, timeframe="1m", max_positions=len(symbols)),
+            instruments=venue.instruments(),
+            strategy=DonchianBreakout(),
+            safety=Safety(KillSwitch(Decimal(80), Decimal(5), 2), Escalator()),
+        )
+        registry.db.close()
+
+
+def bench_tick() -> None:
+    symbols = tuple(s.symbol for s in DEFAULT_INSTRUMENTS)
+    with _daemon(DEFAULT_INSTRUMENTS, symbols) as ctx:
+        sim_venue = ctx.venue
+
+        def reads() -> None:
+            sim_venue.margin()
+            for s in symbols:
+                sim_venue.candles(s, "1m", limit=100)
+
+        baseline = _cpu(reads, 20)
+        per_tick = _cpu(lambda: tick.run(ctx), 20)
+        print(
+            f"   tick: {per_tick / len(symbols) * 1000:.2f} ms CPU per coin ({len(symbols)} coins); "
+            f"venue reads alone {baseline / len(symbols) * 1000:.2f} ms/coin; ratio {per_tick / baseline:.2f}x"
+        )
+
+
+def bench_reconcile() -> None:
+    for n in (1, 10, 100):
+        bases = _bases(n)
+        specs = tuple(
+            InstrumentSpec(
+                symbol=f"PF_{b}USD",
+                base=b,
+                tick_size=Decimal("0.01"),
+                contract_value_trade_precision=2,
+                start_price=Decimal(100),
+            )
+            for b in bases
+        )
+        symbols = tuple(s.symbol for s in specs)
+        with _daemon(specs, symbols) as ctx:
+            sim = ctx.venue.sim  # type: ignore[attr-defined]
+            for s in symbols:
+                sim.open_position_direct(s, "long", Decimal(1))
+            reconcile.run(ctx)
+            reconcile.run(ctx)  # second sighting imports the orphans
+            protect.run(ctx)
+            snapshot_only = _cpu(lambda: ctx.venue.snapshot(None), 5)
+            per = _cpu(lambda: reconcile.run(ctx), 5)
+            print(
+                f"   reconcile with {n:3d} positions: {per * 1000:.1f} ms CPU; snapshot alone "
+                f"{snapshot_only * 1000:.1f} ms; ratio {per / snapshot_only:.2f}x"
+            )
+
+
+def bench_rss() -> None:
+    symbols = tuple(s.symbol for s in DEFAULT_INSTRUMENTS)
+    with _daemon(DEFAULT_INSTRUMENTS, symbols) as ctx:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        started = time.perf_counter()
+        for _ in range(CYCLES):
+            ctx.venue.sim.advance(60)  # type: ignore[attr-defined]
+            tick.run(ctx)
+            exits.run(ctx)
+            protect.run(ctx)
+            reconcile.run(ctx)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        positions = len(ctx.registry.active_positions())
+        print(
+            f"   {CYCLES} cycles in {time.perf_counter() - started:.1f} s: peak RSS {peak:.0f} MB "
+            f"(before {before:.0f} MB, target < {RSS_TARGET_MB} MB: {'ok' if peak < RSS_TARGET_MB else 'OVER'}); "
+            f"orders placed {ctx.stats.orders_placed}, open positions {positions}"
+        )
+
+
+def run() -> None:
+    bench_tick()
+    bench_reconcile()
+    bench_rss()

@@ -1,0 +1,152 @@
+"""Crash points: the daemon as a subprocess, killed (os._exit(137) at a named point, or SIGKILL at a random
+moment), then restarted against the SAME simulator, which lives in this test process and so survives.
+
+After the restart: no client order id was accepted twice (the simulator's order log is the ground truth), the
+orphan the daemon adopted has exactly one reduce-only stop, the last reconciliation is clean, and the registry
+audit is clean. The work in flight at the crash is a protective stop for an adopted orphan: entries depend on
+the strategy's timing, stops do not, and both go through the same intent -> send -> record path.
+
+Default: each named crash point once plus one random kill (CI). `CRASH_SEEDS=N` runs N random kills.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from exchange.simulator.engine import SimConfig, Simulator
+from exchange.simulator.server import SimulatorServer
+from lifecycle.audit import run_audit
+from lifecycle.clock import FakeClock, SystemClock
+from lifecycle.db import connect
+from tests.daemon.harness import API_KEY, API_SECRET
+
+ROOT = Path(__file__).resolve().parents[2]
+SYMBOL = "PF_ETHUSD"
+CRASH_POINTS = ("after_intent", "after_send")
+RANDOM_SEEDS = int(os.environ.get("CRASH_SEEDS", "1"))
+
+
+@contextmanager
+def live_simulator(seed: int) -> Iterator[tuple[Simulator, str]]:
+    clock = FakeClock(SystemClock().now())  # the daemon reads the wall clock: keep simulated time on it
+    sim = Simulator(SimConfig(seed=seed, history_minutes=120), clock=clock)
+    stop = threading.Event()
+
+    def pace() -> None:
+        last = time.monotonic()
+        while not stop.wait(0.1):
+            now = time.monotonic()
+            whole = int(now - last)
+            if whole >= 1:
+                sim.advance(float(whole))
+                last += whole
+
+    pacer = threading.Thread(target=pace, daemon=True)
+    with SimulatorServer(sim, api_key=API_KEY, api_secret=API_SECRET) as server:
+        pacer.start()
+        try:
+            yield sim, server.base_url
+        finally:
+            stop.set()
+            pacer.join(timeout=2)
+
+
+def write_config(tmp_path: Path, base_url: str) -> Path:
+    config = tmp_path / "daemon.toml"
+    config.write_text(
+        f'mode = "paper"\ndb_path = "{tmp_path / "registry.db"}"\nsymbols = ["PF_XBTUSD", "{SYMBOL}"]\n'
+        f'timeframe = "1m"\n[venue]\nbase_url = "{base_url}"\nenable_rate_limit = false\ntimeout_ms = 3000\n'
+        "[intervals]\ntick = 1\nreconcile = 1\nprotect = 1\nhealth = 2\n"
+    )
+    return config
+
+
+def daemon(config: Path, *, duration: float, crash_at: str | None = None) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADER_")}
+    env.update(TRADER_VENUE__API_KEY=API_KEY, TRADER_VENUE__API_SECRET=API_SECRET, PYTHONPATH=str(ROOT))
+    if crash_at:
+        env["TRADER_CRASH_AT"] = crash_at
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "scheduler",
+            "--config",
+            str(config),
+            "--duration",
+            str(duration),
+            "--recovery-wait",
+            "0.2",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def last_report(output: str) -> dict[str, str]:
+    lines = [line for line in output.splitlines() if "RECONCILIATION_REPORT" in line]
+    assert lines, f"no RECONCILIATION_REPORT in the daemon output:\n{output[-3000:]}"
+    return dict(re.findall(r"(\w+)=(\S+)", lines[-1].split("RECONCILIATION_REPORT", 1)[1]))
+
+
+def check_after_restart(sim: Simulator, db: Path, output: str) -> None:
+    ids = Counter(o.cli_ord_id for o in sim.order_log if o.cli_ord_id)
+    assert [cid for cid, n in ids.items() if n > 1] == [], "a client order id was accepted twice"
+    stops = [o for o in sim.open_orders() if o.symbol == SYMBOL and o.order_type == "stp" and o.reduce_only]
+    assert len(stops) == 1, f"expected exactly one live stop for the orphan, found {len(stops)}"
+    report = last_report(output)
+    assert (report["orphaned"], report["phantom"], report["qty_mismatch"]) == ("0", "0", "0"), report
+    assert report["complete"] == "true"
+    database = connect(db, readonly=True)
+    try:
+        assert run_audit(database).ok
+    finally:
+        database.close()
+
+
+def run_crash_scenario(tmp_path: Path, seed: int, *, crash_at: str | None, kill_after: float | None) -> None:
+    with live_simulator(seed) as (sim, base_url):
+        sim.open_position_direct(SYMBOL, "long", Decimal("0.5"))  # the orphan the daemon must adopt and protect
+        config = write_config(tmp_path, base_url)
+        first = daemon(config, duration=20, crash_at=crash_at)
+        if kill_after is not None:
+            time.sleep(kill_after)
+            first.send_signal(signal.SIGKILL)
+        out, _ = first.communicate(timeout=40)
+        if crash_at is not None:
+            assert first.returncode == 137, f"crash hook did not fire (rc={first.returncode}):\n{out[-3000:]}"
+        second = daemon(config, duration=5)
+        out2, _ = second.communicate(timeout=40)
+        assert second.returncode == 0, out2[-3000:]
+        assert "DAEMON_STOPPED" in out2
+        check_after_restart(sim, tmp_path / "registry.db", out2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", CRASH_POINTS)
+def test_crash_at_named_point_then_restart_converges(tmp_path: Path, point: str) -> None:
+    run_crash_scenario(tmp_path, seed=11, crash_at=f"{point}:1", kill_after=None)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(RANDOM_SEEDS))
+def test_sigkill_at_a_random_moment_then_restart_converges(tmp_path: Path, seed: int) -> None:
+    delay = random.Random(seed).uniform(1.0, 4.0)
+    run_crash_scenario(tmp_path, seed=100 + seed, crash_at=None, kill_after=delay)

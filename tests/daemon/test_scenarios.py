@@ -1,0 +1,192 @@
+"""End to end: the daemon's jobs against the simulator over HTTP through real ccxt, one scenario per test.
+
+Each asserts the exact report counters and the event lines an operator would grep for.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+from exchange.simulator.engine import SimConfig
+from tests.daemon.harness import captured_events, world
+
+XBT = "PF_XBTUSD"
+ETH = "PF_ETHUSD"
+
+
+def _states(w: object) -> dict[str, str]:
+    from tests.daemon.harness import World
+
+    assert isinstance(w, World)
+    return {p.symbol_key: p.state for p in w.registry.active_positions()}
+
+
+def test_clean_entry_gets_a_stop_and_the_stop_closes_it(tmp_path: Path) -> None:
+    with world(tmp_path) as w, captured_events() as ev:
+        w.strategy.entries[XBT] = "long"
+        w.advance(60)
+        result = w.tick()
+        assert result.entries == 1
+        [pos] = w.registry.active_positions()
+        assert pos.state == "PROTECTED"
+        assert pos.sl_order_id is not None
+        assert [o.order_id for o in w.venue_stops(XBT)] == [pos.sl_order_id]
+        traces = ev.named("DECISION_TRACE")
+        assert [t["symbol"] for t in traces] == [XBT, ETH]
+        assert traces[0]["verdict"] == "enter_long"
+        submitted = ev.named("ORDER_SUBMITTED")
+        assert [(s["purpose"], s["outcome"]) for s in submitted] == [("entry", "accepted"), ("stop", "accepted")]
+        [placed] = ev.named("PROTECTIVE_ORDER_PLACED")
+        assert placed["kind"] == "stop_loss" and placed["order_id"] == pos.sl_order_id
+        summary = ev.named("CYCLE_SUMMARY")[-1]
+        assert summary["positions"] == 1 and summary["state"] == "trading" and summary["orders_placed"] == 2
+
+        # The market falls through the stop; the venue fills it; the exits job closes the position.
+        w.strategy.entries.clear()
+        stop = Decimal(str(pos.stop_price))
+        w.sim.set_mark(XBT, stop * Decimal("0.98"))
+        w.advance(2)
+        assert w.sim.positions() == []
+        w.exits()
+        assert w.registry.active_positions() == []
+        closed = [t for t in ev.named("POSITION_TRANSITION") if t["event"] == "position_closed"]
+        assert len(closed) == 1 and closed[0]["source"] == "PROTECTED"
+        rec = w.reconcile()
+        assert rec.report.counters() == dict.fromkeys(rec.report.counters(), 0)
+        assert w.audit_ok()
+
+
+def test_orphan_on_the_venue_is_imported_and_protected(tmp_path: Path) -> None:
+    with world(tmp_path) as w, captured_events() as ev:
+        w.sim.open_position_direct(ETH, "long", Decimal("0.5"))
+        first = w.reconcile()
+        assert first.report.orphaned == 0  # first sighting is only a suspect
+        w.advance(5)
+        second = w.reconcile()
+        assert second.report.orphaned == 1
+        report = ev.named("RECONCILIATION_REPORT")[-1]
+        assert report["orphaned"] == 1 and report["phantom"] == 0 and report["complete"] is True
+        issues = ev.named("RECONCILIATION_ISSUE")
+        assert [(i["issue"], i["symbol"]) for i in issues] == [("orphaned", ETH)]
+        [pos] = w.registry.active_positions()
+        assert pos.symbol_key == ETH and pos.remaining_qty == Decimal("0.5")
+        w.protect()
+        assert len(w.venue_stops(ETH)) == 1
+        assert w.registry.get(pos.uid).state == "PROTECTED"
+        w.advance(5)
+        third = w.reconcile()
+        assert (third.report.orphaned, third.report.phantom, third.report.qty_mismatch) == (0, 0, 0)
+        assert w.audit_ok()
+
+
+def test_phantom_closed_on_the_venue_while_down_is_closed_by_evidence(tmp_path: Path) -> None:
+    with world(tmp_path) as w, captured_events() as ev:
+        w.strategy.entries[XBT] = "long"
+        w.advance(60)
+        w.tick()
+        w.strategy.entries.clear()
+        [pos] = w.registry.active_positions()
+        # While the daemon is "down": the position is closed by hand and its stop cancelled.
+        w.sim.close_position_direct(XBT)
+        w.sim.cancel_silently(str(pos.sl_order_id))
+        w.advance(60)
+        first = w.reconcile()
+        assert first.report.phantom == 0
+        w.advance(5)
+        second = w.reconcile()
+        assert second.report.phantom == 1
+        assert w.registry.active_positions() == []
+        assert [i["issue"] for i in ev.named("RECONCILIATION_ISSUE")] == ["phantom"]
+        w.advance(5)
+        assert w.reconcile().report.phantom == 0
+        assert w.audit_ok()
+
+
+def test_partial_fill_is_protected_for_the_filled_quantity(tmp_path: Path) -> None:
+    # Thin book: a market order walks at most 1 % from the touch, so a large entry fills only partly.
+    config = SimConfig(seed=3, history_minutes=120, level_notional_usd=Decimal(2000))
+    with world(tmp_path, config=config) as w:
+        w.strategy.entries[ETH] = "long"
+        w.strategy.size[ETH] = Decimal(60)
+        w.advance(60)
+        w.tick()
+        [pos] = w.registry.active_positions()
+        [vpos] = w.sim.positions()
+        assert Decimal(0) < vpos.size < Decimal(60)
+        assert pos.remaining_qty == vpos.size
+        [stop] = w.venue_stops(ETH)
+        assert stop.size == vpos.size
+        w.advance(5)
+        rec = w.reconcile()
+        assert (rec.report.qty_mismatch, rec.report.orphaned, rec.report.phantom) == (0, 0, 0)
+        assert w.audit_ok()
+
+
+def test_rejected_entry_logs_the_venue_reason(tmp_path: Path) -> None:
+    with world(tmp_path) as w, captured_events() as ev:
+        w.sim.faults.add("reject", "sendorder", status="insufficientAvailableFunds")
+        w.strategy.entries[XBT] = "long"
+        w.advance(60)
+        w.tick()
+        [rejected] = ev.named("ORDER_REJECTED_BY_VENUE")
+        assert rejected["reason"] == "insufficientAvailableFunds"
+        assert rejected["purpose"] == "entry" and rejected["symbol"] == XBT
+        assert w.registry.active_positions() == []
+        assert w.sim.positions() == []
+        assert w.audit_ok()
+
+
+def test_silently_cancelled_stop_is_replaced_within_one_cycle(tmp_path: Path) -> None:
+    with world(tmp_path) as w, captured_events() as ev:
+        w.strategy.entries[XBT] = "long"
+        w.advance(60)
+        w.tick()
+        w.strategy.entries.clear()
+        [pos] = w.registry.active_positions()
+        first_stop = str(pos.sl_order_id)
+        assert w.sim.cancel_silently(first_stop)
+        w.protect()
+        after = w.registry.get(pos.uid)
+        assert after.state == "PROTECTED"
+        assert after.sl_order_id not in (None, first_stop)
+        assert [o.order_id for o in w.venue_stops(XBT)] == [after.sl_order_id]
+        events = [t["event"] for t in ev.named("POSITION_TRANSITION") if t["position"] == pos.uid]
+        assert events[-2:] == ["protection_lost", "protection_confirmed"]
+        coids = [o.cli_ord_id for o in w.sim.order_log if o.cli_ord_id]
+        assert len(coids) == len(set(coids)) == 3  # entry, first stop, replacement stop
+
+
+def test_outage_opens_the_breaker_and_reports_incomplete(tmp_path: Path) -> None:
+    with world(tmp_path, breaker_threshold=3) as w, captured_events() as ev:
+        w.sim.faults.add("http_503", None, count=None)
+        for _ in range(4):
+            w.reconcile()
+        [opened] = ev.named("API circuit breaker OPENED")
+        assert opened["failures"] == 3
+        reports = ev.named("RECONCILIATION_REPORT")
+        assert len(reports) == 4 and all(r["complete"] is False and r["orphaned"] == 0 for r in reports)
+        w.sim.faults.clear()
+        w.clock.advance(61)
+        assert w.reconcile().report.complete
+        assert ev.named("API circuit breaker CLOSED")
+
+
+def test_margin_spike_trips_and_releases_the_kill_switch(tmp_path: Path) -> None:
+    config = SimConfig(seed=5, history_minutes=120, starting_usd=Decimal(1000))
+    with world(tmp_path, config=config) as w, captured_events() as ev:
+        w.sim.open_position_direct(XBT, "long", Decimal("0.9"))  # initial margin far above 80 % of equity
+        w.health()
+        [activated] = ev.named("KILL_SWITCH_ACTIVATED")
+        assert activated["reason"] == "margin_critical"
+        w.strategy.entries[ETH] = "long"
+        w.advance(60)
+        assert w.tick().entries == 0
+        assert ev.named("CYCLE_SUMMARY")[-1]["state"] == "halted_margin_critical"
+        w.sim.close_position_direct(XBT)
+        w.health()
+        assert not ev.named("KILL_SWITCH_RELEASED")  # hysteresis: two calm observations
+        w.health()
+        [released] = ev.named("KILL_SWITCH_RELEASED")
+        assert released["reason"] == "margin_critical"
+        assert w.tick().entries == 1
