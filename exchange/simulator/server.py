@@ -61,7 +61,9 @@ class SimulatorServer:
         httpd.owner = self
         self._httpd = httpd
         self._stop.clear()
-        self._thread = threading.Thread(target=httpd.serve_forever, name="kraken-simulator", daemon=True)
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="kraken-simulator", daemon=True
+        )
         self._thread.start()
         return self
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import timedelta
 from decimal import Decimal
 
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 from exchange.simulator.engine import Simulator, SimulatorError
 from exchange.simulator.faults import FaultKind
 from exchange.simulator.models import HistoryKind, OrderState
-from exchange.simulator.prices import ReplayCandle
+from exchange.simulator.prices import RandomWalk, Regime, ReplayCandle
 from tests.simulator.conftest import START, make_sim
 
 XBT = "PF_XBTUSD"
@@ -407,11 +408,14 @@ def test_same_seed_same_history_different_seed_different() -> None:
     assert run_scenario(3) != run_scenario(4)
 
 
-def test_random_walk_visits_regimes_and_stays_positive() -> None:
-    sim = make_sim(seed=11, history_minutes=0, regime_seconds=D(600))
-    sim.advance(3600)
-    spec = sim.instruments["PF_DOGEUSD"]
-    assert sim.quote("PF_DOGEUSD").mark >= spec.tick_size
+def test_random_walk_visits_every_regime_and_stays_positive() -> None:
+    walk = RandomWalk(random.Random(5), D("0.15"), D("0.003"), regime_seconds=D(300))
+    regimes = set()
+    for i in range(2000):
+        price = walk.step(START + timedelta(seconds=10 * i), D(10))
+        regimes.add(walk.regime)
+        assert price > 0
+    assert regimes == set(Regime)
 
 
 def test_replay_follows_candles() -> None:
