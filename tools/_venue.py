@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TYPE_CHECKING, TypeVar
 
 import peewee as pw
 
@@ -114,15 +114,12 @@ def daemon_context(
 ) -> DaemonContext:
     """The daemon's own job context, so the tools place stops with the protect job's code, not a second copy."""
     from scheduler.jobs.context import DaemonContext
-    from scheduler.jobs.ports import RegistryPort
     from scheduler.startup import limits_from, safety_from, strategy_from
 
     keys = tuple(settings.symbols)
     limits = dataclasses.replace(limits_from(settings, keys), default_stop_pct=stop_pct)
     return DaemonContext(
-        # The port still differs from Registry in record_fill/mark_order, which the stop and phantom paths used
-        # here never call; the cast goes when the two agree (reported to the lead).
-        registry=cast(RegistryPort, registry),
+        registry=registry,
         venue=venue,
         clock=clock,
         limits=limits,
