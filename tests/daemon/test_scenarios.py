@@ -105,15 +105,15 @@ def test_phantom_closed_on_the_venue_while_down_is_closed_by_evidence(tmp_path: 
 
 def test_partial_fill_is_protected_for_the_filled_quantity(tmp_path: Path) -> None:
     # Thin book: a market order walks at most 1 % from the touch, so a large entry fills only partly.
-    config = SimConfig(seed=3, history_minutes=120, level_notional_usd=Decimal(2000))
+    config = SimConfig(seed=3, history_minutes=120, level_notional_usd=Decimal(20))
     with world(tmp_path, config=config) as w:
         w.strategy.entries[ETH] = "long"
-        w.strategy.size[ETH] = Decimal(60)
+        w.strategy.size[ETH] = Decimal(1)
         w.advance(60)
         w.tick()
         [pos] = w.registry.active_positions()
         [vpos] = w.sim.positions()
-        assert Decimal(0) < vpos.size < Decimal(60)
+        assert Decimal(0) < vpos.size < Decimal(1)
         assert pos.remaining_qty == vpos.size
         [stop] = w.venue_stops(ETH)
         assert stop.size == vpos.size
