@@ -772,6 +772,25 @@ class Simulator:
                 self._record_view()
             return [o.snapshot() for o in victims]
 
+    def fill_now(self, order_id: str) -> SimFill | None:
+        """Scenario control: an open order's remainder fills at once (at its limit, else at mark), e.g. in
+        the window between a cancel request leaving the bot and reaching the venue."""
+        with self.lock:
+            order = self._open.get(order_id)
+            if order is None:
+                return None
+            if order.reduce_only and self._reducible(order.symbol, order.side) < order.remaining:
+                return None
+            self._open.pop(order_id)
+            if order.is_trigger:
+                self._history_event(HistoryKind.TRIGGER_ACTIVATED, order)
+                order.triggered = True
+                order.order_type = "lmt" if order.limit_price is not None else "ioc"
+            price = order.limit_price if order.limit_price is not None else self._mark[order.symbol]
+            fill = self._fill(order, order.remaining, price, "maker" if order.limit_price is not None else "taker")
+            self._record_view()
+            return fill
+
     def set_dead_man_switch(self, timeout_seconds: int) -> datetime | None:
         """Kraken's cancelallordersafter: cancel every open order unless called again within the timeout."""
         with self.lock:

@@ -29,13 +29,20 @@ class FaultKind(StrEnum):
     GARBAGE_BODY = "garbage_body"  # 200 with a non-JSON body (after executing) -> ccxt sees no error
     EMPTY_BODY = "empty_body"  # 200 with an empty body (after executing)
     CANCEL_STOP = "cancel_stop"  # engine-side: each advance step may drop an open stop/take-profit silently
+    FILL_ON_CANCEL = "fill_on_cancel"  # cancelorder: the order fills just before the cancel lands ("filled")
 
 
 # Kinds that by default let the request execute before the faulty answer is sent.
 EXECUTES_BY_DEFAULT = frozenset({FaultKind.TIMEOUT_AFTER_ACCEPT, FaultKind.GARBAGE_BODY, FaultKind.EMPTY_BODY})
 # Kinds that change the response body of an executed request rather than replace the answer.
 TRANSFORMS = frozenset(
-    {FaultKind.STALE_SNAPSHOT, FaultKind.DUPLICATE_FILLS, FaultKind.REORDER_FILLS, FaultKind.LOWERCASE_SYMBOL}
+    {
+        FaultKind.STALE_SNAPSHOT,
+        FaultKind.DUPLICATE_FILLS,
+        FaultKind.REORDER_FILLS,
+        FaultKind.LOWERCASE_SYMBOL,
+        FaultKind.FILL_ON_CANCEL,
+    }
 )
 MAX_DELAY_SECONDS = 30.0
 

@@ -151,6 +151,10 @@ class SimulatorServer:
                 req.stale_lag = fault.lag_seconds
             elif fault.kind is FaultKind.LOWERCASE_SYMBOL:
                 req.lowercase = True
+            elif fault.kind is FaultKind.FILL_ON_CANCEL and endpoint == "cancelorder":
+                target = req.get("order_id")
+                if target is not None:
+                    sim.fill_now(target)
         with sim.lock:
             try:
                 response = route.handler(sim, req)

@@ -196,6 +196,16 @@ def test_stop_silently_cancelled_by_the_venue(ex: Any, sim: Simulator) -> None:
     assert stop["id"] in {o["id"] for o in canceled}
 
 
+def test_fill_during_the_cancel_window(ex: Any, sim: Simulator) -> None:
+    order = ex.create_order(BTC, "limit", "buy", 0.01, float(sim.quote(XBT).bid - 500))
+    sim.faults.add(FaultKind.FILL_ON_CANCEL, "cancelorder")
+    with pytest.raises(ccxt.OrderNotFound):
+        ex.cancel_order(order["id"])  # cancelStatus "filled"
+    [trade] = ex.fetch_my_trades()
+    assert trade["order"] == order["id"] and trade["amount"] == 0.01
+    assert len(ex.fetch_positions()) == 1
+
+
 def test_endpoint_filter_count_skip_and_probability(ex: Any, sim: Simulator) -> None:
     sim.faults.add(FaultKind.HTTP_503, "accounts", count=2, skip=1)
     ex.fetch_positions()  # other endpoint: untouched
