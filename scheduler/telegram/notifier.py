@@ -115,10 +115,22 @@ class TelegramNotifier:
             return self._sent
 
     def start(self) -> None:
-        """Start the bot thread and return at once; Telegram being down is retried there, never raised here."""
+        """Start the bot thread and return at once; Telegram being down is retried there, never raised here.
+
+        Alerts are accepted from this call on (queued until the bot is connected); before it they are dropped.
+        """
         if self._thread is not None:
             raise RuntimeError("TelegramNotifier.start() was called twice; build a new notifier instead")
-        self._thread = threading.Thread(target=self._run, name="telegram", daemon=True)
+        # The loop exists before its thread runs, so an alert raised right after start() is queued, not lost.
+        loop = asyncio.new_event_loop()
+        with self._lock:
+            if self._closed:
+                loop.close()
+                raise RuntimeError("TelegramNotifier was stopped; build a new notifier instead")
+            self._loop = loop
+            self._queue = asyncio.Queue()
+            self._stopping = asyncio.Event()
+        self._thread = threading.Thread(target=self._run, args=(loop,), name="telegram", daemon=True)
         self._thread.start()
 
     def wait_ready(self, timeout: float) -> bool:
@@ -161,14 +173,16 @@ class TelegramNotifier:
 
     # -------------------------------------------------------------------------------------- the bot's thread
 
-    def _run(self) -> None:
+    def _run(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
-            asyncio.run(self._main())
+            with asyncio.Runner(loop_factory=lambda: loop) as runner:
+                runner.run(self._main())
         except Exception as exc:  # the bot must never take the daemon down
             log.error("TELEGRAM_STOPPED error=%s", redact(f"{type(exc).__name__}: {exc}"))
         finally:
             with self._lock:
                 self._loop = None
+                self._closed = True
                 self._dropped += self._pending
                 self._pending = 0
 
@@ -197,13 +211,9 @@ class TelegramNotifier:
         return app
 
     async def _main(self) -> None:
-        queue: asyncio.Queue[str] = asyncio.Queue()
-        stopping = asyncio.Event()
         with self._lock:
-            if self._closed:
-                return
-            self._queue, self._stopping = queue, stopping
-            self._loop = asyncio.get_running_loop()
+            queue, stopping = self._queue, self._stopping
+        assert queue is not None and stopping is not None
         app = self._build()
         initialized = asyncio.Event()
         sender = asyncio.create_task(self._send_loop(app, queue, initialized))
