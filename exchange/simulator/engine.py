@@ -202,11 +202,26 @@ class Simulator:
 
     def set_last(self, symbol: str, price: Decimal) -> None:
         """Scenario control: move only the last traded price (mark and index stay), e.g. a wick."""
+        self.set_prices(symbol, last=price)
+
+    def set_prices(
+        self, symbol: str, *, mark: Decimal | None = None, last: Decimal | None = None, index: Decimal | None = None
+    ) -> None:
+        """Scenario control: set any of the three prices for this instant (the path is not moved, so the next
+        `advance` step recomputes them); triggers and resting orders react at once."""
         with self.lock:
             spec = self._spec(symbol)
-            self._last[symbol] = spec.round_price(Decimal(price))
-            self.candles.record(symbol, "trade", to_ms(self.now()), self._last[symbol], Decimal(0))
+            now_ms = to_ms(self.now())
+            for book, ptype, value in (
+                (self._mark, "mark", mark),
+                (self._last, "trade", last),
+                (self._index, "spot", index),
+            ):
+                if value is not None:
+                    book[symbol] = spec.round_price(Decimal(value))
+                    self.candles.record(symbol, ptype, now_ms, book[symbol], Decimal(0))
             self._match_all()
+            self._check_liquidation()
 
     def suspend(self, symbol: str, suspended: bool = True) -> None:
         with self.lock:

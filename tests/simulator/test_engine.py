@@ -111,7 +111,7 @@ def test_ioc_that_cannot_fill_is_rejected(sim: Simulator) -> None:
     assert out.status == "iocWouldNotExecute"
 
 
-@pytest.mark.parametrize("signal", ["mark", "last"])
+@pytest.mark.parametrize("signal", ["mark", "last", "index"])
 def test_stop_triggers_only_on_its_own_signal(signal: str) -> None:
     sim = make_sim()
     market(sim, "buy", "0.01")
@@ -122,18 +122,11 @@ def test_stop_triggers_only_on_its_own_signal(signal: str) -> None:
         reduce_only=True,
     )  # fmt: skip
     assert out.order is not None and out.order.state is OrderState.OPEN
-    other = "last" if signal == "mark" else "mark"
+    other = "mark" if signal == "last" else "last"
     # Move only the other signal through the stop: nothing happens.
-    if other == "last":
-        sim.set_last(XBT, stop - 50)
-    else:
-        sim._mark[XBT] = stop - 50  # the engine's own mark, bypassing the path, to split mark from last
-        sim._match_all()
+    sim.set_prices(XBT, **{other: stop - 50})
     assert len(sim.open_orders()) == 1
-    if signal == "last":
-        sim.set_last(XBT, stop - 50)
-    else:
-        sim.set_mark(XBT, stop - 50)
+    sim.set_prices(XBT, **{signal: stop - 50})
     assert sim.open_orders() == []
     assert sim.positions() == []
     kinds = [e.kind for e in sim.history()]
