@@ -158,8 +158,11 @@ def main(argv: Sequence[str]) -> int:
         venue = build_venue(env.settings, clock)
         since = from_ms(oldest - 60_000)  # fills cannot precede their order's intent
         known = {f.fill_id for f in fills}
+        coids = {o.client_order_id for o in orders}
+        vids = {o.venue_order_id for o in orders if o.venue_order_id}
         for vf in venue_call("reading venue fills", partial(venue.fills_since, since)):
-            if vf.fill_id not in known:
+            ours = vf.client_order_id in coids or vf.order_id in vids  # manual trades are not our execution
+            if ours and vf.fill_id not in known:
                 venue_extra += 1
                 fills.append(FillRow(vf.fill_id, vf.client_order_id, vf.order_id, vf.size, vf.price, to_ms(vf.time)))
     report = analyse(orders, fills)
@@ -176,7 +179,7 @@ def main(argv: Sequence[str]) -> int:
         "rejections: " + (", ".join(f"{r}={n}" for r, n in report["rejections"].items()) or "none"),
     ]
     if args.venue:
-        lines.append(f"venue fills not yet in the ledger: {venue_extra}")
+        lines.append(f"venue fills of our orders not yet in the ledger: {venue_extra}")
     write_text(lines)
     return 0
 

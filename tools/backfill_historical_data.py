@@ -1,0 +1,204 @@
+"""`python -m tools.backfill_historical_data [--config FILE] [--candles PATH] [--hours H] [--execute] [--json]`.
+
+Keeps an OHLCV candle store (its own SQLite file, default `candles.db`; not the registry) complete. For each
+configured symbol and timeframe (`--symbol`/`--timeframe` override) it lists the closed candles missing over
+the last `--hours` (default 168); `--execute` fetches each gap from the venue and writes only the missing
+candles (a unique key makes a re-run a no-op). Slots the venue has no candle for (no trades) are reported as
+unfillable rather than retried forever. Exit 0 when nothing is missing (or all was filled), 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import peewee as pw
+
+from exchange.ccxt_venue import TIMEFRAME_SECONDS
+from exchange.venue import Venue
+from lifecycle.clock import SystemClock, from_ms, to_ms
+from lifecycle.symbols import canonical_key
+from tools._cli import UsageError, dry_run_prefix, make_parser, run_tool, write_json, write_text
+from tools._venue import add_common, build_venue, prepare, venue_call
+
+DEFAULT_CANDLES_PATH = Path("candles.db")
+PAGE = 500  # candles per venue request
+
+candle_db = pw.DatabaseProxy()
+
+
+class StoredCandle(pw.Model):
+    symbol = pw.CharField()
+    timeframe = pw.CharField()
+    open_ms = pw.BigIntegerField()
+    open = pw.TextField()  # Decimal as text, like the registry
+    high = pw.TextField()
+    low = pw.TextField()
+    close = pw.TextField()
+    volume = pw.TextField()
+
+    class Meta:
+        database = candle_db
+        table_name = "candle"
+        indexes = ((("symbol", "timeframe", "open_ms"), True),)
+
+
+@contextmanager
+def candle_store(path: Path, *, write: bool) -> Iterator[bool]:
+    """Yields whether the store exists. A dry-run never creates the file."""
+    if not write and not path.exists():
+        yield False
+        return
+    db = pw.SqliteDatabase(f"file:{path}?mode=ro" if not write else str(path), uri=not write,
+                           pragmas={"journal_mode": "wal"} if write else {})  # fmt: skip
+    try:
+        db.connect()
+    except pw.OperationalError as exc:
+        raise UsageError(f"cannot open candle store {path}: {exc}; pass another --candles PATH") from None
+    try:
+        with db.bind_ctx([StoredCandle]):
+            if write:
+                db.create_tables([StoredCandle], safe=True)
+            yield True
+    finally:
+        db.close()
+
+
+@dataclass
+class Series:
+    symbol: str
+    timeframe: str
+    expected: int
+    missing: list[int] = field(default_factory=list)  # open times in ms
+    written: int = 0
+    unfillable: list[int] = field(default_factory=list)
+
+    def gaps(self, slots: Sequence[int]) -> list[tuple[int, int, int]]:
+        """Contiguous runs as (first open ms, last open ms, count)."""
+        step = TIMEFRAME_SECONDS[self.timeframe] * 1000
+        runs: list[tuple[int, int, int]] = []
+        for t in sorted(slots):
+            if runs and t == runs[-1][1] + step:
+                runs[-1] = (runs[-1][0], t, runs[-1][2] + 1)
+            else:
+                runs.append((t, t, 1))
+        return runs
+
+
+def expected_slots(timeframe: str, now: datetime, hours: float) -> list[int]:
+    step = TIMEFRAME_SECONDS[timeframe] * 1000
+    end = to_ms(now) // step * step  # the open time of the still-forming candle: excluded
+    start = (to_ms(now) - int(hours * 3_600_000)) // step * step
+    return list(range(start, end, step))
+
+
+def stored_slots(symbol: str, timeframe: str, first: int) -> set[int]:
+    query = StoredCandle.select(StoredCandle.open_ms).where(
+        (StoredCandle.symbol == symbol) & (StoredCandle.timeframe == timeframe) & (StoredCandle.open_ms >= first)
+    )
+    return {int(r.open_ms) for r in query}
+
+
+def fill_gap(venue: Venue, series: Series, first: int, last: int) -> set[int]:
+    """Fetch [first, last] page by page and insert the missing candles; returns the slots written."""
+    step = TIMEFRAME_SECONDS[series.timeframe] * 1000
+    wanted = {t for t in series.missing if first <= t <= last}
+    written: set[int] = set()
+    cursor = first
+    while cursor <= last:
+        page = min(PAGE, (last - cursor) // step + 1)
+        candles = venue_call(
+            f"candles {series.symbol} {series.timeframe}",
+            partial(venue.candles, series.symbol, series.timeframe, since=from_ms(cursor), limit=page),
+        )
+        rows = [
+            {"symbol": series.symbol, "timeframe": series.timeframe, "open_ms": to_ms(c.time), "open": str(c.open),
+             "high": str(c.high), "low": str(c.low), "close": str(c.close), "volume": str(c.volume)}
+            for c in candles
+            if to_ms(c.time) in wanted and to_ms(c.time) not in written
+        ]  # fmt: skip
+        if rows:
+            StoredCandle.insert_many(rows).on_conflict_ignore().as_rowcount().execute()
+            written |= {int(str(r["open_ms"])) for r in rows}
+        cursor += page * step
+    return written
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = add_common(
+        make_parser("python -m tools.backfill_historical_data", "Backfill OHLCV gaps", modifies_state=True)
+    )
+    parser.add_argument("--candles", type=Path, default=DEFAULT_CANDLES_PATH, help="candle store (default candles.db)")
+    parser.add_argument("--hours", type=float, default=168.0, help="look back this many hours (default 168)")
+    parser.add_argument("--symbol", action="append", default=None, help="symbol (repeatable; default: the config's)")
+    parser.add_argument("--timeframe", action="append", default=None, choices=sorted(TIMEFRAME_SECONDS))
+    args = parser.parse_args(argv)
+    if args.hours <= 0:
+        raise UsageError("--hours must be positive")
+    env = prepare(args, execute=args.execute)
+    try:
+        symbols = [canonical_key(s) for s in args.symbol] if args.symbol else list(env.settings.symbols)
+    except ValueError as exc:
+        raise UsageError(f"--symbol: {exc}") from None
+    timeframes = args.timeframe or [env.settings.timeframe]
+    clock = SystemClock()
+    venue = build_venue(env.settings, clock)
+    now = clock.now()
+    report: list[Series] = []
+    with candle_store(args.candles, write=args.execute) as exists:
+        for symbol in symbols:
+            for tf in timeframes:
+                slots = expected_slots(tf, now, args.hours)
+                have = stored_slots(symbol, tf, slots[0]) if exists and slots else set()
+                series = Series(symbol, tf, len(slots), [t for t in slots if t not in have])
+                if args.execute:
+                    for first, last, _ in series.gaps(series.missing):
+                        series.written += len(fill_gap(venue, series, first, last))
+                    series.unfillable = sorted(set(series.missing) - stored_slots(symbol, tf, slots[0]))
+                report.append(series)
+    remaining = sum(len(s.unfillable) if args.execute else len(s.missing) for s in report)
+    if args.json:
+        doc: dict[str, Any] = {
+            "candles": str(args.candles),
+            "execute": args.execute,
+            "series": [
+                {
+                    "symbol": s.symbol,
+                    "timeframe": s.timeframe,
+                    "expected": s.expected,
+                    "missing": len(s.missing),
+                    "gaps": [{"from": from_ms(a), "to": from_ms(b), "count": n} for a, b, n in s.gaps(s.missing)],
+                    "written": s.written,
+                    "unfillable": len(s.unfillable),
+                }
+                for s in report
+            ],
+            "remaining": remaining,
+        }
+        write_json(doc)
+    else:
+        lines = []
+        for s in report:
+            lines.append(f"{s.symbol} {s.timeframe}: {s.expected} expected, {len(s.missing)} missing")
+            lines += [
+                f"  {dry_run_prefix(args.execute)}fill {from_ms(a):%Y-%m-%d %H:%M} .. {from_ms(b):%Y-%m-%d %H:%M} ({n})"
+                for a, b, n in s.gaps(s.missing)
+            ]
+            if args.execute:
+                lines.append(f"  wrote {s.written}; unfillable (no candle on the venue): {len(s.unfillable)}")
+        lines.append("complete" if not remaining else f"{remaining} candle(s) still missing")
+        write_text(lines)
+    if remaining:
+        sys.stderr.write(f"error: {remaining} candle(s) missing from {args.candles}\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_tool(main))
