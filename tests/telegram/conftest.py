@@ -12,11 +12,9 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from lifecycle import db as registry_db
-from lifecycle.clock import FakeClock, to_ms
+from lifecycle.clock import FakeClock
 from lifecycle.killswitch import KillSwitch
-from lifecycle.models import ALL_MODELS, Position
-from lifecycle.units import qty_to_units
+from lifecycle.registry import Registry
 from scheduler.config import TelegramSettings
 from scheduler.logsetup import PINNED_LOGGERS, configure_logging
 from scheduler.telegram.notifier import TelegramNotifier
@@ -64,47 +62,32 @@ def log_buffer() -> Iterator[io.StringIO]:
         logging.getLogger(name).setLevel(level)
 
 
-def _position(uid: str, symbol: str, side: str, state: str, qty: str, **prices: str | None) -> None:
-    ms = to_ms(NOW)
-    Position.create(
-        uid=uid,
-        symbol_key=symbol,
-        venue_symbol=symbol,
-        side=side,
-        state=state,
-        origin="strategy",
-        target_qty_units=qty_to_units(Decimal(qty)),
-        remaining_qty_units=qty_to_units(Decimal(qty)) if state not in ("CLOSED",) else 0,
-        entry_price=prices.get("entry"),
-        stop_price=prices.get("stop"),
-        take_profit_price=prices.get("tp"),
-        sl_order_id=prices.get("sl_order_id"),
-        created_ms=ms,
-        updated_ms=ms,
-        closed_ms=ms if state == "CLOSED" else None,
-    )
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[Registry]:
+    """A real registry file: one PROTECTED long, one OPEN short without a stop order, one CLOSED position."""
+    reg = Registry.open(tmp_path / "position_registry.db", FakeClock(NOW))
+    btc = reg.import_position(symbol="PF_XBTUSD", side="long", qty=Decimal("0.5"), entry_price=Decimal("91234.5"),
+                              cause="test")  # fmt: skip
+    reg.update_prices(btc.uid, stop_price=Decimal("89000"))
+    reg.set_protection(btc.uid, sl_order_id="sl-1")
+    reg.apply(btc.uid, "protection_confirmed", cause="test")
+    eth = reg.import_position(symbol="PF_ETHUSD", side="short", qty=Decimal("3"), entry_price=Decimal("3050.25"),
+                              cause="test")  # fmt: skip
+    reg.update_prices(eth.uid, stop_price=Decimal("3150"))
+    sol = reg.import_position(symbol="PF_SOLUSD", side="long", qty=Decimal("10"), entry_price=Decimal("140"),
+                              cause="test")  # fmt: skip
+    reg.close_external(sol.uid, cause="test")
+    yield reg
+    reg.close()
 
 
 @pytest.fixture
-def registry(tmp_path: Path) -> Iterator[Path]:
-    path = tmp_path / "position_registry.db"
-    database = registry_db.connect(path)
-    registry_db.bind(database)
-    database.create_tables(ALL_MODELS)
-    _position("p1", "PF_XBTUSD", "long", "PROTECTED", "0.5", entry="91234.5", stop="89000", sl_order_id="sl-1")
-    _position("p2", "PF_ETHUSD", "short", "OPEN", "3", entry="3050.25", stop="3150")
-    _position("p3", "PF_SOLUSD", "long", "CLOSED", "10", entry="140", stop="130")
-    yield path
-    database.close()
-
-
-@pytest.fixture
-def provider(registry: Path) -> RegistryStatusProvider:
+def provider(registry: Registry) -> RegistryStatusProvider:
     kill_switch = KillSwitch(Decimal("80"), Decimal("5"), 2)
     kill_switch.observe_margin(Decimal("85"))
     return RegistryStatusProvider(
+        registry,
         mode="paper",
-        clock=FakeClock(NOW),
         kill_switch=kill_switch,
         equity_usd=lambda: Decimal("12345.67"),
         margin_util_pct=lambda: Decimal("85.04"),

@@ -6,6 +6,7 @@ import io
 import re
 from collections.abc import Callable
 
+from lifecycle.registry import Registry
 from scheduler.telegram.notifier import TelegramNotifier
 from scheduler.telegram.registry_status import RegistryStatusProvider
 from scheduler.telegram.views import PositionLine, StatusView
@@ -22,7 +23,11 @@ def _ready(make_notifier: MakeNotifier, provider: object) -> TelegramNotifier:
 
 
 def test_status_positions_help_answer_the_operator_from_the_registry(
-    make_notifier: MakeNotifier, fake_api: FakeBotAPI, provider: RegistryStatusProvider, log_buffer: io.StringIO
+    make_notifier: MakeNotifier,
+    fake_api: FakeBotAPI,
+    provider: RegistryStatusProvider,
+    registry: Registry,
+    log_buffer: io.StringIO,
 ) -> None:
     _ready(make_notifier, provider)
     fake_api.push_command(OPERATOR_CHAT, OPERATOR, "/status")
@@ -39,7 +44,9 @@ def test_status_positions_help_answer_the_operator_from_the_registry(
     assert "Margin utilisation: 85.0 %" in status
 
     assert positions.startswith("Open positions (2):")
-    assert "PF_XBTUSD LONG 0.5 [PROTECTED] entry 91234.5 stop 89000 tp - id p1" in positions
+    btc, eth = sorted(registry.active_positions(), key=lambda v: v.symbol_key, reverse=True)
+    assert f"PF_XBTUSD LONG 0.5 [PROTECTED] entry 91234.5 stop 89000 tp - id {btc.uid}" in positions
+    assert f"id {eth.uid}" in positions
     assert "PF_ETHUSD SHORT 3 [OPEN] entry 3050.25 stop 3150 (NO STOP ORDER)" in positions
     assert "PF_SOLUSD" not in positions
 
