@@ -149,7 +149,8 @@ def main(argv: Sequence[str]) -> int:
     timeframes = args.timeframe or [env.settings.timeframe]
     clock = SystemClock()
     venue = build_venue(env.settings, clock)
-    now = clock.now()
+    # Candles are the venue's: which one is still forming is decided by its serverTime, not this host's clock.
+    now = venue_call("reading the venue's time", venue.margin).time
     report: list[Series] = []
     with candle_store(args.candles, write=args.execute) as exists:
         for symbol in symbols:
