@@ -39,7 +39,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     settings: Settings = validate_or_exit(None if args.paper else args.config)
     configure_logging(args.log_format or settings.log.format, settings.log.level, secrets=settings.secret_values())
-    step("config", describe(settings))
     # Imported after logging is configured: the venue adapter's library logs must go through the redaction filter.
     from scheduler.paper import run_paper
     from scheduler.startup import run_live
@@ -47,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.paper or (settings.mode == "paper" and settings.venue.base_url is None):
             return run_paper(settings, speed=args.speed, seed=args.seed, db=args.db, duration_s=args.duration)
+        step("config", describe(settings))
         return run_live(settings, db=args.db, duration_s=args.duration, recovery_wait_s=args.recovery_wait)
     except StartupRefused as refused:
         log.critical("%s", refused)

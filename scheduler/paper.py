@@ -21,9 +21,9 @@ from exchange.ccxt_venue import CcxtVenue
 from exchange.simulator.engine import SimConfig, Simulator
 from exchange.simulator.server import SimulatorServer
 from lifecycle.clock import FakeClock, SystemClock
-from scheduler.config import Settings
+from scheduler.config import Settings, describe
 from scheduler.jobs.pacing import ClockPacer
-from scheduler.startup import EXIT_OK, Intervals, run_jobs, start
+from scheduler.startup import EXIT_OK, Intervals, run_jobs, start, step
 
 PAPER_DIR = Path("var/paper")
 PAPER_DB = PAPER_DIR / "registry.db"
@@ -107,8 +107,9 @@ def run_paper(
     seed = settings.paper.seed if seed is None else seed
     # The embedded simulator keeps 12 h of history and runs at `speed`: 1-minute candles give the strategy its
     # history at once and a new bar every real second at 60x.
-    settings = settings.model_copy(update={"timeframe": "1m"})
     db_path = db or PAPER_DB
+    settings = settings.model_copy(update={"timeframe": "1m", "db_path": db_path})
+    step("config", f"{describe(settings)} paper_speed={speed} paper_seed={seed}")
     db_path.parent.mkdir(parents=True, exist_ok=True)
     if db is None:
         archive_previous(db_path)

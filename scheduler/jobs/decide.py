@@ -68,7 +68,10 @@ def auction(ctx: DaemonContext, decisions: Sequence[Decision], held: set[str]) -
     ]
     slots = ctx.limits.max_positions - len(held)
     plans: list[EntryPlan] = []
-    for alloc in allocate(candidates, margin, ctx.limits.auction_max_margin_util, ctx.limits.leverage):
+    # The venue margins each contract at its instrument's max leverage; the lowest among the candidates keeps
+    # the projection at or above what the kill switch will later measure.
+    leverage = min((ctx.instruments[c.symbol].max_leverage for c in candidates), default=ctx.limits.leverage)
+    for alloc in allocate(candidates, margin, ctx.limits.auction_max_margin_util, leverage):
         d = alloc.decision
         if not alloc.admitted:
             log.info("auction: %s left out: %s", alloc.symbol, alloc.reason)
