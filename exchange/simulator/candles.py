@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -33,10 +34,12 @@ class Bar:
 class CandleBook:
     def __init__(self) -> None:
         self._bars: dict[tuple[str, str], list[Bar]] = {}
+        self._times: dict[tuple[str, str], list[int]] = {}  # bar open times, for bisecting long runs
 
     def record(self, symbol: str, price_type: str, time_ms: int, price: Decimal, volume: Decimal) -> None:
         minute = time_ms - time_ms % 60_000
         bars = self._bars.setdefault((symbol, price_type), [])
+        times = self._times.setdefault((symbol, price_type), [])
         if bars and bars[-1].time_ms == minute:
             bar = bars[-1]
             bar.high = max(bar.high, price)
@@ -45,14 +48,30 @@ class CandleBook:
             bar.volume += volume
         elif not bars or bars[-1].time_ms < minute:
             bars.append(Bar(minute, price, price, price, price, volume))
+            times.append(minute)
         # A record older than the last bar (never produced by a forward-moving clock) is dropped.
+
+    def since(self, symbol: str, price_type: str, since_ms: int) -> list[Bar]:
+        """The one-minute bars opening at or after `since_ms`."""
+        key = (symbol, price_type)
+        return self._bars.get(key, [])[bisect_left(self._times.get(key, []), since_ms) :]
 
     def candles(
         self, symbol: str, price_type: str, timeframe: str, from_s: int | None = None, to_s: int | None = None
     ) -> list[Bar]:
         width_ms = TIMEFRAMES[timeframe] * 1000
+        key = (symbol, price_type)
+        bars, times = self._bars.get(key, []), self._times.get(key, [])
+        # Only the minutes that can reach the answer are aggregated (a week of candles is 10k bars a symbol).
+        span = MAX_CANDLES * width_ms + 604_800_000
+        lo = bisect_left(times, from_s * 1000 - width_ms) if from_s is not None else 0
+        hi = bisect_right(times, to_s * 1000 + width_ms) if to_s is not None else len(times)
+        if from_s is None:
+            lo = max(lo, bisect_left(times, (times[hi - 1] if hi else 0) - span))
+        elif to_s is None:
+            hi = min(hi, bisect_right(times, from_s * 1000 + span))
         out: list[Bar] = []
-        for bar in self._bars.get((symbol, price_type), []):
+        for bar in bars[lo:hi]:
             bucket = bar.time_ms - bar.time_ms % width_ms if width_ms != 604_800_000 else _week_start(bar.time_ms)
             if out and out[-1].time_ms == bucket:
                 agg = out[-1]

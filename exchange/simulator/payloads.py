@@ -99,7 +99,7 @@ def ticker(sim: Simulator, spec: InstrumentSpec) -> Json:
     quote = sim.quote(spec.symbol)
     now = sim.now()
     day_ago = to_ms(now) - 86_400_000
-    bars = [b for b in sim.candles.candles(spec.symbol, "trade", "1m") if b.time_ms >= day_ago]
+    bars = sim.candles.since(spec.symbol, "trade", day_ago)
     open24 = bars[0].open if bars else quote.last
     vol24 = sum((b.volume for b in bars), Decimal(0))
     last_trade = sim.last_trade(spec.symbol)

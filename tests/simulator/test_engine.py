@@ -14,6 +14,7 @@ from exchange.simulator.engine import Simulator, SimulatorError
 from exchange.simulator.faults import FaultKind
 from exchange.simulator.models import HistoryKind, OrderState
 from exchange.simulator.prices import RandomWalk, Regime, ReplayCandle
+from lifecycle.clock import from_ms
 from tests.simulator.conftest import START, make_sim
 
 XBT = "PF_XBTUSD"
@@ -434,3 +435,16 @@ def test_position_equals_signed_sum_of_fills(sizes: list[int], sides: object) ->
     held = sum(p.size for p in sim.positions())
     assert held == net
     assert len({f.fill_id for f in sim.all_fills()}) == len(sim.all_fills())
+
+
+def test_candle_windows_agree_with_the_full_aggregation() -> None:
+    sim = make_sim(history_minutes=600)
+    full = sim.candles.candles(XBT, "trade", "15m")
+    assert len(full) >= 40
+    middle = full[10]
+    window = sim.candles.candles(XBT, "trade", "15m", middle.time_ms // 1000 - 7, full[20].time_ms // 1000)
+    assert [(b.time_ms, b.open, b.high, b.low, b.close) for b in window] == [
+        (b.time_ms, b.open, b.high, b.low, b.close) for b in full[10:21]
+    ]
+    weekly = sim.candles.candles(XBT, "mark", "1w")
+    assert all(from_ms(b.time_ms).weekday() == 0 for b in weekly)  # Kraken's weeks open on Monday
