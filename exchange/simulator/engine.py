@@ -67,6 +67,7 @@ class SimConfig:
     recent_order_seconds: Decimal = Decimal(5)  # orders/status keeps closed orders this long
     fills_page: int = 100
     liquidation: bool = True
+    request_log_limit: int | None = None  # keep only the newest N requests (long paper runs); None keeps all
     replay: dict[str, list[ReplayCandle]] = field(default_factory=dict)
 
 

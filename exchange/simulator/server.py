@@ -124,6 +124,9 @@ class SimulatorServer:
         record = RequestRecord(method, path, query, sim.now(), body=body)
         with sim.lock:
             sim.request_log.append(record)
+            limit = sim.config.request_log_limit
+            if limit is not None and len(sim.request_log) > 2 * limit:
+                del sim.request_log[:-limit]  # trimmed in batches so appends stay O(1) amortised
         resolved = resolve(method, path)
         if resolved is None:
             return Response(404, "Not Found", "text/plain"), record

@@ -13,7 +13,7 @@ import pytest
 from exchange.simulator.engine import Simulator
 from exchange.simulator.server import SimulatorServer
 from lifecycle.clock import to_ms
-from tests.simulator.conftest import signed
+from tests.simulator.conftest import make_client, make_sim, signed
 
 BTC = "BTC/USD:USD"
 XBT = "PF_XBTUSD"
@@ -240,3 +240,13 @@ def test_request_log_records_every_call(ex: Any, sim: Simulator) -> None:
         ("POST", "/derivatives/api/v3/sendorder", 200),
     ]
     assert "size=0.01" in sim.request_log[-1].query
+
+
+def test_request_log_can_be_bounded(secret: str) -> None:
+    sim = make_sim(request_log_limit=5)
+    with SimulatorServer(sim, api_key="sim-key", api_secret=secret) as srv:
+        client = make_client(srv, secret)
+        for _ in range(12):
+            client.fetch_balance()
+    assert 5 <= len(sim.request_log) <= 10
+    assert all(r.path.endswith("/accounts") for r in sim.request_log)
