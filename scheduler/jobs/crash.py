@@ -1,4 +1,4 @@
-"""Named crash points for the kill -9 tests: `TRADER_CRASH_AT=after_send:3` exits the process with status 137
+"""Named crash points for the kill -9 tests: `DAEMON_CRASH_AT=after_send:3` exits the process with status 137
 (as SIGKILL would) the third time the daemon passes the point named `after_send`.
 
 Unset in production, where `crash_point` is a dictionary lookup and nothing else. The points sit between a
@@ -11,7 +11,7 @@ import os
 import sys
 import threading
 
-ENV_VAR = "TRADER_CRASH_AT"
+ENV_VAR = "DAEMON_CRASH_AT"
 POINTS = ("after_intent", "after_send", "after_ack", "after_fill", "before_stop", "after_stop_send")
 
 _lock = threading.Lock()
