@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 HYPOTHESIS_PROFILE ?= ci
 
-.PHONY: install run test lint typecheck unit bench smoke spec-doc deploy clean
+.PHONY: install run test lint typecheck unit bench smoke spec-doc sim deploy clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -35,6 +35,9 @@ bench: $(STAMP)
 
 smoke: $(STAMP)
 	$(BIN)/python -m scheduler.smoke
+
+sim: $(STAMP)
+	$(BIN)/python -m exchange.simulator --port $(or $(PORT),8765)
 
 spec-doc: $(STAMP)
 	$(BIN)/python -m specs.render > specs/lifecycle.md
