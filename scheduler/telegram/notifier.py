@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from telegram import Update
-from telegram.error import Conflict, TelegramError
+from telegram.error import Conflict, InvalidToken, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -43,6 +43,7 @@ from scheduler.telegram.views import (
 log = logging.getLogger("scheduler.telegram")
 
 DEFAULT_BASE_URL = "https://api.telegram.org/bot"
+MAX_RETRY_S = 60.0
 UNAVAILABLE = "{what} unavailable: the daemon could not read it ({error}). See the daemon log."
 
 _App = Application[Any, Any, Any, Any, Any, Any]
@@ -219,17 +220,26 @@ class TelegramNotifier:
         sender = asyncio.create_task(self._send_loop(app, queue, initialized))
         polling = False
         try:
+            attempt = 0
             while not stopping.is_set():
                 try:
                     await app.initialize()
                     break
-                except TelegramError as exc:
-                    log.warning(
-                        "TELEGRAM_UNREACHABLE error=%s retry_s=%s",
-                        redact(type(exc).__name__ + ": " + str(exc)),
-                        self._retry_s,
+                except InvalidToken:
+                    # Retrying cannot help; PTB's message quotes the token, so it is not logged at all.
+                    log.error(
+                        "TELEGRAM_TOKEN_REFUSED Telegram rejected telegram.token (401); the bot is off until "
+                        "the daemon restarts with the token BotFather shows for this bot"
                     )
-                    await _wait(stopping, self._retry_s)
+                    return
+                except TelegramError as exc:
+                    # Doubling up to a minute keeps an hour-long outage to a few dozen log lines.
+                    delay = min(self._retry_s * 2**attempt, MAX_RETRY_S)
+                    attempt += 1
+                    log.warning(
+                        "TELEGRAM_UNREACHABLE error=%s retry_s=%s", redact(f"{type(exc).__name__}: {exc}"), delay
+                    )
+                    await _wait(stopping, delay)
             if stopping.is_set():
                 return
             initialized.set()
@@ -256,12 +266,22 @@ class TelegramNotifier:
             sender.cancel()
             with suppress(asyncio.CancelledError):
                 await sender
-            if polling and app.updater is not None:
-                await app.updater.stop()
-            if app.running:
-                await app.stop()
-            if initialized.is_set():
-                await app.shutdown()
+            await self._shutdown(app, polling=polling, initialized=initialized.is_set())
+
+    async def _shutdown(self, app: _App, *, polling: bool, initialized: bool) -> None:
+        # Each step on its own: a failure stopping the poller must not leave the HTTP clients open.
+        steps = [
+            ("updater", app.updater.stop if polling and app.updater is not None else None),
+            ("application", app.stop if app.running else None),
+            ("shutdown", app.shutdown if initialized else None),
+        ]
+        for name, step in steps:
+            if step is None:
+                continue
+            try:
+                await step()
+            except Exception as exc:
+                log.warning("TELEGRAM_SHUTDOWN_STEP_FAILED step=%s error=%s", name, redact(f"{type(exc).__name__}"))
 
     async def _send_loop(self, app: _App, queue: asyncio.Queue[str], initialized: asyncio.Event) -> None:
         await initialized.wait()
@@ -281,7 +301,7 @@ class TelegramNotifier:
             try:
                 await app.bot.send_message(chat_id=chat_id, text=text)
                 delivered += 1
-            except TelegramError as exc:
+            except Exception as exc:  # whatever the cause, the sender must live on for the next alert
                 log.warning(
                     "TELEGRAM_ALERT_FAILED chat_id=%s error=%s", chat_id, redact(f"{type(exc).__name__}: {exc}")
                 )

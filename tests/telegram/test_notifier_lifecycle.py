@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+from pydantic import SecretStr
 
 from scheduler.config import TelegramSettings
 from scheduler.telegram.notifier import TelegramNotifier
@@ -52,3 +53,19 @@ def test_a_second_poller_on_the_token_is_reported(
     # Polling goes on after the conflict: a command is still answered.
     fake_api.push_command(OPERATOR_CHAT, OPERATOR, "/help")
     assert fake_api.wait_for(lambda: len(fake_api.sent_to(OPERATOR_CHAT)) == 1, timeout=10)
+
+
+def test_a_refused_token_turns_the_bot_off_without_logging_the_token(
+    fake_api: FakeBotAPI, provider: RegistryStatusProvider, log_buffer: io.StringIO
+) -> None:
+    wrong = "987654321:ZZWRONG_TOKEN_abcdefghijklmnopq"
+    settings = TelegramSettings(token=SecretStr(wrong), allowed_chat_ids=(OPERATOR_CHAT,), allowed_user_ids=(OPERATOR,))
+    notifier = TelegramNotifier(settings, provider, base_url=fake_api.base_url, retry_s=0.05)
+    notifier.start()
+    try:
+        assert fake_api.wait_for(lambda: "TELEGRAM_TOKEN_REFUSED" in log_buffer.getvalue())
+        assert fake_api.wait_for(lambda: not notifier.alert("nobody will read this"))  # the bot is off
+        assert fake_api.methods() == []  # the fake saw no call with its own token; the wrong one got 401
+    finally:
+        notifier.stop(timeout=5)
+    assert wrong not in log_buffer.getvalue() and wrong.split(":")[1] not in log_buffer.getvalue()
