@@ -42,6 +42,7 @@ class Ev(StrEnum):
     DAEMON_STARTED = "DAEMON_STARTED"
     DAEMON_STOPPED = "DAEMON_STOPPED"
     JOB_FAILED = "JOB_FAILED"
+    TELEGRAM_UNAUTHORIZED = "TELEGRAM_UNAUTHORIZED"
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,9 @@ EVENTS: dict[Ev, EventSpec] = {
         logging.INFO, ("reason", "cycles", "orders_placed", "open_positions", "uptime_s"), "final summary line"
     ),
     Ev.JOB_FAILED: EventSpec(logging.ERROR, ("job", "error"), "a scheduled job raised; the next run goes on"),
+    Ev.TELEGRAM_UNAUTHORIZED: EventSpec(
+        logging.WARNING, ("chat_id", "user_id"), "a Telegram command from outside the allowlists; ignored"
+    ),
 }
 
 

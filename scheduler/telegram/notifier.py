@@ -30,6 +30,7 @@ from telegram.ext import (
     filters,
 )
 
+from lifecycle.events import Ev, emit
 from scheduler.config import TelegramSettings
 from scheduler.logsetup import redact, register_secret
 from scheduler.telegram.views import (
@@ -337,10 +338,10 @@ class TelegramNotifier:
         chat, user = update.effective_chat, update.effective_user
         if chat is not None and user is not None and chat.id in self._chats and user.id in self._users:
             return
-        log.warning(
-            "TELEGRAM_UNAUTHORIZED chat_id=%s user_id=%s",
-            chat.id if chat is not None else "-",
-            user.id if user is not None else "-",
+        emit(
+            Ev.TELEGRAM_UNAUTHORIZED,
+            chat_id=chat.id if chat is not None else None,
+            user_id=user.id if user is not None else None,
         )
         raise ApplicationHandlerStop
 
