@@ -15,89 +15,20 @@ import os
 import random
 import re
 import signal
-import subprocess
-import sys
-import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from exchange.simulator.engine import SimConfig, Simulator
-from exchange.simulator.server import SimulatorServer
+from exchange.simulator.engine import Simulator
 from lifecycle.audit import run_audit
-from lifecycle.clock import FakeClock, SystemClock
 from lifecycle.db import connect
-from tests.daemon.harness import API_KEY, API_SECRET
+from tests.daemon.procs import SYMBOL, daemon, live_simulator, write_config
 
-ROOT = Path(__file__).resolve().parents[2]
-SYMBOL = "PF_ETHUSD"
 CRASH_POINTS = ("after_intent", "after_send")
 RANDOM_SEEDS = int(os.environ.get("CRASH_SEEDS", "1"))
-
-
-@contextmanager
-def live_simulator(seed: int) -> Iterator[tuple[Simulator, str]]:
-    clock = FakeClock(SystemClock().now())  # the daemon reads the wall clock: keep simulated time on it
-    sim = Simulator(SimConfig(seed=seed, history_minutes=120), clock=clock)
-    stop = threading.Event()
-
-    def pace() -> None:
-        last = time.monotonic()
-        while not stop.wait(0.1):
-            now = time.monotonic()
-            whole = int(now - last)
-            if whole >= 1:
-                sim.advance(float(whole))
-                last += whole
-
-    pacer = threading.Thread(target=pace, daemon=True)
-    with SimulatorServer(sim, api_key=API_KEY, api_secret=API_SECRET) as server:
-        pacer.start()
-        try:
-            yield sim, server.base_url
-        finally:
-            stop.set()
-            pacer.join(timeout=2)
-
-
-def write_config(tmp_path: Path, base_url: str) -> Path:
-    config = tmp_path / "daemon.toml"
-    config.write_text(
-        f'mode = "paper"\ndb_path = "{tmp_path / "registry.db"}"\nsymbols = ["PF_XBTUSD", "{SYMBOL}"]\n'
-        f'timeframe = "1m"\n[venue]\nbase_url = "{base_url}"\nenable_rate_limit = false\ntimeout_ms = 3000\n'
-        "[intervals]\ntick = 1\nreconcile = 1\nprotect = 1\nhealth = 2\n"
-    )
-    return config
-
-
-def daemon(config: Path, *, duration: float, crash_at: str | None = None) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADER_")}
-    env.update(TRADER_VENUE__API_KEY=API_KEY, TRADER_VENUE__API_SECRET=API_SECRET, PYTHONPATH=str(ROOT))
-    if crash_at:
-        env["DAEMON_CRASH_AT"] = crash_at
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "scheduler",
-            "--config",
-            str(config),
-            "--duration",
-            str(duration),
-            "--recovery-wait",
-            "0.2",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
 
 
 def last_report(output: str) -> dict[str, str]:

@@ -1,0 +1,89 @@
+"""`python -m scheduler` as an operator runs it: exit codes, refusals before any order, graceful SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import time
+from decimal import Decimal
+from pathlib import Path
+
+from lifecycle.clock import FakeClock
+from lifecycle.registry import Registry
+from tests.daemon.procs import ROOT, daemon, live_simulator, write_config
+
+
+def corrupt_registry(path: Path) -> None:
+    registry = Registry.open(path, FakeClock())
+    pos = registry.import_position(
+        symbol="PF_ETHUSD", side="long", qty=Decimal(1), entry_price=Decimal(3000), cause="test"
+    )
+    registry.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE position SET remaining_qty_units = remaining_qty_units + 1 WHERE uid = ?", (pos.uid,))
+
+
+def test_audit_violation_refuses_to_start_with_exit_3_and_sends_nothing(tmp_path: Path) -> None:
+    with live_simulator(seed=2) as (sim, base_url):
+        config = write_config(tmp_path, base_url)
+        corrupt_registry(tmp_path / "registry.db")
+        proc = daemon(config, duration=5)
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 3, out[-2000:]
+        [report] = [line for line in out.splitlines() if "REGISTRY_AUDIT_REPORT" in line]
+        assert "violations_total=1" in report and "remaining_qty_violations=1" in report
+        assert "startup refused at step audit" in out
+        assert "DAEMON_STARTED" not in out and "ORDER_SUBMITTED" not in out
+        assert sim.order_log == []
+
+
+def test_unknown_configured_symbol_is_a_config_error(tmp_path: Path) -> None:
+    with live_simulator(seed=2) as (sim, base_url):
+        config = write_config(tmp_path, base_url)
+        config.write_text(config.read_text().replace('"PF_XBTUSD"', '"PF_ATOMUSD"'))
+        proc = daemon(config, duration=5)
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 2, out[-2000:]
+        assert "configured symbols not tradeable on this venue: PF_ATOMUSD" in out
+        assert sim.order_log == []
+
+
+def test_sigterm_stops_after_the_current_job_with_a_summary(tmp_path: Path) -> None:
+    with live_simulator(seed=2) as (_sim, base_url):
+        config = write_config(tmp_path, base_url)
+        proc = daemon(config, duration=60)
+        assert proc.stdout is not None
+        seen: list[str] = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            seen.append(line)
+            if "DAEMON_STARTED" in line:
+                break
+        assert any("DAEMON_STARTED" in line for line in seen), "".join(seen)[-2000:]
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0, rest[-2000:]
+        [stopped] = [line for line in rest.splitlines() if "DAEMON_STOPPED" in line]
+        assert "reason=SIGTERM" in stopped and "cycles=" in stopped
+
+
+def test_paper_mode_runs_with_no_config_and_no_network(tmp_path: Path) -> None:
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "scheduler", "--paper", "--duration", "4", "--db", str(tmp_path / "paper.db")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout + proc.stderr
+    steps = [line.split("step=")[1].split()[0] for line in out.splitlines() if "STARTUP_STEP" in line]
+    assert steps == ["config", "database", "merge", "audit", "venue", "recovery", "reconcile"]
+    for event in ("DAEMON_STARTED", "DECISION_TRACE", "RECONCILIATION_REPORT", "CYCLE_SUMMARY", "DAEMON_STOPPED"):
+        assert event in out, event
+    assert "venue=http://127.0.0.1:" in out
