@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from datetime import timedelta
 
 from exchange.errors import OrderNotFound, VenueError
 from exchange.types import VenueFill
@@ -17,6 +18,7 @@ from scheduler.jobs.context import DaemonContext
 
 log = logging.getLogger(__name__)
 
+FILL_LOOKBACK = timedelta(minutes=5)
 CLOSABLE = frozenset({"OPEN", "PROTECTED", "EXITING"})
 
 
@@ -70,7 +72,10 @@ def _cancel_quietly(ctx: DaemonContext, order_id: str) -> None:
 
 
 def run(ctx: DaemonContext) -> None:
-    fills = ctx.venue.fills_since(ctx.fills_cursor)
+    # Look back past the cursor: a fill stamped in the cursor's own millisecond may be published late, and the
+    # ledger's unique fill ids make re-reading harmless.
+    since = ctx.fills_cursor - FILL_LOOKBACK if ctx.fills_cursor else None
+    fills = ctx.venue.fills_since(since)
     if fills:
         ctx.recent_fills = tuple(fills)
         ctx.fills_cursor = max(f.time for f in fills)

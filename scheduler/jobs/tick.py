@@ -71,7 +71,8 @@ def enter(ctx: DaemonContext, plan: EntryPlan) -> str:
     current = ctx.registry.get(pos.uid)
     if current.remaining_qty > 0:
         ctx.registry.apply(pos.uid, "entry_filled", cause=f"entry {sent.client_order_id} filled")
-        protect.place_stop(ctx, ctx.registry.get(pos.uid))
+        if protect.place_stop(ctx, ctx.registry.get(pos.uid)) and ctx.limits.take_profit:
+            protect.place_take_profit(ctx, ctx.registry.get(pos.uid), ())
     else:
         ctx.registry.apply(pos.uid, "entry_acknowledged", cause=f"entry {sent.client_order_id} accepted")
     return pos.uid

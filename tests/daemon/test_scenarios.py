@@ -190,3 +190,70 @@ def test_margin_spike_trips_and_releases_the_kill_switch(tmp_path: Path) -> None
         [released] = ev.named("KILL_SWITCH_RELEASED")
         assert released["reason"] == "margin_critical"
         assert w.tick().entries == 1
+
+
+def test_take_profit_fill_closes_the_position_and_cancels_its_stop(tmp_path: Path) -> None:
+    with world(tmp_path, take_profit=True) as w, captured_events() as ev:
+        w.strategy.entries[XBT] = "long"
+        w.strategy.tp_pct = Decimal("0.01")
+        w.advance(60)
+        w.tick()
+        w.strategy.entries.clear()
+        [pos] = w.registry.active_positions()
+        assert pos.state == "PROTECTED" and pos.tp_order_id is not None
+        kinds = [p["kind"] for p in ev.named("PROTECTIVE_ORDER_PLACED")]
+        assert kinds == ["stop_loss", "take_profit"]
+        w.sim.set_mark(XBT, Decimal(str(pos.take_profit_price)) * Decimal("1.02"))
+        w.advance(2)
+        assert w.sim.positions() == []
+        w.exits()
+        assert w.registry.active_positions() == []
+        assert w.venue_stops(XBT) == []  # the sibling stop was cancelled after the TP closed the position
+        assert w.sim.open_orders() == []
+        assert w.audit_ok()
+
+
+def test_repeated_orphans_escalate_and_pause_new_entries(tmp_path: Path) -> None:
+    with world(tmp_path, symbols=(XBT, ETH, "PF_SOLUSD", "PF_LTCUSD")) as w, captured_events() as ev:
+        for symbol in (ETH, "PF_SOLUSD", "PF_LTCUSD"):
+            w.sim.open_position_direct(symbol, "long", w.ctx.instruments[symbol].size_increment * 100)
+        w.reconcile()
+        w.advance(5)
+        rec = w.reconcile()
+        assert rec.report.orphaned == 3
+        [escalation] = ev.named("ESCALATION")
+        assert escalation["field"] == "orphaned" and escalation["action"] == "pause_new_entries"
+        assert ev.named("RECONCILIATION_REPORT")[-1]["level"] == "critical"
+        w.strategy.entries[XBT] = "long"
+        w.advance(60)
+        assert w.tick().entries == 0
+        assert ev.named("CYCLE_SUMMARY")[-1]["state"] == "paused_escalation"
+        w.protect()  # protection is never paused
+        assert {o.symbol for o in w.venue_stops()} == {ETH, "PF_SOLUSD", "PF_LTCUSD"}
+
+
+def test_runtime_audit_breach_halts_entries_for_good_but_protect_runs(tmp_path: Path) -> None:
+    import sqlite3
+
+    with world(tmp_path) as w, captured_events() as ev:
+        w.sim.open_position_direct(ETH, "long", Decimal("0.5"))
+        w.reconcile()
+        w.advance(5)
+        w.reconcile()
+        [pos] = w.registry.active_positions()
+        with sqlite3.connect(tmp_path / "registry.db") as conn:
+            conn.execute("UPDATE position SET remaining_qty_units = remaining_qty_units + 1 WHERE uid = ?", (pos.uid,))
+        w.health()
+        [violation] = ev.named("INVARIANT_VIOLATION")
+        assert violation["invariant"] == "registry_audit"
+        assert "remaining_qty_violations=1" in str(violation["detail"])
+        [activated] = ev.named("KILL_SWITCH_ACTIVATED")
+        assert activated["reason"] == "invariant_violation"
+        w.health()
+        assert len(ev.named("KILL_SWITCH_ACTIVATED")) == 1  # sticky, announced once
+        w.strategy.entries[XBT] = "long"
+        w.advance(60)
+        assert w.tick().entries == 0
+        assert ev.named("CYCLE_SUMMARY")[-1]["state"] == "halted_invariant_violation"
+        w.protect()
+        assert len(w.venue_stops(ETH)) == 1
