@@ -23,7 +23,7 @@ from exchange.simulator.server import SimulatorServer
 from lifecycle.clock import FakeClock, SystemClock
 from scheduler.config import Settings, describe
 from scheduler.jobs.pacing import ClockPacer
-from scheduler.startup import EXIT_OK, Intervals, run_jobs, start, step
+from scheduler.startup import EXIT_OK, Intervals, run_jobs, start, step, telegram_alerts
 
 PAPER_DIR = Path("var/paper")
 PAPER_DB = PAPER_DIR / "registry.db"
@@ -117,17 +117,18 @@ def run_paper(
         # The simulator is in-process and always answers, so recovery need not wait between its checks.
         started = start(settings, paper.venue, paper.clock, db_path, recovery_wait_s=0.0)
         iv = settings.intervals
-        run_jobs(
-            started.ctx,
-            started.registry.db,
-            scaled_intervals(iv.tick, iv.reconcile, iv.protect, iv.health, speed),
-            started.audit,
-            started_fields={
-                "mode": "paper",
-                "venue": paper.server.base_url,
-                "db": str(db_path),
-                "symbols": ",".join(started.ctx.symbol_keys),
-            },
-            duration_s=duration_s,
-        )
+        with telegram_alerts(settings, started.ctx, started.registry):
+            run_jobs(
+                started.ctx,
+                started.registry.db,
+                scaled_intervals(iv.tick, iv.reconcile, iv.protect, iv.health, speed),
+                started.audit,
+                started_fields={
+                    "mode": "paper",
+                    "venue": paper.server.base_url,
+                    "db": str(db_path),
+                    "symbols": ",".join(started.ctx.symbol_keys),
+                },
+                duration_s=duration_s,
+            )
     return EXIT_OK

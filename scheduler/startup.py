@@ -7,8 +7,11 @@ in-flight orders -> first reconciliation -> jobs (DAEMON_STARTED).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import peewee as pw
@@ -21,7 +24,7 @@ from exchange.venue import Venue
 from lifecycle.audit import AuditReport, run_audit
 from lifecycle.clock import Clock, SystemClock
 from lifecycle.escalation import Escalator
-from lifecycle.events import Ev, emit
+from lifecycle.events import EVENT_LOGGER, Ev, emit
 from lifecycle.killswitch import KillSwitch
 from lifecycle.merge import MergeCollision, merge_symbol_collisions
 from lifecycle.registry import Registry
@@ -36,6 +39,8 @@ from scheduler.jobs import tick as tick_job
 from scheduler.jobs.context import DaemonContext, Limits
 from scheduler.jobs.safety import Safety
 from scheduler.recovery import recover_in_flight
+from scheduler.telegram import AlertLogHandler, TelegramNotifier
+from scheduler.telegram.registry_status import RegistryStatusProvider
 from strategy.donchian import DonchianBreakout, DonchianParams
 
 EXIT_OK = 0
@@ -230,6 +235,36 @@ def start(
     return Started(ctx, registry, audit)
 
 
+@contextmanager
+def telegram_alerts(settings: Settings, ctx: DaemonContext, registry: Registry) -> Iterator[None]:
+    """With `[telegram]` configured: /status and /positions for the allowlisted operators, and every alert
+    event (kill switch, escalation, invariant, audit failure) pushed to them while the jobs run."""
+    if settings.telegram is None:
+        yield
+        return
+
+    def equity() -> Decimal | None:
+        return ctx.last_margin.margin_equity if ctx.last_margin else None
+
+    def margin_util() -> Decimal | None:
+        return ctx.last_margin.utilization_pct if ctx.last_margin else None
+
+    provider = RegistryStatusProvider(
+        registry, mode=settings.mode, kill_switch=ctx.safety.killswitch, equity_usd=equity, margin_util_pct=margin_util
+    )
+    notifier = TelegramNotifier(settings.telegram, provider)
+    handler = AlertLogHandler(notifier)
+    events = logging.getLogger(EVENT_LOGGER)
+    events.addHandler(handler)
+    notifier.start()
+    step("telegram", "alerts and commands on")
+    try:
+        yield
+    finally:
+        events.removeHandler(handler)
+        notifier.stop()
+
+
 def run_live(settings: Settings, *, db: Path | None, duration_s: float | None, recovery_wait_s: float = 3.0) -> int:
     clock = SystemClock()
     venue_settings = settings.venue
@@ -252,17 +287,18 @@ def run_live(settings: Settings, *, db: Path | None, duration_s: float | None, r
     db_path = db or settings.db_path
     started = start(settings, venue, clock, db_path, recovery_wait_s=recovery_wait_s)
     iv = settings.intervals
-    run_jobs(
-        started.ctx,
-        started.registry.db,
-        Intervals(iv.tick, iv.reconcile, iv.protect, iv.health),
-        started.audit,
-        started_fields={
-            "mode": settings.mode,
-            "venue": venue_settings.host or "kraken",
-            "db": str(db_path),
-            "symbols": ",".join(started.ctx.symbol_keys),
-        },
-        duration_s=duration_s,
-    )
+    with telegram_alerts(settings, started.ctx, started.registry):
+        run_jobs(
+            started.ctx,
+            started.registry.db,
+            Intervals(iv.tick, iv.reconcile, iv.protect, iv.health),
+            started.audit,
+            started_fields={
+                "mode": settings.mode,
+                "venue": venue_settings.host or "kraken",
+                "db": str(db_path),
+                "symbols": ",".join(started.ctx.symbol_keys),
+            },
+            duration_s=duration_s,
+        )
     return EXIT_OK
