@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from exchange.types import OrderStatus, VenueOrder
 from lifecycle.registry import OrderView
 from scheduler.jobs.context import DaemonContext
-from scheduler.jobs.exits import ingest_fills
+from scheduler.jobs.exits import fills_window_start, ingest_fills
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def _apply_entry(ctx: DaemonContext, order: OrderView, evidence: VenueOrder | No
     elif evidence.status is OrderStatus.REJECTED:
         ctx.registry.apply(pos.uid, "entry_rejected", cause="recovery: the venue refused the entry order")
     elif evidence.filled > 0:
-        ingest_fills(ctx, ctx.venue.fills_since(ctx.fills_cursor))
+        ingest_fills(ctx, ctx.venue.fills_since(fills_window_start(ctx)))
         if ctx.registry.get(pos.uid).remaining_qty > 0:
             ctx.registry.apply(pos.uid, "entry_filled", cause="recovery: entry order filled while we were down")
     elif evidence.status is OrderStatus.OPEN:

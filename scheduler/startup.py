@@ -230,6 +230,9 @@ def start(
         instruments=instruments,
         strategy=strategy_from(settings),
         safety=safety_from(settings),
+        # Fills before our last recorded one are in the ledger already; reading from there (minus the lookback)
+        # keeps each snapshot to the recent window instead of the venue's whole history.
+        fills_cursor=registry.last_fill_time(),
     )
     recover_and_reconcile(ctx, recovery_checks=recovery_checks, recovery_wait_s=recovery_wait_s)
     return Started(ctx, registry, audit)

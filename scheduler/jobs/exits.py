@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from exchange.errors import OrderNotFound, VenueError
 from exchange.types import VenueFill
@@ -71,11 +71,14 @@ def _cancel_quietly(ctx: DaemonContext, order_id: str) -> None:
         log.warning("could not cancel leftover protective order %s: %s (reconciliation will see it)", order_id, exc)
 
 
+def fills_window_start(ctx: DaemonContext) -> datetime | None:
+    """Where to read venue fills from: a lookback before the cursor, because a fill stamped in the cursor's own
+    millisecond may be published late; the ledger's unique fill ids make re-reading harmless."""
+    return ctx.fills_cursor - FILL_LOOKBACK if ctx.fills_cursor else None
+
+
 def run(ctx: DaemonContext) -> None:
-    # Look back past the cursor: a fill stamped in the cursor's own millisecond may be published late, and the
-    # ledger's unique fill ids make re-reading harmless.
-    since = ctx.fills_cursor - FILL_LOOKBACK if ctx.fills_cursor else None
-    fills = ctx.venue.fills_since(since)
+    fills = ctx.venue.fills_since(fills_window_start(ctx))
     if fills:
         ctx.recent_fills = tuple(fills)
         ctx.fills_cursor = max(f.time for f in fills)

@@ -7,7 +7,6 @@ counters, never read as "flat".
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from exchange.errors import VenueError
 from exchange.types import AccountSnapshot, OrderStatus, PositionSide
@@ -29,10 +28,10 @@ from lifecycle.reconcile import (
 )
 from scheduler.jobs import protect
 from scheduler.jobs.context import DaemonContext
+from scheduler.jobs.exits import fills_window_start
 
 log = logging.getLogger(__name__)
 
-FILL_LOOKBACK = timedelta(minutes=5)
 PENDING = frozenset({"PENDING_ENTRY", "ENTRY_OPEN"})
 
 
@@ -58,9 +57,8 @@ def registry_inputs(ctx: DaemonContext) -> tuple[list[RegistryPosition], dict[st
 
 
 def take_snapshot(ctx: DaemonContext) -> AccountSnapshot | None:
-    since = ctx.fills_cursor - FILL_LOOKBACK if ctx.fills_cursor else None
     try:
-        snapshot = ctx.venue.snapshot(since)
+        snapshot = ctx.venue.snapshot(fills_window_start(ctx))
     except VenueError as exc:
         log.warning("reconcile: snapshot failed (%s); this cycle is reported incomplete", exc)
         return None

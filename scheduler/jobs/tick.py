@@ -21,7 +21,7 @@ from scheduler.jobs import decide, protect
 from scheduler.jobs.context import DaemonContext, EntryPlan
 from scheduler.jobs.crash import crash_point
 from scheduler.jobs.execution import submit
-from scheduler.jobs.exits import ingest_fills
+from scheduler.jobs.exits import fills_window_start, ingest_fills
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,9 @@ def enter(ctx: DaemonContext, plan: EntryPlan) -> str:
     fills = list(result.fills)
     if not fills and result.order is not None and result.order.filled > 0:
         try:
-            fills = [f for f in ctx.venue.fills_since(ctx.fills_cursor) if f.client_order_id == sent.client_order_id]
+            fills = [
+                f for f in ctx.venue.fills_since(fills_window_start(ctx)) if f.client_order_id == sent.client_order_id
+            ]
         except VenueError as exc:
             log.warning("entry %s filled but its fills could not be fetched yet (%s)", sent.client_order_id, exc)
     ingest_fills(ctx, fills)
