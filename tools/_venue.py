@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, TypeVar
 import peewee as pw
 
 from exchange.breaker import CircuitBreaker
-from exchange.ccxt_venue import CcxtVenue
 from exchange.errors import VenueError
 from exchange.types import PositionSide
 from exchange.venue import Venue
@@ -33,6 +32,7 @@ from specs.lifecycle import ACTIVE_STATES
 from tools._cli import ProblemsFound, UsageError, require_live_ack
 
 if TYPE_CHECKING:
+    from exchange.ccxt_venue import CcxtVenue
     from scheduler.jobs.context import DaemonContext
 
 T = TypeVar("T")
@@ -88,6 +88,8 @@ def build_venue(settings: Settings, clock: Clock | None = None) -> CcxtVenue:
         )
     if venue.api_key is None or venue.api_secret is None:
         raise UsageError("venue.api_key and venue.api_secret are required: the tools read private account data")
+    from exchange.ccxt_venue import CcxtVenue  # ccxt is heavy: a refused or offline run never loads it
+
     clk = clock or SystemClock()
     breaker = CircuitBreaker(
         clk, failure_threshold=venue.breaker.failure_threshold, open_seconds=venue.breaker.open_seconds

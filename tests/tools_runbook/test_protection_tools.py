@@ -30,10 +30,6 @@ def test_recover_relinks_only_with_execute_and_once(env: Env) -> None:
     pos, stop_id = _position_with_unlinked_stop(env)
     before_db, before_venue = registry_dump(env.db), env.venue_state()
 
-    gap = run_tool("check_tp_coverage", *env.args("--json"))
-    assert gap.code == 1 and gap.json()["gaps"] == 1
-    assert gap.json()["positions"][0]["gaps"] == ["no stop-loss recorded"]
-
     dry = run_tool("recover_sl_order_ids", *env.args())
     assert dry.code == 1 and f"would relink {pos.uid} PF_XBTUSD: stop - -> {stop_id}" in dry.out
     assert registry_dump(env.db) == before_db and env.venue_state() == before_venue
@@ -59,6 +55,8 @@ def test_recover_reports_a_position_with_no_stop_anywhere(env: Env) -> None:
     assert run.code == 1
     assert run.json()["missing_stop"] == [{"position": pos.uid, "symbol": "PF_XBTUSD"}]
     assert env.registry().get(pos.uid).sl_order_id is None
+    gap = run_tool("check_tp_coverage", *env.args("--json"))
+    assert gap.code == 1 and gap.json()["positions"][0]["gaps"] == ["no stop-loss recorded"]
 
 
 def test_coverage_flags_a_recorded_stop_the_venue_no_longer_has(env: Env) -> None:
@@ -76,9 +74,11 @@ def test_coverage_flags_a_recorded_stop_the_venue_no_longer_has(env: Env) -> Non
 
 
 def test_coverage_expects_take_profit_when_configured(env: Env) -> None:
-    _position_with_unlinked_stop(env)
-    assert run_tool("recover_sl_order_ids", *env.args("--execute")).code == 0
+    pos, stop_id = _position_with_unlinked_stop(env)
+    reg = env.registry()
+    reg.set_protection(pos.uid, sl_order_id=stop_id)
+    reg.close()
     text = env.config.read_text().replace('timeframe = "1m"\n', 'timeframe = "1m"\n[risk]\ntake_profit_r = 2\n')
     env.config.write_text(text)
     run = run_tool("check_tp_coverage", *env.args())
-    assert run.code == 1 and "no take-profit recorded" in run.out
+    assert run.code == 1 and "no take-profit recorded" in run.out and f"SL {stop_id} (live)" in run.out
