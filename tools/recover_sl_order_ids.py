@@ -18,7 +18,7 @@ from typing import Any
 
 from lifecycle.clock import SystemClock
 from lifecycle.reconcile import MissingStop, RelinkStop, reconcile
-from tools._cli import ProblemsFound, dry_run_prefix, make_parser, run_tool, write_json, write_text
+from tools._cli import ProblemsFound, UsageError, dry_run_prefix, make_parser, run_tool, write_json, write_text
 from tools._venue import add_common, build_venue, db_path, open_registry, prepare, registry_inputs, venue_call
 
 
@@ -35,7 +35,7 @@ def main(argv: Sequence[str]) -> int:
     path = db_path(args, env.settings)
     inputs = registry_inputs(path)
     if not path.is_file():
-        raise ProblemsFound(f"registry database {path} does not exist: check --db PATH or db_path in the config")
+        raise UsageError(f"registry database {path} does not exist: check --db PATH or db_path in the config")
     clock = SystemClock()
     venue = build_venue(env.settings, clock)
     snap = venue_call("venue snapshot", partial(venue.snapshot, clock.now() - timedelta(minutes=5)))
