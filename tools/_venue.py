@@ -1,7 +1,8 @@
 """What the venue-facing tools share: settings from `--config`, the live guard, the venue, the registry.
 
 The order matters and is the point of this module: settings are loaded and the live-key guard is checked
-BEFORE anything opens a socket, so a refused run (exit 3) has provably made no network call.
+BEFORE anything opens a socket, so a refused run (exit 3) has made no network call
+(tests/tools_runbook checks it with a proxy trap).
 """
 
 from __future__ import annotations
