@@ -9,9 +9,12 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 from exchange.simulator.engine import SimConfig, Simulator
+from exchange.simulator.prices import ReplayCandle
 from exchange.simulator.server import SimulatorServer
 from lifecycle.clock import FakeClock, SystemClock
 from tests.daemon.harness import API_KEY, API_SECRET
@@ -20,10 +23,29 @@ ROOT = Path(__file__).resolve().parents[2]
 SYMBOL = "PF_ETHUSD"
 
 
+BREAKOUT = "PF_XBTUSD"
+
+
+def breakout_replay(now: datetime) -> list[ReplayCandle]:
+    """1-minute XBT candles: two quiet hours, then every candle from two minutes ago on closes 100 higher than the
+    last, so the default strategy sees an upward breakout above its EMA on whichever candle closed last."""
+    t0 = now.replace(second=0, microsecond=0) - timedelta(minutes=2)
+    candles = []
+    for i in range(130, 0, -1):
+        mid = Decimal(60000) + (10 if i % 2 else -10)
+        candles.append(ReplayCandle(t0 - timedelta(minutes=i), mid, mid + 30, mid - 30, mid))
+    for i in range(240):
+        close = Decimal(60100) + 100 * i
+        candles.append(ReplayCandle(t0 + timedelta(minutes=i), close - 100, close + 10, close - 110, close))
+    return candles
+
+
 @contextmanager
-def live_simulator(seed: int) -> Iterator[tuple[Simulator, str]]:
-    clock = FakeClock(SystemClock().now())  # the daemon reads the wall clock: keep simulated time on it
-    sim = Simulator(SimConfig(seed=seed, history_minutes=120), clock=clock)
+def live_simulator(seed: int, *, breakout: bool = False) -> Iterator[tuple[Simulator, str]]:
+    now = SystemClock().now()
+    clock = FakeClock(now)  # the daemon reads the wall clock: keep simulated time on it
+    replay = {BREAKOUT: breakout_replay(now)} if breakout else {}
+    sim = Simulator(SimConfig(seed=seed, history_minutes=120, replay=replay), clock=clock)
     stop = threading.Event()
 
     def pace() -> None:

@@ -6,7 +6,7 @@ orphan the daemon adopted has exactly one reduce-only stop, the last reconciliat
 audit is clean. The work in flight at the crash is a protective stop for an adopted orphan: entries depend on
 the strategy's timing, stops do not, and both go through the same intent -> send -> record path.
 
-Default (CI): two named crash points and one random kill. `CRASH_POINTS=all` runs every named point,
+Default (CI): a stop crash, an entry crash and one random kill. `CRASH_POINTS=all` runs every named point,
 `CRASH_SEEDS=N` runs N random kills.
 """
 
@@ -28,15 +28,22 @@ from lifecycle.audit import run_audit
 from lifecycle.db import connect
 from tests.daemon.procs import SYMBOL, daemon, live_simulator, write_config
 
-# (adopted, abandoned) the restart's recovery step must report for a crash at each point.
+# (adopted, abandoned) the restart's recovery step must report, per work in flight and crash point.
 EXPECTED_RECOVERY = {
-    "after_intent": (0, 1),  # stop recorded, never sent: proven absent, abandoned, re-placed under a new id
-    "after_send": (1, 0),  # accepted by the venue, outcome never recorded: found by client order id, adopted
-    "after_ack": (0, 0),  # acknowledged but not linked: reconciliation relinks our own stop
-    "before_stop": (0, 0),  # nothing recorded or sent: protect places it
-    "after_stop_send": (0, 0),  # as after_ack
+    # A protective stop for an adopted orphan.
+    ("stop", "after_intent"): (0, 1),  # recorded, never sent: proven absent, abandoned, re-placed under a new id
+    ("stop", "after_send"): (1, 0),  # accepted by the venue, outcome never recorded: found by client order id
+    ("stop", "after_ack"): (0, 0),  # acknowledged but not linked: reconciliation relinks our own stop
+    ("stop", "before_stop"): (0, 0),  # nothing recorded or sent: protect places it
+    ("stop", "after_stop_send"): (0, 0),  # as after_ack
+    # A strategy entry (a replayed breakout makes it deterministic).
+    ("entry", "after_intent"): (0, 1),  # never sent: abandoned, the position cancelled; the next tick re-enters
+    ("entry", "after_send"): (1, 0),  # filled on the venue, nothing recorded: adopted with its fills
+    ("entry", "after_ack"): (0, 0),  # marked filled, fills not recorded: reconciliation adopts the pending entry
+    ("entry", "after_fill"): (0, 0),  # fills recorded, transition not: reconciliation adopts it
 }
-CRASH_POINTS = tuple(EXPECTED_RECOVERY) if os.environ.get("CRASH_POINTS") == "all" else ("after_intent", "after_send")
+DEFAULT_CASES = (("stop", "after_intent"), ("entry", "after_send"))
+CASES = tuple(EXPECTED_RECOVERY) if os.environ.get("CRASH_POINTS") == "all" else DEFAULT_CASES
 RANDOM_SEEDS = int(os.environ.get("CRASH_SEEDS", "1"))
 
 
@@ -49,8 +56,16 @@ def last_report(output: str) -> dict[str, str]:
 def check_after_restart(sim: Simulator, db: Path, output: str) -> None:
     ids = Counter(o.cli_ord_id for o in sim.order_log if o.cli_ord_id)
     assert [cid for cid, n in ids.items() if n > 1] == [], "a client order id was accepted twice"
-    stops = [o for o in sim.open_orders() if o.symbol == SYMBOL and o.order_type == "stp" and o.reduce_only]
-    assert len(stops) == 1, f"expected exactly one live stop for the orphan, found {len(stops)}"
+    positions = sim.positions()
+    assert positions, "the scenario left no venue position to check"
+    for pos in positions:
+        closing = "sell" if pos.size > 0 else "buy"
+        stops = [
+            o
+            for o in sim.open_orders()
+            if o.symbol == pos.symbol and o.order_type == "stp" and o.reduce_only and o.side == closing
+        ]
+        assert len(stops) == 1, f"{pos.symbol}: expected exactly one live reduce-only stop, found {len(stops)}"
     report = last_report(output)
     assert (report["orphaned"], report["phantom"], report["qty_mismatch"]) == ("0", "0", "0"), report
     assert report["complete"] == "true"
@@ -67,9 +82,12 @@ def recovery_counts(output: str) -> tuple[int, int]:
     return int(found.group(1)), int(found.group(2))
 
 
-def run_crash_scenario(tmp_path: Path, seed: int, *, crash_at: str | None, kill_after: float | None) -> tuple[int, int]:
-    with live_simulator(seed) as (sim, base_url):
-        sim.open_position_direct(SYMBOL, "long", Decimal("0.5"))  # the orphan the daemon must adopt and protect
+def run_crash_scenario(
+    tmp_path: Path, seed: int, *, work: str, crash_at: str | None, kill_after: float | None
+) -> tuple[int, int]:
+    with live_simulator(seed, breakout=work == "entry") as (sim, base_url):
+        if work == "stop":
+            sim.open_position_direct(SYMBOL, "long", Decimal("0.5"))  # the orphan the daemon must adopt and protect
         config = write_config(tmp_path, base_url)
         first = daemon(config, duration=20, crash_at=crash_at)
         if kill_after is not None:
@@ -87,14 +105,15 @@ def run_crash_scenario(tmp_path: Path, seed: int, *, crash_at: str | None, kill_
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("point", CRASH_POINTS)
-def test_crash_at_named_point_then_restart_converges(tmp_path: Path, point: str) -> None:
-    recovered = run_crash_scenario(tmp_path, seed=11, crash_at=f"{point}:1", kill_after=None)
-    assert recovered == EXPECTED_RECOVERY[point]
+@pytest.mark.parametrize(("work", "point"), CASES)
+def test_crash_at_named_point_then_restart_converges(tmp_path: Path, work: str, point: str) -> None:
+    recovered = run_crash_scenario(tmp_path, seed=11, work=work, crash_at=f"{point}:1", kill_after=None)
+    assert recovered == EXPECTED_RECOVERY[(work, point)]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", range(RANDOM_SEEDS))
 def test_sigkill_at_a_random_moment_then_restart_converges(tmp_path: Path, seed: int) -> None:
     delay = random.Random(seed).uniform(1.0, 4.0)
-    run_crash_scenario(tmp_path, seed=100 + seed, crash_at=None, kill_after=delay)
+    work = ("stop", "entry")[seed % 2]
+    run_crash_scenario(tmp_path, seed=100 + seed, work=work, crash_at=None, kill_after=delay)
