@@ -125,8 +125,9 @@ class Intervals:
 
 def build_jobs(ctx: DaemonContext, intervals: Intervals, audit: Callable[[], AuditReport] | None) -> list[JobSpec]:
     return [
-        JobSpec("protect", lambda: protect_job.run(ctx), intervals.protect),
+        # exits first: a position a stop or TP already closed must not get a fresh protective order.
         JobSpec("exits", lambda: exits_job.run(ctx), intervals.protect),
+        JobSpec("protect", lambda: protect_job.run(ctx), intervals.protect),
         JobSpec("reconcile", lambda: reconcile_job.run(ctx), intervals.reconcile),
         JobSpec("tick", lambda: tick_job.run(ctx), intervals.tick),
         JobSpec("health", lambda: health_job.run(ctx, audit), intervals.health),
@@ -168,7 +169,6 @@ def limits_from(settings: Settings, symbol_keys: tuple[str, ...]) -> Limits:
         symbols=symbol_keys,
         timeframe=settings.timeframe,
         auction_max_margin_util=risk.auction_max_margin_util,
-        max_margin_utilization_pct=risk.max_margin_utilization_pct,
         take_profit=risk.take_profit_r is not None,
     )
 

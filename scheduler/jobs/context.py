@@ -21,15 +21,15 @@ from strategy.base import Strategy
 
 @dataclass(frozen=True)
 class Limits:
-    symbols: tuple[str, ...]
+    """What the jobs need from the settings (the kill switch carries its own thresholds)."""
+
+    symbols: tuple[str, ...]  # canonical keys
     timeframe: str = "1m"
     candle_limit: int = 100
     max_positions: int = 3
-    leverage: Decimal = Decimal(5)
+    leverage: Decimal = Decimal(5)  # auction fallback only; the instruments' own max leverage is used when known
     auction_max_margin_util: Decimal = Decimal(50)
-    max_margin_utilization_pct: Decimal = Decimal(80)
-    margin_release_pct: Decimal = Decimal(70)
-    default_stop_pct: Decimal = Decimal(2)
+    default_stop_pct: Decimal = Decimal(2)  # for adopted orphans, which arrive without a strategy's stop
     take_profit: bool = True
 
 

@@ -52,22 +52,23 @@ def _find_live_stop(pos: PositionView, orders: Sequence[VenueOrder]) -> VenueOrd
     return None
 
 
-def _stop_filled(ctx: DaemonContext, pos: PositionView) -> bool:
-    """Evidence that the missing stop filled rather than vanished: a fill for it, or the venue's order history."""
-    if any(f.order_id == pos.sl_order_id for f in ctx.recent_fills):
+def _filled(ctx: DaemonContext, pos: PositionView, order_id: str) -> bool:
+    """Evidence that a missing protective order filled rather than vanished: a fill for it, or the venue's
+    order history. A filled one did its job; the exits job closes the position from its fills."""
+    if any(f.order_id == order_id for f in ctx.recent_fills):
         return True
     for order in ctx.registry.orders_for(pos.uid):
-        if order.venue_order_id == pos.sl_order_id:
+        if order.venue_order_id == order_id:
             evidence = ctx.venue.find_order(order.client_order_id)
-            return evidence is not None and evidence.status is OrderStatus.FILLED
+            return evidence is not None and evidence.filled > 0
     return False
 
 
 def protect_position(ctx: DaemonContext, pos: PositionView, open_orders: Sequence[VenueOrder]) -> None:
     by_id = {o.order_id: o for o in open_orders}
     if pos.state == "PROTECTED" and pos.sl_order_id and pos.sl_order_id not in by_id:
-        if _stop_filled(ctx, pos):
-            return  # the stop did its job; the exits job closes the position from the fills
+        if _filled(ctx, pos, pos.sl_order_id):
+            return
         pos = ctx.registry.apply(pos.uid, "protection_lost", cause=f"stop {pos.sl_order_id} no longer on the venue")
         ctx.registry.set_protection(pos.uid, sl_order_id=None, tp_order_id=pos.tp_order_id, clear=True)
     if pos.state != "OPEN":
@@ -120,7 +121,9 @@ def place_stop(ctx: DaemonContext, pos: PositionView) -> bool:
 def place_take_profit(ctx: DaemonContext, pos: PositionView, open_orders: Sequence[VenueOrder]) -> None:
     if pos.take_profit_price is None or pos.state != "PROTECTED":
         return
-    if pos.tp_order_id and any(o.order_id == pos.tp_order_id for o in open_orders):
+    if pos.tp_order_id and (
+        any(o.order_id == pos.tp_order_id for o in open_orders) or _filled(ctx, pos, pos.tp_order_id)
+    ):
         return
     sent = submit(
         ctx.registry,

@@ -206,6 +206,10 @@ def test_take_profit_fill_closes_the_position_and_cancels_its_stop(tmp_path: Pat
         w.sim.set_mark(XBT, Decimal(str(pos.take_profit_price)) * Decimal("1.02"))
         w.advance(2)
         assert w.sim.positions() == []
+        orders_before = len(w.sim.order_log)
+        w.protect()  # runs before the fills are ingested: must see the TP filled, not re-place it
+        assert len(w.sim.order_log) == orders_before
+        assert not ev.named("ORDER_REJECTED_BY_VENUE")
         w.exits()
         assert w.registry.active_positions() == []
         assert w.venue_stops(XBT) == []  # the sibling stop was cancelled after the TP closed the position
