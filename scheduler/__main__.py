@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from scheduler.config import Settings, describe, validate_or_exit
-from scheduler.logsetup import configure_logging
-from scheduler.startup import EXIT_FAILURE, StartupRefused, step
+from scheduler.logsetup import configure_logging, redact
+from scheduler.paper import run_paper
+from scheduler.startup import EXIT_FAILURE, StartupRefused, run_live, step
 
 log = logging.getLogger("scheduler")
 
@@ -39,10 +40,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     settings: Settings = validate_or_exit(None if args.paper else args.config)
     configure_logging(args.log_format or settings.log.format, settings.log.level, secrets=settings.secret_values())
-    # Imported after logging is configured: the venue adapter's library logs must go through the redaction filter.
-    from scheduler.paper import run_paper
-    from scheduler.startup import run_live
-
     try:
         if args.paper or (settings.mode == "paper" and settings.venue.base_url is None):
             return run_paper(settings, speed=args.speed, seed=args.seed, db=args.db, duration_s=args.duration)
@@ -50,11 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_live(settings, db=args.db, duration_s=args.duration, recovery_wait_s=args.recovery_wait)
     except StartupRefused as refused:
         log.critical("%s", refused)
-        print(f"trading daemon: {refused}", file=sys.stderr)
+        print(redact(f"trading daemon: {refused}"), file=sys.stderr)
         return refused.exit_code
     except Exception as exc:  # the last line of defence: one readable line, never a secret-bearing traceback
         log.critical("daemon failed: %s: %s", type(exc).__name__, exc, exc_info=True)
-        print(f"trading daemon: unexpected failure: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(redact(f"trading daemon: unexpected failure: {type(exc).__name__}: {exc}"), file=sys.stderr)
         return EXIT_FAILURE
 
 
