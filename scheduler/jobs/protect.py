@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 from decimal import Decimal
 
+from exchange.errors import VenueError
 from exchange.types import OrderOutcome, OrderStatus, OrderType, Side, VenueOrder
 from lifecycle.events import Ev, emit
 from lifecycle.registry import PositionView
@@ -64,8 +65,32 @@ def _filled(ctx: DaemonContext, pos: PositionView, order_id: str) -> bool:
     return False
 
 
+def resize_stop(ctx: DaemonContext, pos: PositionView, stop: VenueOrder) -> None:
+    """A stop sized for more than the position (after a partial exit or a synced fill) is shrunk to it; one sized
+    for less would leave part of the position unprotected, so it is grown."""
+    if stop.size - stop.filled == pos.remaining_qty or pos.remaining_qty <= 0:
+        return
+    try:
+        ctx.venue.edit_order(stop.order_id, size=pos.remaining_qty)
+    except VenueError as exc:
+        log.warning("protect: could not resize stop %s of %s to %s: %s", stop.order_id, pos.uid, pos.remaining_qty, exc)
+        return
+    emit(
+        Ev.PROTECTIVE_ORDER_PLACED,
+        position=pos.uid,
+        symbol=pos.symbol_key,
+        kind="stop_loss_resized",
+        trigger_price=stop.trigger_price,
+        size=pos.remaining_qty,
+        order_id=stop.order_id,
+    )
+
+
 def protect_position(ctx: DaemonContext, pos: PositionView, open_orders: Sequence[VenueOrder]) -> None:
     by_id = {o.order_id: o for o in open_orders}
+    if pos.state == "PROTECTED" and pos.sl_order_id in by_id:
+        resize_stop(ctx, pos, by_id[pos.sl_order_id])
+        return
     if pos.state == "PROTECTED" and pos.sl_order_id and pos.sl_order_id not in by_id:
         if _filled(ctx, pos, pos.sl_order_id):
             return

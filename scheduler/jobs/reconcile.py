@@ -7,6 +7,7 @@ counters, never read as "flat".
 from __future__ import annotations
 
 import logging
+from decimal import Decimal
 
 from exchange.errors import VenueError
 from exchange.types import AccountSnapshot, OrderStatus, PositionSide
@@ -119,17 +120,26 @@ def close_phantom(ctx: DaemonContext, uid: str) -> None:
     reg.close_external(uid, cause="reconcile: position absent on the venue (phantom closed by evidence)")
 
 
-def emit_report(ctx: DaemonContext, rec: Reconciliation) -> None:
+def venue_sizes(snapshot: AccountSnapshot | None) -> dict[str, Decimal]:
+    sizes: dict[str, Decimal] = {}
+    for vp in snapshot.positions if snapshot else ():
+        sizes[vp.symbol] = sizes.get(vp.symbol, Decimal(0)) + vp.size
+    return sizes
+
+
+def emit_report(
+    ctx: DaemonContext, rec: Reconciliation, before: dict[str, Decimal], venue_qty: dict[str, Decimal]
+) -> None:
+    """`before`: each position's registry quantity before this cycle's fills were applied."""
     for issue in rec.logged:
         if issue.cls == "qty_synced":
-            pos = ctx.registry.get(issue.uid)
             emit(
                 Ev.QTY_SYNCED,
                 position=issue.uid,
                 symbol=issue.symbol,
                 fills=issue.detail,
-                registry_qty=pos.remaining_qty,
-                venue_qty=pos.remaining_qty,
+                registry_qty=before.get(issue.uid),
+                venue_qty=venue_qty.get(issue.symbol, Decimal(0)),
             )
         else:
             emit(
@@ -158,6 +168,6 @@ def run(ctx: DaemonContext) -> Reconciliation:
     ctx.reconcile_memory = rec.memory
     for action in rec.actions:
         execute(ctx, action)
-    emit_report(ctx, rec)
+    emit_report(ctx, rec, {p.uid: p.remaining_qty for p in positions}, venue_sizes(snapshot))
     ctx.last_reconciliation = rec
     return rec

@@ -261,3 +261,35 @@ def test_runtime_audit_breach_halts_entries_for_good_but_protect_runs(tmp_path: 
         assert ev.named("CYCLE_SUMMARY")[-1]["state"] == "halted_invariant_violation"
         w.protect()
         assert len(w.venue_stops(ETH)) == 1
+
+
+def test_venue_fill_missing_from_the_ledger_is_synced(tmp_path: Path) -> None:
+    from exchange.types import OrderRequest, OrderType, Side
+
+    with world(tmp_path) as w, captured_events() as ev:
+        w.strategy.entries[ETH] = "long"
+        w.strategy.size[ETH] = Decimal("0.4")
+        w.advance(60)
+        w.tick()
+        w.strategy.entries.clear()
+        [pos] = w.registry.active_positions()
+        # A partial exit was sent and filled, then the process died before recording the fill.
+        order = w.registry.record_order_intent(
+            pos.uid, purpose="exit", side="sell", order_type="market", qty=Decimal("0.1")
+        )
+        w.venue.place_order(
+            OrderRequest(ETH, Side.SELL, OrderType.MARKET, Decimal("0.1"), order.client_order_id, reduce_only=True)
+        )
+        w.advance(5)
+        rec = w.reconcile()
+        assert (rec.report.qty_synced, rec.report.qty_mismatch) == (1, 0)
+        [synced] = ev.named("QTY_SYNCED")
+        assert (synced["registry_qty"], synced["venue_qty"]) == (Decimal("0.4"), Decimal("0.3"))
+        assert w.registry.get(pos.uid).remaining_qty == Decimal("0.3")
+        w.protect()
+        [stop] = w.venue_stops(ETH)
+        assert stop.size - stop.filled == Decimal("0.3")  # the stop follows the position down
+        w.advance(5)
+        again = w.reconcile()
+        assert (again.report.qty_synced, again.report.qty_mismatch) == (0, 0)
+        assert w.audit_ok()
