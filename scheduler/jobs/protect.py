@@ -30,12 +30,20 @@ def closing_side(position_side: str) -> Side:
 
 
 def default_stop(ctx: DaemonContext, pos: PositionView) -> Decimal:
-    """A stop for a position that has none recorded (imported orphans): entry price +- the configured distance."""
+    """A stop for a position that has none recorded (an adopted orphan): the configured distance from the entry,
+    or from the mark when the market has already moved past that, so the stop never triggers on placement."""
     entry = pos.entry_price
     if entry is None:
         raise ValueError(f"position {pos.uid} has neither a stop price nor an entry price to derive one from")
     pct = ctx.limits.default_stop_pct / 100
-    raw = entry * (1 - pct) if pos.side == "long" else entry * (1 + pct)
+    try:
+        mark: Decimal | None = ctx.venue.tickers()[pos.symbol_key].mark
+    except (VenueError, KeyError):
+        mark = None
+    if pos.side == "long":
+        raw = min(entry, mark if mark is not None else entry) * (1 - pct)
+    else:
+        raw = max(entry, mark if mark is not None else entry) * (1 + pct)
     return ctx.round_price(pos.symbol_key, raw)
 
 

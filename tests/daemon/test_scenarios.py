@@ -293,3 +293,18 @@ def test_venue_fill_missing_from_the_ledger_is_synced(tmp_path: Path) -> None:
         again = w.reconcile()
         assert (again.report.qty_synced, again.report.qty_mismatch) == (0, 0)
         assert w.audit_ok()
+
+
+def test_adopted_orphan_in_loss_gets_a_stop_below_the_market(tmp_path: Path) -> None:
+    with world(tmp_path) as w:
+        w.sim.open_position_direct(ETH, "long", Decimal("0.5"))
+        mark = w.sim.quote(ETH).mark
+        w.sim.set_mark(ETH, mark * Decimal("0.95"))  # 5 % under water, past the default 2 % stop distance
+        w.advance(1)
+        w.reconcile()
+        w.advance(5)
+        w.reconcile()
+        w.protect()
+        [stop] = w.venue_stops(ETH)
+        assert stop.stop_price is not None and stop.stop_price < w.sim.quote(ETH).mark
+        assert len(w.sim.positions()) == 1  # protected, not closed by a stop that triggered on placement
