@@ -51,9 +51,16 @@ class RunStats:
 class JobRunner:
     """Runs one job at a time, each in its own DB connection; failures become JOB_FAILED lines."""
 
-    def __init__(self, db: pw.Database | None, stats: RunStats) -> None:
+    def __init__(
+        self,
+        db: pw.Database | None,
+        stats: RunStats,
+        on_error: Callable[[str, Exception], None] | None = None,
+    ) -> None:
+        """`on_error(job, exc)` runs after JOB_FAILED is logged, e.g. to halt on an invariant breach."""
         self._db = db
         self._stats = stats
+        self._on_error = on_error
         self.lock = threading.Lock()
 
     @contextmanager
@@ -75,6 +82,11 @@ class JobRunner:
                 self._stats.job_failures += 1
                 emit(Ev.JOB_FAILED, job=name, error=f"{type(exc).__name__}: {exc}")
                 log.debug("job %s traceback:\n%s", name, traceback.format_exc())
+                if self._on_error is not None:
+                    try:
+                        self._on_error(name, exc)
+                    except Exception:
+                        log.exception("job %s: the error hook failed too", name)
                 return False
             return True
 

@@ -23,11 +23,12 @@ from exchange.types import Instrument
 from exchange.venue import Venue
 from lifecycle.audit import AuditReport, run_audit
 from lifecycle.clock import Clock, SystemClock
+from lifecycle.errors import IllegalTransition, OverfillError
 from lifecycle.escalation import Escalator
 from lifecycle.events import EVENT_LOGGER, Ev, emit
 from lifecycle.killswitch import KillSwitch
 from lifecycle.merge import MergeCollision, merge_symbol_collisions
-from lifecycle.registry import Registry
+from lifecycle.registry import DuplicateActivePosition, FillOnTerminalPosition, Registry
 from lifecycle.symbols import canonical_key
 from scheduler.app import Daemon, JobRunner, JobSpec
 from scheduler.config import Settings
@@ -123,6 +124,16 @@ class Intervals:
     health: float
 
 
+BREACHES = (IllegalTransition, OverfillError, FillOnTerminalPosition, DuplicateActivePosition)
+
+
+def halt_on_breach(ctx: DaemonContext, job: str, exc: Exception) -> None:
+    """A job that hit a lifecycle invariant (an illegal transition, an overfill, a fill on a closed position) means
+    the registry and the world disagree in a way no retry fixes: halt entries until an operator restarts."""
+    if isinstance(exc, BREACHES) and not ctx.safety.invariant_halted:
+        ctx.safety.invariant_violated(type(exc).__name__, f"job {job}: {exc}")
+
+
 def build_jobs(ctx: DaemonContext, intervals: Intervals, audit: Callable[[], AuditReport] | None) -> list[JobSpec]:
     return [
         # exits first: a position a stop or TP already closed must not get a fresh protective order.
@@ -145,7 +156,9 @@ def run_jobs(
     install_signals: bool = True,
 ) -> str:
     """Start the scheduler, block until SIGTERM/SIGINT (or `duration_s`), stop after the job in flight."""
-    daemon = Daemon(build_jobs(ctx, intervals, audit), JobRunner(db, ctx.stats))
+    daemon = Daemon(
+        build_jobs(ctx, intervals, audit), JobRunner(db, ctx.stats, lambda job, exc: halt_on_breach(ctx, job, exc))
+    )
     if install_signals:
         daemon.install_signal_handlers()
     daemon.start()

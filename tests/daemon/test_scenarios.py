@@ -308,3 +308,28 @@ def test_adopted_orphan_in_loss_gets_a_stop_below_the_market(tmp_path: Path) -> 
         [stop] = w.venue_stops(ETH)
         assert stop.stop_price is not None and stop.stop_price < w.sim.quote(ETH).mark
         assert len(w.sim.positions()) == 1  # protected, not closed by a stop that triggered on placement
+
+
+def test_a_job_hitting_an_illegal_transition_halts_entries(tmp_path: Path) -> None:
+    from scheduler.app import JobRunner
+    from scheduler.startup import halt_on_breach
+
+    with world(tmp_path) as w, captured_events() as ev:
+        pos = w.registry.open_intent(symbol=ETH, side="long", target_qty=Decimal(1), stop_price=None, cause="test")
+        runner = JobRunner(None, w.ctx.stats, lambda job, exc: halt_on_breach(w.ctx, job, exc))
+
+        def venue_timeout() -> None:
+            raise TimeoutError("slow venue")
+
+        # An ordinary failure is not a breach: the job fails and the next run goes on.
+        assert runner.run("tick", venue_timeout) is False
+        assert not ev.named("INVARIANT_VIOLATION") and w.ctx.entries_allowed
+        ok = runner.run("reconcile", lambda: w.registry.apply(pos.uid, "protection_confirmed", cause="bug"))
+        assert ok is False
+        failed = ev.named("JOB_FAILED")
+        assert [f["job"] for f in failed] == ["tick", "reconcile"] and "IllegalTransition" in str(failed[1]["error"])
+        [violation] = ev.named("INVARIANT_VIOLATION")
+        assert violation["invariant"] == "IllegalTransition"
+        [activated] = ev.named("KILL_SWITCH_ACTIVATED")
+        assert activated["reason"] == "invariant_violation"
+        assert not w.ctx.entries_allowed
