@@ -1,25 +1,41 @@
 """The registry audit: every invariant of `specs.lifecycle.INVARIANTS`, counted over the whole registry.
 
 The spec is read only from `specs.lifecycle` (no second copy of states or transitions lives here). Counts come
-from SQL aggregates so that the audit stays fast on years of data; the two hash chains are verified by one
-streaming pass each, because a same-length flip of a stored value passes SQLite's own integrity_check.
+from SQL aggregates so that the audit stays fast on years of data; the two hash chains are verified by a pass
+over every row, because a same-length flip of a stored value passes SQLite's own integrity_check.
 
 Each root cause is counted once: a stored state that is not a state of the spec is `unknown_state_values` only,
 not also a log mismatch or a closed-history violation; a terminal position whose stored remaining quantity
 agrees with its ledger but is non-zero is `terminal_with_open_qty`, not also `remaining_qty_violations`.
+
+Speed (docs/audit.md has the figures): the chains are checked in id ranges. SQL builds each row's hashed
+content (derived from `lifecycle.chain`'s signatures, see `ChainSpec`) and hands a whole range over as a few
+strings, so Python only runs sha256 and compares joined strings; any range that is not provably clean that way
+is re-checked row by row with `lifecycle.chain` itself, which is what counts and names the breaks. The ranges and
+the aggregate queries run on a few threads, each with its own read-only connection (SQLite and hashlib's C code
+let two cores work); an in-memory database or a small registry is audited on the caller's connection alone.
 """
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import json
+import os
 import sqlite3
-from collections.abc import Sequence
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
+from operator import itemgetter, methodcaller
+from pathlib import Path
 from typing import Any
 
 import peewee as pw
 
 from lifecycle import chain
+from lifecycle.db import connect
 from specs.lifecycle import ACTIVE_STATES, CREATIONS, INVARIANT_FIELDS, STATE_NAMES, TABLE, TERMINAL_STATES
 
 DETAIL_LIMIT = 5
@@ -28,6 +44,12 @@ RUNBOOK_FIELDS: tuple[str, ...] = (
     "non_terminal_in_closed_history",
     "remaining_qty_violations",
 )
+CHUNK_ROWS = 20_000
+"""Rows per chain range: large enough that per-query overhead vanishes, small enough to balance two cores."""
+PARALLEL_MIN_ROWS = 100_000
+"""Below this many chained rows the audit stays on the caller's connection: opening more costs more than it saves."""
+MAX_WORKERS = 4
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])
 
 
 @dataclass(frozen=True)
@@ -106,115 +128,422 @@ def _query(db: pw.Database, sql: str, params: Sequence[object] = ()) -> tuple[in
     return count, labels
 
 
-def _aggregates(db: pw.Database) -> dict[str, tuple[int, list[str]]]:
+Query = tuple[str, str, tuple[object, ...]]
+"""(field, offender SQL, parameters): one aggregate of the audit."""
+
+
+def _aggregate_queries() -> list[Query]:
+    """The SQL aggregates, slowest first (the parallel run starts the long ones early)."""
     terminal = json.dumps(sorted(TERMINAL_STATES))
     active = json.dumps(sorted(ACTIVE_STATES))
     known = json.dumps(list(STATE_NAMES))
     legal = json.dumps(["|".join(part or "" for part in triple) for triple in _legal_triples()])
     # The spec's sets reach SQL as one JSON parameter each (`json_each(?)`): no SQL text is built from values.
-    out: dict[str, tuple[int, list[str]]] = {}
+    return [
+        # A row is illegal when its (source, event, target) is not in the spec, when its source is not where the
+        # previous row of the same position left it (a lost or forged row), or when a creation is not its first
+        # row. (Measured: a lag() window over (position_id, id) is slower than this keyed self-join.)
+        (
+            "illegal_logged_transitions",
+            "SELECT 'transition#' || t.id FROM transition t LEFT JOIN transition p ON p.id = ("
+            " SELECT max(x.id) FROM transition x WHERE x.position_id = t.position_id AND x.id < t.id)"
+            " WHERE (p.id IS NULL AND t.source IS NOT NULL) OR (p.id IS NOT NULL AND t.source IS NOT p.target)"
+            " OR coalesce(t.source, '') || '|' || t.event || '|' || t.target NOT IN (SELECT value FROM json_each(?))"
+            " ORDER BY t.id",
+            (legal,),
+        ),
+        # MATERIALIZED: one GROUP BY pass over the ledger (the fill_net covering index when the schema has it),
+        # then a keyed join (about twice as fast as a plain join).
+        (
+            "remaining_qty_violations",
+            "WITH f AS MATERIALIZED ("
+            " SELECT position_id, sum(iif(is_entry, qty_units, -qty_units)) AS net FROM fill GROUP BY position_id)"
+            " SELECT p.uid FROM position p LEFT JOIN f ON f.position_id = p.id"
+            " WHERE p.remaining_qty_units < 0 OR p.remaining_qty_units IS NOT coalesce(f.net, 0) ORDER BY p.id",
+            (),
+        ),
+        (
+            "state_log_mismatch",
+            "SELECT p.uid FROM position p LEFT JOIN ("
+            " SELECT position_id, max(id) AS last_id FROM transition GROUP BY position_id) l ON l.position_id = p.id"
+            " LEFT JOIN transition t ON t.id = l.last_id"
+            " WHERE p.state IN (SELECT value FROM json_each(?)) AND t.target IS NOT p.state ORDER BY p.id",
+            (known,),
+        ),
+        (
+            "duplicate_active_symbol_keys",
+            "SELECT symbol_key || ': ' || group_concat(uid, ' ') FROM position"
+            " WHERE state IN (SELECT value FROM json_each(?))"
+            " GROUP BY symbol_key HAVING count(*) > 1",
+            (active,),
+        ),
+        (
+            "non_terminal_in_closed_history",
+            "SELECT uid FROM position WHERE (closed_ms IS NOT NULL AND state IN (SELECT value FROM json_each(?)))"
+            " OR (closed_ms IS NULL AND state IN (SELECT value FROM json_each(?))) ORDER BY id",
+            (active, terminal),
+        ),
+        (
+            "unknown_state_values",
+            "SELECT uid || '=' || quote(state) FROM position"
+            " WHERE state NOT IN (SELECT value FROM json_each(?)) ORDER BY id",
+            (known,),
+        ),
+        (
+            "protected_without_stop",
+            "SELECT uid FROM position WHERE state = 'PROTECTED' AND coalesce(trim(sl_order_id), '') = '' ORDER BY id",
+            (),
+        ),
+        (
+            "terminal_with_open_qty",
+            "SELECT uid FROM position"
+            " WHERE state IN (SELECT value FROM json_each(?)) AND remaining_qty_units != 0 ORDER BY id",
+            (terminal,),
+        ),
+    ]
 
-    out["duplicate_active_symbol_keys"] = _query(
-        db,
-        "SELECT symbol_key || ': ' || group_concat(uid, ' ') FROM position"
-        " WHERE state IN (SELECT value FROM json_each(?))"
-        " GROUP BY symbol_key HAVING count(*) > 1",
-        [active],
-    )
-    out["non_terminal_in_closed_history"] = _query(
-        db,
-        "SELECT uid FROM position WHERE (closed_ms IS NOT NULL AND state IN (SELECT value FROM json_each(?)))"
-        " OR (closed_ms IS NULL AND state IN (SELECT value FROM json_each(?))) ORDER BY id",
-        [active, terminal],
-    )
-    # MATERIALIZED: one GROUP BY pass over the ledger, then a keyed join (about twice as fast as a plain join).
-    out["remaining_qty_violations"] = _query(
-        db,
-        "WITH f AS MATERIALIZED ("
-        " SELECT position_id, sum(iif(is_entry, qty_units, -qty_units)) AS net FROM fill GROUP BY position_id)"
-        " SELECT p.uid FROM position p LEFT JOIN f ON f.position_id = p.id"
-        " WHERE p.remaining_qty_units < 0 OR p.remaining_qty_units IS NOT coalesce(f.net, 0) ORDER BY p.id",
-    )
-    out["unknown_state_values"] = _query(
-        db,
-        "SELECT uid || '=' || quote(state) FROM position"
-        " WHERE state NOT IN (SELECT value FROM json_each(?)) ORDER BY id",
-        [known],
-    )
-    # A row is illegal when its (source, event, target) is not in the spec, when its source is not where the
-    # previous row of the same position left it (a lost or forged row), or when a creation is not its first row.
-    out["illegal_logged_transitions"] = _query(
-        db,
-        "SELECT 'transition#' || t.id FROM transition t LEFT JOIN transition p ON p.id = ("
-        " SELECT max(x.id) FROM transition x WHERE x.position_id = t.position_id AND x.id < t.id)"
-        " WHERE (p.id IS NULL AND t.source IS NOT NULL) OR (p.id IS NOT NULL AND t.source IS NOT p.target)"
-        " OR coalesce(t.source, '') || '|' || t.event || '|' || t.target NOT IN (SELECT value FROM json_each(?))"
-        " ORDER BY t.id",
-        [legal],
-    )
-    out["state_log_mismatch"] = _query(
-        db,
-        "SELECT p.uid FROM position p LEFT JOIN ("
-        " SELECT position_id, max(id) AS last_id FROM transition GROUP BY position_id) l ON l.position_id = p.id"
-        " LEFT JOIN transition t ON t.id = l.last_id"
-        " WHERE p.state IN (SELECT value FROM json_each(?)) AND t.target IS NOT p.state ORDER BY p.id",
-        [known],
-    )
-    out["protected_without_stop"] = _query(
-        db,
-        "SELECT uid FROM position WHERE state = 'PROTECTED' AND coalesce(trim(sl_order_id), '') = '' ORDER BY id",
-    )
-    out["terminal_with_open_qty"] = _query(
-        db,
-        "SELECT uid FROM position"
-        " WHERE state IN (SELECT value FROM json_each(?)) AND remaining_qty_units != 0 ORDER BY id",
-        [terminal],
-    )
-    return out
+
+def _aggregates(db: pw.Database) -> dict[str, tuple[int, list[str]]]:
+    return {name: _query(db, sql, params) for name, sql, params in _aggregate_queries()}
 
 
-def _verify_chain(db: pw.Database, table: str) -> tuple[int, list[str]]:
-    """One streaming pass in id order: count rows whose own hash or whose link to the previous row fails."""
-    if table == "transition":
-        sql = "SELECT id, position_id, event, source, target, cause, at_ms, prev_hash, row_hash FROM transition"
-        th = chain.transition_hash
+# --- hash chains -------------------------------------------------------------------------------------------------
 
-        def recompute(r: tuple[Any, ...]) -> str:
-            return th(r[7], r[1], r[2], r[3], r[4], r[5], r[6])
-    else:
-        sql = (
-            "SELECT id, fill_id, position_id, side, is_entry, qty_units, price, fill_ms, prev_hash, row_hash FROM fill"
+# chain._digest is the one definition of a row's hashed bytes: prev_hash, RECORD_SEP, then the fields joined by
+# FIELD_SEP with None as "" and everything else as str(). The SQL below mirrors that rule for the value types it
+# renders identically (checked per range, see `_fast_range`); tests/audit/test_chain_sql.py holds the two equal.
+RECORD_SEP = "\x1e"
+FIELD_SEP = "\x1f"
+_ROW_SEP = "\x1d"  # between rows of one range; a row whose content holds it simply takes the exact path
+_HASH_SEP = ","  # between stored hashes; never in a hex digest
+_ROW_SEP_B = _ROW_SEP.encode()
+_RECORD_SEP_B = RECORD_SEP.encode()
+_HEX = methodcaller("hexdigest")
+_LINK = itemgetter(slice(0, 64 + len(_RECORD_SEP_B)))  # a piece's prev_hash and the RECORD_SEP after it
+_SQL_KINDS = {int: "int", bool: "bool", str: "str", str | None: "str"}
+
+
+@dataclass(frozen=True)
+class ChainSpec:
+    """One hash-chained table, derived from its `lifecycle.chain` function: the hashed columns are that function's
+    parameters after `prev_hash`, in order and by name, so the column list cannot drift from the hash."""
+
+    table: str
+    hash_fn: Callable[..., str]
+    columns: tuple[str, ...]
+    kinds: tuple[str, ...]  # int | bool | str, from the annotations
+
+    @classmethod
+    def of(cls, table: str, hash_fn: Callable[..., str]) -> ChainSpec:
+        params = list(inspect.signature(hash_fn, eval_str=True).parameters.values())
+        if not params or params[0].name != "prev_hash":
+            raise ImportError(f"{hash_fn.__name__} must take prev_hash first; lifecycle.audit reads its signature")
+        kinds = []
+        for p in params[1:]:
+            kind = _SQL_KINDS.get(p.annotation)
+            if kind is None:
+                raise ImportError(
+                    f"{hash_fn.__name__}({p.name}: {p.annotation}): lifecycle.audit cannot render this type in SQL;"
+                    " teach ChainSpec how str() renders it"
+                )
+            kinds.append(kind)
+        return cls(table, hash_fn, tuple(p.name for p in params[1:]), tuple(kinds))
+
+    def recompute(self, prev_hash: Any, values: Sequence[Any]) -> str:
+        """The exact hash through `lifecycle.chain` (bool columns as the writer passes them)."""
+        args = [bool(v) if kind == "bool" else v for v, kind in zip(values, self.kinds, strict=True)]
+        return self.hash_fn(prev_hash, *args)
+
+    @property
+    def content_format(self) -> str:
+        """The printf() format that renders prev_hash and the columns as chain._digest joins them."""
+        return "%s" + RECORD_SEP + FIELD_SEP.join("%s" for _ in self.columns)
+
+    def content_args_sql(self) -> str:
+        """printf() arguments: SQLite's %s renders NULL as '', integers and text as str() does; bools as 0/1."""
+        return ", ".join(
+            ["prev_hash", *(f"({c} != 0)" if k == "bool" else c for c, k in zip(self.columns, self.kinds, strict=True))]
         )
-        fh = chain.fill_hash
 
-        def recompute(r: tuple[Any, ...]) -> str:
-            return fh(r[8], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7])
+    def types_ok_sql(self) -> str:
+        """1 when every hashed value of the row has a type the SQL rendering agrees with str() on (no REAL, no
+        BLOB, no NULL bool): otherwise the range is left to the exact path."""
+        allowed = {"int": "('integer', 'null')", "str": "('text', 'null')", "bool": "('integer')"}
+        checks = ["typeof(prev_hash) = 'text'", "typeof(row_hash) = 'text'"]
+        checks += [f"typeof({c}) IN {allowed[k]}" for c, k in zip(self.columns, self.kinds, strict=True)]
+        return " AND ".join(checks)
 
-    cursor = _execute(db, sql + " ORDER BY id")
+
+# Table and column names in this module's SQL come only from these specs (code, never data): hence the S608 noqa.
+CHAINS: dict[str, ChainSpec] = {
+    "transition": ChainSpec.of("transition", chain.transition_hash),
+    "fill": ChainSpec.of("fill", chain.fill_hash),
+}
+ChainResult = tuple[int, list[str], str]
+"""(breaks, first labels, the stored row_hash of the range's last row) for one id range."""
+
+
+def _prev_hash_before(db: pw.Database, spec: ChainSpec, lo: int) -> Any:
+    """The stored row_hash of the last row at or before `lo` (what the first row of the range must link to)."""
+    sql = f'SELECT row_hash FROM "{spec.table}" WHERE id <= ? ORDER BY id DESC LIMIT 1'  # noqa: S608
+    row = _execute(db, sql, (lo,)).fetchone()
+    return chain.GENESIS if row is None else row[0]
+
+
+def _fast_range(db: pw.Database, spec: ChainSpec, lo: int, hi: int, prev: Any) -> bool:
+    """True when every row with lo < id <= hi provably passes, hash and link. False means "not proven" (a break,
+    an odd value, a separator inside a value): the exact path then decides, counts and names the rows.
+
+    Why a True is exact: the type check makes SQLite's rendering of every hashed value equal to str()'s; the
+    separator counts prove each piece is one row with exactly one RECORD_SEP, right after its prev_hash; the
+    stored row hashes are compared comma-joined (no NULL, no comma in a hex digest) with freshly computed ones;
+    each piece's first 65 bytes must be the previous row's hash and RECORD_SEP, which pins prev_hash exactly.
+    The range is scanned in rowid order, the same order the exact path's ORDER BY id walks."""
+    sql = (
+        f"SELECT count(*), total({spec.types_ok_sql()}), group_concat(row_hash, '{_HASH_SEP}'),"  # noqa: S608
+        f" CAST(group_concat(printf(?, {spec.content_args_sql()}), char({ord(_ROW_SEP)})) AS BLOB)"
+        f' FROM "{spec.table}" WHERE id > ? AND id <= ?'
+    )
+    n, typed_ok, stored, content = _execute(db, sql, (spec.content_format, lo, hi)).fetchone()
+    if n == 0:
+        return True
+    if typed_ok != n or not _is_hex_digest(prev):
+        return False
+    rows = content.split(_ROW_SEP_B)
+    if len(rows) != n or content.count(_RECORD_SEP_B) != n:
+        return False
+    computed = list(map(_HEX, map(hashlib.sha256, rows)))
+    if _HASH_SEP.join(computed) != stored:
+        return False
+    links = b"".join(map(_LINK, rows))
+    return links == (RECORD_SEP.join([prev, *computed[:-1]]) + RECORD_SEP).encode()
+
+
+def _is_hex_digest(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
+def _exact_range(db: pw.Database, spec: ChainSpec, lo: int, hi: int, prev: Any) -> tuple[int, list[str], Any]:
+    """Row by row through `lifecycle.chain`: count rows whose own hash or whose link to the previous row fails."""
+    cols = ", ".join(["id", *spec.columns, "prev_hash", "row_hash"])
+    sql = f'SELECT {cols} FROM "{spec.table}" WHERE id > ? AND id <= ? ORDER BY id'  # noqa: S608
+    cursor = _execute(db, sql, (lo, hi))
     breaks = 0
     labels: list[str] = []
-    expected_prev = chain.GENESIS
-    while batch := cursor.fetchmany(20_000):
+    expected_prev = prev
+    while batch := cursor.fetchmany(5_000):
         for row in batch:
             prev_hash, row_hash = row[-2], row[-1]
             try:
-                ok = prev_hash == expected_prev and recompute(row) == row_hash
+                ok = prev_hash == expected_prev and spec.recompute(prev_hash, row[1:-2]) == row_hash
             except (TypeError, ValueError):  # a damaged row can hold a value of the wrong type
                 ok = False
             if not ok:
                 breaks += 1
                 if len(labels) < DETAIL_LIMIT:
-                    labels.append(f"{table}#{row[0]}")
+                    labels.append(f"{spec.table}#{row[0]}")
             # Link the next row to what is stored, so one damaged row counts once rather than breaking the rest.
             expected_prev = row_hash
+    return breaks, labels, expected_prev
+
+
+def _verify_range(db: pw.Database, spec: ChainSpec, lo: int, hi: int) -> tuple[int, list[str]]:
+    prev = _prev_hash_before(db, spec, lo)
+    if _fast_range(db, spec, lo, hi, prev):
+        return 0, []
+    breaks, labels, _ = _exact_range(db, spec, lo, hi, prev)
     return breaks, labels
 
 
-def run_audit(db: pw.Database) -> AuditReport:
-    """Audit the registry behind `db` (read-only: it writes nothing, so it runs on a `readonly=True` connection)."""
-    results = _aggregates(db)
-    results["transition_chain_breaks"] = _verify_chain(db, "transition")
-    results["fill_chain_breaks"] = _verify_chain(db, "fill")
+def _ranges(db: pw.Database, table: str, chunk_rows: int) -> list[tuple[int, int]]:
+    """(lo, hi] id ranges covering the table as it is now (rows appended later are the next audit's)."""
+    lo, hi = _execute(db, f'SELECT min(id) - 1, max(id) FROM "{table}"').fetchone()  # noqa: S608
+    if hi is None:
+        return []
+    if (hi - lo) // chunk_rows <= 10_000:
+        return [(a, min(a + chunk_rows, hi)) for a in range(lo, hi, chunk_rows)]
+    # Sparse ids (hand-inserted outliers): step by rows instead, so empty ranges cannot pile up.
+    out: list[tuple[int, int]] = []
+    while True:
+        sql = f'SELECT id FROM "{table}" WHERE id > ? ORDER BY id LIMIT 1 OFFSET ?'  # noqa: S608
+        row = _execute(db, sql, (lo, chunk_rows - 1)).fetchone()
+        if row is None:
+            out.append((lo, hi))
+            return out
+        out.append((lo, int(row[0])))
+        lo = int(row[0])
+
+
+def _merge(parts: Sequence[tuple[int, list[str]]]) -> tuple[int, list[str]]:
+    """Sum range results kept in id order, keeping the first labels overall."""
+    labels: list[str] = []
+    for _, part in parts:
+        labels.extend(part[: DETAIL_LIMIT - len(labels)])
+    return sum(n for n, _ in parts), labels
+
+
+def _verify_chain(db: pw.Database, table: str, chunk_rows: int = CHUNK_ROWS) -> tuple[int, list[str]]:
+    """One table's chain on one connection (the sequential path; also the benchmark's per-chain figure)."""
+    spec = CHAINS[table]
+    return _merge([_verify_range(db, spec, lo, hi) for lo, hi in _ranges(db, table, chunk_rows)])
+
+
+# --- running ---------------------------------------------------------------------------------------------------
+
+TaskSpec = tuple[str, str, int, int]
+"""("query", field, 0, 0) or ("chain", table, lo, hi): picklable, so a worker process can run it."""
+Outcome = tuple[int, list[str]]
+
+
+def _run_task(db: pw.Database, task: TaskSpec) -> Outcome:
+    kind, name, lo, hi = task
+    if kind == "query":
+        _, sql, params = next(q for q in _aggregate_queries() if q[0] == name)
+        return _query(db, sql, params)
+    return _verify_range(db, CHAINS[name], lo, hi)
+
+
+class _WorkerFailed(Exception):
+    """A worker process could not be started or died: the audit is redone on the caller's connection."""
+
+
+def worker_main() -> None:
+    """A worker process (`python -c "from lifecycle.audit import worker_main; worker_main()"`): the first stdin line
+    is [path, busy_timeout]; then one JSON task per line in, one JSON outcome per line out, until stdin closes."""
+    path, busy_timeout = json.loads(sys.stdin.readline())
+    db = connect(path, readonly=True)
+    _execute(db, f"PRAGMA busy_timeout = {int(busy_timeout)}")
+    for line in sys.stdin:
+        kind, name, lo, hi = json.loads(line)
+        try:
+            out: list[object] = ["ok", *_run_task(db, (kind, name, lo, hi))]
+        except sqlite3.Error as exc:  # the caller re-raises it as the same sqlite3 error class
+            out = ["error", type(exc).__name__, str(exc)]
+        sys.stdout.write(json.dumps(out) + "\n")
+        sys.stdout.flush()
+    db.close()
+
+
+def _start_worker(path: str, busy_timeout: int) -> subprocess.Popen[str]:
+    # A plain subprocess rather than multiprocessing: nothing of the caller (threads, locks, open connections,
+    # its __main__ module) is inherited or re-imported.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([_PACKAGE_ROOT, os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from lifecycle.audit import worker_main; worker_main()"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(json.dumps([path, busy_timeout]) + "\n")
+    return proc
+
+
+def _worker_outcome(line: str) -> Outcome:
+    if not line:
+        raise _WorkerFailed("audit worker exited")
+    status, *rest = json.loads(line)
+    if status == "error":
+        name, message = rest
+        error_class = getattr(sqlite3, name, sqlite3.DatabaseError)
+        raise error_class(message) if isinstance(error_class, type) else sqlite3.DatabaseError(message)
+    count, labels = rest
+    return int(count), [str(label) for label in labels]
+
+
+def _db_path(db: pw.Database) -> str:
+    """The main database's file, or '' for an in-memory or temporary one."""
+    for _, name, file in _execute(db, "PRAGMA database_list").fetchall():
+        if name == "main":
+            return str(file or "")
+    return ""
+
+
+def _run_parallel(db: pw.Database, path: str, tasks: Sequence[TaskSpec], workers: int) -> list[Outcome]:
+    """Run `tasks` on the caller's connection and on `workers - 1` worker processes, each taking the next task
+    when it is free. Threads alone do not help: SQLite's allocator takes a global mutex (measured slower)."""
+    (busy_timeout,) = _execute(db, "PRAGMA busy_timeout").fetchone()
+    results: list[Outcome | None] = [None] * len(tasks)
+    lock = threading.Lock()
+    order = iter(range(len(tasks)))
+    errors: list[BaseException] = []
+
+    def take() -> int | None:
+        with lock:
+            return None if errors else next(order, None)
+
+    def feed(proc: subprocess.Popen[str]) -> None:
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            while (i := take()) is not None:
+                proc.stdin.write(json.dumps(tasks[i]) + "\n")
+                proc.stdin.flush()
+                results[i] = _worker_outcome(proc.stdout.readline())
+        except (OSError, ValueError) as exc:
+            errors.append(_WorkerFailed(f"audit worker failed: {exc}"))
+        except BaseException as exc:  # re-raised in the caller's thread below
+            errors.append(exc)
+
+    procs = [_start_worker(path, int(busy_timeout)) for _ in range(workers - 1)]
+    feeders = [threading.Thread(target=feed, args=(p,), name="audit-feed", daemon=True) for p in procs]
+    try:
+        for t in feeders:
+            t.start()
+        while (i := take()) is not None:
+            try:
+                results[i] = _run_task(db, tasks[i])
+            except BaseException as exc:
+                errors.append(exc)
+    finally:
+        for proc in procs:
+            if proc.stdin is not None:
+                proc.stdin.close()
+        for t in feeders:
+            t.join()
+        for proc in procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    if errors:
+        raise errors[0]
+    return [r for r in results if r is not None]
+
+
+def run_audit(db: pw.Database, *, workers: int | None = None, chunk_rows: int = CHUNK_ROWS) -> AuditReport:
+    """Audit the registry behind `db` (read-only: it writes nothing, so it runs on a `readonly=True` connection).
+
+    `workers`: processes, each with its own read-only connection to the same file (None: one per core, at most
+    MAX_WORKERS, for a file registry of PARALLEL_MIN_ROWS chained rows or more; else 1, on `db` itself). An
+    in-memory database is always audited on `db`. Each query sees one consistent snapshot; the chain ranges are
+    fixed when the audit starts, so rows appended meanwhile are left to the next audit."""
+    tasks: list[TaskSpec] = [("query", name, 0, 0) for name, _, _ in _aggregate_queries()]
+    for table in CHAINS:
+        tasks += [("chain", table, lo, hi) for lo, hi in _ranges(db, table, chunk_rows)]
+    path = _db_path(db)
+    if workers is None:
+        chained_rows = (len(tasks) - len(_aggregate_queries())) * chunk_rows
+        workers = min(MAX_WORKERS, os.cpu_count() or 1) if chained_rows >= PARALLEL_MIN_ROWS else 1
+    outcomes: list[Outcome] | None = None
+    if workers > 1 and path:
+        try:
+            outcomes = _run_parallel(db, path, tasks, workers)
+        except _WorkerFailed:
+            outcomes = None  # no second process possible here: do it all on `db`
+    if outcomes is None:
+        outcomes = [_run_task(db, task) for task in tasks]
+    results: dict[str, Outcome] = {}
+    chain_parts: dict[str, list[Outcome]] = {table: [] for table in CHAINS}
+    for (kind, name, _, _), outcome in zip(tasks, outcomes, strict=True):
+        if kind == "query":
+            results[name] = outcome
+        else:
+            chain_parts[name].append(outcome)  # tasks are in id order per table
+    for table, parts in chain_parts.items():
+        results[f"{table}_chain_breaks"] = _merge(parts)
     counts = {name: results[name][0] for name in INVARIANT_FIELDS}
     details = {name: results[name][1] for name in INVARIANT_FIELDS if results[name][0]}
     return AuditReport(**counts, details=details)
