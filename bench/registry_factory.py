@@ -255,9 +255,22 @@ def _flush(
     fill_rows.clear()
 
 
+def schema_fingerprint() -> str:
+    """A short hash of the tables and indexes the models create, so a cached registry is rebuilt when they change
+    (an index added for the audit must be in the benchmark's file, as a fresh install would have it)."""
+    db = connect(":memory:")
+    try:
+        with db.bind_ctx(list(ALL_MODELS)):
+            db.create_tables(list(ALL_MODELS))
+        rows = db.execute_sql("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name").fetchall()  # type: ignore[no-untyped-call]
+    finally:
+        db.close()
+    return hashlib.sha256("\n".join(str(r[0]) for r in rows).encode()).hexdigest()[:8]
+
+
 def cached_registry(*, positions: int, transitions_per_position: int, fills_per_position: int, seed: int) -> Path:
     """The registry for these parameters, built once and kept under the temp dir (the big one takes a while)."""
-    name = f"registry-p{positions}-t{transitions_per_position}-f{fills_per_position}-s{seed}.db"
+    name = f"registry-p{positions}-t{transitions_per_position}-f{fills_per_position}-s{seed}-{schema_fingerprint()}.db"
     path = Path(tempfile.gettempdir()) / "lifecycle-bench" / name
     if path.exists():
         return path
