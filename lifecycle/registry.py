@@ -439,6 +439,14 @@ class Registry:
         """Record the venue ids of the live stop-loss / take-profit. With `clear`, None values erase them."""
         with self.db.atomic("IMMEDIATE"):
             row = self._row(uid)
+            for name, value in (("sl_order_id", sl_order_id), ("tp_order_id", tp_order_id)):
+                if value is not None and not value.strip():
+                    raise RegistryUsageError(f"{name} must be a venue order id, got {value!r}; use clear=True")
+            if row.state == "PROTECTED" and clear and not sl_order_id:
+                # INV-07: a PROTECTED position always names its stop; losing it is a transition, not an edit
+                raise RegistryUsageError(
+                    f"position {uid} is PROTECTED: apply protection_lost before clearing its stop-loss order id"
+                )
             if sl_order_id is not None or clear:
                 row.sl_order_id = sl_order_id
             if tp_order_id is not None or clear:
