@@ -114,6 +114,10 @@ def close_phantom(ctx: DaemonContext, uid: str) -> None:
             return  # it did fill: the fills will be adopted, not cancelled
         if evidence is not None and evidence.status is OrderStatus.OPEN:
             return
+        if entry is not None and evidence is None and entry.status in ("intent", "unknown"):
+            # Absent in two consecutive snapshots and by client order id: settle it, or every restart's
+            # recovery would look it up again.
+            reg.mark_order(entry.client_order_id, status="cancelled", reason="absent on the venue (reconcile)")
         reg.apply(uid, "entry_cancelled", cause="reconcile: entry never reached the book (phantom)")
         return
     # Exposed but flat on the venue: it was closed while we were not watching.

@@ -333,3 +333,25 @@ def test_a_job_hitting_an_illegal_transition_halts_entries(tmp_path: Path) -> No
         [activated] = ev.named("KILL_SWITCH_ACTIVATED")
         assert activated["reason"] == "invariant_violation"
         assert not w.ctx.entries_allowed
+
+
+def test_entry_with_unknown_outcome_is_never_resent_and_settled_by_evidence(tmp_path: Path) -> None:
+    with world(tmp_path) as w, captured_events() as ev:
+        w.sim.faults.add("http_500", "sendorder", count=1)  # the venue answers 500 and did not execute
+        w.strategy.entries[XBT] = "long"
+        w.advance(60)
+        w.tick()
+        w.strategy.entries.clear()
+        # The venue adapter logs one line itself; the daemon's adds the purpose.
+        assert [u.get("purpose") for u in ev.named("ORDER_OUTCOME_UNKNOWN") if "purpose" in u] == ["entry"]
+        assert not ev.named("ORDER_REJECTED_BY_VENUE")
+        [pos] = w.registry.active_positions()
+        assert pos.state == "PENDING_ENTRY"
+        w.advance(40)  # past the young-position grace
+        assert w.reconcile().report.phantom == 0  # first sighting
+        w.advance(5)
+        assert w.reconcile().report.phantom == 1
+        assert w.registry.get(pos.uid).state == "CANCELLED"
+        assert w.registry.unresolved_orders() == []  # settled: the next restart has nothing to look up
+        assert w.sim.order_log == []  # never re-sent
+        assert w.audit_ok()
