@@ -12,20 +12,21 @@ from lifecycle.machine import Facts, PositionMachine, legal_events, machine_tabl
 from specs import lifecycle as spec
 
 # Facts that satisfy each guard (and, for has_no_fills, a position with nothing recorded at all).
+# Boundary values: one fill, one unit; a guard that is off by one fails here.
 SATISFY: dict[str, Facts] = {
     "": Facts(),
-    "has_fills": Facts(fills_count=1, remaining_units=100),
+    "has_fills": Facts(fills_count=1, remaining_units=1),
     "has_no_fills": Facts(fills_count=0),
-    "has_stop_order": Facts(fills_count=1, has_stop=True, remaining_units=100),
-    "has_open_qty": Facts(fills_count=1, remaining_units=100),
+    "has_stop_order": Facts(fills_count=1, has_stop=True, remaining_units=1),
+    "has_open_qty": Facts(fills_count=1, remaining_units=1),
     "is_flat": Facts(fills_count=1, remaining_units=0),
 }
 VIOLATE: dict[str, Facts] = {
     "has_fills": Facts(fills_count=0),
-    "has_no_fills": Facts(fills_count=2, remaining_units=5),
-    "has_stop_order": Facts(fills_count=1, has_stop=False, remaining_units=100),
+    "has_no_fills": Facts(fills_count=1, remaining_units=1),
+    "has_stop_order": Facts(fills_count=1, has_stop=False, remaining_units=1),
     "has_open_qty": Facts(fills_count=1, remaining_units=0),
-    "is_flat": Facts(fills_count=1, remaining_units=7),
+    "is_flat": Facts(fills_count=1, remaining_units=1),
 }
 
 

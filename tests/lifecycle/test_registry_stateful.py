@@ -23,7 +23,10 @@ from lifecycle.symbols import canonical_key
 from lifecycle.units import units_to_qty
 from specs import lifecycle as spec
 
-SPELLINGS = ["PF_XBTUSD", "btc/usd:usd", "xbtusd", "PF_ETHUSD", "ETH/USD:USD", "PI_XBTUSD", "BTC/USD:BTC"]
+SPELLINGS = [
+    "PF_XBTUSD", "btc/usd:usd", "xbtusd", "PF_ETHUSD", "ETH/USD:USD", "PI_XBTUSD", "BTC/USD:BTC", "solusd",
+    "FF_XBTUSD_260925", "BTC/USD:USD-260925",
+]  # fmt: skip
 EVENTS = [*spec.EVENTS, "no_such_event"]
 
 
@@ -191,6 +194,15 @@ class RegistryVsModel(RuleBasedStateMachine):
                 PendingFill(f"F{self.n}", uid, order.client_order_id, side, is_entry, units, Decimal(100 + self.n),
                             offset + self.n)
             )  # fmt: skip
+
+    @rule(uid=positions, is_entry=st.booleans(), units=st.integers(1, 10))
+    def fill_seen_at_once(self, uid: str, is_entry: bool, units: int) -> None:
+        """The common case: one fill of a fresh order, seen right away."""
+        if uid not in self.model:
+            return
+        self.venue_fills(uid, is_entry, [units], 0)
+        f = self.pending.pop()
+        self._deliver(f)
 
     def _deliver(self, f: PendingFill) -> None:
         p = self.model[f.uid]
