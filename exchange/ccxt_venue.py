@@ -509,7 +509,9 @@ class CcxtVenue:
         rejected_event = any(
             isinstance(e, Mapping) and e.get("type") == "REJECT" for e in send_status.get("orderEvents") or []
         )
-        if status in REFUSED_STATUSES or rejected_event or created.get("status") == "rejected":
+        # The raw sendStatus is authoritative: ccxt parses an accepted order with no events as "rejected".
+        ccxt_rejected = created.get("status") == "rejected" and status not in kp.ACCEPTED_SEND_STATUSES
+        if status in REFUSED_STATUSES or rejected_event or ccxt_rejected:
             # silent rejections ccxt does not raise for (wouldCauseLiquidation, tooManyOrders, ...)
             return PlaceResult(OrderOutcome.REJECTED, cid, reason=status)
         if status not in kp.ACCEPTED_SEND_STATUSES:

@@ -200,6 +200,21 @@ def send_status(sim: Simulator, outcome: PlaceOutcome, market_limit: Decimal | N
     if prior.order_type == "mkt" and market_limit is not None:
         prior_json["limitPrice"] = num(market_limit)
     filled_so_far = Decimal(0)
+    if prior.is_trigger:
+        # Kraken acknowledges a trigger order with its PLACE event; an immediate trigger executes afterwards and
+        # shows up in fills, never as executions of the sendorder answer (ccxt would read an empty list as rejected).
+        placed = {
+            "type": "PLACE",
+            "orderTrigger": trigger_json(prior),
+            "reducedQuantity": num(outcome.reduced_quantity),
+        }
+        return {
+            "order_id": order.order_id,
+            "status": outcome.status,
+            "receivedTime": iso(order.received),
+            "cliOrdId": order.cli_ord_id,
+            "orderEvents": [placed],
+        }
     for fill in outcome.fills:
         prior_json = {**prior_json, "filled": num(filled_so_far)}
         events.append(
@@ -215,9 +230,7 @@ def send_status(sim: Simulator, outcome: PlaceOutcome, market_limit: Decimal | N
         )
         filled_so_far += fill.size
     reduced = num(outcome.reduced_quantity)
-    if order.is_trigger:
-        events.append({"type": "PLACE", "orderTrigger": trigger_json(order), "reducedQuantity": reduced})
-    elif order.state is OrderState.OPEN:
+    if order.state is OrderState.OPEN:
         events.append({"type": "PLACE", "order": order_json(order), "reducedQuantity": reduced})
     return {
         "order_id": order.order_id,

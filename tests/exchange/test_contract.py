@@ -193,3 +193,18 @@ def test_snapshot_is_consistent(venue: Venue, sim: Simulator, clock: FakeClock) 
     assert [f.client_order_id for f in snap.fills] == ["cid-snap"] * len(snap.fills) and snap.fills
     assert snap.margin.initial_margin > 0
     assert snap.open_orders == ()
+
+
+def test_a_stop_whose_trigger_is_already_crossed_is_accepted_and_fires(venue: Venue, sim: Simulator) -> None:
+    """Regression: the venue acknowledges the trigger order and fires it at once; an accepted stop must never be
+    reported as rejected (the daemon would then place a second one)."""
+    mark = venue.tickers()["PF_XBTUSD"].mark
+    entry = venue.place_order(OrderRequest("PF_XBTUSD", Side.BUY, OrderType.MARKET, Decimal("0.01"), "x-entry"))
+    assert entry.outcome is OrderOutcome.ACCEPTED
+    crossed = OrderRequest(
+        "PF_XBTUSD", Side.SELL, OrderType.STOP, Decimal("0.01"), "x-stop", trigger_price=mark * 2, reduce_only=True
+    )
+    result = venue.place_order(crossed)
+    assert result.outcome is OrderOutcome.ACCEPTED, result.reason
+    assert venue.positions() == []
+    assert [o.cli_ord_id for o in sim.order_log if o.source == "api"] == ["x-entry", "x-stop"]
