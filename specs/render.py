@@ -15,14 +15,16 @@ def _cell(text: str) -> str:
 
 
 def _rule(r: rc.Rule) -> str:
-    parts: list[str] = [r.kind]
-    if r.n != 1 or r.kind != "per_cycle_at_least":
-        parts.append(f"n={r.n}")
-    if r.minutes:
-        parts.append(f"{r.minutes} min")
-    if r.other:
-        parts.append(f"vs {r.other}")
-    return " ".join(parts)
+    text = {
+        "per_cycle_at_least": f">= {r.n} in one cycle",
+        "window_sum_at_least": f">= {r.n} within {r.minutes} min",
+        "consecutive_cycles": f"non-zero in {r.n} consecutive cycles",
+        "sustained_increase": f"rising for {r.minutes} min (>= {r.n} samples)",
+        "repeated_restarts": f"non-zero after each of the last {r.n} restarts",
+        "rising_trend": f"last {r.n} values strictly rising",
+        "dominates": f"above `{r.other}` in every cycle for {r.minutes} min",
+    }[r.kind]
+    return f"{text} (`{r.kind}`)"
 
 
 def render() -> str:
