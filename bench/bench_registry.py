@@ -1,0 +1,123 @@
+"""Registry write throughput against raw sqlite3 doing the same writes, in the same run.
+
+transitions/s: one `Registry.apply` (spec check through the machine, state update, chained log row, one
+IMMEDIATE transaction) against a raw `sqlite3` UPDATE + INSERT of the same row in its own transaction.
+fills/s: one `Registry.record_fill` (idempotency check, chained ledger row, quantity and average price update)
+against a raw INSERT + UPDATE. Both sides use the registry's pragmas (WAL, synchronous=FULL) on the same disk.
+`BENCH_REGISTRY_N` (default 1000) sets the operations per figure.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+
+from lifecycle import chain
+from lifecycle.clock import FakeClock
+from lifecycle.db import PRAGMAS
+from lifecycle.registry import Registry
+
+
+def _rate(n: int, fn: Callable[[], None]) -> float:
+    started = time.perf_counter()
+    fn()
+    return n / (time.perf_counter() - started)
+
+
+def _raw(path: Path) -> sqlite3.Connection:
+    con = sqlite3.connect(path, isolation_level=None)
+    for k, v in PRAGMAS.items():
+        con.execute(f"PRAGMA {k} = {v}")
+    return con
+
+
+def _registry_transitions(reg: Registry, n: int) -> None:
+    pos = reg.import_position(symbol="PF_XBTUSD", side="long", qty=Decimal(1), entry_price=Decimal(100), cause="b")
+    reg.set_protection(pos.uid, sl_order_id="sl-bench")
+    events = ("protection_confirmed", "protection_lost")
+    for i in range(n):
+        reg.apply(pos.uid, events[i % 2], cause="bench")
+
+
+def _raw_transitions(con: sqlite3.Connection, n: int) -> None:
+    pid = con.execute("SELECT id FROM position WHERE symbol_key = 'PF_XBTUSD'").fetchone()[0]
+    prev = con.execute("SELECT row_hash FROM transition ORDER BY id DESC LIMIT 1").fetchone()[0]
+    steps = (("protection_confirmed", "OPEN", "PROTECTED"), ("protection_lost", "PROTECTED", "OPEN"))
+    for i in range(n):
+        event, source, target = steps[i % 2]
+        at = 1_700_000_000_000 + i
+        row_hash = chain.transition_hash(prev, pid, event, source, target, "bench", at)
+        con.execute("BEGIN IMMEDIATE")
+        con.execute("UPDATE position SET state = ?, updated_ms = ?, closed_ms = NULL WHERE id = ?", (target, at, pid))
+        con.execute(
+            "INSERT INTO transition (position_id, event, source, target, cause, at_ms, prev_hash, row_hash)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (pid, event, source, target, "bench", at, prev, row_hash),
+        )
+        con.execute("COMMIT")
+        prev = row_hash
+
+
+FILLS_PER_POSITION = 10  # a realistic order: a handful of partial fills per position, not thousands
+
+
+def _registry_fills(reg: Registry, n: int) -> None:
+    now = reg.clock.now()
+    coid = ""
+    for i in range(n):
+        if i % FILLS_PER_POSITION == 0:
+            pos = reg.open_intent(symbol=f"PF_F{i}USD", side="long", target_qty=Decimal(10), stop_price=None, cause="b")
+            coid = reg.record_order_intent(
+                pos.uid, purpose="entry", side="buy", order_type="market", qty=Decimal(10)
+            ).client_order_id
+        reg.record_fill(
+            fill_id=f"reg-{i}",
+            client_order_id=coid,
+            side="buy",
+            qty=Decimal(1),
+            price=Decimal(2000 + i % 7),
+            fill_time=now,
+        )
+
+
+def _raw_fills(con: sqlite3.Connection, n: int) -> None:
+    pids = [r[0] for r in con.execute("SELECT id FROM position WHERE symbol_key LIKE 'PF_F%' ORDER BY id")]
+    prev = con.execute("SELECT row_hash FROM fill ORDER BY id DESC LIMIT 1").fetchone()[0]
+    for i in range(n):
+        pid = pids[i // FILLS_PER_POSITION]
+        fid, units, price, at = f"raw-{i}", 10**8, str(2000 + i % 7), 1_700_000_000_000
+        row_hash = chain.fill_hash(prev, fid, pid, "buy", True, units, price, at)
+        con.execute("BEGIN IMMEDIATE")
+        con.execute(
+            "INSERT OR IGNORE INTO fill (fill_id, position_id, side, is_entry, qty_units, price, fill_ms,"
+            " recorded_ms, prev_hash, row_hash) VALUES (?, ?, 'buy', 1, ?, ?, ?, ?, ?, ?)",
+            (fid, pid, units, price, at, at, prev, row_hash),
+        )
+        con.execute(
+            "UPDATE position SET remaining_qty_units = remaining_qty_units + ?, updated_ms = ? WHERE id = ?",
+            (units, at, pid),
+        )
+        con.execute("COMMIT")
+        prev = row_hash
+
+
+def run() -> None:
+    n = int(os.environ.get("BENCH_REGISTRY_N", "1000"))
+    with tempfile.TemporaryDirectory(prefix="bench-registry-") as d:
+        path = Path(d) / "reg.db"
+        reg = Registry.open(path, FakeClock())
+        reg_tps = _rate(n, lambda: _registry_transitions(reg, n))
+        reg_fps = _rate(n, lambda: _registry_fills(reg, n))
+        reg.close()
+        con = _raw(path)
+        raw_tps = _rate(n, lambda: _raw_transitions(con, n))
+        raw_fps = _rate(n, lambda: _raw_fills(con, n))
+        con.close()
+    print(f"   transitions: registry {reg_tps:9.0f}/s   raw sqlite3 {raw_tps:9.0f}/s   ratio {raw_tps / reg_tps:5.1f}x")
+    print(f"   fills:       registry {reg_fps:9.0f}/s   raw sqlite3 {raw_fps:9.0f}/s   ratio {raw_fps / reg_fps:5.1f}x")
+    print(f"   ({n} operations each, one transaction per operation, synchronous=FULL)")
