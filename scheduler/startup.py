@@ -27,7 +27,8 @@ from lifecycle.errors import IllegalTransition, OverfillError
 from lifecycle.escalation import Escalator
 from lifecycle.events import EVENT_LOGGER, Ev, emit
 from lifecycle.killswitch import KillSwitch
-from lifecycle.merge import MergeCollision, merge_symbol_collisions
+from lifecycle.merge import MergeReport
+from lifecycle.merge import run_merge as merge_registry
 from lifecycle.registry import DuplicateActivePosition, FillOnTerminalPosition, Registry
 from lifecycle.symbols import canonical_key
 from scheduler.app import Daemon, JobRunner, JobSpec
@@ -63,9 +64,9 @@ def step(name: str, detail: str) -> None:
     emit(Ev.STARTUP_STEP, step=name, detail=detail)
 
 
-def run_merge(merge: Callable[[], Sequence[MergeCollision]]) -> int:
-    notes = merge()
-    for note in notes:
+def run_merge(merge: Callable[[], MergeReport]) -> int:
+    report = merge()
+    for note in report.collisions:
         emit(
             Ev.RECOVERY_MERGE_COLLISION,
             symbol_key=note.symbol_key,
@@ -73,14 +74,25 @@ def run_merge(merge: Callable[[], Sequence[MergeCollision]]) -> int:
             merged=",".join(note.merged),
             spellings=",".join(note.spellings),
         )
-    step("merge", f"collisions={len(notes)}")
-    return len(notes)
+    for bad in report.unparseable:
+        # left as stored: the audit decides whether it blocks startup; the operator needs the row named
+        emit(Ev.CORRUPTED_POSITION, position=bad.uid, detail=f"unparseable symbol {bad.symbol_key!r}: {bad.reason}")
+    step("merge", f"collisions={len(report.collisions)} rekeyed={report.rekeyed} unparseable={len(report.unparseable)}")
+    return len(report.collisions)
+
+
+def report_corrupted_rows(report: AuditReport) -> None:
+    """One CORRUPTED_POSITION line per offending row the audit names, so the incident capture has them all."""
+    for field, rows in report.details.items():
+        for row in rows:
+            emit(Ev.CORRUPTED_POSITION, position=row, detail=field)
 
 
 def run_startup_audit(audit: Callable[[], AuditReport]) -> AuditReport:
     report = audit()
     emit(Ev.REGISTRY_AUDIT_REPORT, None, **report.fields())
     if not report.ok:
+        report_corrupted_rows(report)
         raise StartupRefused(
             "audit",
             f"{report.summary()}. Keep the service stopped; follow RUNBOOK.md 'Audit failure' before any restart",
@@ -227,7 +239,7 @@ def start(
     except Exception as exc:
         raise StartupRefused("database", f"cannot open registry {db_path}: {exc}", EXIT_FAILURE) from None
     step("database", str(db_path))
-    run_merge(lambda: merge_symbol_collisions(registry.db, clock))
+    run_merge(lambda: merge_registry(registry.db, clock))
 
     def audit() -> AuditReport:
         return run_audit(registry.db)

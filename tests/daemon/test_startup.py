@@ -34,8 +34,36 @@ def test_audit_violation_refuses_to_start_with_exit_3_and_sends_nothing(tmp_path
         [report] = [line for line in out.splitlines() if "REGISTRY_AUDIT_REPORT" in line]
         assert "violations_total=1" in report and "remaining_qty_violations=1" in report
         assert "startup refused at step audit" in out
+        assert "CORRUPTED_POSITION position=" in out and "detail=remaining_qty_violations" in out
         assert "DAEMON_STARTED" not in out and "ORDER_SUBMITTED" not in out
         assert sim.order_log == []
+
+
+def test_symbol_drift_is_merged_at_startup_and_logged_once(tmp_path: Path) -> None:
+    path = tmp_path / "registry.db"
+    registry = Registry.open(path, FakeClock())
+    uids = []
+    for _ in range(2):
+        pos = registry.open_intent(
+            symbol="PF_XBTUSD", side="long", target_qty=Decimal("0.01"), stop_price=Decimal(1), cause="test"
+        )
+        registry.apply(pos.uid, "entry_cancelled", cause="test")
+        uids.append(pos.uid)
+    registry.close()
+    with sqlite3.connect(path) as conn:  # rows an older version stored in other spellings
+        conn.execute("UPDATE position SET symbol_key = 'pf_xbtusd' WHERE uid = ?", (uids[0],))
+        conn.execute("UPDATE position SET symbol_key = 'BTC/USD:USD' WHERE uid = ?", (uids[1],))
+    with live_simulator(seed=2) as (_sim, base_url):
+        config = write_config(tmp_path, base_url)
+        first, _ = daemon(config, duration=2).communicate(timeout=60)
+        second, _ = daemon(config, duration=2).communicate(timeout=60)
+    [collision] = [line for line in first.splitlines() if "RECOVERY_MERGE_COLLISION" in line]
+    assert "symbol_key=PF_XBTUSD" in collision and "pf_xbtusd" in collision and "BTC/USD:USD" in collision
+    assert "DAEMON_STARTED" in first
+    assert "RECOVERY_MERGE_COLLISION" not in second  # idempotent: the second startup merges nothing
+    with sqlite3.connect(path) as conn:
+        keys = {row[0] for row in conn.execute("SELECT symbol_key FROM position")}
+    assert keys == {"PF_XBTUSD"}
 
 
 def test_unknown_configured_symbol_is_a_config_error(tmp_path: Path) -> None:
