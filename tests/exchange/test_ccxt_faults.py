@@ -194,3 +194,40 @@ def test_snapshot_rest_calls_do_not_grow_with_positions() -> None:
     rows = snapshot_calls((1, 10, 100))
     assert [positions for positions, _, _ in rows] == [1, 10, 100]
     assert [calls for _, calls, _ in rows] == [4, 4, 4]  # openpositions, openorders, fills, accounts
+
+
+def test_symbols_spelled_in_lower_case_still_map_to_canonical_keys(ccxt_venue: CcxtVenue, sim: Simulator) -> None:
+    ccxt_venue.place_order(market("cid-lc"))
+    sim.faults.add(FaultKind.LOWERCASE_SYMBOL, None, count=10)
+    positions = ccxt_venue.positions()
+    fills = ccxt_venue.fills_since(None)
+    assert sim.faults.fired  # the venue really answered in the other spelling
+    assert [p.symbol for p in positions] == [XBT]
+    assert {f.symbol for f in fills} == {XBT}
+
+
+@pytest.mark.parametrize("kind", [FaultKind.DUPLICATE_FILLS, FaultKind.REORDER_FILLS])
+def test_duplicated_or_reordered_fill_delivery_yields_each_fill_once_in_time_order(
+    ccxt_venue: CcxtVenue, sim: Simulator, clock: FakeClock, kind: FaultKind
+) -> None:
+    for i in range(6):
+        ccxt_venue.place_order(market(f"cid-f{i}"))
+        clock.advance(1)
+    clean = ccxt_venue.fills_since(None)
+    sim.faults.add(kind, "fills", count=5)
+    faulty = ccxt_venue.fills_since(None)
+    assert sim.faults.fired
+    assert [f.fill_id for f in faulty] == [f.fill_id for f in clean]  # no duplicate, no reordering leaks through
+    assert [f.time for f in faulty] == sorted(f.time for f in faulty)
+
+
+def test_a_stale_snapshot_shows_the_older_state_and_is_not_mistaken_for_an_error(
+    ccxt_venue: CcxtVenue, sim: Simulator, clock: FakeClock
+) -> None:
+    clock.advance(60)
+    ccxt_venue.place_order(market("cid-stale"))  # a position opened just now
+    sim.faults.add(FaultKind.STALE_SNAPSHOT, "openpositions", count=1, lag_seconds=30)
+    stale = ccxt_venue.positions()  # served as the venue was 30 s ago: flat
+    assert sim.faults.fired
+    assert stale == []
+    assert [p.symbol for p in ccxt_venue.positions()] == [XBT]  # the lag passes; reconciliation needs 2 sightings
