@@ -41,6 +41,7 @@ from scheduler.jobs import tick as tick_job
 from scheduler.jobs.context import DaemonContext, Limits
 from scheduler.jobs.safety import Safety
 from scheduler.recovery import recover_in_flight
+from scheduler.restart_memory import RestartMemory
 from scheduler.telegram import AlertLogHandler, TelegramNotifier
 from scheduler.telegram.registry_status import RegistryStatusProvider
 from strategy.donchian import DonchianBreakout, DonchianParams
@@ -209,12 +210,15 @@ def strategy_from(settings: Settings) -> DonchianBreakout:
     )
 
 
-def safety_from(settings: Settings) -> Safety:
+def safety_from(settings: Settings, memory: RestartMemory | None = None) -> Safety:
+    """`memory` carries the escalator's per-restart history across daemon restarts (tools pass none)."""
     risk = settings.risk
     killswitch = KillSwitch(
         risk.max_margin_utilization_pct, risk.kill_switch_hysteresis_pct, risk.kill_switch_release_cycles
     )
-    return Safety(killswitch, Escalator())
+    if memory is None:
+        return Safety(killswitch, Escalator())
+    return Safety(killswitch, Escalator(restart_firsts=memory.load()), memory.save)
 
 
 @dataclass
@@ -254,7 +258,7 @@ def start(
         limits=limits_from(settings, keys),
         instruments=instruments,
         strategy=strategy_from(settings),
-        safety=safety_from(settings),
+        safety=safety_from(settings, RestartMemory.beside(Path(db_path))),
         # Fills before our last recorded one are in the ledger already; reading from there (minus the lookback)
         # keeps each snapshot to the recent window instead of the venue's whole history.
         fills_cursor=registry.last_fill_time(),

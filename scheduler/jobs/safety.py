@@ -5,6 +5,7 @@ Both only ever pause NEW ENTRIES. Nothing here can stop the protect job.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 
@@ -20,9 +21,16 @@ def _announce(changes: list[KillSwitchChange]) -> None:
 
 
 class Safety:
-    def __init__(self, killswitch: KillSwitch, escalator: Escalator) -> None:
+    def __init__(
+        self,
+        killswitch: KillSwitch,
+        escalator: Escalator,
+        remember_restarts: Callable[[Mapping[str, Sequence[int]]], None] | None = None,
+    ) -> None:
         self.killswitch = killswitch
         self.escalator = escalator
+        self._remember_restarts = remember_restarts
+        self._remembered = escalator.restart_firsts
 
     @property
     def allows_new_entries(self) -> bool:
@@ -51,6 +59,10 @@ class Safety:
     def observe_report(self, report: ReconciliationReport, at: datetime) -> str:
         """Feed one reconciliation report; emit ESCALATION for each new critical hit; return the level."""
         evaluation = self.escalator.observe(report.counters(), at, complete=report.complete)
+        firsts = self.escalator.restart_firsts
+        if self._remember_restarts is not None and firsts != self._remembered:
+            self._remember_restarts(firsts)
+            self._remembered = firsts
         for hit in evaluation.new_critical_hits:
             emit(Ev.ESCALATION, None, **hit.fields())
         return evaluation.level
