@@ -195,26 +195,30 @@ def send_status(sim: Simulator, outcome: PlaceOutcome, market_limit: Decimal | N
     if outcome.order is None:
         return {"status": outcome.status, "receivedTime": iso(sim.now()), "orderEvents": []}
     order, prior = outcome.order, outcome.prior or outcome.order
-    events: list[Json] = []
-    prior_json = order_json(prior)
-    if prior.order_type == "mkt" and market_limit is not None:
-        prior_json["limitPrice"] = num(market_limit)
-    filled_so_far = Decimal(0)
+    reduced = num(outcome.reduced_quantity)
     if prior.is_trigger:
         # Kraken acknowledges a trigger order with its PLACE event; an immediate trigger executes afterwards and
         # shows up in fills, never as executions of the sendorder answer (ccxt would read an empty list as rejected).
-        placed = {
-            "type": "PLACE",
-            "orderTrigger": trigger_json(prior),
-            "reducedQuantity": num(outcome.reduced_quantity),
-        }
-        return {
-            "order_id": order.order_id,
-            "status": outcome.status,
-            "receivedTime": iso(order.received),
-            "cliOrdId": order.cli_ord_id,
-            "orderEvents": [placed],
-        }
+        events = [{"type": "PLACE", "orderTrigger": trigger_json(prior), "reducedQuantity": reduced}]
+    else:
+        events = _executions(outcome, prior, market_limit)
+        if order.state is OrderState.OPEN:
+            events.append({"type": "PLACE", "order": order_json(order), "reducedQuantity": reduced})
+    return {
+        "order_id": order.order_id,
+        "status": outcome.status,
+        "receivedTime": iso(order.received),
+        "cliOrdId": order.cli_ord_id,
+        "orderEvents": events,
+    }
+
+
+def _executions(outcome: PlaceOutcome, prior: SimOrder, market_limit: Decimal | None) -> list[Json]:
+    prior_json = order_json(prior)
+    if prior.order_type == "mkt" and market_limit is not None:
+        prior_json["limitPrice"] = num(market_limit)
+    events: list[Json] = []
+    filled_so_far = Decimal(0)
     for fill in outcome.fills:
         prior_json = {**prior_json, "filled": num(filled_so_far)}
         events.append(
@@ -229,16 +233,7 @@ def send_status(sim: Simulator, outcome: PlaceOutcome, market_limit: Decimal | N
             }
         )
         filled_so_far += fill.size
-    reduced = num(outcome.reduced_quantity)
-    if order.state is OrderState.OPEN:
-        events.append({"type": "PLACE", "order": order_json(order), "reducedQuantity": reduced})
-    return {
-        "order_id": order.order_id,
-        "status": outcome.status,
-        "receivedTime": iso(order.received),
-        "cliOrdId": order.cli_ord_id,
-        "orderEvents": events,
-    }
+    return events
 
 
 def open_order(order: SimOrder, *, symbol: str | None = None) -> Json:
