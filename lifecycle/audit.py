@@ -8,6 +8,15 @@ Each root cause is counted once: a stored state that is not a state of the spec 
 not also a log mismatch or a closed-history violation; a terminal position whose stored remaining quantity
 agrees with its ledger but is non-zero is `terminal_with_open_qty`, not also `remaining_qty_violations`.
 
+Scope. A full audit re-hashes every chained row. Given the chains' anchors (`ChainHead`: where a clean audit
+last found each chain, stored in `chain_anchor`), the audit first checks that each chain still ends the same way
+there (same row, same hash, same row count: this is how rows deleted at the end of a chain show, which the chain
+itself cannot see), then re-hashes only the rows after the anchor (`full=False`, the daemon's startup and runtime
+audit) or all of them (`full=True`, the periodic full audit and `tools.check_db_health`). An anchor that does not
+hold sends its chain to a full re-hash, and counts as a break of that chain when the re-hash finds none. Every
+invariant over the position table (mutable, so never anchored) is counted over all rows in both scopes, and so is
+everything else except the legality of logged transitions, which a tail audit checks for the rows after the anchor.
+
 Speed (docs/audit.md has the figures): the chains are checked in id ranges. SQL builds each row's hashed
 content (derived from `lifecycle.chain`'s signatures, see `ChainSpec`) and hands a whole range over as a few
 strings, so Python only runs sha256 and compares joined strings; any range that is not provably clean that way
@@ -26,7 +35,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from operator import itemgetter, methodcaller
 from pathlib import Path
@@ -53,6 +62,20 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])
 
 
 @dataclass(frozen=True)
+class ChainHead:
+    """Where a hash chain ends: its last row's id and stored hash, and its row count."""
+
+    through_id: int
+    through_hash: str
+    rows: int
+
+
+EMPTY_HEAD = ChainHead(0, chain.GENESIS, 0)
+SCOPE_FULL = "full"
+SCOPE_TAIL = "tail"
+
+
+@dataclass(frozen=True)
 class AuditReport:
     duplicate_active_symbol_keys: int = 0
     non_terminal_in_closed_history: int = 0
@@ -66,6 +89,10 @@ class AuditReport:
     fill_chain_breaks: int = 0
     details: dict[str, list[str]] = field(default_factory=dict)
     """Up to DETAIL_LIMIT offending rows per non-zero field (position uids, `transition#id`, `fill#id`)."""
+    scope: str = SCOPE_FULL
+    """full: every chained row re-hashed; tail: only the rows after the anchors (see the module doc)."""
+    heads: dict[str, ChainHead] = field(default_factory=dict)
+    """Where each chain ended when this audit verified it: the anchors a clean report lets the caller record."""
 
     @property
     def violations_total(self) -> int:
@@ -93,7 +120,7 @@ class AuditReport:
         return f"registry audit failed: violations_total={self.violations_total}: " + "; ".join(parts)
 
 
-_COUNT_FIELDS = frozenset(f.name for f in fields(AuditReport)) - {"details"}
+_COUNT_FIELDS = frozenset(f.name for f in fields(AuditReport)) - {"details", "scope", "heads"}
 if set(INVARIANT_FIELDS) != _COUNT_FIELDS:
     raise ImportError("AuditReport must carry exactly the fields of specs.lifecycle.INVARIANTS; update both together")
 
@@ -132,8 +159,9 @@ Query = tuple[str, str, tuple[object, ...]]
 """(field, offender SQL, parameters): one aggregate of the audit."""
 
 
-def _aggregate_queries() -> list[Query]:
-    """The SQL aggregates, slowest first (the parallel run starts the long ones early)."""
+def _aggregate_queries(transitions_after: int = 0) -> list[Query]:
+    """The SQL aggregates, slowest first (the parallel run starts the long ones early). `transitions_after`: the
+    legality of logged transitions is checked for rows with a larger id only (a tail audit's anchor)."""
     terminal = json.dumps(sorted(TERMINAL_STATES))
     active = json.dumps(sorted(ACTIVE_STATES))
     known = json.dumps(list(STATE_NAMES))
@@ -147,10 +175,11 @@ def _aggregate_queries() -> list[Query]:
             "illegal_logged_transitions",
             "SELECT 'transition#' || t.id FROM transition t LEFT JOIN transition p ON p.id = ("
             " SELECT max(x.id) FROM transition x WHERE x.position_id = t.position_id AND x.id < t.id)"
-            " WHERE (p.id IS NULL AND t.source IS NOT NULL) OR (p.id IS NOT NULL AND t.source IS NOT p.target)"
-            " OR coalesce(t.source, '') || '|' || t.event || '|' || t.target NOT IN (SELECT value FROM json_each(?))"
+            " WHERE t.id > ? AND ((p.id IS NULL AND t.source IS NOT NULL)"
+            " OR (p.id IS NOT NULL AND t.source IS NOT p.target)"
+            " OR coalesce(t.source, '') || '|' || t.event || '|' || t.target NOT IN (SELECT value FROM json_each(?)))"
             " ORDER BY t.id",
-            (legal,),
+            (transitions_after, legal),
         ),
         # MATERIALIZED: one GROUP BY pass over the ledger (the fill_net covering index when the schema has it),
         # then a keyed join (about twice as fast as a plain join).
@@ -359,9 +388,18 @@ def _verify_range(db: pw.Database, spec: ChainSpec, lo: int, hi: int) -> tuple[i
     return breaks, labels
 
 
-def _ranges(db: pw.Database, table: str, chunk_rows: int) -> list[tuple[int, int]]:
-    """(lo, hi] id ranges covering the table as it is now (rows appended later are the next audit's)."""
-    lo, hi = _execute(db, f'SELECT min(id) - 1, max(id) FROM "{table}"').fetchone()  # noqa: S608
+def _last_id(db: pw.Database, table: str) -> int:
+    """The chain's last id now (0 when empty): the audit's end, so rows appended meanwhile are the next audit's."""
+    (hi,) = _execute(db, f'SELECT max(id) FROM "{table}"').fetchone()  # noqa: S608
+    return 0 if hi is None else int(hi)
+
+
+def _ranges(
+    db: pw.Database, table: str, chunk_rows: int, after: int = 0, end: int | None = None
+) -> list[tuple[int, int]]:
+    """(lo, hi] id ranges covering the rows after id `after` up to `end` (default: the last row now)."""
+    sql = f'SELECT min(id) - 1, max(id) FROM "{table}" WHERE id > ? AND id <= ?'  # noqa: S608
+    lo, hi = _execute(db, sql, (after, 2**63 - 1 if end is None else end)).fetchone()
     if hi is None:
         return []
     if (hi - lo) // chunk_rows <= 10_000:
@@ -392,17 +430,51 @@ def _verify_chain(db: pw.Database, table: str, chunk_rows: int = CHUNK_ROWS) -> 
     return _merge([_verify_range(db, spec, lo, hi) for lo, hi in _ranges(db, table, chunk_rows)])
 
 
+def _count_through(db: pw.Database, table: str, after: int, through: int) -> int:
+    sql = f'SELECT count(*) FROM "{table}" WHERE id > ? AND id <= ?'  # noqa: S608
+    return int(_execute(db, sql, (after, through)).fetchone()[0])
+
+
+def _anchor_holds(db: pw.Database, table: str, anchor: ChainHead) -> bool:
+    """True when the chain still passes through the anchor: the same row with the same stored hash, and the same
+    number of rows up to it (a deleted row anywhere before it changes that count)."""
+    if anchor.through_id == 0:
+        return anchor.rows == 0 and anchor.through_hash == chain.GENESIS
+    sql = f'SELECT row_hash FROM "{table}" WHERE id = ?'  # noqa: S608
+    row = _execute(db, sql, (anchor.through_id,)).fetchone()
+    if row is None or row[0] != anchor.through_hash:
+        return False
+    return _count_through(db, table, 0, anchor.through_id) == anchor.rows
+
+
+def _head(db: pw.Database, table: str, end: int, base: ChainHead) -> ChainHead:
+    """The chain's head at id `end`, counting on from `base` (a held anchor, or EMPTY_HEAD)."""
+    if end == 0:
+        return EMPTY_HEAD
+    sql = f'SELECT row_hash FROM "{table}" WHERE id = ?'  # noqa: S608
+    (row_hash,) = _execute(db, sql, (end,)).fetchone()
+    return ChainHead(end, str(row_hash), base.rows + _count_through(db, table, base.through_id, end))
+
+
+def _anchor_label(table: str, anchor: ChainHead) -> str:
+    return (
+        f"{table}#{anchor.through_id} (anchor: a clean audit found {anchor.rows} rows ending there with hash"
+        f" {anchor.through_hash[:12]}; rows were deleted or rewritten since, or the anchor itself is damaged)"
+    )
+
+
 # --- running ---------------------------------------------------------------------------------------------------
 
 TaskSpec = tuple[str, str, int, int]
-"""("query", field, 0, 0) or ("chain", table, lo, hi): picklable, so a worker process can run it."""
+"""("query", field, transitions_after, 0) or ("chain", table, lo, hi): plain values, so a worker process can run
+it."""
 Outcome = tuple[int, list[str]]
 
 
 def _run_task(db: pw.Database, task: TaskSpec) -> Outcome:
     kind, name, lo, hi = task
     if kind == "query":
-        _, sql, params = next(q for q in _aggregate_queries() if q[0] == name)
+        _, sql, params = next(q for q in _aggregate_queries(lo) if q[0] == name)
         return _query(db, sql, params)
     return _verify_range(db, CHAINS[name], lo, hi)
 
@@ -517,20 +589,36 @@ def _run_parallel(db: pw.Database, path: str, tasks: Sequence[TaskSpec], workers
     return [r for r in results if r is not None]
 
 
-def run_audit(db: pw.Database, *, workers: int | None = None, chunk_rows: int = CHUNK_ROWS) -> AuditReport:
+def run_audit(
+    db: pw.Database,
+    *,
+    anchors: Mapping[str, ChainHead] | None = None,
+    full: bool = True,
+    workers: int | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+) -> AuditReport:
     """Audit the registry behind `db` (read-only: it writes nothing, so it runs on a `readonly=True` connection).
 
+    `anchors`: where a clean audit last found each chain (`chain_anchor`); each is checked, and with `full=False`
+    only the rows after a holding anchor are re-hashed (module doc). Without anchors the audit is full.
     `workers`: processes, each with its own read-only connection to the same file (None: one per core, at most
     MAX_WORKERS, for a file registry of PARALLEL_MIN_ROWS chained rows or more; else 1, on `db` itself). An
-    in-memory database is always audited on `db`. Each query sees one consistent snapshot; the chain ranges are
+    in-memory database is always audited on `db`. Each query sees one consistent snapshot; the chains' ends are
     fixed when the audit starts, so rows appended meanwhile are left to the next audit."""
-    tasks: list[TaskSpec] = [("query", name, 0, 0) for name, _, _ in _aggregate_queries()]
+    anchors = dict(anchors or {})
+    ends = {table: _last_id(db, table) for table in CHAINS}
+    held = {table: _anchor_holds(db, table, anchor) for table, anchor in anchors.items() if table in CHAINS}
+    tail = not full and bool(anchors) and all(held.get(table, False) for table in CHAINS)
+    starts = {table: anchors[table] if tail else EMPTY_HEAD for table in CHAINS}
+    transitions_after = starts["transition"].through_id
+    tasks: list[TaskSpec] = [("query", name, transitions_after, 0) for name, _, _ in _aggregate_queries()]
     for table in CHAINS:
-        tasks += [("chain", table, lo, hi) for lo, hi in _ranges(db, table, chunk_rows)]
+        after = starts[table].through_id
+        tasks += [("chain", table, lo, hi) for lo, hi in _ranges(db, table, chunk_rows, after, ends[table])]
     path = _db_path(db)
     if workers is None:
-        chained_rows = (len(tasks) - len(_aggregate_queries())) * chunk_rows
-        workers = min(MAX_WORKERS, os.cpu_count() or 1) if chained_rows >= PARALLEL_MIN_ROWS else 1
+        registry_rows = sum(ends.values())  # the aggregates read every row whatever the scope
+        workers = min(MAX_WORKERS, os.cpu_count() or 1) if registry_rows >= PARALLEL_MIN_ROWS else 1
     outcomes: list[Outcome] | None = None
     if workers > 1 and path:
         try:
@@ -547,10 +635,16 @@ def run_audit(db: pw.Database, *, workers: int | None = None, chunk_rows: int = 
         else:
             chain_parts[name].append(outcome)  # tasks are in id order per table
     for table, parts in chain_parts.items():
-        results[f"{table}_chain_breaks"] = _merge(parts)
+        breaks, labels = _merge(parts)
+        if not held.get(table, True) and breaks == 0:
+            # The chain re-hashes clean, yet it no longer passes through where a clean audit left it: rows were
+            # deleted at its end (which no chain can see), or the anchor row is damaged. Either way, a finding.
+            breaks, labels = 1, [_anchor_label(table, anchors[table])]
+        results[f"{table}_chain_breaks"] = (breaks, labels)
     counts = {name: results[name][0] for name in INVARIANT_FIELDS}
     details = {name: results[name][1] for name in INVARIANT_FIELDS if results[name][0]}
-    return AuditReport(**counts, details=details)
+    heads = {table: _head(db, table, ends[table], starts[table]) for table in CHAINS}
+    return AuditReport(**counts, details=details, scope=SCOPE_TAIL if tail else SCOPE_FULL, heads=heads)
 
 
 def quick_check(db: pw.Database, *, full: bool = False) -> IntegrityReport:

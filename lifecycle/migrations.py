@@ -8,6 +8,8 @@ the last completed version, never in between.
 Version 1 creates the tables of `lifecycle.models` and the triggers that make the transition log and the fill
 ledger append-only. The triggers are a second line of defence behind the hash chains: a bug that tries to
 rewrite history fails loudly at the write, instead of being found by the next audit.
+
+Version 2 adds `chain_anchor`, where each clean audit records how far it verified the two chains.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Callable, Mapping
 import peewee as pw
 
 from lifecycle.errors import RegistryVersionError
-from lifecycle.models import ALL_MODELS, SCHEMA_VERSION
+from lifecycle.models import SCHEMA_VERSION, V1_MODELS, ChainAnchor
 
 Migration = Callable[[pw.Database], None]
 
@@ -46,12 +48,17 @@ def _create_append_only_triggers(db: pw.Database) -> None:
 
 def _v1_create(db: pw.Database) -> None:
     # bind_ctx: migrations must not depend on (or disturb) whatever database the models are bound to globally
-    with db.bind_ctx(list(ALL_MODELS)):
-        db.create_tables(list(ALL_MODELS), safe=False)
+    with db.bind_ctx(list(V1_MODELS)):
+        db.create_tables(list(V1_MODELS), safe=False)
     _create_append_only_triggers(db)
 
 
-MIGRATIONS: dict[int, Migration] = {1: _v1_create}
+def _v2_chain_anchor(db: pw.Database) -> None:
+    with db.bind_ctx([ChainAnchor]):
+        db.create_tables([ChainAnchor], safe=False)
+
+
+MIGRATIONS: dict[int, Migration] = {1: _v1_create, 2: _v2_chain_anchor}
 """version -> the step that brings the schema from version-1 to version. Add entries; never edit old ones."""
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import peewee as pw
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 db_proxy = pw.DatabaseProxy()
 
@@ -89,4 +89,20 @@ class SchemaVersion(BaseModel):
     applied_ms = pw.BigIntegerField()
 
 
-ALL_MODELS: tuple[type[BaseModel], ...] = (Position, Order, Fill, Transition, SchemaVersion)
+class ChainAnchor(BaseModel):
+    """Where a clean audit last found each hash chain (schema version 2): its last row's id and stored hash and
+    its row count. Later audits check that history still ends the same way there, which reveals rows deleted
+    at the end of a chain (invisible to the chain itself), and re-hash only the rows after it; the periodic full
+    audit re-hashes everything. One row per chain, moved forward by each clean audit."""
+
+    chain = pw.CharField(primary_key=True)  # transition | fill
+    through_id = pw.BigIntegerField()  # 0 for an empty chain
+    through_hash = pw.CharField(max_length=64)
+    rows = pw.BigIntegerField()
+    verified_ms = pw.BigIntegerField()  # the clean audit that set this anchor
+    full_verified_ms = pw.BigIntegerField(null=True)  # the last clean audit that re-hashed every row
+
+
+V1_MODELS: tuple[type[BaseModel], ...] = (Position, Order, Fill, Transition, SchemaVersion)
+"""The tables schema version 1 created (frozen: migration 1 must build the same schema forever)."""
+ALL_MODELS: tuple[type[BaseModel], ...] = (*V1_MODELS, ChainAnchor)

@@ -9,7 +9,10 @@ from pathlib import Path
 import peewee as pw
 import pytest
 
+from bench.registry_factory import build_registry
 from lifecycle import migrations
+from lifecycle.anchors import load_anchors
+from lifecycle.audit import run_audit
 from lifecycle.db import connect
 from lifecycle.errors import RegistryVersionError
 from lifecycle.models import ALL_MODELS, SCHEMA_VERSION
@@ -27,12 +30,13 @@ def _raw(path: Path) -> sqlite3.Connection:
 
 
 def test_empty_database_gets_tables_version_and_triggers(db: pw.SqliteDatabase, tmp_path: Path) -> None:
-    assert migrations.ensure_schema(db, now_ms=123) == [SCHEMA_VERSION]
+    every = list(range(1, SCHEMA_VERSION + 1))
+    assert migrations.ensure_schema(db, now_ms=123) == every
     with _raw(tmp_path / "reg.db") as c:
         tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert {m._meta.table_name for m in ALL_MODELS} <= tables
         assert c.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-        assert c.execute("SELECT version, applied_ms FROM schema_version").fetchall() == [(SCHEMA_VERSION, 123)]
+        assert c.execute("SELECT version, applied_ms FROM schema_version").fetchall() == [(v, 123) for v in every]
         triggers = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='trigger'")}
     assert triggers == {
         "transition_append_only_update",
@@ -108,42 +112,75 @@ def test_foreign_database_is_refused(db: pw.SqliteDatabase, tmp_path: Path) -> N
         migrations.ensure_schema(db)
 
 
-def _v2_index(db: pw.Database) -> None:
+NEXT = SCHEMA_VERSION + 1
+
+
+def _next_index(db: pw.Database) -> None:
     db.execute_sql('CREATE INDEX "fill_fill_ms" ON "fill" ("fill_ms")')  # type: ignore[no-untyped-call]
 
 
-def _v2_broken(db: pw.Database) -> None:
+def _next_broken(db: pw.Database) -> None:
     db.execute_sql('CREATE INDEX "fill_fill_ms" ON "fill" ("fill_ms")')  # type: ignore[no-untyped-call]
     raise RuntimeError("disk on fire")
 
 
 def test_migration_path_applies_pending_steps_in_order(db: pw.SqliteDatabase, tmp_path: Path) -> None:
-    migrations.ensure_schema(db)  # an existing v1 registry
-    steps = {**migrations.MIGRATIONS, 2: _v2_index}
-    assert migrations.ensure_schema(db, target=2, migrations=steps, now_ms=5) == [2]
+    migrations.ensure_schema(db)  # an existing registry at the current version
+    steps = {**migrations.MIGRATIONS, NEXT: _next_index}
+    assert migrations.ensure_schema(db, target=NEXT, migrations=steps, now_ms=5) == [NEXT]
     with _raw(tmp_path / "reg.db") as c:
-        assert c.execute("PRAGMA user_version").fetchone()[0] == 2
-        assert c.execute("SELECT version FROM schema_version ORDER BY version").fetchall() == [(1,), (2,)]
+        assert c.execute("PRAGMA user_version").fetchone()[0] == NEXT
+        versions = c.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
+        assert versions == [(v,) for v in range(1, NEXT + 1)]
         assert c.execute("SELECT 1 FROM sqlite_master WHERE name='fill_fill_ms'").fetchone() == (1,)
-    # and the v1 code now refuses the v2 database
+    # and the current code now refuses the newer database
     with pytest.raises(RegistryVersionError):
         migrations.ensure_schema(db)
 
 
 def test_fresh_database_runs_every_step(db: pw.SqliteDatabase) -> None:
-    steps = {**migrations.MIGRATIONS, 2: _v2_index}
-    assert migrations.ensure_schema(db, target=2, migrations=steps) == [1, 2]
+    steps = {**migrations.MIGRATIONS, NEXT: _next_index}
+    assert migrations.ensure_schema(db, target=NEXT, migrations=steps) == list(range(1, NEXT + 1))
 
 
 def test_failed_migration_leaves_previous_version(db: pw.SqliteDatabase, tmp_path: Path) -> None:
     migrations.ensure_schema(db)
     with pytest.raises(RuntimeError, match="disk on fire"):
-        migrations.ensure_schema(db, target=2, migrations={**migrations.MIGRATIONS, 2: _v2_broken})
-    assert migrations.current_version(db) == 1
+        migrations.ensure_schema(db, target=NEXT, migrations={**migrations.MIGRATIONS, NEXT: _next_broken})
+    assert migrations.current_version(db) == SCHEMA_VERSION
     with _raw(tmp_path / "reg.db") as c:
         assert c.execute("SELECT 1 FROM sqlite_master WHERE name='fill_fill_ms'").fetchone() is None
 
 
 def test_missing_step_is_a_code_bug(db: pw.SqliteDatabase) -> None:
-    with pytest.raises(RegistryVersionError, match=r"no migration registered for schema version\(s\) \[3\]"):
-        migrations.ensure_schema(db, target=3, migrations={**migrations.MIGRATIONS, 2: _v2_index})
+    with pytest.raises(RegistryVersionError, match=rf"no migration registered for schema version\(s\) \[{NEXT + 1}\]"):
+        migrations.ensure_schema(db, target=NEXT + 1, migrations={**migrations.MIGRATIONS, NEXT: _next_index})
+
+
+def test_version_1_registry_with_history_upgrades_to_2_and_audits_clean(tmp_path: Path) -> None:
+    """A registry written by the first release (schema 1, no chain_anchor) keeps every row through the upgrade."""
+    path = tmp_path / "v1.db"
+    old = connect(path)
+    migrations.ensure_schema(old, target=1, migrations={1: migrations.MIGRATIONS[1]})
+    old.close()
+    small = tmp_path / "history.db"
+    build_registry(small, positions=20, transitions_per_position=4, fills_per_position=4, seed=3)
+    with _raw(path) as c:
+        c.execute("ATTACH DATABASE ? AS src", (str(small),))
+        for table in ("position", '"order"', "fill", "transition"):
+            c.execute(f"INSERT INTO main.{table} SELECT * FROM src.{table}")
+        c.execute("DETACH DATABASE src")
+        before = {t: c.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("position", "fill", "transition")}
+        assert c.execute("SELECT 1 FROM sqlite_master WHERE name = 'chain_anchor'").fetchone() is None
+    db = connect(path)
+    try:
+        assert migrations.ensure_schema(db, now_ms=9) == [2]
+        assert migrations.current_version(db) == 2
+        report = run_audit(db)
+        assert report.ok, report.summary()
+        assert load_anchors(db) == {}
+    finally:
+        db.close()
+    with _raw(path) as c:
+        after = {t: c.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("position", "fill", "transition")}
+    assert after == before and before["fill"] > 0

@@ -1,0 +1,92 @@
+"""Chain anchors: where the last clean audit found each hash chain, and when the audit re-hashes everything.
+
+A clean audit records each chain's head (`chain_anchor`, one row per chain). The next audit checks that history
+still passes through it, and re-hashes only the rows after it, unless a full audit is due: none was recorded yet,
+or the last one is older than the configured interval. So the daemon's audit at startup and on every health
+cycle stays short on years of data, and every row is still re-hashed at least once per interval.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import peewee as pw
+
+from lifecycle.audit import CHAINS, SCOPE_FULL, AuditReport, ChainHead, run_audit
+
+DEFAULT_FULL_AUDIT_EVERY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class StoredAnchor:
+    head: ChainHead
+    verified_ms: int
+    full_verified_ms: int | None
+
+
+def _execute(db: pw.Database, sql: str, params: tuple[object, ...] = ()) -> sqlite3.Cursor:
+    cursor: sqlite3.Cursor = db.execute_sql(sql, params)  # type: ignore[no-untyped-call]
+    return cursor
+
+
+def load_anchors(db: pw.Database) -> dict[str, StoredAnchor]:
+    """The recorded anchors ({} for a registry that has none yet, or a schema-1 file opened read-only)."""
+    try:
+        rows = _execute(
+            db, "SELECT chain, through_id, through_hash, rows, verified_ms, full_verified_ms FROM chain_anchor"
+        ).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return {}
+        raise
+    return {
+        str(name): StoredAnchor(ChainHead(int(through_id), str(through_hash), int(count)), int(verified), full)
+        for name, through_id, through_hash, count, verified, full in rows
+    }
+
+
+def record_anchors(db: pw.Database, report: AuditReport, now_ms: int) -> None:
+    """Move the anchors to where `report` found the chains. Only a clean report may: an anchor vouches for
+    everything before it."""
+    if not report.ok:
+        raise ValueError(f"refusing to anchor the chains on a failed audit ({report.summary()})")
+    full_ms = now_ms if report.scope == SCOPE_FULL else None
+    with db.atomic("IMMEDIATE"):
+        for name, head in report.heads.items():
+            _execute(
+                db,
+                "INSERT INTO chain_anchor (chain, through_id, through_hash, rows, verified_ms, full_verified_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (chain) DO UPDATE SET through_id = excluded.through_id,"
+                " through_hash = excluded.through_hash, rows = excluded.rows, verified_ms = excluded.verified_ms,"
+                " full_verified_ms = coalesce(excluded.full_verified_ms, chain_anchor.full_verified_ms)",
+                (name, head.through_id, head.through_hash, head.rows, now_ms, full_ms),
+            )
+
+
+def clear_anchors(db: pw.Database) -> int:
+    """Forget every anchor (the operator's way out after investigating an anchor finding); the next audit is full."""
+    with db.atomic("IMMEDIATE"):
+        return int(_execute(db, "DELETE FROM chain_anchor").rowcount)
+
+
+def full_audit_due(anchors: Mapping[str, StoredAnchor], now_ms: int, full_every_ms: int) -> bool:
+    """True when some chain has no anchor, or has not been re-hashed in full within `full_every_ms`."""
+    for name in CHAINS:
+        anchor = anchors.get(name)
+        if anchor is None or anchor.full_verified_ms is None or now_ms - anchor.full_verified_ms >= full_every_ms:
+            return True
+    return False
+
+
+def audit_and_anchor(
+    db: pw.Database, now_ms: int, *, full_every_ms: int = DEFAULT_FULL_AUDIT_EVERY_MS, force_full: bool = False
+) -> AuditReport:
+    """The daemon's audit: full when due (or forced), else from the anchors; a clean result moves the anchors."""
+    anchors = load_anchors(db)
+    full = force_full or full_audit_due(anchors, now_ms, full_every_ms)
+    report = run_audit(db, anchors={name: a.head for name, a in anchors.items()}, full=full)
+    if report.ok:
+        record_anchors(db, report, now_ms)
+    return report
