@@ -125,6 +125,9 @@ class IntervalSettings(_Section):
     reconcile: float = Field(default=60.0, ge=1, le=86_400)
     protect: float = Field(default=30.0, ge=1, le=86_400)
     health: float = Field(default=300.0, ge=1, le=86_400)
+    # The health job's registry audit re-hashes every chained row at most this long after the last time it did;
+    # in between it re-hashes only the rows after the chain anchors (docs/audit.md).
+    full_audit: float = Field(default=86_400.0, ge=60, le=30 * 86_400)
 
 
 class RiskSettings(_Section):

@@ -21,8 +21,9 @@ from exchange.ccxt_venue import CcxtVenue
 from exchange.errors import VenueError
 from exchange.types import Instrument
 from exchange.venue import Venue
-from lifecycle.audit import AuditReport, run_audit
-from lifecycle.clock import Clock, SystemClock
+from lifecycle.anchors import audit_and_anchor
+from lifecycle.audit import AuditReport
+from lifecycle.clock import Clock, SystemClock, to_ms
 from lifecycle.errors import IllegalTransition, OverfillError
 from lifecycle.escalation import Escalator
 from lifecycle.events import EVENT_LOGGER, Ev, emit
@@ -91,7 +92,7 @@ def report_corrupted_rows(report: AuditReport) -> None:
 
 def run_startup_audit(audit: Callable[[], AuditReport]) -> AuditReport:
     report = audit()
-    emit(Ev.REGISTRY_AUDIT_REPORT, None, **report.fields())
+    emit(Ev.REGISTRY_AUDIT_REPORT, None, **report.fields(), scope=report.scope)
     if not report.ok:
         report_corrupted_rows(report)
         raise StartupRefused(
@@ -99,7 +100,7 @@ def run_startup_audit(audit: Callable[[], AuditReport]) -> AuditReport:
             f"{report.summary()}. Keep the service stopped; follow RUNBOOK.md 'Audit failure' before any restart",
             EXIT_AUDIT,
         )
-    step("audit", "violations_total=0")
+    step("audit", f"violations_total=0 scope={report.scope}")
     return report
 
 
@@ -221,6 +222,17 @@ def safety_from(settings: Settings, memory: RestartMemory | None = None) -> Safe
     return Safety(killswitch, Escalator(restart_firsts=memory.load()), memory.save)
 
 
+def registry_audit(registry: Registry, clock: Clock, full_every_s: float) -> Callable[[], AuditReport]:
+    """The audit run at startup and by every health cycle: from the chain anchors, or in full when the last full
+    audit is `full_every_s` old (lifecycle.anchors); each clean run moves the anchors forward."""
+    full_every_ms = int(full_every_s * 1000)
+
+    def audit() -> AuditReport:
+        return audit_and_anchor(registry.db, to_ms(clock.now()), full_every_ms=full_every_ms)
+
+    return audit
+
+
 @dataclass
 class Started:
     ctx: DaemonContext
@@ -245,9 +257,7 @@ def start(
     step("database", str(db_path))
     run_merge(lambda: merge_registry(registry.db, clock))
 
-    def audit() -> AuditReport:
-        return run_audit(registry.db)
-
+    audit = registry_audit(registry, clock, settings.intervals.full_audit)
     run_startup_audit(audit)
     instruments = connect_venue(venue, settings.symbols, canonical_key)
     keys = tuple(canonical_key(s) for s in settings.symbols)

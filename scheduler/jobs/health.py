@@ -28,7 +28,7 @@ def check_margin(ctx: DaemonContext) -> None:
 
 def check_audit(ctx: DaemonContext, audit: Callable[[], AuditReport]) -> AuditReport:
     report = audit()
-    emit(Ev.REGISTRY_AUDIT_REPORT, None, **report.fields())
+    emit(Ev.REGISTRY_AUDIT_REPORT, None, **report.fields(), scope=report.scope)
     if not report.ok and not ctx.safety.invariant_halted:
         ctx.safety.invariant_violated("registry_audit", report.summary())
     return report

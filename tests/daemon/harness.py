@@ -31,9 +31,11 @@ from lifecycle.registry import Registry
 from scheduler.jobs import exits, health, protect, reconcile, tick
 from scheduler.jobs.context import DaemonContext, Limits
 from scheduler.jobs.safety import Safety
+from scheduler.startup import registry_audit
 from strategy.base import Decision, Verdict
 
 API_KEY = "test-key-0123456789abcdef"
+FULL_AUDIT_S = 3600.0
 API_SECRET = base64.b64encode(b"test-secret-" * 6).decode()
 
 
@@ -89,7 +91,8 @@ class World:
         exits.run(self.ctx)
 
     def health(self) -> None:
-        health.run(self.ctx, lambda: run_audit(self.registry.db))
+        """The health job with the daemon's own audit policy (anchored; full once FULL_AUDIT_S has passed)."""
+        health.run(self.ctx, registry_audit(self.registry, self.clock, FULL_AUDIT_S))
 
     def audit_ok(self) -> bool:
         return run_audit(self.registry.db).ok

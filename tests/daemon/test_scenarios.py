@@ -355,3 +355,36 @@ def test_entry_with_unknown_outcome_is_never_resent_and_settled_by_evidence(tmp_
         assert w.registry.unresolved_orders() == []  # settled: the next restart has nothing to look up
         assert w.sim.order_log == []  # never re-sent
         assert w.audit_ok()
+
+
+def test_damage_before_the_anchors_is_caught_by_the_next_full_audit_and_halts_entries(tmp_path: Path) -> None:
+    """Health cycles re-hash only rows after the anchors; once FULL_AUDIT_S has passed, one re-hashes all."""
+    import sqlite3
+
+    from tests.daemon.harness import FULL_AUDIT_S
+
+    with world(tmp_path) as w, captured_events() as ev:
+        w.sim.open_position_direct(ETH, "long", Decimal("0.5"))
+        w.reconcile()
+        w.advance(5)
+        w.reconcile()
+        w.health()
+        w.health()
+        scopes = [r["scope"] for r in ev.named("REGISTRY_AUDIT_REPORT")]
+        assert scopes == ["full", "tail"]
+        with sqlite3.connect(tmp_path / "registry.db") as conn:
+            conn.execute("DROP TRIGGER transition_append_only_update")
+            conn.execute("UPDATE transition SET cause = cause || '!' WHERE id = (SELECT min(id) FROM transition)")
+        w.advance(60)
+        w.health()  # the old row is before the anchor: this cycle does not re-hash it
+        assert ev.named("REGISTRY_AUDIT_REPORT")[-1]["scope"] == "tail"
+        assert ev.named("INVARIANT_VIOLATION") == []
+        w.advance(FULL_AUDIT_S)
+        w.health()
+        last = ev.named("REGISTRY_AUDIT_REPORT")[-1]
+        assert (last["scope"], last["transition_chain_breaks"]) == ("full", 1)
+        [violation] = ev.named("INVARIANT_VIOLATION")
+        assert violation["invariant"] == "registry_audit" and "transition#1" in str(violation["detail"])
+        w.strategy.entries[XBT] = "long"
+        w.advance(60)
+        assert w.tick().entries == 0

@@ -12,6 +12,7 @@ from pathlib import Path
 from lifecycle.clock import FakeClock
 from lifecycle.registry import Registry
 from tests.daemon.procs import ROOT, daemon, live_simulator, write_config
+from tests.lifecycle.helpers import drive_to
 
 
 def corrupt_registry(path: Path) -> None:
@@ -115,3 +116,30 @@ def test_paper_mode_runs_with_no_config_and_no_network(tmp_path: Path) -> None:
     for event in ("DAEMON_STARTED", "DECISION_TRACE", "RECONCILIATION_REPORT", "CYCLE_SUMMARY", "DAEMON_STOPPED"):
         assert event in out, event
     assert "venue=http://127.0.0.1:" in out
+
+
+def _audit_line(out: str) -> str:
+    """The startup audit's report (the health job logs more later)."""
+    return next(x for x in out.splitlines() if "REGISTRY_AUDIT_REPORT" in x)
+
+
+def test_startup_audit_is_full_first_then_from_the_anchors_which_reveal_a_deleted_tail(tmp_path: Path) -> None:
+    path = tmp_path / "registry.db"
+    registry = Registry.open(path, FakeClock())
+    drive_to(registry, "CLOSED", symbol="PF_ETHUSD")  # a ledger with fills before the first start
+    registry.close()
+    with live_simulator(seed=2) as (_sim, base_url):
+        config = write_config(tmp_path, base_url)
+        first, _ = daemon(config, duration=2).communicate(timeout=60)
+        second, _ = daemon(config, duration=2).communicate(timeout=60)
+        assert "scope=full" in _audit_line(first) and "violations_total=0" in _audit_line(first)
+        assert "scope=tail" in _audit_line(second) and "violations_total=0" in _audit_line(second)
+        with sqlite3.connect(path) as conn:
+            conn.execute("DROP TRIGGER fill_append_only_delete")
+            (last,) = conn.execute("SELECT max(id) FROM fill").fetchone()
+            conn.execute("DELETE FROM fill WHERE id = ?", (last,))
+        proc = daemon(config, duration=2)
+        third, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 3, third[-2000:]
+    assert "fill_chain_breaks=1" in _audit_line(third)
+    assert f"fill#{last} (anchor:" in third and "startup refused at step audit" in third
