@@ -2,19 +2,27 @@
 
 Tools are dry-run by default (`--execute` to act), print either human text or exactly one JSON document, and
 never show an operator a traceback: `run_tool` turns every failure into one line on stderr and an exit code.
+
+Secrets: `run_tool` routes everything the tool prints (its report, its stderr lines, library warnings, the final
+`error:` line) through one redactor. Values reach it through `register_secrets`, which the settings loader of
+the tools (`tools._venue.load`) calls as soon as settings are known, so a tool cannot forget it; the raw value
+and its common encodings (URL-quoted, base64, JSON/repr-escaped) are replaced by `***`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from lifecycle.db import DEFAULT_DB_PATH
+from scheduler.logsetup import Redactor
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
@@ -91,11 +99,66 @@ def write_text(lines: Iterable[str], stream: IO[str] | None = None) -> None:
         out.write(line + "\n")
 
 
-def redact(message: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            message = message.replace(secret, "***")
-    return message
+# One per process: a tool run is one process, and whatever registered a secret must cover all later output.
+_TOOL_REDACTOR = Redactor()
+
+
+def register_secrets(values: Iterable[str]) -> None:
+    """Scrub these values (and their encodings) from everything the running tool prints from now on."""
+    for value in values:
+        if value:
+            _TOOL_REDACTOR.register(value)
+
+
+def scrub(text: str) -> str:
+    return _TOOL_REDACTOR(text)
+
+
+class _ScrubbingStream(io.TextIOBase):
+    """A stdout/stderr stand-in that redacts whole lines, so a secret split across two writes is still caught."""
+
+    def __init__(self, target: IO[str]) -> None:
+        super().__init__()
+        self._target = target
+        self._pending = ""
+
+    @property  # some libraries read sys.stdout.encoding; TextIOBase's default is None
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self._target, "encoding", None) or "utf-8"
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return self._target.isatty()
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        complete, newline, self._pending = self._pending.rpartition("\n")
+        if newline:
+            self._target.write(scrub(complete + newline))
+        return len(text)
+
+    def flush(self) -> None:
+        # A partial line stays held back: flushing it now could cut a secret in two.
+        self._target.flush()
+
+    def drain(self) -> None:
+        if self._pending:
+            self._target.write(scrub(self._pending))
+            self._pending = ""
+        self._target.flush()
+
+
+@contextlib.contextmanager
+def _scrubbed_stdio() -> Iterator[None]:
+    out, err = _ScrubbingStream(sys.stdout), _ScrubbingStream(sys.stderr)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            yield
+    finally:
+        out.drain()
+        err.drain()
 
 
 def one_line(message: str) -> str:
@@ -111,15 +174,18 @@ def run_tool(
 ) -> int:
     """Run `main(argv)` and return its exit code; failures become one line on stderr, never a traceback.
 
-    `secrets` are values (API keys, tokens) scrubbed from any message that reaches the operator.
+    Everything printed while `main` runs, and the failure line, is scrubbed of the registered secrets: those
+    given here (`secrets`) and those registered later, once the tool has loaded its settings.
     """
     err = stderr or sys.stderr
     args = list(sys.argv[1:] if argv is None else argv)
-    secret_values = [s for s in secrets if s]
+    _TOOL_REDACTOR.clear()  # a run starts from its own secrets (matters when tests run several tools in-process)
+    register_secrets(secrets)
     try:
-        return main(args)
+        with _scrubbed_stdio():
+            return main(args)
     except ToolError as exc:
-        err.write(f"error: {one_line(redact(str(exc), secret_values))}\n")
+        err.write(f"error: {one_line(scrub(str(exc)))}\n")
         return exc.exit_code
     except KeyboardInterrupt:
         err.write("error: interrupted\n")
@@ -129,5 +195,5 @@ def run_tool(
         return code if isinstance(code, int) else EXIT_USAGE
     except Exception as exc:
         # An unexpected failure still gets one line; the type tells a developer where to look.
-        err.write(f"error: unexpected {type(exc).__name__}: {one_line(redact(str(exc), secret_values))}\n")
+        err.write(f"error: unexpected {type(exc).__name__}: {one_line(scrub(str(exc)))}\n")
         return EXIT_PROBLEMS

@@ -30,7 +30,7 @@ from lifecycle.registry import Registry
 from lifecycle.units import units_to_qty
 from scheduler.config import ConfigError, Settings, load_settings
 from specs.lifecycle import ACTIVE_STATES
-from tools._cli import ProblemsFound, UsageError, require_live_ack
+from tools._cli import ProblemsFound, UsageError, register_secrets, require_live_ack
 
 if TYPE_CHECKING:
     from exchange.ccxt_venue import CcxtVenue
@@ -53,11 +53,16 @@ def add_common(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def load(config: Path | None) -> Settings:
-    """Settings as the daemon loads them; a bad config is a usage error (exit 2) naming each key."""
+    """Settings as the daemon loads them; a bad config is a usage error (exit 2) naming each key.
+
+    Every tool loads its settings here, so this is where their secrets are registered for scrubbing: from now
+    on nothing the tool prints (reports, errors, a library's exception text) can show them.
+    """
     try:
         settings = load_settings(config)
     except ConfigError as err:
         raise UsageError("config invalid: " + "; ".join(f"{p.key}: {p.message}" for p in err.problems)) from None
+    register_secrets(settings.secret_values())
     return settings
 
 
