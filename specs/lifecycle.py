@@ -156,12 +156,14 @@ INVARIANTS: tuple[InvariantSpec, ...] = (
     InvariantSpec(
         "INV-09",
         "transition_chain_breaks",
-        "a transition-log row whose hash or link to the previous row does not verify (tampering, lost row)",
+        "a transition-log row whose hash or link to the previous row does not verify (tampering, lost row),"
+        " or the log no longer ends where the last clean audit anchored it (rows lost at its end)",
     ),
     InvariantSpec(
         "INV-10",
         "fill_chain_breaks",
-        "a fill-ledger row whose hash or link to the previous row does not verify (tampering, lost row)",
+        "a fill-ledger row whose hash or link to the previous row does not verify (tampering, lost row),"
+        " or the ledger no longer ends where the last clean audit anchored it (rows lost at its end)",
     ),
 )
 
