@@ -1,8 +1,14 @@
 """`python -m tools.check_db_health [--db PATH] [--json]`: is the registry file sound? Read-only.
 
-Reports the file, its size, SQLite's `integrity_check`, the schema version, row counts and every field of the
-registry audit. Exits 0 when healthy, 1 when anything is wrong, 2 when the file is missing. A damaged, locked or
-foreign file gets one line naming the file and what to do, never a traceback.
+Reports the file, its size, SQLite's `integrity_check`, the schema version, row counts, the chain anchors and
+every field of the registry audit. The audit is always full (every chained row re-hashed) and checks the stored
+anchors too, so rows deleted at the end of a chain, or a damaged anchor, are findings. Exits 0 when healthy, 1
+when anything is wrong, 2 when the file is missing. A damaged, locked or foreign file gets one line naming the
+file and what to do, never a traceback.
+
+`--reset-anchors [--execute]` is the one write: after an anchor finding has been investigated (and the chain
+restored or rebuilt), it forgets the anchors, so the daemon's next audit is full and anchors the chains where
+they end then. Dry-run by default; it never creates or migrates a file.
 """
 
 from __future__ import annotations
@@ -10,20 +16,85 @@ from __future__ import annotations
 import sqlite3
 import struct
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import peewee as pw
 
-from lifecycle.audit import AuditReport, quick_check, run_audit
+from lifecycle.anchors import StoredAnchor, clear_anchors, load_anchors
+from lifecycle.audit import CHAINS, AuditReport, quick_check, run_audit
 from lifecycle.db import RegistryOpenError, connect
-from lifecycle.models import ALL_MODELS, SCHEMA_VERSION
-from tools._cli import ProblemsFound, UsageError, make_parser, run_tool, write_json, write_text
+from lifecycle.errors import RegistryVersionError
+from lifecycle.migrations import current_version
+from lifecycle.models import ALL_MODELS, SCHEMA_VERSION, V1_MODELS
+from tools._cli import (
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    ProblemsFound,
+    ToolError,
+    UsageError,
+    dry_run_prefix,
+    make_parser,
+    run_tool,
+    write_json,
+    write_text,
+)
 
 RESTORE = "restore it from backup; keep the service stopped"
 SQLITE_MAGIC = b"SQLite format 3\x00"
+RESET_HINT = (
+    "investigate first (docs/tools.md, check_db_health); once the chain is restored or rebuilt and its current end is"
+    " the truth, clear the anchors with python -m tools.check_db_health --reset-anchors --execute"
+)
+ANCHOR_LABEL_MARK = "(anchor:"
+"""How `lifecycle.audit` labels a chain break that is an anchor which no longer holds."""
+INDENT = " " * 17
+
+
+def iso_utc(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def anchor_json(anchor: StoredAnchor) -> dict[str, Any]:
+    full = anchor.full_verified_ms
+    return {
+        "through_id": anchor.head.through_id,
+        "through_hash": anchor.head.through_hash,
+        "rows": anchor.head.rows,
+        "verified": iso_utc(anchor.verified_ms),
+        "verified_ms": anchor.verified_ms,
+        "last_full_verification": "never" if full is None else iso_utc(full),
+        "full_verified_ms": full,
+    }
+
+
+def anchor_text(name: str, anchor: StoredAnchor) -> str:
+    full = anchor.full_verified_ms
+    return (
+        f"{name}: through_id={anchor.head.through_id} rows={anchor.head.rows}"
+        f" hash={anchor.head.through_hash[:12]} verified={iso_utc(anchor.verified_ms)}"
+        f" last_full={'never' if full is None else iso_utc(full)}"
+    )
+
+
+def in_chain_order(anchors: dict[str, StoredAnchor]) -> list[tuple[str, StoredAnchor]]:
+    """The audit's chain order (transition, fill), then any name that is not a chain (a damaged row)."""
+    order = {name: i for i, name in enumerate(CHAINS)}
+    return sorted(anchors.items(), key=lambda item: (order.get(item[0], len(order)), item[0]))
+
+
+def anchors_text(anchors: dict[str, StoredAnchor], *, unreadable: bool = False) -> list[str]:
+    """The report's anchors section: one chain per line under one heading."""
+    if unreadable:
+        return ["anchors:         unreadable (chain_anchor holds values of the wrong type)"]
+    if not anchors:
+        return ["anchors:         none recorded yet"]
+    lines = [anchor_text(name, anchor) for name, anchor in in_chain_order(anchors)]
+    return ["anchors:         " + lines[0], *(INDENT + line for line in lines[1:])]
 
 
 @dataclass
@@ -33,14 +104,21 @@ class HealthReport:
     integrity: list[str] = field(default_factory=list)
     schema: dict[str, Any] = field(default_factory=dict)
     rows: dict[str, int] = field(default_factory=dict)
+    anchors: dict[str, StoredAnchor] = field(default_factory=dict)
+    anchors_unreadable: bool = False
     audit: AuditReport | None = None
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """Worth knowing, not wrong (an older schema the daemon will migrate; what to do after an anchor finding)."""
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
     def to_json(self) -> dict[str, Any]:
+        audit = None
+        if self.audit is not None:
+            audit = {**self.audit.fields(), "details": self.audit.details, "scope": self.audit.scope}
         return {
             "file": str(self.file),
             "ok": self.ok,
@@ -48,8 +126,10 @@ class HealthReport:
             "integrity_check": self.integrity,
             "schema": self.schema,
             "rows": self.rows,
-            "audit": None if self.audit is None else {**self.audit.fields(), "details": self.audit.details},
+            "anchors": {name: anchor_json(a) for name, a in in_chain_order(self.anchors)},
+            "audit": audit,
             "problems": self.problems,
+            "notes": self.notes,
         }
 
     def to_text(self) -> list[str]:
@@ -59,9 +139,12 @@ class HealthReport:
             f"integrity_check: {'; '.join(self.integrity[:5])}",
             "schema:          " + ", ".join(f"{k}={'-' if v is None else v}" for k, v in self.schema.items()),
             "rows:            " + ", ".join(f"{k}={v}" for k, v in self.rows.items()),
+            *anchors_text(self.anchors, unreadable=self.anchors_unreadable),
         ]
         if self.audit is not None:
-            lines.append("audit:           " + " ".join(f"{k}={v}" for k, v in self.audit.fields().items()))
+            fields = " ".join(f"{k}={v}" for k, v in self.audit.fields().items())
+            lines.append(f"audit:           {fields} scope={self.audit.scope}")
+        lines += [f"note:            {note}" for note in self.notes]
         lines.append("status:          " + ("HEALTHY" if self.ok else "PROBLEMS: " + "; ".join(self.problems)))
         return lines
 
@@ -106,9 +189,27 @@ def _check_header(path: Path, size: int) -> None:
         raise ProblemsFound(f"{path} is truncated ({size} bytes, the header says {page_count * page_size}): {RESTORE}")
 
 
+def _existing_registry_file(path: Path) -> int:
+    """The file's size, once it is known to exist and to look like SQLite (nothing is ever created here)."""
+    if not path.exists():
+        raise UsageError(f"registry database {path} does not exist: check --db PATH (nothing was created)")
+    if not path.is_file():
+        raise UsageError(f"{path} is not a file: pass the registry database with --db PATH")
+    size = path.stat().st_size
+    _check_header(path, size)
+    return size
+
+
 def _sql(db: pw.SqliteDatabase, sql: str) -> sqlite3.Cursor:
     cursor: sqlite3.Cursor = db.execute_sql(sql)  # type: ignore[no-untyped-call]
     return cursor
+
+
+def _required_tables(version: int | None) -> set[str]:
+    """The tables a file at `version` must hold. A file older than the code lacks the later tables by right: the
+    daemon's migrations add them when it next opens the file."""
+    models = ALL_MODELS if version is None or version >= SCHEMA_VERSION else V1_MODELS
+    return {m._meta.table_name for m in models}
 
 
 def _schema(db: pw.SqliteDatabase, report: HealthReport) -> set[str]:
@@ -118,13 +219,13 @@ def _schema(db: pw.SqliteDatabase, report: HealthReport) -> set[str]:
     if "schema_version" in tables:
         (table_version,) = _sql(db, "SELECT max(version) FROM schema_version").fetchone()
     report.schema = {"code": SCHEMA_VERSION, "table": table_version, "user_version": int(user_version)}
-    expected = {m._meta.table_name for m in ALL_MODELS}
-    missing = sorted(expected - tables)
+    recorded = [v for v in (table_version, int(user_version) or None) if v is not None]
+    version = max(recorded) if recorded else None
+    missing = sorted(_required_tables(version) - tables)
     if missing:
         report.problems.append(
             f"schema incomplete: missing tables {', '.join(missing)} (not a registry, or a failed migration)"
         )
-    recorded = [v for v in (table_version, int(user_version) or None) if v is not None]
     if not recorded:
         report.problems.append("no schema version recorded (schema_version table empty and user_version 0)")
     elif max(recorded) > SCHEMA_VERSION:
@@ -133,17 +234,71 @@ def _schema(db: pw.SqliteDatabase, report: HealthReport) -> set[str]:
         )
     elif len(set(recorded)) > 1:
         report.problems.append(f"schema versions disagree (table {table_version}, user_version {user_version})")
-    return tables & expected
+    elif max(recorded) < SCHEMA_VERSION:
+        report.notes.append(
+            f"schema version {max(recorded)} is older than this code ({SCHEMA_VERSION}): the daemon migrates it"
+            " when it next opens the file (back the file up first); until then no chain anchors are recorded"
+        )
+    return tables & {m._meta.table_name for m in ALL_MODELS}
+
+
+def _damaged_anchor_table(db: pw.SqliteDatabase, report: HealthReport) -> None:
+    """load_anchors could not read the rows (a value of the wrong type): the anchors cannot vouch for anything."""
+    (count,) = _sql(db, "SELECT count(*) FROM chain_anchor").fetchone()
+    report.anchors_unreadable = True
+    report.problems.append(
+        f"chain_anchor is damaged ({count} row(s) with values of the wrong type), so the chains were audited"
+        f" without anchors: {RESET_HINT}"
+    )
+
+
+def _anchor_set_problems(anchors: dict[str, StoredAnchor]) -> list[str]:
+    """A clean audit anchors every chain at once and a reset clears them all, so a partial or foreign set means the
+    anchor table itself was edited (an unanchored chain hides rows deleted at its end)."""
+    if not anchors:
+        return []
+    problems = [
+        f"chain_anchor holds an anchor for unknown chain {name!r}" for name in sorted(set(anchors) - set(CHAINS))
+    ]
+    problems += [f"chain_anchor has no anchor for the {name} chain" for name in CHAINS if name not in anchors]
+    if problems:
+        return [f"{'; '.join(problems)} (the anchor table was edited): {RESET_HINT}"]
+    return []
+
+
+def _read_anchors(db: pw.SqliteDatabase, report: HealthReport, present: set[str]) -> None:
+    if "chain_anchor" not in present:
+        return
+    try:
+        report.anchors = load_anchors(db)
+    except (TypeError, ValueError):
+        _damaged_anchor_table(db, report)
+        return
+    report.problems += _anchor_set_problems(report.anchors)
+
+
+def _has_anchor_finding(audit: AuditReport) -> bool:
+    return any(
+        ANCHOR_LABEL_MARK in label
+        for name in ("transition_chain_breaks", "fill_chain_breaks")
+        for label in audit.details.get(name, [])
+    )
+
+
+def _audit(db: pw.SqliteDatabase, report: HealthReport) -> None:
+    # Full even with anchors: this is the check an operator trusts, so every row is re-hashed; the anchors add
+    # what a chain alone cannot show (rows deleted at its end).
+    heads = {name: anchor.head for name, anchor in report.anchors.items()}
+    report.audit = run_audit(db, anchors=heads, full=True)
+    if not report.audit.ok:
+        report.problems.append(report.audit.summary())
+        if _has_anchor_finding(report.audit):
+            report.notes.append(f"a chain no longer passes through its anchor: {RESET_HINT}")
 
 
 def check(path: Path, *, busy_timeout_ms: int = 2000) -> HealthReport:
     """Inspect `path` without writing to it; raises ToolError subclasses for files that cannot be inspected."""
-    if not path.exists():
-        raise UsageError(f"registry database {path} does not exist: check --db PATH (nothing was created)")
-    if not path.is_file():
-        raise UsageError(f"{path} is not a file: pass the registry database with --db PATH")
-    size = path.stat().st_size
-    _check_header(path, size)
+    size = _existing_registry_file(path)
     try:
         db = connect(path, readonly=True)
     except RegistryOpenError as exc:
@@ -160,10 +315,9 @@ def check(path: Path, *, busy_timeout_ms: int = 2000) -> HealthReport:
             for model in ALL_MODELS:
                 if model._meta.table_name in present:
                     report.rows[model._meta.table_name] = model.select().count()
+        _read_anchors(db, report, present)
         if {"position", "transition", "fill"} <= present:
-            report.audit = run_audit(db)
-            if not report.audit.ok:
-                report.problems.append(report.audit.summary())
+            _audit(db, report)
     except (pw.DatabaseError, sqlite3.DatabaseError) as exc:  # raw cursors raise sqlite3's own errors
         raise ProblemsFound(_describe_sqlite_error(path, exc)) from None
     finally:
@@ -171,25 +325,165 @@ def check(path: Path, *, busy_timeout_ms: int = 2000) -> HealthReport:
     return report
 
 
-def main(argv: Sequence[str]) -> int:
-    parser = make_parser("python -m tools.check_db_health", "Registry database integrity and health report (read-only)")
-    parser.add_argument("--busy-timeout-ms", type=int, default=2000, help="wait this long for a lock (default 2000)")
-    args = parser.parse_args(argv)
-    path: Path = args.db
+# --- --reset-anchors ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ResetReport:
+    file: Path
+    execute: bool
+    anchors: dict[str, StoredAnchor]
+    anchor_rows: int
+    """Rows in chain_anchor (the anchors above, or the rows of a damaged table that could not be read)."""
+    cleared: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """The shared convention: a dry-run that finds work to do is not ok (exit 1)."""
+        return self.execute or not self.anchor_rows
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "file": str(self.file),
+            "ok": self.ok,
+            "action": "reset_anchors",
+            "execute": self.execute,
+            "anchors": {name: anchor_json(a) for name, a in in_chain_order(self.anchors)},
+            "anchor_rows": self.anchor_rows,
+            "cleared": self.cleared,
+            "next_daemon_audit": "full" if self.execute else None,
+        }
+
+    def to_text(self) -> list[str]:
+        if not self.anchor_rows:
+            return [f"no chain anchors recorded in {self.file}: nothing to clear"]
+        prefix = dry_run_prefix(self.execute)
+        verb = "clear" if prefix else "cleared"
+        lines = [f"{prefix}{verb} {self.anchor_rows} chain anchor(s) in {self.file}:"]
+        lines += [INDENT + anchor_text(name, a) for name, a in in_chain_order(self.anchors)]
+        if len(self.anchors) < self.anchor_rows:
+            lines.append(INDENT + "(the anchor rows could not be read: values of the wrong type)")
+        if self.execute:
+            lines.append(
+                "the daemon's next audit will be a full one (every row re-hashed); if it is clean it records new"
+                " anchors where the chains end then"
+            )
+        else:
+            lines.append("run again with --execute to clear them; the daemon's next audit is then a full one")
+        return lines
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    low = str(exc).lower()
+    return "locked" in low or "busy" in low
+
+
+def _locked(path: Path) -> ProblemsFound:
+    return ProblemsFound(
+        f"{path} is locked by another process (probably the daemon): nothing was cleared. Stop the service, then"
+        " run --reset-anchors --execute again"
+    )
+
+
+@contextmanager
+def _open_for_reset(path: Path, execute: bool, busy_timeout_ms: int) -> Iterator[pw.SqliteDatabase]:
+    """The existing file, writable only for --execute (create=False: a wrong path never becomes a new registry)."""
+    _existing_registry_file(path)
     try:
-        report = check(path, busy_timeout_ms=args.busy_timeout_ms)
-    except (ProblemsFound, UsageError) as exc:
-        if args.json:
-            write_json({"file": str(path), "ok": False, "error": str(exc)})
-        raise
+        db = connect(path, readonly=not execute, create=False)
+    except RegistryOpenError as exc:
+        if _is_lock_error(exc):
+            raise _locked(path) from None
+        raise ProblemsFound(_describe_sqlite_error(path, exc)) from None
+    try:
+        db.pragma("busy_timeout", int(busy_timeout_ms))
+        yield db
+    except (pw.DatabaseError, sqlite3.DatabaseError) as exc:
+        if _is_lock_error(exc):
+            raise _locked(path) from None
+        raise ProblemsFound(_describe_sqlite_error(path, exc)) from None
+    finally:
+        db.close()
+
+
+def _require_current_schema(db: pw.SqliteDatabase, path: Path) -> None:
+    # Writing to a schema this code did not write (or migrating as a side effect) is never this tool's job.
+    try:
+        version = current_version(db)
+    except RegistryVersionError as exc:
+        raise ProblemsFound(f"{path}: {exc}; nothing was changed") from None
+    if version < SCHEMA_VERSION:
+        raise ProblemsFound(
+            f"{path} is at schema version {version}, older than this code ({SCHEMA_VERSION}): it has no chain anchors"
+            " to clear, nothing was changed (the daemon migrates the file when it next opens it)"
+        )
+    if version > SCHEMA_VERSION:
+        raise ProblemsFound(
+            f"{path} is at schema version {version}, newer than this code ({SCHEMA_VERSION}): nothing was changed;"
+            " use the release that wrote it"
+        )
+
+
+def reset_anchors(path: Path, *, execute: bool, busy_timeout_ms: int = 2000) -> ResetReport:
+    """Dry-run: what would be cleared. --execute: clear every anchor, so the daemon's next audit is full."""
+    with _open_for_reset(path, execute, busy_timeout_ms) as db:
+        _require_current_schema(db, path)
+        try:
+            anchors = load_anchors(db)
+        except (TypeError, ValueError):  # a damaged anchor row is one of the reasons to reset
+            anchors = {}
+        (rows,) = _sql(db, "SELECT count(*) FROM chain_anchor").fetchone()
+        report = ResetReport(file=path, execute=execute, anchors=anchors, anchor_rows=int(rows))
+        if execute and report.anchor_rows:
+            report.cleared = clear_anchors(db)
+    return report
+
+
+def _run_reset(args: Any) -> int:
+    report = reset_anchors(args.db, execute=args.execute, busy_timeout_ms=args.busy_timeout_ms)
+    if args.json:
+        write_json(report.to_json())
+    else:
+        write_text(report.to_text())
+    return EXIT_OK if report.ok else EXIT_PROBLEMS
+
+
+def _run_check(args: Any) -> int:
+    path: Path = args.db
+    report = check(path, busy_timeout_ms=args.busy_timeout_ms)
     if args.json:
         write_json(report.to_json())
     else:
         write_text(report.to_text())
     if not report.ok:
         sys.stderr.write(f"error: {path}: {'; '.join(report.problems)}\n")
-        return 1
-    return 0
+        return EXIT_PROBLEMS
+    return EXIT_OK
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = make_parser(
+        "python -m tools.check_db_health",
+        "Registry database integrity and health report (read-only; --reset-anchors --execute clears the chain"
+        " anchors after an investigated anchor finding)",
+        modifies_state=True,
+    )
+    parser.add_argument("--busy-timeout-ms", type=int, default=2000, help="wait this long for a lock (default 2000)")
+    parser.add_argument(
+        "--reset-anchors",
+        action="store_true",
+        help="forget the chain anchors so the daemon's next audit is full (dry-run unless --execute); only after"
+        " investigating an anchor finding",
+    )
+    args = parser.parse_args(argv)
+    try:
+        if args.execute and not args.reset_anchors:
+            raise UsageError("--execute only applies to --reset-anchors: the health check itself never writes")
+        return _run_reset(args) if args.reset_anchors else _run_check(args)
+    except ToolError as exc:
+        if args.json:
+            write_json({"file": str(args.db), "ok": False, "error": str(exc)})
+        raise
 
 
 if __name__ == "__main__":

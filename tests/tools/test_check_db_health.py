@@ -34,7 +34,8 @@ def test_healthy_registry_text_and_json(registry: Path) -> None:
         "table": SCHEMA_VERSION,
         "user_version": doc["schema"]["user_version"],
     }
-    assert set(doc["audit"]) == {"violations_total", *INVARIANT_FIELDS, "details"}
+    assert set(doc["audit"]) == {"violations_total", *INVARIANT_FIELDS, "details", "scope"}
+    assert doc["anchors"] == {} and doc["notes"] == []
     assert doc["size_bytes"] == registry.stat().st_size
     assert registry.read_bytes() == before, "the health check wrote to the registry"
 
