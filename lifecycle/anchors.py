@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import peewee as pw
 
-from lifecycle.audit import CHAINS, SCOPE_FULL, AuditReport, ChainHead, run_audit
+from lifecycle.audit import CHAINS, SCOPE_FULL, UNREADABLE_ANCHOR, AuditReport, ChainHead, run_audit
 
 DEFAULT_FULL_AUDIT_EVERY_MS = 24 * 3600 * 1000
 
@@ -80,13 +80,27 @@ def full_audit_due(anchors: Mapping[str, StoredAnchor], now_ms: int, full_every_
     return False
 
 
+def _heads_to_check(db: pw.Database) -> tuple[dict[str, ChainHead], dict[str, StoredAnchor]]:
+    """The anchors the audit must check, and the readable ones. A clean audit anchors every chain at once and only
+    a reset clears them, so an anchor table that is unreadable, or holds some chains but not others, was edited
+    or damaged: each chain it cannot vouch for gets UNREADABLE_ANCHOR, which the audit counts as a finding."""
+    try:
+        stored = load_anchors(db)
+    except (TypeError, ValueError):  # a value of the wrong type in chain_anchor
+        return dict.fromkeys(CHAINS, UNREADABLE_ANCHOR), {}
+    if not stored:
+        return {}, {}
+    heads = {name: stored[name].head if name in stored else UNREADABLE_ANCHOR for name in CHAINS}
+    return heads, stored
+
+
 def audit_and_anchor(
     db: pw.Database, now_ms: int, *, full_every_ms: int = DEFAULT_FULL_AUDIT_EVERY_MS, force_full: bool = False
 ) -> AuditReport:
     """The daemon's audit: full when due (or forced), else from the anchors; a clean result moves the anchors."""
-    anchors = load_anchors(db)
-    full = force_full or full_audit_due(anchors, now_ms, full_every_ms)
-    report = run_audit(db, anchors={name: a.head for name, a in anchors.items()}, full=full)
+    heads, stored = _heads_to_check(db)
+    full = force_full or full_audit_due(stored, now_ms, full_every_ms)
+    report = run_audit(db, anchors=heads, full=full)
     if report.ok:
         record_anchors(db, report, now_ms)
     return report

@@ -71,6 +71,8 @@ class ChainHead:
 
 
 EMPTY_HEAD = ChainHead(0, chain.GENESIS, 0)
+UNREADABLE_ANCHOR = ChainHead(-1, "", -1)
+"""Stands for an anchor that should exist but is missing or unreadable: it never holds, so it is a finding."""
 SCOPE_FULL = "full"
 SCOPE_TAIL = "tail"
 
@@ -457,6 +459,11 @@ def _head(db: pw.Database, table: str, end: int, base: ChainHead) -> ChainHead:
 
 
 def _anchor_label(table: str, anchor: ChainHead) -> str:
+    if anchor == UNREADABLE_ANCHOR:
+        return (
+            f"{table} (anchor: missing or unreadable in chain_anchor while the table holds others; the anchor table"
+            " was edited or is damaged)"
+        )
     return (
         f"{table}#{anchor.through_id} (anchor: a clean audit found {anchor.rows} rows ending there with hash"
         f" {anchor.through_hash[:12]}; rows were deleted or rewritten since, or the anchor itself is damaged)"

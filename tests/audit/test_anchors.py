@@ -236,3 +236,24 @@ def _stored(full_ms: int | None) -> StoredAnchor:
 )
 def test_full_audit_due(anchors: dict[str, StoredAnchor], due: bool) -> None:
     assert full_audit_due(anchors, T0, DAY_MS) is due
+
+
+def test_one_anchor_row_deleted_is_a_finding_not_a_silent_re_anchor(anchored: Path) -> None:
+    with raw(anchored) as c:
+        c.execute("DELETE FROM chain_anchor WHERE chain = 'fill'")
+    report = _anchor(anchored, T0 + 5)
+    assert nonzero(report) == {"fill_chain_breaks"}
+    assert "anchor: missing or unreadable" in report.details["fill_chain_breaks"][0]
+    db = connect(anchored, readonly=True)
+    try:
+        assert set(load_anchors(db)) == {"transition"}  # a failed audit anchors nothing
+    finally:
+        db.close()
+
+
+def test_an_unreadable_anchor_table_is_a_finding_for_every_chain(anchored: Path) -> None:
+    with raw(anchored) as c:
+        c.execute("UPDATE chain_anchor SET rows = 'many' WHERE chain = 'transition'")
+    report = _anchor(anchored, T0 + 5)
+    assert nonzero(report) == {"fill_chain_breaks", "transition_chain_breaks"}
+    assert report.scope == SCOPE_FULL
