@@ -4,6 +4,10 @@ transitions/s: one `Registry.apply` (spec check through the machine, state updat
 IMMEDIATE transaction) against a raw `sqlite3` UPDATE + INSERT of the same row in its own transaction.
 fills/s: one `Registry.record_fill` (idempotency check, chained ledger row, quantity and average price update)
 against a raw INSERT + UPDATE. Both sides use the registry's pragmas (WAL, synchronous=FULL) on the same disk.
+synchronous: what FULL costs. The same transitions (through `Registry.apply`, then raw), both in WAL on the same disk
+in the same run, on one registry as opened (FULL) and one switched to synchronous=NORMAL (which may lose the last
+commits on power loss), taking turns in blocks so that both see the same machine load; the figure is the FULL/NORMAL
+commit-rate ratio.
 `BENCH_REGISTRY_N` (default 1000) sets the operations per figure.
 """
 
@@ -15,11 +19,12 @@ import tempfile
 import time
 from collections.abc import Callable
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 
 from lifecycle import chain
 from lifecycle.clock import FakeClock
-from lifecycle.db import PRAGMAS
+from lifecycle.db import PRAGMAS, bind
 from lifecycle.registry import Registry
 
 
@@ -36,12 +41,23 @@ def _raw(path: Path) -> sqlite3.Connection:
     return con
 
 
-def _registry_transitions(reg: Registry, n: int) -> None:
+def _protection_flips(reg: Registry) -> Callable[[int], None]:
+    """One protected position; the returned function applies the next `k` transitions to it."""
+    bind(reg.db)  # the models follow one database at a time, and the two registries take turns
     pos = reg.import_position(symbol="PF_XBTUSD", side="long", qty=Decimal(1), entry_price=Decimal(100), cause="b")
     reg.set_protection(pos.uid, sl_order_id="sl-bench")
     events = ("protection_confirmed", "protection_lost")
-    for i in range(n):
-        reg.apply(pos.uid, events[i % 2], cause="bench")
+
+    def flip(k: int) -> None:
+        bind(reg.db)
+        for i in range(k):
+            reg.apply(pos.uid, events[i % 2], cause="bench")
+
+    return flip
+
+
+def _registry_transitions(reg: Registry, n: int) -> None:
+    _protection_flips(reg)(n)
 
 
 def _raw_transitions(con: sqlite3.Connection, n: int) -> None:
@@ -106,6 +122,56 @@ def _raw_fills(con: sqlite3.Connection, n: int) -> None:
         prev = row_hash
 
 
+SYNCHRONOUS_LEVELS = {"full": 2, "normal": 1}
+SYNC_BLOCK = 50  # operations per turn: FULL and NORMAL take turns, so both see the same load on a shared machine
+
+
+def _registry_with_synchronous(path: Path, level: str) -> Registry:
+    """A registry as opened, then (single-threaded here, so this one connection does every write) set to `level`."""
+    reg = Registry.open(path, FakeClock())
+    reg.db.pragma("synchronous", level)
+    _require_synchronous(reg.db.pragma("synchronous"), level)
+    return reg
+
+
+def _raw_with_synchronous(path: Path, level: str) -> sqlite3.Connection:
+    con = _raw(path)
+    con.execute(f"PRAGMA synchronous = {level}")
+    _require_synchronous(con.execute("PRAGMA synchronous").fetchone()[0], level)
+    return con
+
+
+def _require_synchronous(answered: object, level: str) -> None:
+    if answered != SYNCHRONOUS_LEVELS[level]:
+        raise RuntimeError(f"synchronous={level} did not take (SQLite answered {answered}): the figure would lie")
+
+
+def _taking_turns(ops: dict[str, Callable[[int], None]], n: int) -> dict[str, float]:
+    """Operations per second of each of `ops` over `n` operations, run in turns of SYNC_BLOCK."""
+    turns = max(1, n // SYNC_BLOCK)
+    spent = dict.fromkeys(ops, 0.0)
+    for _ in range(turns):
+        for name, op in ops.items():
+            started = time.perf_counter()
+            op(SYNC_BLOCK)
+            spent[name] += time.perf_counter() - started
+    return {name: turns * SYNC_BLOCK / seconds for name, seconds in spent.items()}
+
+
+def _synchronous_rates(d: Path, n: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Transitions/s at each synchronous level: through the registry, then raw sqlite3 on the same files."""
+    paths = {level: d / f"sync-{level}.db" for level in SYNCHRONOUS_LEVELS}
+    regs = {level: _registry_with_synchronous(path, level) for level, path in paths.items()}
+    registry = _taking_turns({level: _protection_flips(reg) for level, reg in regs.items()}, n)
+    for reg in regs.values():
+        reg.close()
+    cons = {level: _raw_with_synchronous(path, level) for level, path in paths.items()}
+    raw = _taking_turns({level: partial(_raw_transitions, con) for level, con in cons.items()}, n)
+    for con in cons.values():
+        con.close()
+    return registry, raw
+
+
 def run() -> None:
     n = int(os.environ.get("BENCH_REGISTRY_N", "1000"))
     with tempfile.TemporaryDirectory(prefix="bench-registry-") as d:
@@ -118,6 +184,13 @@ def run() -> None:
         raw_tps = _rate(n, lambda: _raw_transitions(con, n))
         raw_fps = _rate(n, lambda: _raw_fills(con, n))
         con.close()
+        sync_reg, sync_raw = _synchronous_rates(Path(d), n)
     print(f"   transitions: registry {reg_tps:9.0f}/s   raw sqlite3 {raw_tps:9.0f}/s   ratio {raw_tps / reg_tps:5.1f}x")
     print(f"   fills:       registry {reg_fps:9.0f}/s   raw sqlite3 {raw_fps:9.0f}/s   ratio {raw_fps / reg_fps:5.1f}x")
-    print(f"   ({n} operations each, one transaction per operation, synchronous=FULL)")
+    for side, rates in (("registry", sync_reg), ("raw sqlite3", sync_raw)):
+        full, normal = rates["full"], rates["normal"]
+        print(
+            f"   synchronous, {side + ':':12} FULL {full:9.0f}/s   NORMAL {normal:9.0f}/s"
+            f"   FULL/NORMAL 1/{normal / full:.1f}"
+        )
+    print(f"   ({n} operations each, one transaction per operation, synchronous=FULL unless named)")
