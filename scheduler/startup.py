@@ -24,6 +24,7 @@ from exchange.venue import Venue
 from lifecycle.anchors import audit_and_anchor
 from lifecycle.audit import AuditReport
 from lifecycle.clock import Clock, SystemClock, to_ms
+from lifecycle.db import RegistryOpenError
 from lifecycle.errors import IllegalTransition, OverfillError
 from lifecycle.escalation import Escalator
 from lifecycle.events import EVENT_LOGGER, Ev, emit
@@ -253,7 +254,9 @@ def start(
     try:
         registry = Registry.open(db_path, clock)
     except Exception as exc:
-        raise StartupRefused("database", f"cannot open registry {db_path}: {exc}", EXIT_FAILURE) from None
+        # RegistryOpenError already names the file and the fix; anything else gets the file named here.
+        detail = str(exc) if isinstance(exc, RegistryOpenError) else f"cannot open registry {db_path}: {exc}"
+        raise StartupRefused("database", detail, EXIT_FAILURE) from None
     step("database", str(db_path))
     run_merge(lambda: merge_registry(registry.db, clock))
 
