@@ -7,7 +7,11 @@ requests session, ccxt's rate limiter and our per-call response capture are not 
 Rules this module keeps (docs/venue.md has the why):
 - `options['maxRetriesOnFailure']` is pinned to 0: ccxt would otherwise re-POST `sendorder` on a timeout.
 - An order is sent at most once per `place_order` call. An ambiguous failure (timeout, 5xx, garbage) is
-  resolved by evidence (`find_order`) and stays UNKNOWN when there is none; it is never re-sent here.
+  resolved by evidence (`find_order`) and stays UNKNOWN when there is none; it is never re-sent here. The
+  caller logs the one `ORDER_OUTCOME_UNKNOWN` line (it knows the purpose); the UNKNOWN reason says what
+  evidence was looked at, and this module only logs the start of the lookup at DEBUG.
+- The local checks of `exchange.venue` (complete request, size at least the minimum, positive prices) run
+  before anything is sent and raise; they are not venue rejections.
 - Reads go to Kraken's raw endpoints through ccxt's signed implicit API and are parsed by
   `exchange.kraken_parse`, so a missing key is a `MalformedResponse`, not an empty list, and prices stay
   Decimal. Orders go through ccxt's unified `create_order`/`edit_order`/`cancel_order`.
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
@@ -33,8 +38,8 @@ from exchange.breaker import CircuitBreaker
 from exchange.error_map import REFUSED_STATUSES, Operation, translate
 from exchange.errors import (
     AuthenticationFailed,
+    InvalidOrderRequest,
     MalformedResponse,
-    OrderRejected,
     UnknownSymbol,
     VenueError,
     VenueUnavailable,
@@ -55,22 +60,20 @@ from exchange.types import (
     VenueOrder,
     VenuePosition,
 )
+from exchange.venue import require_complete
 from lifecycle.clock import Clock, SystemClock, to_ms
-from lifecycle.events import Ev, emit
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 LIVE_BASE_URL = "https://futures.kraken.com"
 DEMO_BASE_URL = "https://demo-futures.kraken.com"
 FILLS_PAGE = 100  # Kraken's /fills window
 HISTORY_COUNT = 1000  # history events per page read by find_order
 HISTORY_PAGES = 5  # pages per history endpoint before giving up (then: no evidence, UNKNOWN stays UNKNOWN)
+EVIDENCE_SOURCES = "open orders, order history, trigger history and the latest fills"
 TIMEFRAME_SECONDS = {"1m": 60, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "4h": 14400, "12h": 43200,
                      "1d": 86400, "1w": 604800}  # fmt: skip
-
-
-class InvalidOrderRequest(OrderRejected):
-    """The request itself is incomplete (a limit without a price, a stop without a trigger). Not sent."""
 
 
 class FillWindowExceeded(VenueError):
@@ -465,6 +468,7 @@ class CcxtVenue:
 
     # --- actions ----------------------------------------------------------------------------------------
     def place_order(self, request: OrderRequest) -> PlaceResult:
+        require_complete(request)
         instrument = self._instrument(request.symbol)
         ccxt_type, params = self._order_params(request, instrument)
         size = round_size(request.size, instrument)
@@ -530,12 +534,10 @@ class CcxtVenue:
         if request.limit_price is not None and request.order_type is not OrderType.MARKET:
             params["limitPrice"] = format(round_price(request.limit_price, instrument), "f")
         if request.order_type is OrderType.LIMIT:
-            if request.limit_price is None:
-                raise InvalidOrderRequest(f"limit order {request.client_order_id} has no limit price; not sent")
             return "limit", params
         if request.order_type is OrderType.MARKET:
             return "market", params
-        if request.trigger_price is None:
+        if request.trigger_price is None:  # require_complete refused it already; this narrows the type
             raise InvalidOrderRequest(
                 f"{request.order_type.value} order {request.client_order_id} has no trigger price; not sent"
             )
@@ -552,12 +554,25 @@ class CcxtVenue:
             return None
 
     def _resolve(self, request: OrderRequest, detail: str) -> PlaceResult:
-        """After an ambiguous send: look for the order, never re-send it."""
+        """After an ambiguous send: look for the order, never re-send it.
+
+        Only DEBUG lines here: the verdict is the caller's to log, once, with the order's purpose; an UNKNOWN
+        reason names the send failure and the evidence that was looked at."""
         cid = request.client_order_id
-        emit(Ev.ORDER_OUTCOME_UNKNOWN, client_order_id=cid, symbol=request.symbol, detail=detail[:200])
-        found = self._evidence(cid)
+        detail = detail[:200]
+        log.debug(
+            "place_order %s %s: ambiguous send (%s); looking in %s", cid, request.symbol, detail, EVIDENCE_SOURCES
+        )
+        try:
+            found = self.find_order(cid)
+        except VenueError as exc:
+            lookup = f"{type(exc).__name__}: {str(exc)[:160]}"
+            return PlaceResult(OrderOutcome.UNKNOWN, cid, reason=f"{detail}; the evidence lookup failed ({lookup})")
         if found is None:
-            return PlaceResult(OrderOutcome.UNKNOWN, cid, reason=f"no evidence yet: {detail[:200]}")
+            days = self._lookback.total_seconds() / 86400
+            looked = f"open orders, order and trigger history (last {days:g} days), the latest {FILLS_PAGE} fills"
+            return PlaceResult(OrderOutcome.UNKNOWN, cid, reason=f"{detail}; no evidence in {looked}")
+        log.debug("place_order %s: resolved by evidence as %s", cid, found.status.value)
         if found.status is OrderStatus.REJECTED:
             return PlaceResult(OrderOutcome.REJECTED, cid, order=found, reason="rejected (found in history)")
         return PlaceResult(OrderOutcome.ACCEPTED, cid, order=found, reason="resolved by evidence")

@@ -39,6 +39,18 @@ class OrderRejected(VenueError):
     """The venue definitively refused the order; `venue_status` holds Kraken's own status string."""
 
 
+class OrderNotSent(VenueError):
+    """Our own checks refused the order before anything was sent (an incomplete request, a size below the
+    instrument's minimum, a price that rounds to nothing). Not a venue rejection: the venue never saw it, there is
+    nothing to look up, and the same request will be refused again, so callers close the intent as not sent."""
+
+    retry_safe = True
+
+
+class InvalidOrderRequest(OrderNotSent):
+    """The request itself is incomplete (a limit without a price, a stop without a trigger). Not sent."""
+
+
 class OrderNotFound(VenueError):
     """The venue does not know this order *now*. On Kraken this proves nothing about the past."""
 

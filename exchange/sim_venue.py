@@ -1,16 +1,19 @@
 """`Venue` on the simulator in process: typed values straight from the engine, no HTTP, no ccxt.
 
-It mirrors what the ccxt path does at the client side (sizes truncated to the size increment, prices rounded
-to the tick) so the same contract tests hold for both. HTTP-level faults do not apply here; use
+It mirrors what the ccxt path does at the client side (the checks of `exchange.venue`, sizes truncated to the
+size increment with `SizeBelowMinimum` raised below the minimum, prices rounded to the tick with the same
+`exchange.rounding` functions, `InvalidPrice` when one is not positive) so the same contract tests hold for
+both: a request our own checks refuse never reaches the engine. HTTP-level faults do not apply here; use
 `SimulatorServer` with `CcxtVenue` to exercise those.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 
 from exchange.errors import OrderNotFound, OrderRejected, UnknownSymbol
+from exchange.rounding import round_price, round_size
 from exchange.simulator.engine import Simulator, SimulatorError
 from exchange.simulator.instruments import InstrumentSpec
 from exchange.simulator.models import HistoryKind, OrderState, SimFill, SimOrder
@@ -31,6 +34,7 @@ from exchange.types import (
     VenueOrder,
     VenuePosition,
 )
+from exchange.venue import require_complete
 from lifecycle.clock import from_ms
 
 _TYPE_TO_KRAKEN = {
@@ -55,19 +59,19 @@ class SimVenue:
 
     # ------------------------------------------------------------------ reads
     def instruments(self) -> dict[str, Instrument]:
-        return {
-            spec.symbol: Instrument(
-                symbol=spec.symbol,
-                base=spec.base,
-                tick_size=spec.tick_size,
-                size_increment=spec.size_increment,
-                min_size=spec.size_increment,
-                contract_size=spec.contract_size,
-                max_leverage=spec.max_leverage,
-                tradeable=not self.sim.is_suspended(spec.symbol),
-            )
-            for spec in self.sim.instruments.values()
-        }
+        return {spec.symbol: self._instrument(spec) for spec in self.sim.instruments.values()}
+
+    def _instrument(self, spec: InstrumentSpec) -> Instrument:
+        return Instrument(
+            symbol=spec.symbol,
+            base=spec.base,
+            tick_size=spec.tick_size,
+            size_increment=spec.size_increment,
+            min_size=spec.size_increment,
+            contract_size=spec.contract_size,
+            max_leverage=spec.max_leverage,
+            tradeable=not self.sim.is_suspended(spec.symbol),
+        )
 
     def tickers(self) -> dict[str, Ticker]:
         now = self.sim.now()
@@ -157,13 +161,13 @@ class SimVenue:
 
     # ------------------------------------------------------------------ actions
     def place_order(self, request: OrderRequest) -> PlaceResult:
-        spec = self._spec(request.symbol)
-        size = request.size.quantize(spec.size_increment, rounding=ROUND_DOWN)
-        limit = spec.round_price(request.limit_price) if request.limit_price is not None else None
-        trigger = spec.round_price(request.trigger_price) if request.trigger_price is not None else None
+        require_complete(request)
+        instrument = self._instrument(self._spec(request.symbol))
+        market = request.order_type is OrderType.MARKET  # a market order's limit price is never sent: not checked
+        limit = round_price(request.limit_price, instrument) if request.limit_price is not None and not market else None
+        trigger = round_price(request.trigger_price, instrument) if request.trigger_price is not None else None
+        size = round_size(request.size, instrument)
         order_type = _TYPE_TO_KRAKEN[request.order_type]
-        if order_type == "mkt":
-            limit = None
         try:
             outcome = self.sim.place_order(
                 symbol=request.symbol,
@@ -205,11 +209,11 @@ class SimVenue:
         current = self.sim.order(order_id)
         if current is None:
             raise OrderNotFound(f"order {order_id} is unknown to the venue", venue_status="orderForEditNotFound")
-        spec = self._spec(current.symbol)
+        instrument = self._instrument(self._spec(current.symbol))
         if size is not None:
-            size = size.quantize(spec.size_increment, rounding=ROUND_DOWN)
+            size = round_size(size, instrument)
         if trigger_price is not None:
-            trigger_price = spec.round_price(trigger_price)
+            trigger_price = round_price(trigger_price, instrument)
         status, _, new = self.sim.edit_order(order_id, size=size, stop_price=trigger_price)
         if status == "orderForEditNotFound":
             raise OrderNotFound(f"order {order_id} is no longer open; look up its fills", venue_status=status)

@@ -2,6 +2,12 @@
 
 Two implementations: `exchange.ccxt_venue.CcxtVenue` (the live path, also used against the simulator's HTTP
 server) and `exchange.sim_venue.SimVenue` (the simulator in process). One contract test suite runs on both.
+
+Refused before sending vs rejected by the venue: both implementations run the same local checks before an
+order leaves the process (a complete request, a size that is at least the instrument's minimum once truncated to
+its increment, prices that stay positive on the tick) and raise one of `NOT_SENT_ERRORS` when a check fails.
+Nothing was sent, so it is neither a venue rejection nor an unknown outcome. `PlaceResult.REJECTED` is kept for
+what the venue itself refused, with the venue's own status as the reason.
 """
 
 from __future__ import annotations
@@ -10,18 +16,35 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
+from exchange.errors import InvalidOrderRequest, OrderNotSent, VenueError
+from exchange.rounding import InvalidPrice, SizeBelowMinimum
 from exchange.types import (
     AccountSnapshot,
     Candle,
     Instrument,
     MarginSnapshot,
     OrderRequest,
+    OrderType,
     PlaceResult,
     Ticker,
     VenueFill,
     VenueOrder,
     VenuePosition,
 )
+
+# SizeBelowMinimum and InvalidPrice still derive from OrderRejected (exchange/rounding.py); they are local
+# refusals all the same, so they are listed here until they derive from OrderNotSent.
+NOT_SENT_ERRORS: tuple[type[VenueError], ...] = (OrderNotSent, SizeBelowMinimum, InvalidPrice)
+
+
+def require_complete(request: OrderRequest) -> None:
+    """The pre-send check both venues share: a limit needs its price, a stop or take-profit its trigger."""
+    if request.order_type is OrderType.LIMIT and request.limit_price is None:
+        raise InvalidOrderRequest(f"limit order {request.client_order_id} has no limit price; not sent")
+    if request.order_type in (OrderType.STOP, OrderType.TAKE_PROFIT) and request.trigger_price is None:
+        raise InvalidOrderRequest(
+            f"{request.order_type.value} order {request.client_order_id} has no trigger price; not sent"
+        )
 
 
 class Venue(Protocol):
@@ -53,10 +76,19 @@ class Venue(Protocol):
         ...
 
     # --- actions (never blindly retried) --------------------------------------------------------------
-    def place_order(self, request: OrderRequest) -> PlaceResult: ...
+    def place_order(self, request: OrderRequest) -> PlaceResult:
+        """Send one order at most once.
+
+        ACCEPTED: the venue has the order (placed now, already there under this client order id, or found by
+        evidence after an ambiguous send). REJECTED: the venue refused it; `reason` is its own status.
+        UNKNOWN: the send was ambiguous and no evidence was found; `reason` says what was looked at. Raises one
+        of `NOT_SENT_ERRORS` (e.g. `SizeBelowMinimum`) when the local checks refuse it: nothing was sent."""
+        ...
 
     def cancel_order(self, order_id: str) -> None: ...
 
     def edit_order(
         self, order_id: str, *, size: Decimal | None = None, trigger_price: Decimal | None = None
-    ) -> VenueOrder: ...
+    ) -> VenueOrder:
+        """Absolute new size and/or trigger price. A new size below the minimum raises `SizeBelowMinimum`."""
+        ...

@@ -38,6 +38,7 @@ class Ev(StrEnum):
     ORDER_SUBMITTED = "ORDER_SUBMITTED"
     ORDER_OUTCOME_UNKNOWN = "ORDER_OUTCOME_UNKNOWN"
     PROTECTIVE_ORDER_PLACED = "PROTECTIVE_ORDER_PLACED"
+    POSITION_UNPROTECTABLE = "POSITION_UNPROTECTABLE"
     STARTUP_STEP = "STARTUP_STEP"
     DAEMON_STARTED = "DAEMON_STARTED"
     DAEMON_STOPPED = "DAEMON_STOPPED"
@@ -117,10 +118,17 @@ EVENTS: dict[Ev, EventSpec] = {
         "an order was sent to the venue",
     ),
     Ev.ORDER_OUTCOME_UNKNOWN: EventSpec(
-        logging.WARNING, ("client_order_id", "symbol", "purpose", "detail"), "order fate unknown; resolving by evidence"
+        logging.WARNING,
+        ("client_order_id", "symbol", "purpose", "detail"),
+        "order fate unknown after the evidence lookup (detail: the send failure, what was looked at); never re-sent",
     ),
     Ev.PROTECTIVE_ORDER_PLACED: EventSpec(
         logging.INFO, ("position", "symbol", "kind", "trigger_price", "size", "order_id"), "stop-loss or TP placed"
+    ),
+    Ev.POSITION_UNPROTECTABLE: EventSpec(
+        logging.ERROR,
+        ("position", "symbol", "remaining_qty", "min_size", "detail"),
+        "an exposed position's stop would be below the venue's minimum order size: not sent; close it by hand",
     ),
     Ev.STARTUP_STEP: EventSpec(logging.INFO, ("step", "detail"), "one step of the startup sequence"),
     Ev.DAEMON_STARTED: EventSpec(logging.INFO, ("mode", "venue", "db", "symbols"), "jobs are running"),

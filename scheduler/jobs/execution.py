@@ -1,7 +1,10 @@
 """Sending one order: durable intent first, then exactly one venue call, then the outcome recorded.
 
 A retry never happens here. An unknown outcome stays `unknown` in the registry and is resolved by evidence
-(find_order by client order id) in recovery and reconciliation; re-sending would risk a second order.
+(find_order by client order id) in recovery and reconciliation; re-sending would risk a second order. This is
+where the verdict "unknown" is final for the send, so this is where its one `ORDER_OUTCOME_UNKNOWN` line is
+logged. An order our own checks refused (`NOT_SENT_ERRORS`) or the open breaker stopped was never sent: its
+intent is closed as cancelled with a `not_sent:` reason, and it is not reported as a venue rejection.
 """
 
 from __future__ import annotations
@@ -11,16 +14,20 @@ from decimal import Decimal
 
 from exchange.errors import CircuitOpen, OrderRejected, VenueError
 from exchange.types import OrderOutcome, OrderRequest, OrderStatus, OrderType, PlaceResult, Side
-from exchange.venue import Venue
+from exchange.venue import NOT_SENT_ERRORS, Venue
 from lifecycle.events import Ev, emit
 from lifecycle.registry import Registry
 from scheduler.jobs.crash import crash_point
+
+NOT_SENT = "not_sent:"
+STOPPED_BEFORE_SENDING: tuple[type[VenueError], ...] = (CircuitOpen, *NOT_SENT_ERRORS)
 
 
 @dataclass(frozen=True)
 class Submitted:
     client_order_id: str
     result: PlaceResult
+    refusal: VenueError | None = None  # why the order never left the process (local check, open breaker)
 
 
 def submit(
@@ -58,15 +65,21 @@ def submit(
         trigger_price=trigger_price,
         reduce_only=reduce_only,
     )
+    refusal: VenueError | None = None
     try:
         result = venue.place_order(request)
-    except CircuitOpen as exc:
-        # Nothing was sent: the breaker failed fast. The intent is closed so the next cycle starts clean.
-        result = PlaceResult(OrderOutcome.REJECTED, coid, reason=f"not_sent:{exc}")
+    except STOPPED_BEFORE_SENDING as exc:
+        # Nothing was sent (the breaker failed fast, or our own checks refused it): the intent is closed so the
+        # next cycle starts clean, and no venue is blamed for it.
+        refusal = exc
+        result = PlaceResult(OrderOutcome.REJECTED, coid, reason=f"{NOT_SENT}{_refusal_reason(exc)}")
     except OrderRejected as exc:
         result = PlaceResult(OrderOutcome.REJECTED, coid, reason=exc.venue_status or str(exc))
     except VenueError as exc:
-        result = PlaceResult(OrderOutcome.UNKNOWN, coid, reason=f"{type(exc).__name__}: {exc}")
+        # The adapter raised instead of resolving: no evidence was looked at yet; reconciliation will.
+        result = PlaceResult(
+            OrderOutcome.UNKNOWN, coid, reason=f"{type(exc).__name__}: {exc}; not looked up yet (reconciliation will)"
+        )
     crash_point("after_send")
     emit(
         Ev.ORDER_SUBMITTED,
@@ -76,17 +89,22 @@ def submit(
         side=side.value,
         size=qty,
         order_type=order_type.value,
-        outcome=result.outcome.value,
+        outcome="not_sent" if refusal is not None else result.outcome.value,
     )
     record_outcome(registry, symbol, purpose, result)
-    return Submitted(coid, result)
+    return Submitted(coid, result, refusal)
+
+
+def _refusal_reason(exc: VenueError) -> str:
+    """`sizeBelowMinimum: <the message>`: the status first, so registry reasons group by it."""
+    return f"{exc.venue_status}: {exc}" if exc.venue_status else str(exc)
 
 
 def record_outcome(registry: Registry, symbol: str, purpose: str, result: PlaceResult) -> None:
     coid = result.client_order_id
     if result.outcome is OrderOutcome.REJECTED:
         reason = result.reason or "rejected"
-        if reason.startswith("not_sent:"):
+        if reason.startswith(NOT_SENT):
             registry.mark_order(coid, status="cancelled", reason=reason)
         else:
             registry.mark_order(coid, status="rejected", reason=reason)

@@ -4,6 +4,11 @@ Order of work per position: a stop we recorded that the venue no longer shows is
 protection_lost and re-place; filled -> left to the exits job); a position with no stop id is first relinked
 from the venue's open orders, and only when none is found is a new stop placed. Runs even when halted:
 protection is what a halt must never stop.
+
+A remainder below the instrument's minimum order size (dust) cannot get a stop: no venue would take it. Nothing
+is sent for it, no intent is recorded each cycle, and `POSITION_UNPROTECTABLE` tells the operator once per
+position and process, because only a hand on the venue can close it. A take-profit for dust is simply skipped:
+the position is only PROTECTED when a stop covers it.
 """
 
 from __future__ import annotations
@@ -13,16 +18,21 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 from exchange.errors import VenueError
+from exchange.rounding import SizeBelowMinimum, round_size
 from exchange.types import OrderOutcome, OrderStatus, OrderType, Side, VenueOrder
 from lifecycle.events import Ev, emit
 from lifecycle.registry import PositionView
 from scheduler.jobs.context import DaemonContext
 from scheduler.jobs.crash import crash_point
-from scheduler.jobs.execution import submit
+from scheduler.jobs.execution import Submitted, submit
 
 log = logging.getLogger(__name__)
 
 EXPOSED = frozenset({"OPEN", "PROTECTED"})
+
+# Positions already announced as unprotectable by this process: the condition lasts until a human acts, and one
+# line per protect cycle would bury everything else. A restart announces them again.
+_announced_unprotectable: set[str] = set()
 
 
 def closing_side(position_side: str) -> Side:
@@ -83,15 +93,7 @@ def resize_stop(ctx: DaemonContext, pos: PositionView, stop: VenueOrder) -> None
     except VenueError as exc:
         log.warning("protect: could not resize stop %s of %s to %s: %s", stop.order_id, pos.uid, pos.remaining_qty, exc)
         return
-    emit(
-        Ev.PROTECTIVE_ORDER_PLACED,
-        position=pos.uid,
-        symbol=pos.symbol_key,
-        kind="stop_loss_resized",
-        trigger_price=stop.trigger_price,
-        size=pos.remaining_qty,
-        order_id=stop.order_id,
-    )
+    _announce_placed(pos, "stop_loss_resized", stop.trigger_price, stop.order_id)
 
 
 def protect_position(ctx: DaemonContext, pos: PositionView, open_orders: Sequence[VenueOrder]) -> None:
@@ -115,39 +117,26 @@ def protect_position(ctx: DaemonContext, pos: PositionView, open_orders: Sequenc
 
 
 def place_stop(ctx: DaemonContext, pos: PositionView) -> bool:
+    minimum = _minimum_above(ctx, pos)
+    if minimum is not None:
+        _announce_unprotectable(pos, minimum)
+        return False
     stop_price = pos.stop_price
     if stop_price is None:
         stop_price = default_stop(ctx, pos)
         ctx.registry.set_stop_price(pos.uid, stop_price)
     crash_point("before_stop")
-    sent = submit(
-        ctx.registry,
-        ctx.venue,
-        pos.uid,
-        symbol=pos.symbol_key,
-        purpose="stop",
-        side=closing_side(pos.side),
-        order_type=OrderType.STOP,
-        qty=pos.remaining_qty,
-        trigger_price=stop_price,
-        reduce_only=True,
-    )
-    ctx.stats.orders_placed += 1
+    sent = _submit_closing_trigger(ctx, pos, purpose="stop", order_type=OrderType.STOP, trigger_price=stop_price)
     crash_point("after_stop_send")
+    if isinstance(sent.refusal, SizeBelowMinimum):  # our instrument list is stale: the adapter's copy knows better
+        _announce_unprotectable(pos, None)
+        return False
     result = sent.result
     if result.outcome is not OrderOutcome.ACCEPTED or result.order is None:
         return False
     ctx.registry.set_protection(pos.uid, sl_order_id=result.order.order_id)
     ctx.registry.apply(pos.uid, "protection_confirmed", cause=f"stop {result.order.order_id} placed")
-    emit(
-        Ev.PROTECTIVE_ORDER_PLACED,
-        position=pos.uid,
-        symbol=pos.symbol_key,
-        kind="stop_loss",
-        trigger_price=stop_price,
-        size=pos.remaining_qty,
-        order_id=result.order.order_id,
-    )
+    _announce_placed(pos, "stop_loss", stop_price, result.order.order_id)
     return True
 
 
@@ -158,30 +147,78 @@ def place_take_profit(ctx: DaemonContext, pos: PositionView, open_orders: Sequen
         any(o.order_id == pos.tp_order_id for o in open_orders) or _filled(ctx, pos, pos.tp_order_id)
     ):
         return
+    if _minimum_above(ctx, pos) is not None:
+        log.debug("protect: no take-profit for %s: %s is below the minimum order size", pos.uid, pos.remaining_qty)
+        return
+    sent = _submit_closing_trigger(
+        ctx, pos, purpose="take_profit", order_type=OrderType.TAKE_PROFIT, trigger_price=pos.take_profit_price
+    )
+    if sent.result.outcome is OrderOutcome.ACCEPTED and sent.result.order is not None:
+        ctx.registry.set_protection(pos.uid, tp_order_id=sent.result.order.order_id)
+        _announce_placed(pos, "take_profit", pos.take_profit_price, sent.result.order.order_id)
+
+
+def _submit_closing_trigger(
+    ctx: DaemonContext, pos: PositionView, *, purpose: str, order_type: OrderType, trigger_price: Decimal
+) -> Submitted:
+    """Every protective order has this shape: reduce-only, on the closing side, for all that remains."""
     sent = submit(
         ctx.registry,
         ctx.venue,
         pos.uid,
         symbol=pos.symbol_key,
-        purpose="take_profit",
+        purpose=purpose,
         side=closing_side(pos.side),
-        order_type=OrderType.TAKE_PROFIT,
+        order_type=order_type,
         qty=pos.remaining_qty,
-        trigger_price=pos.take_profit_price,
+        trigger_price=trigger_price,
         reduce_only=True,
     )
     ctx.stats.orders_placed += 1
-    if sent.result.outcome is OrderOutcome.ACCEPTED and sent.result.order is not None:
-        ctx.registry.set_protection(pos.uid, tp_order_id=sent.result.order.order_id)
-        emit(
-            Ev.PROTECTIVE_ORDER_PLACED,
-            position=pos.uid,
-            symbol=pos.symbol_key,
-            kind="take_profit",
-            trigger_price=pos.take_profit_price,
-            size=pos.remaining_qty,
-            order_id=sent.result.order.order_id,
-        )
+    return sent
+
+
+def _announce_placed(pos: PositionView, kind: str, trigger_price: Decimal | None, order_id: str) -> None:
+    emit(
+        Ev.PROTECTIVE_ORDER_PLACED,
+        position=pos.uid,
+        symbol=pos.symbol_key,
+        kind=kind,
+        trigger_price=trigger_price,
+        size=pos.remaining_qty,
+        order_id=order_id,
+    )
+
+
+def _minimum_above(ctx: DaemonContext, pos: PositionView) -> Decimal | None:
+    """The instrument's minimum when the remainder is below it (the venue's own pre-send check, `round_size`),
+    asked before an intent is recorded for an order that cannot go; None when an order can go."""
+    instrument = ctx.instruments.get(pos.symbol_key)
+    if instrument is None:
+        return None  # not listed here: the venue's check decides when the order is tried
+    try:
+        round_size(pos.remaining_qty, instrument)
+    except SizeBelowMinimum:
+        return max(instrument.min_size, instrument.size_increment)
+    return None
+
+
+def _announce_unprotectable(pos: PositionView, min_size: Decimal | None) -> None:
+    if pos.uid in _announced_unprotectable:
+        return
+    _announced_unprotectable.add(pos.uid)
+    emit(
+        Ev.POSITION_UNPROTECTABLE,
+        position=pos.uid,
+        symbol=pos.symbol_key,
+        remaining_qty=pos.remaining_qty,
+        min_size=min_size,
+        detail=(
+            f"no stop can be sent for {pos.remaining_qty} {pos.symbol_key}: below the venue's minimum order size, "
+            "so the position stays unprotected. Close it on the venue by hand; reconciliation then closes it in the "
+            "registry."
+        ),
+    )
 
 
 def run(ctx: DaemonContext) -> None:

@@ -342,8 +342,12 @@ def test_entry_with_unknown_outcome_is_never_resent_and_settled_by_evidence(tmp_
         w.advance(60)
         w.tick()
         w.strategy.entries.clear()
-        # The venue adapter logs one line itself; the daemon's adds the purpose.
-        assert [u.get("purpose") for u in ev.named("ORDER_OUTCOME_UNKNOWN") if "purpose" in u] == ["entry"]
+        # Exactly one line per unknown outcome, from where the verdict is final, with what an operator needs.
+        [unknown] = ev.named("ORDER_OUTCOME_UNKNOWN")
+        [intent] = w.registry.unresolved_orders()
+        assert unknown["client_order_id"] == intent.client_order_id
+        assert (unknown["symbol"], unknown["purpose"]) == (XBT, "entry")
+        assert "no evidence in open orders, order and trigger history" in str(unknown["detail"])
         assert not ev.named("ORDER_REJECTED_BY_VENUE")
         [pos] = w.registry.active_positions()
         assert pos.state == "PENDING_ENTRY"

@@ -70,11 +70,17 @@ def test_timeout_after_acceptance_resolves_to_accepted_with_one_order(
 
 
 def test_500_before_execution_is_unknown_and_the_retry_with_the_same_id_places_once(
-    ccxt_venue: CcxtVenue, sim: Simulator
+    ccxt_venue: CcxtVenue, sim: Simulator, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     sim.faults.add(FaultKind.HTTP_500, "sendorder", count=1)
     first = ccxt_venue.place_order(market("cid-500"))
     assert first.outcome is OrderOutcome.UNKNOWN
+    # The reason carries what the caller's one ORDER_OUTCOME_UNKNOWN line needs: the failure and where we looked.
+    assert first.reason is not None and "no evidence in open orders, order and trigger history" in first.reason
+    assert "latest 100 fills" in first.reason
+    assert not [r for r in caplog.records if r.name == EVENT_LOGGER]  # the adapter leaves the event to its caller
+    assert any("ambiguous send" in r.getMessage() and r.levelno == logging.DEBUG for r in caplog.records)
     assert orders_for(sim, "cid-500") == 0 and sends(sim) == 1  # never re-sent on its own
     again = ccxt_venue.place_order(market("cid-500"))  # the caller's later retry, same client order id
     assert again.outcome is OrderOutcome.ACCEPTED
@@ -88,6 +94,16 @@ def test_500_after_execution_is_resolved_by_evidence_without_a_duplicate(ccxt_ve
     assert result.outcome is OrderOutcome.ACCEPTED
     assert result.reason == "resolved by evidence"
     assert orders_for(sim, "cid-500x") == 1 and sends(sim) == 1
+
+
+def test_an_evidence_lookup_that_fails_too_stays_unknown_and_says_so(ccxt_venue: CcxtVenue, sim: Simulator) -> None:
+    ccxt_venue.instruments()
+    sim.faults.add(FaultKind.HTTP_500, "sendorder", count=1)
+    sim.faults.add(FaultKind.HTTP_503, "openorders", count=1)  # the first evidence source is down as well
+    result = ccxt_venue.place_order(market("cid-blind"))
+    assert result.outcome is OrderOutcome.UNKNOWN
+    assert result.reason is not None and "the evidence lookup failed (VenueUnavailable" in result.reason
+    assert orders_for(sim, "cid-blind") == 0 and sends(sim) == 1
 
 
 def test_garbage_after_execution_on_sendorder_is_resolved_by_evidence(ccxt_venue: CcxtVenue, sim: Simulator) -> None:

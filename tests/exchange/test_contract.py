@@ -7,9 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from exchange.ccxt_venue import CcxtVenue
-from exchange.errors import OrderNotFound, OrderRejected
-from exchange.rounding import SizeBelowMinimum
+from exchange.errors import InvalidOrderRequest, OrderNotFound
+from exchange.rounding import InvalidPrice, SizeBelowMinimum
 from exchange.simulator.engine import Simulator
 from exchange.types import (
     OrderOutcome,
@@ -20,7 +19,7 @@ from exchange.types import (
     Side,
     TriggerSignal,
 )
-from exchange.venue import Venue
+from exchange.venue import NOT_SENT_ERRORS, Venue
 from lifecycle.clock import FakeClock
 
 XBT = "PF_XBTUSD"
@@ -132,21 +131,78 @@ def test_reduce_only_without_a_position_is_rejected_with_the_venue_reason(venue:
     assert sim.order_log == []
 
 
-def test_too_small_is_refused_before_sending(venue: Venue, sim: Simulator) -> None:
-    request = OrderRequest(XBT, Side.BUY, OrderType.MARKET, Decimal("0.00009"), "cid-small")
-    if isinstance(venue, CcxtVenue):
-        with pytest.raises(SizeBelowMinimum):
-            venue.place_order(request)
-        assert not any(r.path.endswith("/sendorder") for r in sim.request_log)  # refused before sending
-    else:
-        # SimVenue lets the engine refuse it (see the report: the two differ in raise vs REJECTED)
-        try:
-            result = venue.place_order(request)
-        except OrderRejected:
-            pass
-        else:
-            assert result.outcome is OrderOutcome.REJECTED
-    assert sim.order_log == []
+def nothing_reached_the_venue(venue: Venue, sim: Simulator, cid: str) -> bool:
+    """No send on the wire, no order and no rejection in the venue's books (the engine is shared by both)."""
+    sent = any(r.path.endswith("/sendorder") for r in sim.request_log)
+    return not sent and sim.order_log == [] and venue.find_order(cid) is None
+
+
+@pytest.mark.parametrize(
+    ("order_type", "size", "trigger"),
+    [(OrderType.MARKET, "0.00009", None), (OrderType.STOP, "0.00001", "50000"), (OrderType.MARKET, "0", None)],
+)
+def test_a_size_below_the_minimum_raises_and_nothing_is_sent(
+    venue: Venue, sim: Simulator, order_type: OrderType, size: str, trigger: str | None
+) -> None:
+    """One answer on both venues: a local refusal is raised, never dressed up as a venue's REJECTED outcome."""
+    request = OrderRequest(
+        XBT, Side.SELL, order_type, Decimal(size), "cid-small", trigger_price=Decimal(trigger) if trigger else None
+    )
+    with pytest.raises(SizeBelowMinimum, match=r"below the minimum 0\.0001") as refused:
+        venue.place_order(request)
+    assert isinstance(refused.value, NOT_SENT_ERRORS)
+    assert refused.value.venue_status == "sizeBelowMinimum"
+    assert nothing_reached_the_venue(venue, sim, "cid-small")
+
+
+def test_a_size_that_truncates_to_the_minimum_is_sent(venue: Venue, sim: Simulator) -> None:
+    result = venue.place_order(OrderRequest(XBT, Side.BUY, OrderType.MARKET, Decimal("0.00019"), "cid-min"))
+    assert result.outcome is OrderOutcome.ACCEPTED and result.order is not None
+    assert result.order.size == Decimal("0.0001")
+    assert [o.cli_ord_id for o in sim.order_log] == ["cid-min"]
+
+
+def test_an_incomplete_request_raises_and_nothing_is_sent(venue: Venue, sim: Simulator) -> None:
+    with pytest.raises(InvalidOrderRequest, match="no limit price"):
+        venue.place_order(OrderRequest(XBT, Side.BUY, OrderType.LIMIT, Decimal("0.01"), "cid-nolimit"))
+    with pytest.raises(InvalidOrderRequest, match="no trigger price"):
+        venue.place_order(OrderRequest(XBT, Side.SELL, OrderType.STOP, Decimal("0.01"), "cid-notrigger"))
+    assert nothing_reached_the_venue(venue, sim, "cid-nolimit")
+    assert venue.find_order("cid-notrigger") is None
+
+
+def test_a_price_that_rounds_to_nothing_raises_and_nothing_is_sent(venue: Venue, sim: Simulator) -> None:
+    request = OrderRequest(
+        XBT, Side.SELL, OrderType.STOP, Decimal("0.01"), "cid-zero", trigger_price=Decimal("0.4"), reduce_only=True
+    )
+    with pytest.raises(InvalidPrice) as refused:
+        venue.place_order(request)
+    assert isinstance(refused.value, NOT_SENT_ERRORS)
+    assert nothing_reached_the_venue(venue, sim, "cid-zero")
+
+
+def test_a_price_on_a_half_tick_rounds_up_on_both(venue: Venue, sim: Simulator) -> None:
+    even = (mark(sim) * Decimal("0.9") / 2).quantize(Decimal(1)) * 2  # ties-to-even would keep this one
+    result = venue.place_order(
+        OrderRequest(XBT, Side.BUY, OrderType.LIMIT, Decimal("0.01"), "cid-half", limit_price=even + Decimal("0.5"))
+    )
+    assert result.outcome is OrderOutcome.ACCEPTED
+    [order] = venue.open_orders()
+    assert order.limit_price == even + 1
+
+
+def test_editing_a_stop_below_the_minimum_raises_and_leaves_it_unchanged(venue: Venue, sim: Simulator) -> None:
+    buy_market(venue, "cid-entry")
+    stop_px = (mark(sim) * Decimal("0.95")).quantize(Decimal(1))
+    stop = venue.place_order(
+        OrderRequest(XBT, Side.SELL, OrderType.STOP, Decimal("0.01"), "cid-sl", trigger_price=stop_px, reduce_only=True)
+    )
+    assert stop.order is not None
+    with pytest.raises(SizeBelowMinimum):
+        venue.edit_order(stop.order.order_id, size=Decimal("0.00005"))
+    [still] = venue.open_orders()
+    assert (still.order_id, still.size) == (stop.order.order_id, Decimal("0.01"))
+    assert not any(r.path.endswith("/editorder") for r in sim.request_log)
 
 
 def test_duplicate_client_order_id_returns_the_existing_order(venue: Venue, sim: Simulator) -> None:
