@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
-from exchange.errors import OrderRejected
+from exchange.errors import OrderNotSent
 from exchange.types import Instrument
 
 
-class SizeBelowMinimum(OrderRejected):
+class SizeBelowMinimum(OrderNotSent):
     """The requested size, truncated to the size increment, is below the instrument's minimum. Not sent."""
 
 
-class InvalidPrice(OrderRejected):
+class InvalidPrice(OrderNotSent):
     """A price that is not positive after rounding to the tick. Not sent."""
 
 

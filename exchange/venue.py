@@ -17,7 +17,6 @@ from decimal import Decimal
 from typing import Protocol
 
 from exchange.errors import InvalidOrderRequest, OrderNotSent, VenueError
-from exchange.rounding import InvalidPrice, SizeBelowMinimum
 from exchange.types import (
     AccountSnapshot,
     Candle,
@@ -32,9 +31,8 @@ from exchange.types import (
     VenuePosition,
 )
 
-# SizeBelowMinimum and InvalidPrice still derive from OrderRejected (exchange/rounding.py); they are local
-# refusals all the same, so they are listed here until they derive from OrderNotSent.
-NOT_SENT_ERRORS: tuple[type[VenueError], ...] = (OrderNotSent, SizeBelowMinimum, InvalidPrice)
+# SizeBelowMinimum and InvalidPrice (exchange/rounding.py) are OrderNotSent too; named here for the reader.
+NOT_SENT_ERRORS: tuple[type[VenueError], ...] = (OrderNotSent,)
 
 
 def require_complete(request: OrderRequest) -> None:

@@ -56,7 +56,9 @@ def enter(ctx: DaemonContext, plan: EntryPlan) -> str:
     ctx.stats.orders_placed += 1
     result = sent.result
     if result.outcome is OrderOutcome.REJECTED:
-        ctx.registry.apply(pos.uid, "entry_rejected", cause=f"venue rejected: {result.reason}")
+        # A local refusal (never sent) carries its own "not_sent:" reason; only the rest came from the venue.
+        cause = f"{result.reason}" if sent.refusal is not None else f"venue rejected: {result.reason}"
+        ctx.registry.apply(pos.uid, "entry_rejected", cause=cause)
         return pos.uid
     if result.outcome is OrderOutcome.UNKNOWN:
         return pos.uid  # stays PENDING_ENTRY; reconciliation adopts or cancels it by evidence

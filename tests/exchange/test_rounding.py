@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exchange.errors import OrderRejected
+from exchange.errors import OrderNotSent, OrderRejected
 from exchange.rounding import InvalidPrice, SizeBelowMinimum, round_price, round_size
 from exchange.types import Instrument
 
@@ -27,7 +27,7 @@ def test_examples_match_ccxt_on_the_wire() -> None:
 def test_too_small_is_refused_with_a_typed_error() -> None:
     with pytest.raises(SizeBelowMinimum, match=r"below the minimum 0\.01") as info:
         round_size(Decimal("0.0099"), ETH)
-    assert isinstance(info.value, OrderRejected)
+    assert isinstance(info.value, OrderNotSent) and not isinstance(info.value, OrderRejected)
     with pytest.raises(InvalidPrice):
         round_price(Decimal("0.4"), XBT)
 

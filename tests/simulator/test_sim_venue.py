@@ -7,7 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from exchange.errors import OrderNotFound, OrderRejected, UnknownSymbol
+from exchange.errors import OrderNotFound, UnknownSymbol
+from exchange.rounding import SizeBelowMinimum
 from exchange.sim_venue import SimVenue
 from exchange.simulator.engine import Simulator
 from exchange.types import OrderOutcome, OrderRequest, OrderStatus, OrderType, PositionSide, Side, TriggerSignal
@@ -90,7 +91,7 @@ def test_rejections_and_duplicate_client_ids(venue: SimVenue, sim: Simulator) ->
     assert len(sim.order_log) == 1
     with pytest.raises(UnknownSymbol):
         venue.place_order(OrderRequest("PF_NOPEUSD", Side.BUY, OrderType.MARKET, D(1), "x"))
-    with pytest.raises(OrderRejected):
+    with pytest.raises(SizeBelowMinimum):
         venue.edit_order(first.order.order_id, size=D("0.00001"))
 
 
