@@ -176,8 +176,43 @@ class TelegramSettings(_Section):
     token: SecretStr = Field(min_length=20, max_length=256)
     allowed_chat_ids: Annotated[tuple[int, ...], NoDecode] = ()
     allowed_user_ids: Annotated[tuple[int, ...], NoDecode] = ()
+    # The Bot API server: Telegram's own, or a self-hosted telegram-bot-api. The bot adds /bot<token>/<method>.
+    api_base_url: str = "https://api.telegram.org"
 
     _split = field_validator("allowed_chat_ids", "allowed_user_ids", mode="before")(_split_list)
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _check_api_url(cls, value: str) -> str:
+        # No message quotes the value: an operator may paste the whole .../bot<token> URL here by mistake.
+        try:
+            parts = urlsplit(value.strip())
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            raise ValueError(
+                "is not a valid URL; expected https://HOST[:PORT], e.g. https://api.telegram.org"
+            ) from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                "must be an http(s) URL: https://api.telegram.org (the default) or a self-hosted Bot API server "
+                "such as https://HOST[:PORT] (plain http only for 127.0.0.1/localhost)"
+            )
+        if parts.username or parts.password or parts.query or parts.fragment:
+            raise ValueError("must be scheme://host[:port][/path] with no credentials, query or fragment")
+        if not re.fullmatch(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d+)?", parts.netloc):
+            raise ValueError("has a host name with characters a host name cannot have; expected HOST[:PORT]")
+        if re.search(r"(?i)/bot(?:/|\d|$)|\d+(?::|%3A)[A-Za-z0-9_-]{20,}", parts.path):
+            raise ValueError(
+                "must not contain /bot or the token; give the server only (e.g. https://api.telegram.org): "
+                "the daemon adds /bot<token> itself, and the token belongs in telegram.token"
+            )
+        if not re.fullmatch(r"(/[A-Za-z0-9._~-]+)*/?", parts.path):
+            raise ValueError("may only have a plain path prefix (letters, digits and -._~ between slashes)")
+        if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+            raise ValueError(
+                "plain http is only allowed to 127.0.0.1/localhost (the token travels in every request); use https"
+            )
+        return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
 
     @field_validator("token")
     @classmethod

@@ -43,11 +43,28 @@ from scheduler.telegram.views import (
 
 log = logging.getLogger("scheduler.telegram")
 
-DEFAULT_BASE_URL = "https://api.telegram.org/bot"
 MAX_RETRY_S = 60.0
 UNAVAILABLE = "{what} unavailable: the daemon could not read it ({error}). See the daemon log."
 
 _App = Application[Any, Any, Any, Any, Any, Any]
+# python-telegram-bot loggers that log whole tracebacks for ordinary network failures, e.g. the Updater's last
+# getUpdates at shutdown when Telegram is down.
+LIBRARY_LOGGERS = ("telegram.ext.Updater", "telegram.ext.Application", "telegram.ext.AIORateLimiter")
+
+
+class OneLineErrors(logging.Filter):
+    """Turns a library record's traceback into `error=<type>: <message>` on the same line: a Telegram outage is
+    an operational event, and a 60-line traceback in the daemon log reads like a crash. Redaction still applies
+    (the daemon's handler redacts every record)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None:
+            record.msg = f"{record.getMessage()} error={type(exc).__name__}: {exc}"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
 
 
 class TelegramConfigError(ValueError):
@@ -60,7 +77,6 @@ class TelegramNotifier:
         settings: TelegramSettings,
         provider: StatusProvider,
         *,
-        base_url: str = DEFAULT_BASE_URL,
         queue_size: int = 100,
         poll_timeout_s: float = 10.0,
         retry_s: float = 5.0,
@@ -81,7 +97,7 @@ class TelegramNotifier:
         self._chats = tuple(settings.allowed_chat_ids)
         self._users = tuple(settings.allowed_user_ids)
         self._provider = provider
-        self._base_url = base_url
+        self._api_base_url = settings.api_base_url
         self._queue_size = queue_size
         self._poll_timeout_s = poll_timeout_s
         self._retry_s = retry_s
@@ -98,6 +114,7 @@ class TelegramNotifier:
         self._thread: threading.Thread | None = None
         self._queue: asyncio.Queue[str] | None = None
         self._stopping: asyncio.Event | None = None
+        self._one_line = OneLineErrors()
 
     def __repr__(self) -> str:
         return f"TelegramNotifier(chats={len(self._chats)}, users={len(self._users)})"
@@ -133,6 +150,7 @@ class TelegramNotifier:
             self._queue = asyncio.Queue()
             self._stopping = asyncio.Event()
         self._thread = threading.Thread(target=self._run, args=(loop,), name="telegram", daemon=True)
+        self._quiet_library_errors(attach=True)
         self._thread.start()
 
     def wait_ready(self, timeout: float) -> bool:
@@ -187,6 +205,15 @@ class TelegramNotifier:
                 self._closed = True
                 self._dropped += self._pending
                 self._pending = 0
+            self._quiet_library_errors(attach=False)
+
+    def _quiet_library_errors(self, *, attach: bool) -> None:
+        for name in LIBRARY_LOGGERS:
+            library = logging.getLogger(name)
+            if attach:
+                library.addFilter(self._one_line)
+            else:
+                library.removeFilter(self._one_line)
 
     def _enqueue(self, text: str) -> None:
         assert self._queue is not None
@@ -196,8 +223,8 @@ class TelegramNotifier:
         app: _App = (
             ApplicationBuilder()
             .token(self._token)
-            .base_url(self._base_url)
-            .base_file_url(self._base_url.replace("/bot", "/file/bot"))
+            .base_url(f"{self._api_base_url}/bot")
+            .base_file_url(f"{self._api_base_url}/file/bot")
             .rate_limiter(AIORateLimiter(max_retries=self._max_retries))
             .connect_timeout(5.0)
             .read_timeout(10.0)

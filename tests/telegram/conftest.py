@@ -38,9 +38,12 @@ def fake_api() -> Iterator[FakeBotAPI]:
 
 
 @pytest.fixture
-def settings() -> TelegramSettings:
+def settings(fake_api: FakeBotAPI) -> TelegramSettings:
     return TelegramSettings(
-        token=SecretStr(TOKEN), allowed_chat_ids=(OPERATOR_CHAT, OPS_GROUP), allowed_user_ids=(OPERATOR,)
+        token=SecretStr(TOKEN),
+        allowed_chat_ids=(OPERATOR_CHAT, OPS_GROUP),
+        allowed_user_ids=(OPERATOR,),
+        api_base_url=fake_api.base_url,
     )
 
 
@@ -95,16 +98,13 @@ def provider(registry: Registry) -> RegistryStatusProvider:
 
 
 @pytest.fixture
-def make_notifier(settings: TelegramSettings, fake_api: FakeBotAPI) -> Iterator[Callable[..., TelegramNotifier]]:
+def make_notifier(settings: TelegramSettings) -> Iterator[Callable[..., TelegramNotifier]]:
     started: list[TelegramNotifier] = []
 
-    def make(
-        provider: StatusProvider, *, queue_size: int = 100, flush_s: float = 3.0, base_url: str | None = None
-    ) -> TelegramNotifier:
+    def make(provider: StatusProvider, *, queue_size: int = 100, flush_s: float = 3.0) -> TelegramNotifier:
         notifier = TelegramNotifier(
             settings,
             provider,
-            base_url=base_url or fake_api.base_url,
             queue_size=queue_size,
             flush_s=flush_s,
             poll_timeout_s=1.0,

@@ -2,7 +2,7 @@
 
 Routes `/bot<token>/<method>`: getMe, deleteWebhook, getUpdates (long-polls a queue of updates), sendMessage
 (recorded), setMyCommands. A wrong token gets 401 like the real API. `fail_next` injects a one-shot error
-(e.g. 429 with retry_after) for a method.
+(e.g. 429 with retry_after) for a method; `break_down` makes every call fail from then on.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ class _Fault:
 @dataclass
 class FakeBotAPI:
     token: str
+    path_prefix: str = ""  # as behind a reverse proxy: https://host/<prefix>/bot<token>/<method>
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     sent: list[dict[str, Any]] = field(default_factory=list)
 
@@ -47,6 +48,7 @@ class FakeBotAPI:
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1)
         self._faults: dict[str, list[_Fault]] = {}
+        self._down_status: int | None = None
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
@@ -83,7 +85,8 @@ class FakeBotAPI:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/bot"
+        """What `telegram.api_base_url` is set to; the bot adds `/bot<token>/<method>`."""
+        return f"http://127.0.0.1:{self.port}{self.path_prefix}"
 
     # --------------------------------------------------------------------------------------------- control
 
@@ -113,6 +116,11 @@ class FakeBotAPI:
         with self._lock:
             self._faults.setdefault(method, []).append(_Fault(status, description, retry_after))
 
+    def break_down(self, status: int = 500) -> None:
+        """From now on every call fails with `status`, as a Bot API server in trouble answers."""
+        with self._lock:
+            self._down_status = status
+
     def methods(self) -> list[str]:
         with self._lock:
             return [m for m, _ in self.calls]
@@ -134,8 +142,9 @@ class FakeBotAPI:
     # ---------------------------------------------------------------------------------------------- server
 
     def _handle(self, request: BaseHTTPRequestHandler) -> None:
-        parts = request.path.split("?")[0].strip("/").split("/")
-        if len(parts) != 2 or not parts[0].startswith("bot"):
+        path = request.path.split("?")[0]
+        parts = path.removeprefix(self.path_prefix).strip("/").split("/")
+        if not path.startswith(self.path_prefix + "/") or len(parts) != 2 or not parts[0].startswith("bot"):
             self._reply(request, 404, {"ok": False, "error_code": 404, "description": "Not Found"})
             return
         token, method = parts[0][3:], parts[1]
@@ -147,6 +156,8 @@ class FakeBotAPI:
             self.calls.append((method, params))
             faults = self._faults.get(method)
             fault = faults.pop(0) if faults else None
+            if fault is None and self._down_status is not None:
+                fault = _Fault(self._down_status, "Internal Server Error", None)
         if fault is not None:
             body: dict[str, Any] = {"ok": False, "error_code": fault.status, "description": fault.description}
             if fault.retry_after is not None:

@@ -21,7 +21,7 @@ MakeNotifier = Callable[..., TelegramNotifier]
 def test_alert_before_start_is_dropped_and_counted(
     settings: TelegramSettings, provider: RegistryStatusProvider, fake_api: FakeBotAPI
 ) -> None:
-    notifier = TelegramNotifier(settings, provider, base_url=fake_api.base_url)
+    notifier = TelegramNotifier(settings, provider)
     assert notifier.alert("too early") is False
     assert notifier.dropped == 1
     notifier.stop()  # never started: returns at once
@@ -59,8 +59,13 @@ def test_a_refused_token_turns_the_bot_off_without_logging_the_token(
     fake_api: FakeBotAPI, provider: RegistryStatusProvider, log_buffer: io.StringIO
 ) -> None:
     wrong = "987654321:ZZWRONG_TOKEN_abcdefghijklmnopq"
-    settings = TelegramSettings(token=SecretStr(wrong), allowed_chat_ids=(OPERATOR_CHAT,), allowed_user_ids=(OPERATOR,))
-    notifier = TelegramNotifier(settings, provider, base_url=fake_api.base_url, retry_s=0.05)
+    settings = TelegramSettings(
+        token=SecretStr(wrong),
+        allowed_chat_ids=(OPERATOR_CHAT,),
+        allowed_user_ids=(OPERATOR,),
+        api_base_url=fake_api.base_url,
+    )
+    notifier = TelegramNotifier(settings, provider, retry_s=0.05)
     notifier.start()
     try:
         assert fake_api.wait_for(lambda: "TELEGRAM_TOKEN_REFUSED" in log_buffer.getvalue())
