@@ -16,6 +16,7 @@ from scheduler.config import Settings, describe, validate_or_exit
 from scheduler.logsetup import configure_logging, redact
 from scheduler.paper import run_paper
 from scheduler.startup import EXIT_FAILURE, StartupRefused, run_live, step
+from scheduler.telegram.oneshot import send_once
 
 log = logging.getLogger("scheduler")
 
@@ -48,6 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StartupRefused as refused:
         log.critical("%s", refused)
         print(redact(f"trading daemon: {refused}"), file=sys.stderr)
+        if settings.telegram is not None:
+            send_once(settings.telegram, f"TRADING DAEMON NOT RUNNING (exit {refused.exit_code}): {refused}")
         return refused.exit_code
     except Exception as exc:  # the last line of defence: one readable line, never a secret-bearing traceback
         log.critical("daemon failed: %s: %s", type(exc).__name__, exc, exc_info=True)

@@ -20,6 +20,7 @@ ALERT_EVENTS: frozenset[str] = frozenset(
         Ev.API_CIRCUIT_BREAKER_OPENED.value,
         Ev.REGISTRY_AUDIT_REPORT.value,
         Ev.ORDER_REJECTED_BY_VENUE.value,
+        Ev.POSITION_UNPROTECTABLE.value,  # no stop can be placed: only the operator can close it
     }
 )
 

@@ -211,3 +211,51 @@ def test_a_dead_bot_api_neither_blocks_the_jobs_nor_the_shutdown(
     assert "Traceback" not in output and "JOB_FAILED" not in output, run.tail()
     assert_no_secret_in("the daemon's output", output)
     assert not any("KILL_SWITCH_ACTIVATED" in text for text in fake_api.sent_to(OPERATOR_CHAT))
+
+
+def _telegram_config(tmp_path: Path, venue_url: str, fake: FakeBotAPI) -> Path:
+    config = write_config(tmp_path, venue_url)
+    config.write_text(
+        config.read_text() + "[telegram]\n"
+        f'token = "{TOKEN}"\n'
+        f"allowed_chat_ids = [{OPERATOR_CHAT}, {OPS_GROUP}]\n"
+        f"allowed_user_ids = [{OPERATOR}]\n"
+        f'api_base_url = "{fake.base_url}"\n'
+    )
+    config.chmod(0o600)
+    return config
+
+
+def test_a_refused_startup_pages_every_allowed_chat_before_exiting(tmp_path: Path, fake_api: FakeBotAPI) -> None:
+    """Exit 3 (failed registry audit) is not restarted by systemd: the operator must hear about it, and the bot
+    is not running yet at that point, so the daemon sends that one alert itself."""
+    from tests.daemon.test_startup import corrupt_registry
+
+    with live_simulator(seed=2) as (sim, venue_url):
+        config = _telegram_config(tmp_path, venue_url, fake_api)
+        corrupt_registry(tmp_path / "registry.db")
+        proc = daemon(config, duration=5)
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 3, out[-2000:]
+        assert sim.order_log == []
+    for chat in (OPERATOR_CHAT, OPS_GROUP):
+        [alert] = fake_api.sent_to(chat)
+        assert "NOT RUNNING (exit 3)" in alert and "remaining_qty_violations=1" in alert
+    assert_no_secret_in("the daemon's output", out)
+    assert_no_secret_in("the alerts", "\n".join(str(m) for m in fake_api.sent))
+
+
+def test_a_refused_startup_exits_promptly_when_telegram_is_down(tmp_path: Path, fake_api: FakeBotAPI) -> None:
+    from tests.daemon.test_startup import corrupt_registry
+
+    fake_api.break_down(500)
+    with live_simulator(seed=2) as (_sim, venue_url):
+        config = _telegram_config(tmp_path, venue_url, fake_api)
+        corrupt_registry(tmp_path / "registry.db")
+        started = time.monotonic()
+        proc = daemon(config, duration=5)
+        out, _ = proc.communicate(timeout=60)
+        took = time.monotonic() - started
+    assert proc.returncode == 3, out[-2000:]
+    assert "TELEGRAM_ALERT_FAILED" in out and "Traceback" not in out
+    assert took < 30, f"a dead Bot API delayed the exit by {took:.0f} s"
