@@ -58,6 +58,8 @@ class DaemonContext:
     recent_fills: tuple[VenueFill, ...] = ()
     fills_cursor: datetime | None = None
     last_margin: MarginSnapshot | None = None
+    announced_unprotectable: set[str] = field(default_factory=set)
+    """Position uids this process has already reported as POSITION_UNPROTECTABLE (once per position per run)."""
 
     @property
     def symbol_keys(self) -> tuple[str, ...]:

@@ -30,10 +30,6 @@ log = logging.getLogger(__name__)
 
 EXPOSED = frozenset({"OPEN", "PROTECTED"})
 
-# Positions already announced as unprotectable by this process: the condition lasts until a human acts, and one
-# line per protect cycle would bury everything else. A restart announces them again.
-_announced_unprotectable: set[str] = set()
-
 
 def closing_side(position_side: str) -> Side:
     return Side.SELL if position_side == "long" else Side.BUY
@@ -119,7 +115,7 @@ def protect_position(ctx: DaemonContext, pos: PositionView, open_orders: Sequenc
 def place_stop(ctx: DaemonContext, pos: PositionView) -> bool:
     minimum = _minimum_above(ctx, pos)
     if minimum is not None:
-        _announce_unprotectable(pos, minimum)
+        _announce_unprotectable(ctx, pos, minimum)
         return False
     stop_price = pos.stop_price
     if stop_price is None:
@@ -129,7 +125,7 @@ def place_stop(ctx: DaemonContext, pos: PositionView) -> bool:
     sent = _submit_closing_trigger(ctx, pos, purpose="stop", order_type=OrderType.STOP, trigger_price=stop_price)
     crash_point("after_stop_send")
     if isinstance(sent.refusal, SizeBelowMinimum):  # our instrument list is stale: the adapter's copy knows better
-        _announce_unprotectable(pos, None)
+        _announce_unprotectable(ctx, pos, None)
         return False
     result = sent.result
     if result.outcome is not OrderOutcome.ACCEPTED or result.order is None:
@@ -203,10 +199,12 @@ def _minimum_above(ctx: DaemonContext, pos: PositionView) -> Decimal | None:
     return None
 
 
-def _announce_unprotectable(pos: PositionView, min_size: Decimal | None) -> None:
-    if pos.uid in _announced_unprotectable:
+def _announce_unprotectable(ctx: DaemonContext, pos: PositionView, min_size: Decimal | None) -> None:
+    # The condition lasts until a human acts, and one line per protect cycle would bury everything else; the set
+    # lives in the context, so a restart announces them again.
+    if pos.uid in ctx.announced_unprotectable:
         return
-    _announced_unprotectable.add(pos.uid)
+    ctx.announced_unprotectable.add(pos.uid)
     emit(
         Ev.POSITION_UNPROTECTABLE,
         position=pos.uid,

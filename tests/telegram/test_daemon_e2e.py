@@ -81,10 +81,8 @@ class DaemonRun:
         return self.output[-3000:]
 
 
-@contextmanager
-def running_daemon(tmp_path: Path, venue_url: str, fake: FakeBotAPI) -> Iterator[DaemonRun]:
-    """The daemon with `[telegram]` in its config file (0600, as the daemon demands of a file holding a token),
-    up to the point where the bot polls; killed if the test fails before stopping it."""
+def _telegram_config(tmp_path: Path, venue_url: str, fake: FakeBotAPI) -> Path:
+    """The daemon's test config plus `[telegram]` pointing at the fake (0600: the daemon refuses a readable token)."""
     config = write_config(tmp_path, venue_url)
     config.write_text(
         config.read_text() + "[telegram]\n"
@@ -94,7 +92,14 @@ def running_daemon(tmp_path: Path, venue_url: str, fake: FakeBotAPI) -> Iterator
         f'api_base_url = "{fake.base_url}"\n'
     )
     config.chmod(0o600)
-    run = DaemonRun(daemon(config, duration=120))
+    return config
+
+
+@contextmanager
+def running_daemon(tmp_path: Path, venue_url: str, fake: FakeBotAPI) -> Iterator[DaemonRun]:
+    """The daemon with `[telegram]` in its config file (0600, as the daemon demands of a file holding a token),
+    up to the point where the bot polls; killed if the test fails before stopping it."""
+    run = DaemonRun(daemon(_telegram_config(tmp_path, venue_url, fake), duration=120))
     try:
         assert run.wait_for("DAEMON_STARTED"), run.tail()
         assert "step=telegram" in run.output, run.tail()
@@ -211,19 +216,6 @@ def test_a_dead_bot_api_neither_blocks_the_jobs_nor_the_shutdown(
     assert "Traceback" not in output and "JOB_FAILED" not in output, run.tail()
     assert_no_secret_in("the daemon's output", output)
     assert not any("KILL_SWITCH_ACTIVATED" in text for text in fake_api.sent_to(OPERATOR_CHAT))
-
-
-def _telegram_config(tmp_path: Path, venue_url: str, fake: FakeBotAPI) -> Path:
-    config = write_config(tmp_path, venue_url)
-    config.write_text(
-        config.read_text() + "[telegram]\n"
-        f'token = "{TOKEN}"\n'
-        f"allowed_chat_ids = [{OPERATOR_CHAT}, {OPS_GROUP}]\n"
-        f"allowed_user_ids = [{OPERATOR}]\n"
-        f'api_base_url = "{fake.base_url}"\n'
-    )
-    config.chmod(0o600)
-    return config
 
 
 def test_a_refused_startup_pages_every_allowed_chat_before_exiting(tmp_path: Path, fake_api: FakeBotAPI) -> None:
