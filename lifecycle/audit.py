@@ -437,14 +437,18 @@ def _count_through(db: pw.Database, table: str, after: int, through: int) -> int
     return int(_execute(db, sql, (after, through)).fetchone()[0])
 
 
+def _stored_hash(db: pw.Database, table: str, row_id: int) -> Any:
+    """The row's stored row_hash, or None when there is no such row."""
+    row = _execute(db, f'SELECT row_hash FROM "{table}" WHERE id = ?', (row_id,)).fetchone()  # noqa: S608
+    return None if row is None else row[0]
+
+
 def _anchor_holds(db: pw.Database, table: str, anchor: ChainHead) -> bool:
     """True when the chain still passes through the anchor: the same row with the same stored hash, and the same
     number of rows up to it (a deleted row anywhere before it changes that count)."""
     if anchor.through_id == 0:
         return anchor.rows == 0 and anchor.through_hash == chain.GENESIS
-    sql = f'SELECT row_hash FROM "{table}" WHERE id = ?'  # noqa: S608
-    row = _execute(db, sql, (anchor.through_id,)).fetchone()
-    if row is None or row[0] != anchor.through_hash:
+    if _stored_hash(db, table, anchor.through_id) != anchor.through_hash:
         return False
     return _count_through(db, table, 0, anchor.through_id) == anchor.rows
 
@@ -453,8 +457,7 @@ def _head(db: pw.Database, table: str, end: int, base: ChainHead) -> ChainHead:
     """The chain's head at id `end`, counting on from `base` (a held anchor, or EMPTY_HEAD)."""
     if end == 0:
         return EMPTY_HEAD
-    sql = f'SELECT row_hash FROM "{table}" WHERE id = ?'  # noqa: S608
-    (row_hash,) = _execute(db, sql, (end,)).fetchone()
+    row_hash = _stored_hash(db, table, end)
     return ChainHead(end, str(row_hash), base.rows + _count_through(db, table, base.through_id, end))
 
 
@@ -650,7 +653,9 @@ def run_audit(
         results[f"{table}_chain_breaks"] = (breaks, labels)
     counts = {name: results[name][0] for name in INVARIANT_FIELDS}
     details = {name: results[name][1] for name in INVARIANT_FIELDS if results[name][0]}
-    heads = {table: _head(db, table, ends[table], starts[table]) for table in CHAINS}
+    # Count on from a held anchor in either scope: its rows were counted when it was checked above.
+    bases = {table: anchors[table] if held.get(table) else EMPTY_HEAD for table in CHAINS}
+    heads = {table: _head(db, table, ends[table], bases[table]) for table in CHAINS}
     return AuditReport(**counts, details=details, scope=SCOPE_TAIL if tail else SCOPE_FULL, heads=heads)
 
 
