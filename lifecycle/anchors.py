@@ -19,6 +19,10 @@ from lifecycle.audit import CHAINS, SCOPE_FULL, UNREADABLE_ANCHOR, AuditReport, 
 DEFAULT_FULL_AUDIT_EVERY_MS = 24 * 3600 * 1000
 
 
+class AnchorTableDamaged(ValueError):
+    """chain_anchor holds a value of the wrong type: the anchors cannot vouch for anything."""
+
+
 @dataclass(frozen=True)
 class StoredAnchor:
     head: ChainHead
@@ -32,7 +36,8 @@ def _execute(db: pw.Database, sql: str, params: tuple[object, ...] = ()) -> sqli
 
 
 def load_anchors(db: pw.Database) -> dict[str, StoredAnchor]:
-    """The recorded anchors ({} for a registry that has none yet, or a schema-1 file opened read-only)."""
+    """The recorded anchors ({} for a registry that has none yet, or a schema-1 file opened read-only). Raises
+    AnchorTableDamaged when a row holds a value of the wrong type."""
     try:
         rows = _execute(
             db, "SELECT chain, through_id, through_hash, rows, verified_ms, full_verified_ms FROM chain_anchor"
@@ -41,10 +46,13 @@ def load_anchors(db: pw.Database) -> dict[str, StoredAnchor]:
         if "no such table" in str(exc):
             return {}
         raise
-    return {
-        str(name): StoredAnchor(ChainHead(int(through_id), str(through_hash), int(count)), int(verified), full)
-        for name, through_id, through_hash, count, verified, full in rows
-    }
+    try:
+        return {
+            str(name): StoredAnchor(ChainHead(int(through_id), str(through_hash), int(count)), int(verified), full)
+            for name, through_id, through_hash, count, verified, full in rows
+        }
+    except (TypeError, ValueError) as exc:
+        raise AnchorTableDamaged(f"chain_anchor holds a value of the wrong type ({exc})") from None
 
 
 def record_anchors(db: pw.Database, report: AuditReport, now_ms: int) -> None:
@@ -86,7 +94,7 @@ def _heads_to_check(db: pw.Database) -> tuple[dict[str, ChainHead], dict[str, St
     or damaged: each chain it cannot vouch for gets UNREADABLE_ANCHOR, which the audit counts as a finding."""
     try:
         stored = load_anchors(db)
-    except (TypeError, ValueError):  # a value of the wrong type in chain_anchor
+    except AnchorTableDamaged:
         return dict.fromkeys(CHAINS, UNREADABLE_ANCHOR), {}
     if not stored:
         return {}, {}

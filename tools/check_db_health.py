@@ -25,7 +25,7 @@ from typing import Any
 
 import peewee as pw
 
-from lifecycle.anchors import StoredAnchor, clear_anchors, load_anchors
+from lifecycle.anchors import AnchorTableDamaged, StoredAnchor, clear_anchors, load_anchors
 from lifecycle.audit import CHAINS, AuditReport, quick_check, run_audit
 from lifecycle.db import RegistryOpenError, connect
 from lifecycle.errors import RegistryVersionError
@@ -271,7 +271,7 @@ def _read_anchors(db: pw.SqliteDatabase, report: HealthReport, present: set[str]
         return
     try:
         report.anchors = load_anchors(db)
-    except (TypeError, ValueError):
+    except AnchorTableDamaged:
         _damaged_anchor_table(db, report)
         return
     report.problems += _anchor_set_problems(report.anchors)
@@ -430,7 +430,7 @@ def reset_anchors(path: Path, *, execute: bool, busy_timeout_ms: int = 2000) -> 
         _require_current_schema(db, path)
         try:
             anchors = load_anchors(db)
-        except (TypeError, ValueError):  # a damaged anchor row is one of the reasons to reset
+        except AnchorTableDamaged:  # a damaged anchor row is one of the reasons to reset
             anchors = {}
         (rows,) = _sql(db, "SELECT count(*) FROM chain_anchor").fetchone()
         report = ResetReport(file=path, execute=execute, anchors=anchors, anchor_rows=int(rows))
