@@ -75,14 +75,13 @@ def db_path(args: argparse.Namespace, settings: Settings) -> Path:
 class ToolEnv:
     settings: Settings
     live: bool
-    secrets: tuple[str, ...]
 
 
 def prepare(args: argparse.Namespace, *, execute: bool = False) -> ToolEnv:
     """Load settings and apply the live guard; nothing here touches the network."""
     settings = load(args.config)
     require_live_ack(settings.is_live_venue, execute)
-    return ToolEnv(settings, settings.is_live_venue, settings.secret_values())
+    return ToolEnv(settings, settings.is_live_venue)
 
 
 def build_venue(settings: Settings, clock: Clock | None = None) -> CcxtVenue:
