@@ -71,7 +71,6 @@ DEMO_BASE_URL = "https://demo-futures.kraken.com"
 FILLS_PAGE = 100  # Kraken's /fills window
 HISTORY_COUNT = 1000  # history events per page read by find_order
 HISTORY_PAGES = 5  # pages per history endpoint before giving up (then: no evidence, UNKNOWN stays UNKNOWN)
-EVIDENCE_SOURCES = "open orders, order history, trigger history and the latest fills"
 TIMEFRAME_SECONDS = {"1m": 60, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "4h": 14400, "12h": 43200,
                      "1d": 86400, "1w": 604800}  # fmt: skip
 
@@ -560,17 +559,15 @@ class CcxtVenue:
         reason names the send failure and the evidence that was looked at."""
         cid = request.client_order_id
         detail = detail[:200]
-        log.debug(
-            "place_order %s %s: ambiguous send (%s); looking in %s", cid, request.symbol, detail, EVIDENCE_SOURCES
-        )
+        days = self._lookback.total_seconds() / 86400
+        looked = f"open orders, order and trigger history (last {days:g} days), the latest {FILLS_PAGE} fills"
+        log.debug("place_order %s %s: ambiguous send (%s); looking in %s", cid, request.symbol, detail, looked)
         try:
             found = self.find_order(cid)
         except VenueError as exc:
             lookup = f"{type(exc).__name__}: {str(exc)[:160]}"
             return PlaceResult(OrderOutcome.UNKNOWN, cid, reason=f"{detail}; the evidence lookup failed ({lookup})")
         if found is None:
-            days = self._lookback.total_seconds() / 86400
-            looked = f"open orders, order and trigger history (last {days:g} days), the latest {FILLS_PAGE} fills"
             return PlaceResult(OrderOutcome.UNKNOWN, cid, reason=f"{detail}; no evidence in {looked}")
         log.debug("place_order %s: resolved by evidence as %s", cid, found.status.value)
         if found.status is OrderStatus.REJECTED:
