@@ -67,6 +67,11 @@ class OneLineErrors(logging.Filter):
         return True
 
 
+def bot_api_urls(api_base_url: str) -> tuple[str, str]:
+    """python-telegram-bot's base_url and base_file_url for a Bot API server (it appends the token itself)."""
+    return f"{api_base_url}/bot", f"{api_base_url}/file/bot"
+
+
 class TelegramConfigError(ValueError):
     """The Telegram settings cannot be used safely."""
 
@@ -220,11 +225,12 @@ class TelegramNotifier:
         self._queue.put_nowait(text)
 
     def _build(self) -> _App:
+        base_url, base_file_url = bot_api_urls(self._api_base_url)
         app: _App = (
             ApplicationBuilder()
             .token(self._token)
-            .base_url(f"{self._api_base_url}/bot")
-            .base_file_url(f"{self._api_base_url}/file/bot")
+            .base_url(base_url)
+            .base_file_url(base_file_url)
             .rate_limiter(AIORateLimiter(max_retries=self._max_retries))
             .connect_timeout(5.0)
             .read_timeout(10.0)

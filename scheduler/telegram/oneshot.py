@@ -17,6 +17,7 @@ from telegram.request import HTTPXRequest
 
 from scheduler.config import TelegramSettings
 from scheduler.logsetup import redact, register_secret
+from scheduler.telegram.notifier import bot_api_urls
 from scheduler.telegram.views import MAX_MESSAGE_CHARS
 
 log = logging.getLogger(__name__)
@@ -30,12 +31,8 @@ def send_once(settings: TelegramSettings, text: str, *, timeout_s: float = 10.0)
 
     async def deliver() -> int:
         request = HTTPXRequest(connect_timeout=5.0, read_timeout=5.0, write_timeout=5.0)
-        bot = Bot(
-            token,
-            base_url=f"{settings.api_base_url}/bot",
-            base_file_url=f"{settings.api_base_url}/file/bot",
-            request=request,
-        )
+        base_url, base_file_url = bot_api_urls(settings.api_base_url)
+        bot = Bot(token, base_url=base_url, base_file_url=base_file_url, request=request)
         delivered = 0
         async with bot:
             for chat_id in settings.allowed_chat_ids:
