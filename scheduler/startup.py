@@ -16,8 +16,6 @@ from pathlib import Path
 
 import peewee as pw
 
-from exchange.breaker import CircuitBreaker
-from exchange.ccxt_venue import CcxtVenue
 from exchange.errors import VenueError
 from exchange.types import Instrument
 from exchange.venue import Venue
@@ -46,6 +44,7 @@ from scheduler.recovery import recover_in_flight
 from scheduler.restart_memory import RestartMemory
 from scheduler.telegram import AlertLogHandler, TelegramNotifier
 from scheduler.telegram.registry_status import RegistryStatusProvider
+from scheduler.venue_factory import ccxt_venue
 from strategy.donchian import DonchianBreakout, DonchianParams
 
 EXIT_OK = 0
@@ -315,20 +314,7 @@ def run_live(settings: Settings, *, db: Path | None, duration_s: float | None, r
     venue_settings = settings.venue
     if venue_settings.api_key is None or venue_settings.api_secret is None:
         raise StartupRefused("venue", "venue.api_key and venue.api_secret are required outside paper mode", EXIT_CONFIG)
-    breaker = CircuitBreaker(
-        clock,
-        failure_threshold=venue_settings.breaker.failure_threshold,
-        open_seconds=venue_settings.breaker.open_seconds,
-    )
-    venue = CcxtVenue(
-        api_key=venue_settings.api_key,
-        api_secret=venue_settings.api_secret,
-        base_url=venue_settings.base_url,
-        timeout_seconds=venue_settings.timeout_ms / 1000,
-        enable_rate_limit=venue_settings.enable_rate_limit,
-        breaker=breaker,
-        clock=clock,
-    )
+    venue = ccxt_venue(venue_settings, clock)
     db_path = db or settings.db_path
     started = start(settings, venue, clock, db_path, recovery_wait_s=recovery_wait_s)
     iv = settings.intervals

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, TypeVar
 
 import peewee as pw
 
-from exchange.breaker import CircuitBreaker
 from exchange.errors import VenueError
 from exchange.types import PositionSide
 from exchange.venue import Venue
@@ -29,6 +28,7 @@ from lifecycle.reconcile import OrderRef, RegistryPosition
 from lifecycle.registry import Registry
 from lifecycle.units import units_to_qty
 from scheduler.config import ConfigError, Settings, load_settings
+from scheduler.venue_factory import ccxt_venue
 from specs.lifecycle import ACTIVE_STATES
 from tools._cli import ProblemsFound, UsageError, register_secrets, require_live_ack
 
@@ -93,21 +93,7 @@ def build_venue(settings: Settings, clock: Clock | None = None) -> CcxtVenue:
         )
     if venue.api_key is None or venue.api_secret is None:
         raise UsageError("venue.api_key and venue.api_secret are required: the tools read private account data")
-    from exchange.ccxt_venue import CcxtVenue  # ccxt is heavy: a refused or offline run never loads it
-
-    clk = clock or SystemClock()
-    breaker = CircuitBreaker(
-        clk, failure_threshold=venue.breaker.failure_threshold, open_seconds=venue.breaker.open_seconds
-    )
-    return CcxtVenue(
-        api_key=venue.api_key,
-        api_secret=venue.api_secret,
-        base_url=venue.base_url,
-        timeout_seconds=venue.timeout_ms / 1000,
-        enable_rate_limit=venue.enable_rate_limit,
-        breaker=breaker,
-        clock=clk,
-    )
+    return ccxt_venue(venue, clock or SystemClock())
 
 
 def open_registry(path: Path, clock: Clock, *, must_exist: bool = True) -> Registry:
