@@ -80,16 +80,49 @@ def _filled(ctx: DaemonContext, pos: PositionView, order_id: str) -> bool:
 
 
 def resize_stop(ctx: DaemonContext, pos: PositionView, stop: VenueOrder) -> None:
-    """A stop sized for more than the position (after a partial exit or a synced fill) is shrunk to it; one sized
-    for less would leave part of the position unprotected, so it is grown."""
-    if stop.size - stop.filled == pos.remaining_qty or pos.remaining_qty <= 0:
+    """Keep the stop's size on the position after a partial exit or a synced fill, without ever lowering how much
+    of the position it covers, and without sending an edit that cannot change anything.
+
+    The size an edit can carry is the remainder truncated to the size increment (`round_size`). A stop that
+    already covers the whole remainder is shrunk only when that size still covers it; otherwise it stays as it is
+    (reduce-only: when it triggers, the venue caps it at what remains). A stop that covers less is grown to the
+    largest size an order can carry. So a remainder off the increment, or below the minimum, does not send the
+    same refused or no-op edit every cycle."""
+    remaining, covered = pos.remaining_qty, stop.size - stop.filled
+    if remaining <= 0 or covered == remaining:
+        return
+    sendable = _sendable_size(ctx, pos)
+    if covered > remaining:
+        target = sendable if sendable is not None and sendable >= remaining else None
+    else:
+        target = sendable if sendable is not None and sendable > covered else None
+    if target is None or target == covered:
+        log.debug(
+            "protect: stop %s of %s stays at %s for %s (no order size fits better)",
+            stop.order_id,
+            pos.uid,
+            covered,
+            remaining,
+        )
         return
     try:
-        ctx.venue.edit_order(stop.order_id, size=pos.remaining_qty)
+        ctx.venue.edit_order(stop.order_id, size=target)
     except VenueError as exc:
-        log.warning("protect: could not resize stop %s of %s to %s: %s", stop.order_id, pos.uid, pos.remaining_qty, exc)
+        log.warning("protect: could not resize stop %s of %s to %s: %s", stop.order_id, pos.uid, target, exc)
         return
-    _announce_placed(pos, "stop_loss_resized", stop.trigger_price, stop.order_id)
+    _announce_placed(pos, "stop_loss_resized", stop.trigger_price, stop.order_id, size=target)
+
+
+def _sendable_size(ctx: DaemonContext, pos: PositionView) -> Decimal | None:
+    """The remainder as an order can carry it (truncated to the increment); None when that is below the minimum.
+    An instrument missing from our list is left to the venue's own check."""
+    instrument = ctx.instruments.get(pos.symbol_key)
+    if instrument is None:
+        return pos.remaining_qty
+    try:
+        return round_size(pos.remaining_qty, instrument)
+    except SizeBelowMinimum:
+        return None
 
 
 def protect_position(ctx: DaemonContext, pos: PositionView, open_orders: Sequence[VenueOrder]) -> None:
@@ -174,14 +207,16 @@ def _submit_closing_trigger(
     return sent
 
 
-def _announce_placed(pos: PositionView, kind: str, trigger_price: Decimal | None, order_id: str) -> None:
+def _announce_placed(
+    pos: PositionView, kind: str, trigger_price: Decimal | None, order_id: str, size: Decimal | None = None
+) -> None:
     emit(
         Ev.PROTECTIVE_ORDER_PLACED,
         position=pos.uid,
         symbol=pos.symbol_key,
         kind=kind,
         trigger_price=trigger_price,
-        size=pos.remaining_qty,
+        size=pos.remaining_qty if size is None else size,
         order_id=order_id,
     )
 
@@ -189,14 +224,10 @@ def _announce_placed(pos: PositionView, kind: str, trigger_price: Decimal | None
 def _minimum_above(ctx: DaemonContext, pos: PositionView) -> Decimal | None:
     """The instrument's minimum when the remainder is below it (the venue's own pre-send check, `round_size`),
     asked before an intent is recorded for an order that cannot go; None when an order can go."""
-    instrument = ctx.instruments.get(pos.symbol_key)
-    if instrument is None:
-        return None  # not listed here: the venue's check decides when the order is tried
-    try:
-        round_size(pos.remaining_qty, instrument)
-    except SizeBelowMinimum:
-        return max(instrument.min_size, instrument.size_increment)
-    return None
+    if _sendable_size(ctx, pos) is not None:
+        return None
+    instrument = ctx.instruments[pos.symbol_key]
+    return max(instrument.min_size, instrument.size_increment)
 
 
 def _announce_unprotectable(ctx: DaemonContext, pos: PositionView, min_size: Decimal | None) -> None:

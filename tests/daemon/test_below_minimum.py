@@ -8,11 +8,15 @@ operator hears it once (POSITION_UNPROTECTABLE) instead of an intent being recor
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from exchange.rounding import SizeBelowMinimum
+from exchange.simulator.models import SimOrder
 from exchange.types import OrderType, Side
 from scheduler.jobs.execution import submit
 from tests.daemon.harness import World, captured_events, world
@@ -111,3 +115,90 @@ def test_submit_reports_the_refusal_without_blaming_the_venue(tmp_path: Path) ->
         assert w.registry.unresolved_orders() == []
         assert not ev.named("ORDER_REJECTED_BY_VENUE") and not ev.named("ORDER_OUTCOME_UNKNOWN")
         assert sendorders(w) == 0
+
+
+def edits(w: World, since: int = 0) -> int:
+    return sum(1 for r in w.sim.request_log[since:] if r.path.endswith("/editorder"))
+
+
+def protected(w: World, size: Decimal) -> tuple[str, SimOrder]:
+    uid = adopt_orphan(w, ETH, size)
+    w.protect()
+    [stop] = w.venue_stops(ETH)
+    assert w.registry.get(uid).state == "PROTECTED"
+    return uid, stop
+
+
+def partial_exit(w: World, uid: str, qty: Decimal) -> None:
+    """Part of the position is closed by one of our own reduce-only orders; reconciliation books its fill."""
+    sent = submit(
+        w.registry,
+        w.venue,
+        uid,
+        symbol=ETH,
+        purpose="exit",
+        side=Side.SELL,
+        order_type=OrderType.MARKET,
+        qty=qty,
+        reduce_only=True,
+    )
+    assert sent.refusal is None
+    w.advance(5)
+    w.reconcile()
+
+
+def test_a_stop_over_a_dust_remainder_is_kept_and_still_closes_all_of_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No order may be as small as the dust, so the stop is not shrunk (that edit was refused, with a WARNING, on
+    every protect cycle); the larger stop is reduce-only, so when it triggers the venue closes exactly the dust."""
+    with world(tmp_path) as w, captured_events() as ev:
+        uid, stop = protected(w, Decimal("0.0025"))  # a hand-opened orphan off the increment: stop 0.002
+        partial_exit(w, uid, Decimal("0.002"))
+        assert w.registry.get(uid).remaining_qty == DUST_ETH
+        before = len(w.sim.request_log)
+        with caplog.at_level(logging.WARNING, logger="scheduler.jobs.protect"):
+            for _ in range(3):
+                w.protect()
+        assert [r.getMessage() for r in caplog.records if r.name == "scheduler.jobs.protect"] == []
+        assert edits(w, before) == 0
+        assert [(o.order_id, o.size) for o in w.venue_stops(ETH)] == [(stop.order_id, Decimal("0.002"))]
+        assert w.registry.get(uid).state == "PROTECTED"
+        assert not ev.named("POSITION_UNPROTECTABLE")  # it is protected: the stop covers the dust
+        assert stop.stop_price is not None
+        w.sim.set_mark(ETH, stop.stop_price * Decimal("0.9"))
+        w.advance(5)
+        assert all(p.symbol != ETH for p in w.sim.positions())  # the venue capped the stop at the dust
+        w.reconcile()
+        w.exits()
+        assert w.registry.get(uid).state == "CLOSED"
+        assert w.audit_ok()
+
+
+def test_a_stop_is_shrunk_once_to_a_remainder_an_order_can_carry(tmp_path: Path) -> None:
+    with world(tmp_path) as w, captured_events() as ev:
+        uid, stop = protected(w, Decimal("0.003"))
+        partial_exit(w, uid, Decimal("0.001"))
+        before = len(w.sim.request_log)
+        for _ in range(3):
+            w.protect()
+        assert edits(w, before) == 1
+        assert [(o.order_id, o.size) for o in w.venue_stops(ETH)] == [(stop.order_id, Decimal("0.002"))]
+        [resized] = [e for e in ev.named("PROTECTIVE_ORDER_PLACED") if e["kind"] == "stop_loss_resized"]
+        assert (resized["order_id"], resized["size"]) == (stop.order_id, Decimal("0.002"))
+        assert w.registry.get(uid).state == "PROTECTED"
+        assert w.audit_ok()
+
+
+def test_a_remainder_off_the_size_increment_does_not_resend_the_same_edit_every_cycle(tmp_path: Path) -> None:
+    """0.0015 cannot be an order size at a 0.001 increment: the stop carries 0.001 (truncated, never more than
+    asked), and re-sending that same edit each cycle would change nothing."""
+    with world(tmp_path) as w, captured_events() as ev:
+        uid, stop = protected(w, Decimal("0.0015"))
+        assert stop.size == Decimal("0.001")
+        before = len(w.sim.request_log)
+        for _ in range(3):
+            w.protect()
+        assert edits(w, before) == 0
+        assert not [e for e in ev.named("PROTECTIVE_ORDER_PLACED") if e["kind"] == "stop_loss_resized"]
+        assert w.registry.get(uid).state == "PROTECTED"
