@@ -25,6 +25,7 @@ import binascii
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -62,6 +63,7 @@ from exchange.types import (
 )
 from exchange.venue import require_complete
 from lifecycle.clock import Clock, SystemClock, to_ms
+from lifecycle.redaction import Redactor
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -148,7 +150,9 @@ class CcxtVenue:
             raise AuthenticationFailed(
                 "the Kraken Futures API secret is not valid base64; copy it again from the key page"
             ) from None
-        self._secrets = tuple(s for s in {key, secret} if len(s) >= 4)
+        self._redact = Redactor()
+        self._redact.register(key)
+        self._redact.register(secret)
         self._clock = clock or SystemClock()
         self._breaker = breaker or CircuitBreaker(self._clock)
         self._lookback = history_lookback
@@ -180,11 +184,6 @@ class CcxtVenue:
     @property
     def max_retries_on_failure(self) -> int:
         return int(self._ex.options.get("maxRetriesOnFailure", 0))
-
-    def _redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "<redacted>")
-        return text
 
     def _key(self, venue_symbol: str) -> str:
         try:
@@ -467,6 +466,12 @@ class CcxtVenue:
 
     # --- actions ----------------------------------------------------------------------------------------
     def place_order(self, request: OrderRequest) -> PlaceResult:
+        result = self._place(request)
+        # The reason is venue text (a status string, an error body): it is logged, stored with the order and
+        # can reach Telegram, so it leaves the adapter redacted like every exception message does.
+        return result if result.reason is None else replace(result, reason=self._redact(result.reason))
+
+    def _place(self, request: OrderRequest) -> PlaceResult:
         require_complete(request)
         instrument = self._instrument(request.symbol)
         ccxt_type, params = self._order_params(request, instrument)

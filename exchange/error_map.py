@@ -179,8 +179,8 @@ def translate(
     where = f"{op.value}: venue status {status or '-'}, HTTP {http_status or '-'}, {type(exc).__name__}"
     detail = redact(str(exc))[:_MAX_DETAIL]
 
-    def msg(what: str) -> str:
-        return f"{what} ({where}): {detail}"
+    def msg(what: str) -> str:  # the venue's status code is raw venue text too
+        return redact(f"{what} ({where}): {detail}")
 
     if _is_auth(exc, status):
         text = "the API secret is not valid base64" if isinstance(exc, binascii.Error) else "authentication failed"

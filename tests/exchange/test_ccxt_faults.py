@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import logging
 from decimal import Decimal
 
@@ -175,6 +176,25 @@ def test_secrets_never_appear_in_translated_messages(ccxt_venue: CcxtVenue, sim:
     for error in errors:
         assert API_KEY not in str(error) and API_SECRET not in str(error)
         assert error.__cause__ is None
+
+
+@pytest.mark.parametrize(
+    "echo",
+    [
+        pytest.param(API_KEY, id="key"),
+        pytest.param(API_SECRET, id="secret"),
+        pytest.param(base64.b64encode(API_KEY.encode()).decode(), id="key-base64"),
+        pytest.param(json.dumps(API_KEY)[1:-1], id="key-json-escaped"),
+    ],
+)
+def test_a_rejection_reason_echoing_a_credential_leaves_the_adapter_redacted(
+    ccxt_venue: CcxtVenue, sim: Simulator, echo: str
+) -> None:
+    """The rejection reason is venue text that is logged and stored with the order: it is redacted at the edge."""
+    sim.faults.add(FaultKind.REJECT, "sendorder", count=1, status=f"invalidKey:{echo}")
+    result = ccxt_venue.place_order(market("cid-echo"))
+    assert result.outcome is OrderOutcome.REJECTED
+    assert result.reason == "invalidKey:***"
 
 
 def test_breaker_opens_fails_fast_probes_and_closes(

@@ -186,3 +186,13 @@ def test_messages_are_redacted() -> None:
     t = translate(Operation.READ, exc, redact=lambda s: s.replace(secret, "<redacted>"))
     assert t is not None
     assert secret not in str(t.error) and "<redacted>" in str(t.error)
+
+
+def test_the_venue_status_is_redacted_too() -> None:
+    """The status string comes from the response body, apart from the exception text: it passes the redactor."""
+    secret = "S3CRETSECRETSECRET"
+    exc = ccxt.ExchangeError("krakenfutures: no json in this message")
+    t = translate(Operation.READ, exc, body='{"error":"' + secret + '"}', redact=lambda s: s.replace(secret, "~"))
+    assert t is not None
+    assert raw_status(exc, '{"error":"' + secret + '"}') == secret
+    assert secret not in str(t.error) and "venue status ~" in str(t.error)
