@@ -18,8 +18,9 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn, TypeVar
 
 from lifecycle.db import DEFAULT_DB_PATH
 from scheduler.logsetup import Redactor
@@ -30,6 +31,8 @@ EXIT_USAGE = 2
 EXIT_REFUSED = 3
 
 LIVE_ACK_ENV = "I_UNDERSTAND_LIVE"
+
+N = TypeVar("N", int, float, Decimal)
 
 
 class ToolError(Exception):
@@ -50,9 +53,43 @@ class Refused(ToolError):
     exit_code = EXIT_REFUSED
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one `error:` line like every other failure (the usage is one --help away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"error: {one_line(message)} (see {self.prog} --help)\n")
+
+
+def _number(text: str, parse: Callable[[str], N], lo: N, hi: N, *, lo_open: bool) -> N:
+    below = "above" if lo_open else "at least"
+    expected = f"expected a number {below} {lo} and at most {hi}"
+    try:
+        value = parse(text.strip())
+    except (ValueError, ArithmeticError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; {expected}") from None
+    if value != value or not (lo < value if lo_open else lo <= value) or not value <= hi:  # NaN fails every test
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range; {expected}")
+    return value
+
+
+def bounded_int(lo: int, hi: int) -> Callable[[str], int]:
+    """An argparse `type`: an integer within [lo, hi], or a usage error saying which range."""
+    return lambda text: _number(text, int, lo, hi, lo_open=False)
+
+
+def bounded_float(lo: float, hi: float, *, lo_open: bool = False) -> Callable[[str], float]:
+    """An argparse `type`: a finite float within [lo, hi] (or (lo, hi] with `lo_open`); never NaN or inf."""
+    return lambda text: _number(text, float, lo, hi, lo_open=lo_open)
+
+
+def bounded_decimal(lo: Decimal, hi: Decimal, *, lo_open: bool = False) -> Callable[[str], Decimal]:
+    """An argparse `type`: a finite Decimal within [lo, hi] (or (lo, hi] with `lo_open`)."""
+    return lambda text: _number(text, Decimal, lo, hi, lo_open=lo_open)
+
+
 def make_parser(prog: str, description: str, *, modifies_state: bool = False) -> argparse.ArgumentParser:
     """The common flags: `--db`, `--json`, and `--execute` for tools that change state (dry-run without it)."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser = _OneLineParser(prog=prog, description=description)
     parser.add_argument(
         "--db",
         type=Path,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,7 +24,9 @@ from exchange.types import PositionSide
 from exchange.venue import Venue
 from lifecycle.clock import Clock, SystemClock, from_ms
 from lifecycle.db import RegistryOpenError, connect
-from lifecycle.models import ALL_MODELS, Fill, Order, Position
+from lifecycle.errors import RegistryVersionError
+from lifecycle.migrations import current_version
+from lifecycle.models import ALL_MODELS, SCHEMA_VERSION, V1_MODELS, Fill, Order, Position
 from lifecycle.reconcile import OrderRef, RegistryPosition
 from lifecycle.registry import Registry
 from lifecycle.units import units_to_qty
@@ -31,6 +34,7 @@ from scheduler.config import ConfigError, Settings, load_settings
 from scheduler.venue_factory import ccxt_venue
 from specs.lifecycle import ACTIVE_STATES
 from tools._cli import ProblemsFound, UsageError, register_secrets, require_live_ack
+from tools._dbfile import describe_sqlite_error, header_problem
 
 if TYPE_CHECKING:
     from exchange.ccxt_venue import CcxtVenue
@@ -96,10 +100,45 @@ def build_venue(settings: Settings, clock: Clock | None = None) -> CcxtVenue:
     return ccxt_venue(venue, clock or SystemClock())
 
 
+HEALTH_HINT = "run python -m tools.check_db_health --db PATH for the details; restore it from backup if damaged"
+
+
+def _missing(path: Path) -> UsageError:
+    return UsageError(f"registry database {path} does not exist: check --db PATH or db_path in the config")
+
+
+def check_registry_file(path: Path) -> None:
+    """Refuse a path that is not a registry file before SQLite opens it: opening would create or damage it."""
+    if not path.exists():
+        raise _missing(path)
+    if not path.is_file():
+        raise UsageError(f"{path} is not a file: pass the registry database with --db PATH")
+    problem = header_problem(path, path.stat().st_size)
+    if problem is not None:
+        raise ProblemsFound(f"{problem}, not a usable registry: {HEALTH_HINT}")
+
+
+@contextmanager
+def registry_errors(path: Path) -> Iterator[None]:
+    """SQLite failures on the registry (locked, corrupted, a foreign schema) as one operator line."""
+    try:
+        yield
+    except RegistryOpenError as exc:
+        raise ProblemsFound(f"cannot open registry {path}: {exc}") from None
+    except RegistryVersionError as exc:
+        raise ProblemsFound(f"{path}: {exc}") from None
+    except (pw.DatabaseError, sqlite3.DatabaseError) as exc:  # raw cursors raise sqlite3's own errors
+        raise ProblemsFound(describe_sqlite_error(path, exc, HEALTH_HINT)) from None
+
+
 def open_registry(path: Path, clock: Clock, *, must_exist: bool = True) -> Registry:
-    if must_exist and not path.is_file():
-        raise UsageError(f"registry database {path} does not exist: check --db PATH or db_path in the config")
-    return Registry.open(path, clock)
+    """The registry for writing. Without `must_exist` a missing file is created, but only in an existing folder."""
+    if must_exist or path.exists():
+        check_registry_file(path)
+    elif not path.parent.is_dir():
+        raise UsageError(f"cannot create registry {path}: folder {path.parent} does not exist; check --db PATH")
+    with registry_errors(path):
+        return Registry.open(path, clock)
 
 
 def daemon_context(
@@ -142,17 +181,28 @@ def atr_stop(
 @contextmanager
 def read_registry(path: Path) -> Iterator[pw.SqliteDatabase]:
     """The registry opened read-only with the models bound: the read-only tools never write, not even a WAL."""
-    if not path.is_file():
-        raise UsageError(f"registry database {path} does not exist: check --db PATH or db_path in the config")
-    try:
+    check_registry_file(path)
+    with registry_errors(path):
         db = connect(path, readonly=True)
-    except RegistryOpenError as exc:
-        raise ProblemsFound(f"cannot open registry {path}: {exc}; run python -m tools.check_db_health") from None
-    try:
-        with db.bind_ctx(list(ALL_MODELS)):
-            yield db
-    finally:
-        db.close()
+        try:
+            _require_readable_schema(db, path)
+            with db.bind_ctx(list(ALL_MODELS)):
+                yield db
+        finally:
+            db.close()
+
+
+def _require_readable_schema(db: pw.SqliteDatabase, path: Path) -> None:
+    """A registry this code can read: its version recorded and not newer than the code, its tables present."""
+    version = current_version(db)
+    if version > SCHEMA_VERSION:
+        raise ProblemsFound(
+            f"{path} is at schema version {version}, newer than this code ({SCHEMA_VERSION}): use the release that"
+            " wrote it"
+        )
+    missing = sorted({m._meta.table_name for m in V1_MODELS} - set(db.get_tables()))
+    if missing:
+        raise ProblemsFound(f"{path} is not a registry (no table {', '.join(missing)}): check --db PATH")
 
 
 def venue_call(what: str, fn: Callable[[], T]) -> T:
@@ -173,7 +223,7 @@ class RegistryInputs:
 
 
 def registry_inputs(path: Path) -> RegistryInputs:
-    if not path.is_file():
+    if not path.exists():
         return RegistryInputs((), {}, frozenset())
     with read_registry(path):
         rows = list(Position.select().where(Position.state.in_(sorted(ACTIVE_STATES))))

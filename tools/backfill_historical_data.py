@@ -9,6 +9,7 @@ unfillable rather than retried forever. Exit 0 when nothing is missing (or all w
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -24,11 +25,23 @@ from exchange.ccxt_venue import TIMEFRAME_SECONDS
 from exchange.venue import Venue
 from lifecycle.clock import SystemClock, from_ms, to_ms
 from lifecycle.symbols import canonical_key
-from tools._cli import UsageError, dry_run_prefix, make_parser, run_tool, write_json, write_text
+from tools._cli import (
+    ProblemsFound,
+    UsageError,
+    bounded_float,
+    dry_run_prefix,
+    make_parser,
+    run_tool,
+    write_json,
+    write_text,
+)
+from tools._dbfile import describe_sqlite_error, header_problem
 from tools._venue import add_common, build_venue, prepare, venue_call
 
 DEFAULT_CANDLES_PATH = Path("candles.db")
 PAGE = 500  # candles per venue request
+MAX_HOURS = 24 * 365 * 10
+MAX_SLOTS = 1_000_000  # candles per symbol and timeframe in one run: the slots are held in memory
 
 candle_db = pw.DatabaseProxy()
 
@@ -49,23 +62,48 @@ class StoredCandle(pw.Model):
         indexes = ((("symbol", "timeframe", "open_ms"), True),)
 
 
+def _check_candle_path(path: Path, *, write: bool) -> bool:
+    """Whether there is a store to read; refuses a path that is not (and cannot become) a candle store."""
+    if not path.exists():
+        if write and not path.parent.is_dir():
+            raise UsageError(f"cannot create candle store {path}: folder {path.parent} does not exist")
+        return False
+    if not path.is_file():
+        raise UsageError(f"candle store {path} is not a file: pass another --candles PATH")
+    size = path.stat().st_size
+    if size == 0:
+        return False  # SQLite's empty database: --execute makes it a store, a dry-run has nothing to read
+    problem = header_problem(path, size)
+    if problem is not None:
+        raise UsageError(f"{problem}, not a candle store: pass another --candles PATH, or move the file away")
+    return True
+
+
 @contextmanager
 def candle_store(path: Path, *, write: bool) -> Iterator[bool]:
     """Yields whether the store exists. A dry-run never creates the file."""
-    if not write and not path.exists():
+    if not _check_candle_path(path, write=write) and not write:
         yield False
         return
-    db = pw.SqliteDatabase(f"file:{path}?mode=ro" if not write else str(path), uri=not write,
-                           pragmas={"journal_mode": "wal"} if write else {})  # fmt: skip
+    db = pw.SqliteDatabase(f"file:{path}?mode=ro" if not write else str(path), uri=not write)
     try:
         db.connect()
-    except pw.OperationalError as exc:
-        raise UsageError(f"cannot open candle store {path}: {exc}; pass another --candles PATH") from None
-    try:
+        tables = set(db.get_tables())
+        foreign = sorted(tables - {StoredCandle._meta.table_name})
+        if foreign:
+            raise UsageError(
+                f"{path} is not a candle store (it holds the tables {', '.join(foreign)}; the registry?): pass"
+                " another --candles PATH"
+            )
         with db.bind_ctx([StoredCandle]):
-            if write:
+            if write:  # only now: a file refused above must not have been switched to WAL
+                db.pragma("journal_mode", "wal")
                 db.create_tables([StoredCandle], safe=True)
-            yield True
+            yield write or StoredCandle._meta.table_name in tables
+    except (pw.DatabaseError, sqlite3.DatabaseError) as exc:
+        raise ProblemsFound(
+            describe_sqlite_error(path, exc, "move the file away (backfill rebuilds it) or pass another --candles PATH")
+        ) from None
     finally:
         db.close()
 
@@ -135,18 +173,29 @@ def main(argv: Sequence[str]) -> int:
         make_parser("python -m tools.backfill_historical_data", "Backfill OHLCV gaps", modifies_state=True)
     )
     parser.add_argument("--candles", type=Path, default=DEFAULT_CANDLES_PATH, help="candle store (default candles.db)")
-    parser.add_argument("--hours", type=float, default=168.0, help="look back this many hours (default 168)")
+    parser.add_argument(
+        "--hours",
+        type=bounded_float(0, MAX_HOURS, lo_open=True),
+        default=168.0,
+        metavar="H",
+        help="look back this many hours (default 168)",
+    )
     parser.add_argument("--symbol", action="append", default=None, help="symbol (repeatable; default: the config's)")
     parser.add_argument("--timeframe", action="append", default=None, choices=sorted(TIMEFRAME_SECONDS))
     args = parser.parse_args(argv)
-    if args.hours <= 0:
-        raise UsageError("--hours must be positive")
     env = prepare(args, execute=args.execute)
     try:
         symbols = [canonical_key(s) for s in args.symbol] if args.symbol else list(env.settings.symbols)
     except ValueError as exc:
         raise UsageError(f"--symbol: {exc}") from None
     timeframes = args.timeframe or [env.settings.timeframe]
+    for tf in timeframes:
+        count = int(args.hours * 3600) // TIMEFRAME_SECONDS[tf]
+        if count > MAX_SLOTS:
+            raise UsageError(
+                f"--hours {args.hours:g} at timeframe {tf} is {count} candles per symbol, more than the {MAX_SLOTS}"
+                " one run handles: lower --hours and run again for the older part"
+            )
     clock = SystemClock()
     venue = build_venue(env.settings, clock)
     # Candles are the venue's: which one is still forming is decided by its serverTime, not this host's clock.

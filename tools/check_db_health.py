@@ -14,7 +14,6 @@ they end then. Dry-run by default; it never creates or migrates a file.
 from __future__ import annotations
 
 import sqlite3
-import struct
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -37,15 +36,16 @@ from tools._cli import (
     ProblemsFound,
     ToolError,
     UsageError,
+    bounded_int,
     dry_run_prefix,
     make_parser,
     run_tool,
     write_json,
     write_text,
 )
+from tools._dbfile import describe_sqlite_error, header_problem, is_lock_error, wait_for_write_lock
 
 RESTORE = "restore it from backup; keep the service stopped"
-SQLITE_MAGIC = b"SQLite format 3\x00"
 RESET_HINT = (
     "investigate first (docs/tools.md, check_db_health); once the chain is restored or rebuilt and its current end is"
     " the truth, clear the anchors with python -m tools.check_db_health --reset-anchors --execute"
@@ -53,6 +53,9 @@ RESET_HINT = (
 ANCHOR_LABEL_MARK = "(anchor:"
 """How `lifecycle.audit` labels a chain break that is an anchor which no longer holds."""
 INDENT = " " * 17
+# A reader never waits for the daemon's WAL writes; a lock that lasts longer than this is someone holding the file.
+DEFAULT_BUSY_TIMEOUT_MS = 1000
+MAX_BUSY_TIMEOUT_MS = 600_000
 
 
 def iso_utc(ms: int) -> str:
@@ -150,43 +153,14 @@ class HealthReport:
 
 
 def _describe_sqlite_error(path: Path, exc: Exception) -> str:
-    text = str(exc)
-    low = text.lower()
-    if "locked" in low or "busy" in low:
-        return (
-            f"{path} is locked by another process (the daemon or a tool holding an exclusive lock): retry when it"
-            " is released; stop that process first if it never is"
-        )
-    if "not a database" in low:
-        return f"{path} is not a SQLite database (damaged header or wrong file): {RESTORE}"
-    if "malformed" in low or "corrupt" in low:
-        return f"{path} is corrupted ({text}): {RESTORE}"
-    if "unable to open" in low or "readonly" in low or "permission" in low:
-        return f"cannot open {path} ({text}): check the path and its permissions"
-    return f"{path}: SQLite error ({text}): {RESTORE}"
+    return describe_sqlite_error(path, exc, RESTORE)
 
 
 def _check_header(path: Path, size: int) -> None:
     """Catch a wrong or truncated file from its 100-byte header before SQLite reads any page."""
-    if size == 0:
-        raise ProblemsFound(f"{path} is empty (0 bytes), not a registry: {RESTORE}")
-    with path.open("rb") as fh:
-        header = fh.read(100)
-    if len(header) < 100 or not header.startswith(SQLITE_MAGIC):
-        raise ProblemsFound(f"{path} is not a SQLite database (damaged header or wrong file): {RESTORE}")
-    (raw_page_size,) = struct.unpack(">H", header[16:18])
-    page_size = 65536 if raw_page_size == 1 else raw_page_size
-    if page_size < 512 or page_size & (page_size - 1):
-        raise ProblemsFound(f"{path} has a damaged header (page size {raw_page_size}): {RESTORE}")
-    change_counter, page_count = struct.unpack(">II", header[24:32])
-    (valid_for,) = struct.unpack(">I", header[92:96])
-    if size % page_size:
-        raise ProblemsFound(
-            f"{path} is truncated ({size} bytes is not a whole number of {page_size}-byte pages): {RESTORE}"
-        )
-    # The header's page count is authoritative only when its version-valid-for matches the change counter.
-    if valid_for == change_counter and page_count and size < page_count * page_size:
-        raise ProblemsFound(f"{path} is truncated ({size} bytes, the header says {page_count * page_size}): {RESTORE}")
+    problem = header_problem(path, size)
+    if problem is not None:
+        raise ProblemsFound(f"{problem}{', not a registry' if size == 0 else ''}: {RESTORE}")
 
 
 def _existing_registry_file(path: Path) -> int:
@@ -296,7 +270,7 @@ def _audit(db: pw.SqliteDatabase, report: HealthReport) -> None:
             report.notes.append(f"a chain no longer passes through its anchor: {RESET_HINT}")
 
 
-def check(path: Path, *, busy_timeout_ms: int = 2000) -> HealthReport:
+def check(path: Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> HealthReport:
     """Inspect `path` without writing to it; raises ToolError subclasses for files that cannot be inspected."""
     size = _existing_registry_file(path)
     try:
@@ -373,11 +347,6 @@ class ResetReport:
         return lines
 
 
-def _is_lock_error(exc: Exception) -> bool:
-    low = str(exc).lower()
-    return "locked" in low or "busy" in low
-
-
 def _locked(path: Path) -> ProblemsFound:
     return ProblemsFound(
         f"{path} is locked by another process (probably the daemon): nothing was cleared. Stop the service, then"
@@ -389,17 +358,24 @@ def _locked(path: Path) -> ProblemsFound:
 def _open_for_reset(path: Path, execute: bool, busy_timeout_ms: int) -> Iterator[pw.SqliteDatabase]:
     """The existing file, writable only for --execute (create=False: a wrong path never becomes a new registry)."""
     _existing_registry_file(path)
+    if execute:
+        try:
+            wait_for_write_lock(path, busy_timeout_ms)
+        except sqlite3.Error as exc:
+            if is_lock_error(exc):
+                raise _locked(path) from None
+            raise ProblemsFound(_describe_sqlite_error(path, exc)) from None
     try:
         db = connect(path, readonly=not execute, create=False)
     except RegistryOpenError as exc:
-        if _is_lock_error(exc):
+        if is_lock_error(exc):
             raise _locked(path) from None
         raise ProblemsFound(_describe_sqlite_error(path, exc)) from None
     try:
         db.pragma("busy_timeout", int(busy_timeout_ms))
         yield db
     except (pw.DatabaseError, sqlite3.DatabaseError) as exc:
-        if _is_lock_error(exc):
+        if is_lock_error(exc):
             raise _locked(path) from None
         raise ProblemsFound(_describe_sqlite_error(path, exc)) from None
     finally:
@@ -424,7 +400,7 @@ def _require_current_schema(db: pw.SqliteDatabase, path: Path) -> None:
         )
 
 
-def reset_anchors(path: Path, *, execute: bool, busy_timeout_ms: int = 2000) -> ResetReport:
+def reset_anchors(path: Path, *, execute: bool, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> ResetReport:
     """Dry-run: what would be cleared. --execute: clear every anchor, so the daemon's next audit is full."""
     with _open_for_reset(path, execute, busy_timeout_ms) as db:
         _require_current_schema(db, path)
@@ -468,7 +444,13 @@ def main(argv: Sequence[str]) -> int:
         " anchors after an investigated anchor finding)",
         modifies_state=True,
     )
-    parser.add_argument("--busy-timeout-ms", type=int, default=2000, help="wait this long for a lock (default 2000)")
+    parser.add_argument(
+        "--busy-timeout-ms",
+        type=bounded_int(0, MAX_BUSY_TIMEOUT_MS),
+        default=DEFAULT_BUSY_TIMEOUT_MS,
+        metavar="MS",
+        help=f"wait this long for a lock held by another process (default {DEFAULT_BUSY_TIMEOUT_MS})",
+    )
     parser.add_argument(
         "--reset-anchors",
         action="store_true",

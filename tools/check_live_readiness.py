@@ -19,7 +19,7 @@ from exchange.types import Instrument, MarginSnapshot
 from exchange.venue import Venue
 from lifecycle.clock import Clock, SystemClock
 from scheduler.config import Settings, describe
-from tools._cli import ToolError, make_parser, run_tool, write_json, write_text
+from tools._cli import ToolError, bounded_float, make_parser, run_tool, write_json, write_text
 from tools._venue import add_common, build_venue, load
 
 
@@ -136,7 +136,13 @@ def readiness(args: argparse.Namespace) -> list[Check]:
 
 
 def add_skew(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("--max-skew-s", type=float, default=5.0, help="allowed clock skew in seconds (default 5)")
+    parser.add_argument(
+        "--max-skew-s",
+        type=bounded_float(0, 3600),
+        default=5.0,
+        metavar="S",
+        help="allowed clock skew in seconds (default 5)",
+    )
     return parser
 
 

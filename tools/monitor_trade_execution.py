@@ -22,10 +22,11 @@ from typing import Any
 from lifecycle.clock import SystemClock, from_ms, to_ms
 from lifecycle.models import Fill, Order
 from lifecycle.units import units_to_qty
-from tools._cli import make_parser, run_tool, write_json, write_text
+from tools._cli import bounded_float, make_parser, run_tool, write_json, write_text
 from tools._venue import add_common, build_venue, db_path, prepare, read_registry, venue_call
 
 BPS = Decimal(10000)
+MAX_SINCE_HOURS = 24 * 365 * 20  # a timedelta this far back stays valid; no registry is older
 SENT = frozenset({"open", "filled", "cancelled", "rejected", "unknown"})
 
 
@@ -143,7 +144,13 @@ def load_rows(since_ms: int | None) -> tuple[list[OrderRow], list[FillRow]]:
 
 def main(argv: Sequence[str]) -> int:
     parser = add_common(make_parser("python -m tools.monitor_trade_execution", "Execution quality metrics"))
-    parser.add_argument("--since-hours", type=float, default=None, help="only orders created in the last H hours")
+    parser.add_argument(
+        "--since-hours",
+        type=bounded_float(0, MAX_SINCE_HOURS, lo_open=True),
+        default=None,
+        metavar="H",
+        help="only orders created in the last H hours",
+    )
     parser.add_argument("--venue", action="store_true", help="also read the venue's fills for our orders")
     args = parser.parse_args(argv)
     env = prepare(args)

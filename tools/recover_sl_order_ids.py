@@ -18,8 +18,27 @@ from typing import Any
 
 from lifecycle.clock import SystemClock
 from lifecycle.reconcile import MissingStop, RelinkStop, reconcile
+from lifecycle.registry import Registry
 from tools._cli import ProblemsFound, UsageError, dry_run_prefix, make_parser, run_tool, write_json, write_text
-from tools._venue import add_common, build_venue, db_path, open_registry, prepare, registry_inputs, venue_call
+from tools._venue import (
+    add_common,
+    build_venue,
+    db_path,
+    open_registry,
+    prepare,
+    registry_errors,
+    registry_inputs,
+    venue_call,
+)
+
+
+def _relink(registry: Registry, relinks: Sequence[RelinkStop], done: list[str]) -> None:
+    """Write each relink (and confirm protection of an OPEN position); `done` lists the uids written so far."""
+    for r in relinks:
+        registry.set_protection(r.uid, sl_order_id=r.order_id)
+        if registry.get(r.uid).state == "OPEN":
+            registry.apply(r.uid, "protection_confirmed", cause=f"recover_sl_order_ids: relinked stop {r.order_id}")
+        done.append(r.uid)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -33,9 +52,9 @@ def main(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     env = prepare(args, execute=args.execute)
     path = db_path(args, env.settings)
-    inputs = registry_inputs(path)
-    if not path.is_file():
+    if not path.exists():
         raise UsageError(f"registry database {path} does not exist: check --db PATH or db_path in the config")
+    inputs = registry_inputs(path)
     clock = SystemClock()
     venue = build_venue(env.settings, clock)
     snap = venue_call("venue snapshot", partial(venue.snapshot, clock.now() - timedelta(minutes=5)))
@@ -47,12 +66,8 @@ def main(argv: Sequence[str]) -> int:
     missing = [a for a in rec.actions if isinstance(a, MissingStop)]
     done: list[str] = []
     if args.execute and relinks:
-        registry = open_registry(path, clock)
-        for r in relinks:
-            registry.set_protection(r.uid, sl_order_id=r.order_id)
-            if registry.get(r.uid).state == "OPEN":
-                registry.apply(r.uid, "protection_confirmed", cause=f"recover_sl_order_ids: relinked stop {r.order_id}")
-            done.append(r.uid)
+        with registry_errors(path):
+            _relink(open_registry(path, clock), relinks, done)
     if args.json:
         doc: dict[str, Any] = {
             "db": str(path),

@@ -25,7 +25,16 @@ from exchange.types import AccountSnapshot
 from exchange.venue import Venue
 from lifecycle.clock import SystemClock
 from lifecycle.reconcile import ClosePhantom, ImportOrphan, Reconciliation, reconcile
-from tools._cli import ProblemsFound, dry_run_prefix, make_parser, run_tool, write_json, write_text
+from tools._cli import (
+    ProblemsFound,
+    bounded_decimal,
+    bounded_float,
+    dry_run_prefix,
+    make_parser,
+    run_tool,
+    write_json,
+    write_text,
+)
 from tools._venue import (
     ToolEnv,
     add_common,
@@ -35,6 +44,7 @@ from tools._venue import (
     db_path,
     open_registry,
     prepare,
+    registry_errors,
     registry_inputs,
     venue_call,
 )
@@ -112,11 +122,14 @@ def main(argv: Sequence[str]) -> int:
         make_parser("python -m tools.sync_positions", "Sync venue positions into the registry", modifies_state=True)
     )
     parser.add_argument(
-        "--confirm-wait-s", type=float, default=2.0, help="seconds between the two snapshots (default 2)"
+        "--confirm-wait-s",
+        type=bounded_float(0, 600),
+        default=2.0,
+        help="seconds between the two snapshots (default 2)",
     )
     parser.add_argument(
         "--stop-pct",
-        type=Decimal,
+        type=bounded_decimal(Decimal(0), Decimal(50), lo_open=True),
         default=Decimal(2),
         help="fallback stop distance from entry in percent when ATR cannot be computed (default 2)",
     )
@@ -129,7 +142,10 @@ def main(argv: Sequence[str]) -> int:
     imports = [a for a in rec.actions if isinstance(a, ImportOrphan)]
     phantoms = [a for a in rec.actions if isinstance(a, ClosePhantom)]
     others = [i for i in rec.issues if i.cls not in ("orphaned", "phantom")]
-    outcome = execute(env, args, venue, path, clock, rec) if args.execute and (imports or phantoms) else Outcome()
+    outcome = Outcome()
+    if args.execute and (imports or phantoms):
+        with registry_errors(path):
+            outcome = execute(env, args, venue, path, clock, rec)
     pending = bool(imports or phantoms) and not args.execute
     if args.json:
         doc: dict[str, Any] = {

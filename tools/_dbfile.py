@@ -1,0 +1,75 @@
+"""What the tools know about a SQLite file before and while they open it: one operator line per failure.
+
+A wrong `--db`/`--candles` path (empty, truncated, not SQLite, a directory) is caught from the file's 100-byte
+header before SQLite touches it, so a refused path is never turned into a database and gains no -wal/-shm files.
+SQLite's own errors (locked, corrupted, not a database) are turned into one line naming the file and what to do.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import struct
+from pathlib import Path
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+HEADER_BYTES = 100
+
+
+def is_lock_error(exc: BaseException) -> bool:
+    low = str(exc).lower()
+    return "locked" in low or "busy" in low
+
+
+def header_problem(path: Path, size: int) -> str | None:
+    """Why the file at `path` (of `size` bytes) cannot be a sound SQLite database, or None if its header looks
+    right. The message names the file and the fault; the caller adds what to do."""
+    if size == 0:
+        return f"{path} is empty (0 bytes)"
+    with path.open("rb") as fh:
+        header = fh.read(HEADER_BYTES)
+    if len(header) < HEADER_BYTES or not header.startswith(SQLITE_MAGIC):
+        return f"{path} is not a SQLite database (damaged header or wrong file)"
+    (raw_page_size,) = struct.unpack(">H", header[16:18])
+    page_size = 65536 if raw_page_size == 1 else raw_page_size
+    if page_size < 512 or page_size & (page_size - 1):
+        return f"{path} has a damaged header (page size {raw_page_size})"
+    change_counter, page_count = struct.unpack(">II", header[24:32])
+    (valid_for,) = struct.unpack(">I", header[92:96])
+    if size % page_size:
+        return f"{path} is truncated ({size} bytes is not a whole number of {page_size}-byte pages)"
+    # The header's page count is authoritative only when its version-valid-for matches the change counter.
+    if valid_for == change_counter and page_count and size < page_count * page_size:
+        return f"{path} is truncated ({size} bytes, the header says {page_count * page_size})"
+    return None
+
+
+def describe_sqlite_error(path: Path, exc: BaseException, remedy: str) -> str:
+    """One line for a SQLite failure on `path`; `remedy` is what to do about a damaged file."""
+    text = " ".join(str(exc).split())
+    low = text.lower()
+    if is_lock_error(exc):
+        return (
+            f"{path} is locked by another process (the daemon or a tool holding an exclusive lock): retry when it"
+            " is released; stop that process first if it never is"
+        )
+    if "not a database" in low:
+        return f"{path} is not a SQLite database (damaged header or wrong file): {remedy}"
+    if "malformed" in low or "corrupt" in low:
+        return f"{path} is corrupted ({text}): {remedy}"
+    if "unable to open" in low or "readonly" in low or "permission" in low or "disk i/o" in low:
+        return f"cannot open {path} ({text}): check the path and its permissions"
+    return f"{path}: SQLite error ({text}): {remedy}"
+
+
+def wait_for_write_lock(path: Path, busy_timeout_ms: int) -> None:
+    """Wait at most `busy_timeout_ms` for the write lock on an existing file, then let it go again.
+
+    The registry's own connection waits a fixed 5 s for a lock before its pragmas are even set; asking first,
+    with the operator's timeout, makes a locked file fail as fast as the operator asked. Raises sqlite3.Error.
+    """
+    conn = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=busy_timeout_ms / 1000, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+    finally:
+        conn.close()
