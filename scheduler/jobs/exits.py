@@ -3,7 +3,9 @@
 Fills are attributed by our client order id (every order we send carries one), else by the venue order id we
 recorded. Fills of orders we never sent are left to reconciliation, which decides orphan or quantity sync.
 After a close, the sibling protective order (TP after a stop fill, or the reverse) is cancelled: it is
-reduce-only so it could not open a position, but a dangling order is noise for the next reconciliation.
+reduce-only so it could not open a position, but a dangling order is noise for the next reconciliation. The
+position's orders still recorded `open` are then settled in the registry (`filled` if the ledger holds a fill of
+theirs, else `cancelled`), so the order table and `monitor_trade_execution` do not count a triggered stop as live.
 """
 
 from __future__ import annotations
@@ -58,8 +60,23 @@ def close_flat_positions(ctx: DaemonContext) -> list[str]:
         for order_id in (pos.sl_order_id, pos.tp_order_id):
             if order_id:
                 _cancel_quietly(ctx, order_id)
+        settle_open_orders(ctx, pos.uid)
         closed.append(pos.uid)
     return closed
+
+
+def settle_open_orders(ctx: DaemonContext, uid: str) -> None:
+    """A closed position has no live order left: whatever still says `open` either filled or is gone."""
+    fills = ctx.registry.fills(uid)
+    if any(not f["client_order_id"] for f in fills):
+        return  # a fill we cannot attribute to an order: calling any of them cancelled could be a lie
+    filled_coids = {str(f["client_order_id"]) for f in fills}
+    for order in ctx.registry.orders(uid):
+        if order.status != "open":
+            continue
+        status = "filled" if order.client_order_id in filled_coids else "cancelled"
+        reason = None if status == "filled" else "position closed (exits)"
+        ctx.registry.mark_order(order.client_order_id, status=status, reason=reason)
 
 
 def _cancel_quietly(ctx: DaemonContext, order_id: str) -> None:
