@@ -39,10 +39,12 @@ from scheduler.jobs import protect as protect_job
 from scheduler.jobs import reconcile as reconcile_job
 from scheduler.jobs import tick as tick_job
 from scheduler.jobs.context import DaemonContext, Limits
+from scheduler.jobs.health import report_corrupted_rows
 from scheduler.jobs.safety import Safety
 from scheduler.recovery import recover_in_flight
 from scheduler.restart_memory import RestartMemory
 from scheduler.telegram import AlertLogHandler, TelegramNotifier
+from scheduler.telegram.bridge import HeldAlerts
 from scheduler.telegram.registry_status import RegistryStatusProvider
 from scheduler.venue_factory import ccxt_venue
 from strategy.donchian import DonchianBreakout, DonchianParams
@@ -81,13 +83,6 @@ def run_merge(merge: Callable[[], MergeReport]) -> int:
         emit(Ev.CORRUPTED_POSITION, position=bad.uid, detail=f"unparseable symbol {bad.symbol_key!r}: {bad.reason}")
     step("merge", f"collisions={len(report.collisions)} rekeyed={report.rekeyed} unparseable={len(report.unparseable)}")
     return len(report.collisions)
-
-
-def report_corrupted_rows(report: AuditReport) -> None:
-    """One CORRUPTED_POSITION line per offending row the audit names, so the incident capture has them all."""
-    for field, rows in report.details.items():
-        for row in rows:
-            emit(Ev.CORRUPTED_POSITION, position=row, detail=field)
 
 
 def run_startup_audit(audit: Callable[[], AuditReport]) -> AuditReport:
@@ -280,9 +275,25 @@ def start(
 
 
 @contextmanager
-def telegram_alerts(settings: Settings, ctx: DaemonContext, registry: Registry) -> Iterator[None]:
+def held_startup_alerts() -> Iterator[HeldAlerts]:
+    """Alert events logged during startup, kept for the bot that starts afterwards."""
+    held = HeldAlerts()
+    handler = AlertLogHandler(held)
+    events = logging.getLogger(EVENT_LOGGER)
+    events.addHandler(handler)
+    try:
+        yield held
+    finally:
+        events.removeHandler(handler)
+
+
+@contextmanager
+def telegram_alerts(
+    settings: Settings, ctx: DaemonContext, registry: Registry, held: HeldAlerts | None = None
+) -> Iterator[None]:
     """With `[telegram]` configured: /status and /positions for the allowlisted operators, and every alert
-    event (kill switch, escalation, invariant, audit failure) pushed to them while the jobs run."""
+    event (kill switch, escalation, invariant, audit failure, corrupted row) pushed to them while the jobs run,
+    after the alerts `held` from startup."""
     if settings.telegram is None:
         yield
         return
@@ -302,6 +313,8 @@ def telegram_alerts(settings: Settings, ctx: DaemonContext, registry: Registry) 
     events.addHandler(handler)
     notifier.start()
     step("telegram", "alerts and commands on")
+    if held is not None:
+        held.forward(notifier)
     try:
         yield
     finally:
@@ -316,9 +329,10 @@ def run_live(settings: Settings, *, db: Path | None, duration_s: float | None, r
         raise StartupRefused("venue", "venue.api_key and venue.api_secret are required outside paper mode", EXIT_CONFIG)
     venue = ccxt_venue(venue_settings, clock)
     db_path = db or settings.db_path
-    started = start(settings, venue, clock, db_path, recovery_wait_s=recovery_wait_s)
+    with held_startup_alerts() as held:
+        started = start(settings, venue, clock, db_path, recovery_wait_s=recovery_wait_s)
     iv = settings.intervals
-    with telegram_alerts(settings, started.ctx, started.registry):
+    with telegram_alerts(settings, started.ctx, started.registry, held):
         run_jobs(
             started.ctx,
             started.registry.db,

@@ -26,10 +26,19 @@ def check_margin(ctx: DaemonContext) -> None:
     ctx.safety.observe_margin(margin.utilization_pct)
 
 
+def report_corrupted_rows(report: AuditReport) -> None:
+    """One CORRUPTED_POSITION line per offending row the audit names, so the incident capture has them all."""
+    for field, rows in report.details.items():
+        for row in rows:
+            emit(Ev.CORRUPTED_POSITION, position=row, detail=field)
+
+
 def check_audit(ctx: DaemonContext, audit: Callable[[], AuditReport]) -> AuditReport:
     report = audit()
     emit(Ev.REGISTRY_AUDIT_REPORT, None, **report.fields(), scope=report.scope)
     if not report.ok and not ctx.safety.invariant_halted:
+        # named once, when the halt begins; REGISTRY_AUDIT_REPORT keeps repeating the counts every cycle
+        report_corrupted_rows(report)
         ctx.safety.invariant_violated("registry_audit", report.summary())
     return report
 

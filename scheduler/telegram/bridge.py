@@ -42,6 +42,24 @@ def _is_alert(event: str, fields: object) -> bool:
     return True
 
 
+class HeldAlerts:
+    """An AlertSink that keeps alerts until a real one exists: startup runs before the bot can send, and a
+    non-fatal startup alert (the breaker opening during the first reconciliation) must still reach the operator
+    afterwards."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def alert(self, text: str) -> bool:
+        self.texts.append(text)
+        return True
+
+    def forward(self, sink: AlertSink) -> None:
+        for text in self.texts:
+            sink.alert(text)
+        self.texts.clear()
+
+
 class AlertLogHandler(logging.Handler):
     """Level NOTSET by default: REGISTRY_AUDIT_REPORT is logged at INFO and must still get through."""
 
