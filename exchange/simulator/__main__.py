@@ -52,6 +52,9 @@ def main(argv: list[str]) -> int:
     clock = FakeClock(SystemClock().now())  # simulated time starts at wall time, then runs at --speed
     config = SimConfig(seed=args.seed, starting_usd=args.starting_usd, history_minutes=args.history_minutes)
     sim = Simulator(config, clock=clock)
+    # Building the candle history takes seconds of wall time: catch up before serving, or every client's
+    # clock-skew check (check_live_readiness, the daemon's snapshot) sees a simulator behind from its first answer.
+    sim.advance(max(0.0, (SystemClock().now() - clock.now()).total_seconds()))
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from urllib.request import urlopen
 
@@ -45,3 +46,24 @@ def test_cli_rejects_half_credentials() -> None:
     cmd = [sys.executable, "-m", "exchange.simulator", "--api-key", "k"]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=30, check=False)
     assert done.returncode == 2 and "--api-secret" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_simulated_time_starts_level_with_the_wall_clock_after_the_history_is_built() -> None:
+    """A day of candles takes seconds to build; a simulator that started its clock before that would answer
+    behind wall time for ever, and a client's clock-skew check against it would fail."""
+    cmd = [sys.executable, "-m", "exchange.simulator", "--port", "0", "--history-minutes", "1440", "--speed", "1"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        started = time.monotonic()
+        base = proc.stdout.readline().strip().split("=", 1)[1]
+        built_in = time.monotonic() - started
+        with urlopen(base + "/derivatives/api/v3/tickers", timeout=5) as resp:  # noqa: S310 - loopback
+            server_time = json.loads(resp.read())["serverTime"]
+        lag = time.time() - datetime.fromisoformat(server_time.replace("Z", "+00:00")).timestamp()
+        assert abs(lag) < 1.0, f"simulator is {lag:.2f} s behind wall time (history took {built_in:.1f} s)"
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
