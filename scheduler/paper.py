@@ -24,7 +24,7 @@ from lifecycle.clock import FakeClock, SystemClock
 from scheduler.config import Settings, describe
 from scheduler.jobs.pacing import ClockPacer
 from scheduler.logsetup import register_secret
-from scheduler.startup import EXIT_OK, Intervals, run_jobs, start, step, telegram_alerts
+from scheduler.startup import EXIT_OK, Intervals, held_startup_alerts, run_jobs, start, step, telegram_alerts
 
 PAPER_DIR = Path("var/paper")
 PAPER_DB = PAPER_DIR / "registry.db"
@@ -119,9 +119,10 @@ def run_paper(
         archive_previous(db_path)
     with paper_venue(seed=seed, speed=speed, starting_usd=settings.paper.starting_usd) as paper:
         # The simulator is in-process and always answers, so recovery need not wait between its checks.
-        started = start(settings, paper.venue, paper.clock, db_path, recovery_wait_s=0.0)
+        with held_startup_alerts() as held:
+            started = start(settings, paper.venue, paper.clock, db_path, recovery_wait_s=0.0)
         iv = settings.intervals
-        with telegram_alerts(settings, started.ctx, started.registry):
+        with telegram_alerts(settings, started.ctx, started.registry, held):
             run_jobs(
                 started.ctx,
                 started.registry.db,

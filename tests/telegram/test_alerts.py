@@ -50,6 +50,7 @@ def _emit_every_kind() -> None:
     emit(Ev.ORDER_REJECTED_BY_VENUE, client_order_id="c1", symbol="PF_ETHUSD", purpose="entry", reason="margin")
     emit(Ev.POSITION_UNPROTECTABLE, position="p2", symbol="PF_ETHUSD", remaining_qty="0.0004", min_size="0.001",
          detail="below the minimum order size; close it by hand")  # fmt: skip
+    emit(Ev.CORRUPTED_POSITION, position="p3", detail="remaining_qty_violations: stored 1 ledger 2")
     emit(Ev.CYCLE_SUMMARY, cycle=3, duration_ms=12, positions=1, state="ok", orders_placed=0,
          margin_util_pct=Decimal("12.5"), entries_allowed=True)  # fmt: skip
     logging.getLogger("scheduler").warning("KILL_SWITCH_ACTIVATED mentioned in plain text is not an event")
@@ -73,10 +74,11 @@ def test_bridge_forwards_exactly_the_alert_events(events_logger: logging.Logger)
         ["INFO", "REGISTRY_AUDIT_REPORT"],
         ["WARNING", "ORDER_REJECTED_BY_VENUE"],
         ["ERROR", "POSITION_UNPROTECTABLE"],
+        ["CRITICAL", "CORRUPTED_POSITION"],
     ]
     assert "violations_total=2" in sink.texts[4]
     assert "API circuit breaker OPENED failures=5" in sink.texts[3]
-    assert len(ALERT_EVENTS) == 7
+    assert len(ALERT_EVENTS) == 8
 
 
 def test_emitted_events_reach_every_allowed_chat(
@@ -88,7 +90,7 @@ def test_emitted_events_reach_every_allowed_chat(
     notifier = make_notifier(provider)
     events_logger.addHandler(AlertLogHandler(notifier))
     _emit_every_kind()  # before the bot is ready: queued, not lost
-    assert fake_api.wait_for(lambda: len(fake_api.sent_to(OPS_GROUP)) >= 7)
+    assert fake_api.wait_for(lambda: len(fake_api.sent_to(OPS_GROUP)) >= 8)
     for chat in (OPERATOR_CHAT, OPS_GROUP):
         texts = fake_api.sent_to(chat)
         assert [t.split(" ")[1] for t in texts] == [
@@ -99,9 +101,10 @@ def test_emitted_events_reach_every_allowed_chat(
             "REGISTRY_AUDIT_REPORT",
             "ORDER_REJECTED_BY_VENUE",
             "POSITION_UNPROTECTABLE",
+            "CORRUPTED_POSITION",
         ]
     # The fake records a message before its answer reaches the bot, which counts it only then.
-    assert fake_api.wait_for(lambda: notifier.sent == 7), notifier.sent
+    assert fake_api.wait_for(lambda: notifier.sent == 8), notifier.sent
     assert notifier.dropped == 0
 
 
