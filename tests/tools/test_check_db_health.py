@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,35 @@ def test_locked_file(registry: Path) -> None:
     assert result.returncode == 1
     assert "locked" in result.stderr and str(registry) in result.stderr and "Traceback" not in result.stderr
     assert health(registry).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "limit_s"),
+    [
+        ((), 4.0),  # the default wait (1 s) plus interpreter start, well under the registry connection's 5 s
+        (("--busy-timeout-ms", "100"), 3.0),
+        (("--reset-anchors", "--busy-timeout-ms", "100"), 3.0),
+        (("--reset-anchors", "--execute", "--busy-timeout-ms", "100"), 3.0),
+    ],
+    ids=["check_default", "check_100ms", "reset_dry_run_100ms", "reset_execute_100ms"],
+)
+def test_lock_is_reported_after_the_timeout_asked_for(registry: Path, args: tuple[str, ...], limit_s: float) -> None:
+    before = registry.read_bytes()
+    holder = sqlite3.connect(registry)
+    try:
+        holder.execute("PRAGMA locking_mode = EXCLUSIVE")
+        holder.execute("BEGIN EXCLUSIVE")
+        holder.execute("UPDATE position SET updated_ms = updated_ms WHERE id = 1")
+        started = time.monotonic()
+        result = health(registry, *args)
+        elapsed = time.monotonic() - started
+    finally:
+        holder.rollback()
+        holder.close()
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert "is locked by another process" in result.stderr and "Traceback" not in result.stderr
+    assert elapsed < limit_s, f"the lock was reported after {elapsed:.1f}s"
+    assert registry.read_bytes() == before
 
 
 def test_directory_instead_of_file(tmp_path: Path) -> None:
