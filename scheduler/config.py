@@ -67,7 +67,8 @@ def _split_list(value: Any) -> Any:
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+    # allow_inf_nan=False: "nan" would otherwise fail as "less than or equal to 86400", which misleads.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True, allow_inf_nan=False)
 
 
 class BreakerSettings(_Section):
@@ -88,9 +89,16 @@ class VenueSettings(_Section):
     def _check_url(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        parts = urlsplit(value.strip())
+        expected = "must be an http(s) URL such as https://futures.kraken.com or http://127.0.0.1:PORT"
+        try:
+            parts = urlsplit(value.strip())
+            parts.port  # noqa: B018 - raises on a port that is not a number in 0..65535
+        except ValueError:
+            raise ValueError(f"is not a valid URL (check the host and port); {expected}") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http(s) URL such as https://futures.kraken.com or http://127.0.0.1:PORT")
+            raise ValueError(expected)
+        if not re.fullmatch(r"(?:[^@]*@)?(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d+)?", parts.netloc):
+            raise ValueError(f"has a host name with characters a host name cannot have; {expected}")
         if parts.username or parts.password:
             raise ValueError("must not carry credentials; put them in venue.api_key / venue.api_secret")
         if parts.path not in ("", "/") or parts.query or parts.fragment:
@@ -98,6 +106,14 @@ class VenueSettings(_Section):
         if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
             raise ValueError("plain http is only allowed to 127.0.0.1/localhost; use https for a remote server")
         return f"{parts.scheme}://{parts.netloc}"
+
+    @field_validator("api_key")
+    @classmethod
+    def _no_surrounding_space(cls, value: SecretStr | None) -> SecretStr | None:
+        # Kraken keys have no spaces; a pasted key with a trailing newline fails authentication much later.
+        if value is not None and value.get_secret_value() != value.get_secret_value().strip():
+            raise ValueError("has spaces or a line break at the start or end; copy the key again without them")
+        return value
 
     @field_validator("api_secret")
     @classmethod
@@ -275,6 +291,15 @@ class Settings(BaseSettings):
     telegram: TelegramSettings | None = None
 
     _split = field_validator("symbols", mode="before")(_split_list)
+
+    @field_validator("db_path")
+    @classmethod
+    def _db_path_names_a_file(cls, value: Path) -> Path:
+        if str(value).strip() in ("", "."):
+            raise ValueError("is empty; give the registry file's path, e.g. /var/lib/trader/position_registry.db")
+        if value.is_dir():
+            raise ValueError("is a directory; give the registry file's path inside it, e.g. DIR/position_registry.db")
+        return value
 
     @field_validator("symbols")
     @classmethod
@@ -470,6 +495,8 @@ def _read_toml(path: Path, what: str) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         # The decoder's message carries the position ("at line 3, column 9"), never the text itself.
         fail(f"invalid TOML: {exc}")
+    except RecursionError:
+        fail("invalid TOML: arrays or tables nested too deeply for a config file")
 
 
 def _has_secret(data: Mapping[str, Any]) -> bool:
@@ -549,7 +576,12 @@ def load_settings(
         message = permission_problem(config_path)
         if message:
             problems.append(ConfigProblem("config file", message))
-    secrets_file = secrets_path or next((Path(v) for k, v in env.items() if k.upper() == SECRETS_FILE_ENV), None)
+    from_env = next((v for k, v in env.items() if k.upper() == SECRETS_FILE_ENV), None)
+    if secrets_path is None and from_env is not None and not from_env.strip():
+        raise ConfigError(
+            [ConfigProblem(SECRETS_FILE_ENV, "is set but empty; unset it or set it to the secrets TOML file's path")]
+        )
+    secrets_file = secrets_path or (Path(from_env) if from_env is not None else None)
     if secrets_file is not None:
         secret_data = _read_toml(secrets_file, "secrets file")
         message = permission_problem(secrets_file)

@@ -120,6 +120,14 @@ CASES: list[Case] = [
         "mode",
     ),
     Case("telegram_token_shape", TG.replace(TOKEN, "SENTINEL-not-a-token-at-all-000"), "telegram.token"),
+    Case("api_key_surrounding_space", LIVE.replace(f'"{KEY}"', f'"  {KEY}\\n"'), "venue.api_key"),
+    Case("url_port_not_a_number", '[venue]\nbase_url = "http://127.0.0.1:notaport"\n', "venue.base_url"),
+    Case("url_port_too_big", '[venue]\nbase_url = "http://127.0.0.1:99999"\n', "venue.base_url"),
+    Case("url_broken_ipv6", '[venue]\nbase_url = "http://[::1"\n', "venue.base_url"),
+    Case("url_space_in_host", '[venue]\nbase_url = "https://futures kraken.com"\n', "venue.base_url"),
+    # db_path
+    Case("db_path_empty", 'db_path = ""\n', "db_path"),
+    Case("db_path_directory", 'db_path = "/"\n', "db_path"),
     # environment variables
     Case("env_timeout_text", "", "TRADER_VENUE__TIMEOUT_MS", env={"TRADER_VENUE__TIMEOUT_MS": "abc"}),
     Case("env_live_without_keys", "", "venue.base_url", env={"TRADER_MODE": "live"}),
@@ -135,6 +143,9 @@ CASES: list[Case] = [
     Case("env_threshold", "", "risk.auction_max_margin_util", env={"TRADER_RISK__AUCTION_MAX_MARGIN_UTIL": "95"}),
     Case("env_symbols_empty", "", "symbols", env={"TRADER_SYMBOLS": ",,,"}),
     Case("env_level", "", "log.level", env={"TRADER_LOG__LEVEL": "chatty"}),
+    Case("env_interval_nan", "", "intervals.tick", env={"TRADER_INTERVALS__TICK": "nan"}),
+    Case("env_interval_inf", "", "intervals.protect", env={"TRADER_INTERVALS__PROTECT": "inf"}),
+    Case("env_secrets_file_empty", "", "TRADER_SECRETS_FILE", env={"TRADER_SECRETS_FILE": ""}),
     Case(
         "env_short_token", TG.replace(f'token = "{TOKEN}"\n', ""), "telegram.token", env={"TRADER_TELEGRAM__TOKEN": ""}
     ),
@@ -142,6 +153,7 @@ CASES: list[Case] = [
     Case("toml_syntax", "mode = \n", "line 1"),
     Case("toml_duplicate_key", 'mode = "paper"\nmode = "live"\n', "line 2"),
     Case("toml_unclosed_table", "[venue\ntimeout_ms = 5\n", "line 1"),
+    Case("toml_nested_too_deep", "a = " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
     Case("missing_file", None, "config file", special="missing"),
     Case("directory", None, "config file", special="directory"),
     Case("fifo", None, "config file", special="fifo"),
