@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from exchange.errors import OrderNotFound, VenueError
 from exchange.types import VenueFill
+from lifecycle.registry import PositionView
 from scheduler.jobs.context import DaemonContext
 
 log = logging.getLogger(__name__)
@@ -57,19 +58,24 @@ def close_flat_positions(ctx: DaemonContext) -> list[str]:
             # OPEN -> CLOSED needs the venue to agree that it is flat (a phantom); leave that to reconcile.
             continue
         ctx.registry.apply(pos.uid, "position_closed", cause="closing fills brought the quantity to zero")
-        for order_id in (pos.sl_order_id, pos.tp_order_id):
-            if order_id:
-                _cancel_quietly(ctx, order_id)
-        settle_open_orders(ctx, pos.uid)
+        wind_down(ctx, pos)
         closed.append(pos.uid)
     return closed
+
+
+def wind_down(ctx: DaemonContext, pos: PositionView) -> None:
+    """After a close: cancel the protective orders that may still rest on the venue, then settle the rows."""
+    for order_id in (pos.sl_order_id, pos.tp_order_id):
+        if order_id:
+            _cancel_quietly(ctx, order_id)
+    settle_open_orders(ctx, pos.uid)
 
 
 def settle_open_orders(ctx: DaemonContext, uid: str) -> None:
     """A closed position has no live order left: whatever still says `open` either filled or is gone."""
     fills = ctx.registry.fills(uid)
-    if any(not f["client_order_id"] for f in fills):
-        return  # a fill we cannot attribute to an order: calling any of them cancelled could be a lie
+    if any(not f["client_order_id"] and not f["is_entry"] for f in fills):
+        return  # an exit fill we cannot attribute to an order: calling any of them cancelled could be a lie
     filled_coids = {str(f["client_order_id"]) for f in fills}
     for order in ctx.registry.orders(uid):
         if order.status != "open":

@@ -133,8 +133,10 @@ def protect_position(ctx: DaemonContext, pos: PositionView, open_orders: Sequenc
     if pos.state == "PROTECTED" and pos.sl_order_id and pos.sl_order_id not in by_id:
         if _filled(ctx, pos, pos.sl_order_id):
             return
-        pos = ctx.registry.apply(pos.uid, "protection_lost", cause=f"stop {pos.sl_order_id} no longer on the venue")
+        lost = pos.sl_order_id
+        pos = ctx.registry.apply(pos.uid, "protection_lost", cause=f"stop {lost} no longer on the venue")
         ctx.registry.set_protection(pos.uid, sl_order_id=None, tp_order_id=pos.tp_order_id, clear=True)
+        _settle_lost_stop(ctx, pos.uid, lost)
     if pos.state != "OPEN":
         return
     live = _find_live_stop(pos, open_orders)
@@ -143,6 +145,14 @@ def protect_position(ctx: DaemonContext, pos: PositionView, open_orders: Sequenc
         ctx.registry.apply(pos.uid, "protection_confirmed", cause=f"relinked venue stop {live.order_id}")
         return
     place_stop(ctx, pos)
+
+
+def _settle_lost_stop(ctx: DaemonContext, uid: str, venue_order_id: str) -> None:
+    """The stop neither rests on the venue nor filled: its order row says so at once, rather than staying `open`
+    beside its replacement until the position closes."""
+    for order in ctx.registry.orders_for(uid):
+        if order.venue_order_id == venue_order_id and order.status == "open":
+            ctx.registry.mark_order(order.client_order_id, status="cancelled", reason="no longer on the venue")
 
 
 def place_stop(ctx: DaemonContext, pos: PositionView) -> bool:

@@ -27,7 +27,7 @@ from lifecycle.reconcile import (
     RelinkStop,
     reconcile,
 )
-from scheduler.jobs import protect
+from scheduler.jobs import exits, protect
 from scheduler.jobs.context import DaemonContext
 from scheduler.jobs.exits import fills_window_start
 
@@ -90,8 +90,10 @@ def execute(ctx: DaemonContext, action: Action) -> None:
         case ClosePhantom(uid):
             close_phantom(ctx, uid)
         case CloseFlat(uid):
-            if reg.get(uid).state in ("OPEN", "PROTECTED", "EXITING"):
+            pos = reg.get(uid)
+            if pos.state in ("OPEN", "PROTECTED", "EXITING"):
                 reg.apply(uid, "position_closed", cause="reconcile: ledger and venue agree the position is flat")
+                exits.wind_down(ctx, pos)
         case RelinkStop(uid, order_id):
             reg.set_protection(uid, sl_order_id=order_id)
             if reg.get(uid).state == "OPEN":

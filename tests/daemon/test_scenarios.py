@@ -155,6 +155,8 @@ def test_silently_cancelled_stop_is_replaced_within_one_cycle(tmp_path: Path) ->
         assert events[-2:] == ["protection_lost", "protection_confirmed"]
         coids = [o.cli_ord_id for o in w.sim.order_log if o.cli_ord_id]
         assert len(coids) == len(set(coids)) == 3  # entry, first stop, replacement stop
+        stops = {o.venue_order_id: o.status for o in w.registry.orders(pos.uid) if o.purpose == "stop"}
+        assert stops == {first_stop: "cancelled", after.sl_order_id: "open"}  # the lost one is not left "open"
 
 
 def test_outage_opens_the_breaker_and_reports_incomplete(tmp_path: Path) -> None:
