@@ -22,8 +22,7 @@ from decimal import Decimal
 from typing import IO, Literal
 
 from lifecycle.events import render_kv, render_value
-from lifecycle.redaction import REDACTED as REDACTED
-from lifecycle.redaction import Redactor as Redactor
+from lifecycle.redaction import Redactor
 
 PINNED_LOGGERS = ("ccxt", "ccxt.base.exchange", "httpx", "httpcore", "urllib3", "telegram", "apscheduler")
 _RESERVED = frozenset({"ts", "level", "event", "logger"})

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, Any, NoReturn, TypeVar
 
 from lifecycle.db import DEFAULT_DB_PATH
-from scheduler.logsetup import Redactor
+from lifecycle.redaction import Redactor
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1

@@ -15,7 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lifecycle.events import Ev, emit
-from scheduler.logsetup import PINNED_LOGGERS, REDACTED, Redactor, configure_logging, redact
+from lifecycle.redaction import REDACTED, Redactor
+from scheduler.logsetup import PINNED_LOGGERS, configure_logging, redact
 
 TS_LEVEL = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (DEBUG|INFO |WARNING|ERROR|CRITICAL) "
 
