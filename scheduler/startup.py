@@ -192,6 +192,7 @@ def limits_from(settings: Settings, symbol_keys: tuple[str, ...]) -> Limits:
         timeframe=settings.timeframe,
         auction_max_margin_util=risk.auction_max_margin_util,
         take_profit=risk.take_profit_r is not None,
+        take_profit_r=risk.take_profit_r,
     )
 
 

@@ -15,7 +15,7 @@ from decimal import Decimal
 from exchange.types import Candle, Instrument
 from strategy.base import Decision, Verdict
 from strategy.signals import atr, donchian, ema
-from strategy.sizing import position_size, round_down, round_up
+from strategy.sizing import position_size, round_down, round_up, take_profit_at
 
 
 @dataclass(frozen=True)
@@ -83,18 +83,12 @@ class DonchianBreakout:
         p = self.params
         long = verdict is Verdict.ENTER_LONG
         tick = instrument.tick_size
-        # Stops round AWAY from the entry (a wider stop gives a smaller size, never a larger risk) and
-        # take-profits round TOWARD it (a nearer target is still reached when the exact one would be).
+        # Stops round AWAY from the entry: a wider stop gives a smaller size, never a larger risk.
         distance = p.atr_stop_multiple * vol
         stop = round_down(entry - distance, tick) if long else round_up(entry + distance, tick)
         if stop <= 0:
             return Decision(symbol, Verdict.SKIP, "stop would be at or below zero", inputs)
-        take_profit = None
-        if p.take_profit_r is not None:
-            reward = p.take_profit_r * abs(entry - stop)
-            take_profit = round_down(entry + reward, tick) if long else round_up(entry - reward, tick)
-            if take_profit <= 0:
-                take_profit = None
+        take_profit = None if p.take_profit_r is None else take_profit_at(entry, stop, p.take_profit_r, tick, long)
         sized = position_size(equity, p.risk_per_trade_pct, entry, stop, instrument)
         if sized.size is None:
             return Decision(symbol, Verdict.SKIP, sized.reason, {**inputs, "equity": equity})

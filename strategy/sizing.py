@@ -22,6 +22,14 @@ def round_up(value: Decimal, increment: Decimal) -> Decimal:
     return (value / increment).to_integral_value(rounding=ROUND_CEILING) * increment
 
 
+def take_profit_at(entry: Decimal, stop: Decimal, r_multiple: Decimal, tick: Decimal, long: bool) -> Decimal | None:
+    """The target `r_multiple` times the entry-to-stop risk beyond the entry, rounded TOWARD the entry (a nearer
+    target is still reached when the exact one would be); None when that is at or below zero."""
+    reward = r_multiple * abs(entry - stop)
+    target = round_down(entry + reward, tick) if long else round_up(entry - reward, tick)
+    return target if target > 0 else None
+
+
 def position_size(
     equity: Decimal, risk_pct: Decimal, entry: Decimal, stop: Decimal, instrument: Instrument
 ) -> SizeResult:

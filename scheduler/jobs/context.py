@@ -31,6 +31,7 @@ class Limits:
     auction_max_margin_util: Decimal = Decimal(50)
     default_stop_pct: Decimal = Decimal(2)  # for adopted orphans, which arrive without a strategy's stop
     take_profit: bool = True
+    take_profit_r: Decimal | None = None  # a position that arrives without a TP price (an import) gets one at this R
 
 
 @dataclass(frozen=True)

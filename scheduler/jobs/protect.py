@@ -25,6 +25,7 @@ from lifecycle.registry import PositionView
 from scheduler.jobs.context import DaemonContext
 from scheduler.jobs.crash import crash_point
 from scheduler.jobs.execution import Submitted, submit
+from strategy.sizing import take_profit_at
 
 log = logging.getLogger(__name__)
 
@@ -180,8 +181,13 @@ def place_stop(ctx: DaemonContext, pos: PositionView) -> bool:
 
 
 def place_take_profit(ctx: DaemonContext, pos: PositionView, open_orders: Sequence[VenueOrder]) -> None:
-    if pos.take_profit_price is None or pos.state != "PROTECTED":
+    if pos.state != "PROTECTED":
         return
+    if pos.take_profit_price is None:
+        target = _derived_take_profit(ctx, pos)
+        if target is None:
+            return
+        pos = ctx.registry.update_prices(pos.uid, take_profit_price=target)
     if pos.tp_order_id and (
         any(o.order_id == pos.tp_order_id for o in open_orders) or _filled(ctx, pos, pos.tp_order_id)
     ):
@@ -189,12 +195,34 @@ def place_take_profit(ctx: DaemonContext, pos: PositionView, open_orders: Sequen
     if _minimum_above(ctx, pos) is not None:
         log.debug("protect: no take-profit for %s: %s is below the minimum order size", pos.uid, pos.remaining_qty)
         return
+    assert pos.take_profit_price is not None  # set above when it was missing
     sent = _submit_closing_trigger(
         ctx, pos, purpose="take_profit", order_type=OrderType.TAKE_PROFIT, trigger_price=pos.take_profit_price
     )
     if sent.result.outcome is OrderOutcome.ACCEPTED and sent.result.order is not None:
         ctx.registry.set_protection(pos.uid, tp_order_id=sent.result.order.order_id)
         _announce_placed(pos, "take_profit", pos.take_profit_price, sent.result.order.order_id)
+
+
+def _derived_take_profit(ctx: DaemonContext, pos: PositionView) -> Decimal | None:
+    """A target for a position that arrived without one (an import), the way the strategy sets its own: `R` times
+    the entry-to-stop risk beyond the entry. None when no R is configured, the prices are unknown, or the market
+    is already past it: a take-profit placed there would trigger at once and close an imported position on the
+    spot, which is the operator's call, not ours."""
+    r_multiple, entry, stop = ctx.limits.take_profit_r, pos.entry_price, pos.stop_price
+    instrument = ctx.instruments.get(pos.symbol_key)
+    if r_multiple is None or entry is None or stop is None or instrument is None:
+        return None
+    long = pos.side == "long"
+    target = take_profit_at(entry, stop, r_multiple, instrument.tick_size, long)
+    try:
+        mark: Decimal | None = ctx.venue.tickers()[pos.symbol_key].mark
+    except (VenueError, KeyError):
+        return None  # unknown market: try again next cycle rather than risk an instant trigger
+    if target is None or mark is None or (mark >= target if long else mark <= target):
+        log.debug("protect: no take-profit derived for %s (target %s, mark %s)", pos.uid, target, mark)
+        return None
+    return target
 
 
 def _submit_closing_trigger(

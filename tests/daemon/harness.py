@@ -113,6 +113,7 @@ def world(
     symbols: tuple[str, ...] = ("PF_XBTUSD", "PF_ETHUSD"),
     config: SimConfig | None = None,
     take_profit: bool = False,
+    take_profit_r: Decimal | None = None,
     breaker_threshold: int = 3,
 ) -> Iterator[World]:
     clock = FakeClock()
@@ -133,7 +134,7 @@ def world(
             registry=registry,
             venue=venue,
             clock=clock,
-            limits=Limits(symbols=symbols, timeframe="1m", take_profit=take_profit),
+            limits=Limits(symbols=symbols, timeframe="1m", take_profit=take_profit, take_profit_r=take_profit_r),
             instruments=venue.instruments(),
             strategy=strategy,
             safety=Safety(KillSwitch(Decimal(80), Decimal(5), 2), Escalator()),
