@@ -21,8 +21,9 @@ Speed (docs/audit.md has the figures): the chains are checked in id ranges. SQL 
 content (derived from `lifecycle.chain`'s signatures, see `ChainSpec`) and hands a whole range over as a few
 strings, so Python only runs sha256 and compares joined strings; any range that is not provably clean that way
 is re-checked row by row with `lifecycle.chain` itself, which is what counts and names the breaks. The ranges and
-the aggregate queries run on a few threads, each with its own read-only connection (SQLite and hashlib's C code
-let two cores work); an in-memory database or a small registry is audited on the caller's connection alone.
+the aggregate queries are shared between the caller's connection and a few worker processes, each with its own
+read-only connection (threads alone are slower: SQLite's allocator takes a global mutex); an in-memory database or
+a small registry is audited on the caller's connection alone.
 """
 
 from __future__ import annotations
