@@ -46,7 +46,17 @@ import peewee as pw
 
 from lifecycle import chain
 from lifecycle.db import connect
-from specs.lifecycle import ACTIVE_STATES, CREATIONS, INVARIANT_FIELDS, STATE_NAMES, TABLE, TERMINAL_STATES
+from specs.lifecycle import (
+    ACTIVE_STATES,
+    CREATIONS,
+    ENTRY_FILL_SIDE,
+    INVARIANT_FIELDS,
+    ORIGINS,
+    POSITION_SIDES,
+    STATE_NAMES,
+    TABLE,
+    TERMINAL_STATES,
+)
 
 DETAIL_LIMIT = 5
 RUNBOOK_FIELDS: tuple[str, ...] = (
@@ -90,6 +100,8 @@ class AuditReport:
     terminal_with_open_qty: int = 0
     transition_chain_breaks: int = 0
     fill_chain_breaks: int = 0
+    invalid_position_values: int = 0
+    fill_side_mismatch: int = 0
     details: dict[str, list[str]] = field(default_factory=dict)
     """Up to DETAIL_LIMIT offending rows per non-zero field (position uids, `transition#id`, `fill#id`)."""
     scope: str = SCOPE_FULL
@@ -162,13 +174,45 @@ Query = tuple[str, str, tuple[object, ...]]
 """(field, offender SQL, parameters): one aggregate of the audit."""
 
 
-def _aggregate_queries(transitions_after: int = 0) -> list[Query]:
-    """The SQL aggregates, slowest first (the parallel run starts the long ones early). `transitions_after`: the
-    legality of logged transitions is checked for rows with a larger id only (a tail audit's anchor)."""
+def _aggregate_queries(transitions_after: int = 0, fills_after: int = 0) -> list[Query]:
+    """The SQL aggregates, slowest first (the parallel run starts the long ones early). `transitions_after`,
+    `fills_after`: the legality of logged transitions, and the side of fills, are checked for rows with a larger
+    id only (a tail audit's anchors)."""
     terminal = json.dumps(sorted(TERMINAL_STATES))
     active = json.dumps(sorted(ACTIVE_STATES))
     known = json.dumps(list(STATE_NAMES))
     legal = json.dumps(["|".join(part or "" for part in triple) for triple in _legal_triples()])
+    sides = json.dumps(list(POSITION_SIDES))
+    fitting = json.dumps([f"{side}|{int(is_entry)}|{_fill_side(side, is_entry)}" for side in POSITION_SIDES
+                          for is_entry in (True, False)])  # fmt: skip
+    # A fill is on the wrong side when (position side, entry or exit, fill side) is not one of `fitting`; fills of a
+    # position whose own side is invalid are left to invalid_position_values.
+    wrong_side = (
+        "p.side IN (SELECT value FROM json_each(?))"
+        " AND p.side || '|' || (f.is_entry != 0) || '|' || f.side NOT IN (SELECT value FROM json_each(?))"
+    )
+    price_ok = (
+        "({c} IS NULL OR (typeof({c}) = 'text' AND {c} NOT GLOB '*[^0-9.]*' AND {c} NOT GLOB '*.*.*'"
+        " AND CAST({c} AS REAL) > 0))"
+    )
+    # Every fill after the anchor (all of them in a full audit), counted per position. A side edited in an old
+    # position's row is found by the next full audit, like an edited old fill; an active one's also shows at once
+    # in reconciliation, as a quantity mismatch against the venue's signed position.
+    side_sql = (
+        "SELECT p.uid FROM fill f JOIN position p ON p.id = f.position_id"  # noqa: S608 - code; values are parameters
+        f" WHERE f.id > ? AND {wrong_side} GROUP BY p.id ORDER BY p.id"
+    )
+    valid_position = " AND ".join(
+        [
+            "side IN (SELECT value FROM json_each(?))",
+            "origin IN (SELECT value FROM json_each(?))",
+            "typeof(target_qty_units) = 'integer' AND target_qty_units >= 0",
+            "typeof(remaining_qty_units) = 'integer'",
+            "typeof(created_ms) = 'integer' AND created_ms > 0 AND typeof(updated_ms) = 'integer'",
+            "(closed_ms IS NULL OR typeof(closed_ms) = 'integer')",
+            *(price_ok.format(c=c) for c in ("entry_price", "stop_price", "take_profit_price")),
+        ]
+    )
     # The spec's sets reach SQL as one JSON parameter each (`json_each(?)`): no SQL text is built from values.
     return [
         # A row is illegal when its (source, event, target) is not in the spec, when its source is not where the
@@ -203,6 +247,11 @@ def _aggregate_queries(transitions_after: int = 0) -> list[Query]:
             (known,),
         ),
         (
+            "invalid_position_values",
+            f"SELECT uid FROM position WHERE NOT ({valid_position}) ORDER BY id",  # noqa: S608 - code, not data
+            (sides, json.dumps(list(ORIGINS))),
+        ),
+        (
             "duplicate_active_symbol_keys",
             "SELECT symbol_key || ': ' || group_concat(uid, ' ') FROM position"
             " WHERE state IN (SELECT value FROM json_each(?))"
@@ -232,7 +281,14 @@ def _aggregate_queries(transitions_after: int = 0) -> list[Query]:
             " WHERE state IN (SELECT value FROM json_each(?)) AND remaining_qty_units != 0 ORDER BY id",
             (terminal,),
         ),
+        ("fill_side_mismatch", side_sql, (fills_after, sides, fitting)),
     ]
+
+
+def _fill_side(position_side: str, is_entry: bool) -> str:
+    """The side of a fill of a `position_side` position: its entry side, or the other one for an exit."""
+    entry = ENTRY_FILL_SIDE[position_side]
+    return entry if is_entry else next(side for side in ENTRY_FILL_SIDE.values() if side != entry)
 
 
 def _aggregates(db: pw.Database) -> dict[str, tuple[int, list[str]]]:
@@ -477,15 +533,15 @@ def _anchor_label(table: str, anchor: ChainHead) -> str:
 # --- running ---------------------------------------------------------------------------------------------------
 
 TaskSpec = tuple[str, str, int, int]
-"""("query", field, transitions_after, 0) or ("chain", table, lo, hi): plain values, so a worker process can run
-it."""
+"""("query", field, transitions_after, fills_after) or ("chain", table, lo, hi): plain values, so a worker process
+can run it."""
 Outcome = tuple[int, list[str]]
 
 
 def _run_task(db: pw.Database, task: TaskSpec) -> Outcome:
     kind, name, lo, hi = task
     if kind == "query":
-        _, sql, params = next(q for q in _aggregate_queries(lo) if q[0] == name)
+        _, sql, params = next(q for q in _aggregate_queries(lo, hi) if q[0] == name)
         return _query(db, sql, params)
     return _verify_range(db, CHAINS[name], lo, hi)
 
@@ -621,8 +677,8 @@ def run_audit(
     held = {table: _anchor_holds(db, table, anchor) for table, anchor in anchors.items() if table in CHAINS}
     tail = not full and bool(anchors) and all(held.get(table, False) for table in CHAINS)
     starts = {table: anchors[table] if tail else EMPTY_HEAD for table in CHAINS}
-    transitions_after = starts["transition"].through_id
-    tasks: list[TaskSpec] = [("query", name, transitions_after, 0) for name, _, _ in _aggregate_queries()]
+    query_after = (starts["transition"].through_id, starts["fill"].through_id)
+    tasks: list[TaskSpec] = [("query", name, *query_after) for name, _, _ in _aggregate_queries()]
     for table in CHAINS:
         after = starts[table].through_id
         tasks += [("chain", table, lo, hi) for lo, hi in _ranges(db, table, chunk_rows, after, ends[table])]

@@ -32,7 +32,7 @@ from lifecycle.symbols import canonical_key
 from lifecycle.units import qty_to_units, units_to_qty
 from specs import lifecycle as spec
 
-POSITION_SIDES = ("long", "short")
+POSITION_SIDES = spec.POSITION_SIDES
 ORDER_SIDES = ("buy", "sell")
 ORDER_TYPES = ("market", "limit", "stop", "take_profit")
 PURPOSES = ("entry", "stop", "take_profit", "exit")
@@ -52,6 +52,11 @@ class DuplicateActivePosition(LifecycleError):
 
 class FillOnTerminalPosition(LifecycleError):
     """An entry fill for a position that is already terminal: the venue holds exposure the registry closed."""
+
+
+class FillSideMismatch(LifecycleError):
+    """A fill on the wrong side for its position and role (a buy exit of a long): it belongs to another position,
+    or the position's side is wrong. Recording it would corrupt the ledger the audit trusts for direction."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,11 @@ class OrderView:
     trigger_price: Decimal | None
     status: str
     reason: str | None
+
+
+def _fill_side(position_side: str, is_entry: bool) -> str:
+    entry_side = spec.ENTRY_FILL_SIDE[position_side]
+    return entry_side if is_entry else next(side for side in ORDER_SIDES if side != entry_side)
 
 
 def _text(d: Decimal | None) -> str | None:
@@ -645,6 +655,14 @@ class Registry:
         units = _positive_units(qty, "fill quantity")
         if Fill.select().where(Fill.fill_id == fill_id).exists():
             return False
+        expected = _fill_side(row.side, is_entry)
+        if side != expected:
+            role = "entry" if is_entry else "exit"
+            raise FillSideMismatch(
+                f"{role} fill {fill_id} is a {side}, but {role} fills of {row.side} position {row.uid} are {expected}s;"
+                " nothing recorded. The fill belongs to another position, or this position's side is wrong: compare"
+                " with the venue (python -m tools.sync_positions, dry-run)"
+            )
         if is_entry and row.state in spec.TERMINAL_STATES:
             raise FillOnTerminalPosition(
                 f"entry fill {fill_id} for position {row.uid}, which is {row.state}: the venue holds exposure the "

@@ -29,7 +29,7 @@ from lifecycle.events import EVENT_LOGGER, Ev, emit
 from lifecycle.killswitch import KillSwitch
 from lifecycle.merge import MergeReport
 from lifecycle.merge import run_merge as merge_registry
-from lifecycle.registry import DuplicateActivePosition, FillOnTerminalPosition, Registry
+from lifecycle.registry import DuplicateActivePosition, FillOnTerminalPosition, FillSideMismatch, Registry
 from lifecycle.symbols import canonical_key
 from scheduler.app import Daemon, JobRunner, JobSpec
 from scheduler.config import Settings
@@ -133,7 +133,7 @@ class Intervals:
     health: float
 
 
-BREACHES = (IllegalTransition, OverfillError, FillOnTerminalPosition, DuplicateActivePosition)
+BREACHES = (IllegalTransition, OverfillError, FillOnTerminalPosition, FillSideMismatch, DuplicateActivePosition)
 
 
 def halt_on_breach(ctx: DaemonContext, job: str, exc: Exception) -> None:

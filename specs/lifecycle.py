@@ -126,6 +126,13 @@ TABLE: dict[tuple[str, str], str] = {(t.source, t.event): t.target for t in TRAN
 EXPOSED_STATES: frozenset[str] = frozenset({"OPEN", "PROTECTED", "EXITING"})
 
 
+# The values a position row may hold where the audit checks them (the registry writes only these).
+POSITION_SIDES: tuple[str, ...] = ("long", "short")
+ORIGINS: tuple[str, ...] = ("strategy", "imported")
+# The side of a position's entry fills; its exit fills are on the other side.
+ENTRY_FILL_SIDE: dict[str, str] = {"long": "buy", "short": "sell"}
+
+
 INVARIANTS: tuple[InvariantSpec, ...] = (
     InvariantSpec(
         "INV-01", "duplicate_active_symbol_keys", "more than one non-terminal position for one canonical symbol key"
@@ -164,6 +171,18 @@ INVARIANTS: tuple[InvariantSpec, ...] = (
         "fill_chain_breaks",
         "a fill-ledger row whose hash or link to the previous row does not verify (tampering, lost row),"
         " or the ledger no longer ends where the last clean audit anchored it (rows lost at its end)",
+    ),
+    InvariantSpec(
+        "INV-11",
+        "invalid_position_values",
+        "a position whose side, origin, quantities or prices are not values the registry writes"
+        " (damage no other check sees: position rows are not hash-chained)",
+    ),
+    InvariantSpec(
+        "INV-12",
+        "fill_side_mismatch",
+        "a ledger fill on the wrong side for its position (a long's entries are buys and its exits sells, the reverse"
+        " for a short): the hash-chained ledger vouches for the direction of every position",
     ),
 )
 

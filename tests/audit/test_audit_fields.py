@@ -102,6 +102,22 @@ def fill_middle_row_deleted(c: sqlite3.Connection) -> None:
     c.execute("DELETE FROM fill WHERE id = ?", (fid,))
 
 
+def side_flipped(c: sqlite3.Connection) -> None:
+    # A valid value, so only the ledger can tell: the position's fills are on the other side.
+    (pid,) = one(c, ACTIVE_EXPOSED)
+    c.execute("UPDATE position SET side = iif(side = 'long', 'short', 'long') WHERE id = ?", (pid,))
+
+
+def side_garbled(c: sqlite3.Connection) -> None:
+    (pid,) = one(c, CLOSED)
+    c.execute("UPDATE position SET side = 'lonf' WHERE id = ?", (pid,))
+
+
+def stop_price_garbled(c: sqlite3.Connection) -> None:
+    (pid,) = one(c, ACTIVE_PROTECTED)
+    c.execute("UPDATE position SET stop_price = '6x000' WHERE id = ?", (pid,))
+
+
 CASES: list[tuple[Callable[[sqlite3.Connection], None], set[str]]] = [
     (dup_symbol, {"duplicate_active_symbol_keys"}),
     (active_with_closed_ms, {"non_terminal_in_closed_history"}),
@@ -117,6 +133,9 @@ CASES: list[tuple[Callable[[sqlite3.Connection], None], set[str]]] = [
     (fill_price_edited, {"fill_chain_breaks"}),
     # A lost fill breaks the chain and, necessarily, the ledger sum of its position.
     (fill_middle_row_deleted, {"fill_chain_breaks", "remaining_qty_violations"}),
+    (side_flipped, {"fill_side_mismatch"}),
+    (side_garbled, {"invalid_position_values"}),
+    (stop_price_garbled, {"invalid_position_values"}),
 ]
 
 
