@@ -24,7 +24,16 @@ from lifecycle.clock import FakeClock, SystemClock
 from scheduler.config import Settings, describe
 from scheduler.jobs.pacing import ClockPacer
 from scheduler.logsetup import register_secret
-from scheduler.startup import EXIT_OK, Intervals, held_startup_alerts, run_jobs, start, step, telegram_alerts
+from scheduler.startup import (
+    EXIT_OK,
+    Intervals,
+    held_startup_alerts,
+    registry_writer,
+    run_jobs,
+    start,
+    step,
+    telegram_alerts,
+)
 
 PAPER_DIR = Path("var/paper")
 PAPER_DB = PAPER_DIR / "registry.db"
@@ -115,8 +124,14 @@ def run_paper(
     settings = settings.model_copy(update={"timeframe": "1m", "db_path": db_path})
     step("config", f"{describe(settings)} paper_speed={speed} paper_seed={seed}")
     db_path.parent.mkdir(parents=True, exist_ok=True)
-    if db is None:
-        archive_previous(db_path)
+    # The lock comes before the archive: a second paper daemon must not move the first one's registry away.
+    with registry_writer(db_path):
+        if db is None:
+            archive_previous(db_path)
+        return _run_paper_jobs(settings, db_path, speed=speed, seed=seed, duration_s=duration_s)
+
+
+def _run_paper_jobs(settings: Settings, db_path: Path, *, speed: float, seed: int, duration_s: float | None) -> int:
     with paper_venue(seed=seed, speed=speed, starting_usd=settings.paper.starting_usd) as paper:
         # The simulator is in-process and always answers, so recovery need not wait between its checks.
         with held_startup_alerts() as held:

@@ -19,6 +19,7 @@ import peewee as pw
 from exchange.errors import VenueError
 from exchange.types import Instrument
 from exchange.venue import Venue
+from lifecycle import writer_lock
 from lifecycle.anchors import audit_and_anchor
 from lifecycle.audit import AuditReport
 from lifecycle.clock import Clock, SystemClock, to_ms
@@ -31,6 +32,7 @@ from lifecycle.merge import MergeReport
 from lifecycle.merge import run_merge as merge_registry
 from lifecycle.registry import DuplicateActivePosition, FillOnTerminalPosition, FillSideMismatch, Registry
 from lifecycle.symbols import canonical_key
+from lifecycle.writer_lock import WriterLockHeld
 from scheduler.app import Daemon, JobRunner, JobSpec
 from scheduler.config import Settings
 from scheduler.jobs import exits as exits_job
@@ -323,6 +325,27 @@ def telegram_alerts(
         notifier.stop()
 
 
+@contextmanager
+def registry_writer(db_path: Path) -> Iterator[None]:
+    """The daemon is its registry's one writer for as long as it runs (`lifecycle.writer_lock`): a second daemon,
+    or a runbook tool with --execute, on the same file is refused rather than trading beside it."""
+    if not db_path.parent.is_dir():
+        yield  # no registry can be opened there either: the database step names the folder
+        return
+    try:
+        lock = writer_lock.acquire(db_path, "daemon")
+    except WriterLockHeld as held:
+        raise StartupRefused("database", str(held), EXIT_FAILURE) from None
+    except OSError as exc:
+        raise StartupRefused(
+            "database", f"cannot take the writer lock {writer_lock.lock_path(db_path)}: {exc.strerror}", EXIT_FAILURE
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def run_live(settings: Settings, *, db: Path | None, duration_s: float | None, recovery_wait_s: float = 3.0) -> int:
     clock = SystemClock()
     venue_settings = settings.venue
@@ -330,6 +353,14 @@ def run_live(settings: Settings, *, db: Path | None, duration_s: float | None, r
         raise StartupRefused("venue", "venue.api_key and venue.api_secret are required outside paper mode", EXIT_CONFIG)
     venue = ccxt_venue(venue_settings, clock)
     db_path = db or settings.db_path
+    with registry_writer(db_path):
+        return _run_live_jobs(settings, venue, clock, db_path, duration_s, recovery_wait_s)
+
+
+def _run_live_jobs(
+    settings: Settings, venue: Venue, clock: Clock, db_path: Path, duration_s: float | None, recovery_wait_s: float
+) -> int:
+    venue_settings = settings.venue
     with held_startup_alerts() as held:
         started = start(settings, venue, clock, db_path, recovery_wait_s=recovery_wait_s)
     iv = settings.intervals

@@ -24,6 +24,7 @@ from typing import IO, Any, NoReturn, TypeVar
 
 from lifecycle.db import DEFAULT_DB_PATH
 from lifecycle.redaction import Redactor
+from lifecycle.writer_lock import WriterLock, WriterLockHeld, acquire, lock_path
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
@@ -202,6 +203,27 @@ def one_line(message: str) -> str:
     return " ".join(message.split())
 
 
+_WRITER_LOCKS: list[WriterLock] = []
+
+
+def hold_writer_lock(registry: Path, role: str) -> None:
+    """Make this run the registry's one writer until it ends (`lifecycle.writer_lock`): a tool with --execute
+    refuses while the daemon, or another tool, writes the same file."""
+    try:
+        _WRITER_LOCKS.append(acquire(registry, role))
+    except WriterLockHeld as held:
+        raise ProblemsFound(f"{held}; nothing was changed") from None
+    except OSError as exc:
+        raise ProblemsFound(
+            f"cannot take the writer lock {lock_path(registry)}: {exc.strerror}; nothing was changed"
+        ) from None
+
+
+def _release_writer_locks() -> None:
+    while _WRITER_LOCKS:
+        _WRITER_LOCKS.pop().release()
+
+
 def run_tool(
     main: Callable[[Sequence[str]], int],
     argv: Sequence[str] | None = None,
@@ -234,3 +256,5 @@ def run_tool(
         # An unexpected failure still gets one line; the type tells a developer where to look.
         err.write(f"error: unexpected {type(exc).__name__}: {one_line(scrub(str(exc)))}\n")
         return EXIT_PROBLEMS
+    finally:
+        _release_writer_locks()

@@ -33,7 +33,7 @@ from lifecycle.units import units_to_qty
 from scheduler.config import ConfigError, Settings, load_settings
 from scheduler.venue_factory import ccxt_venue
 from specs.lifecycle import ACTIVE_STATES
-from tools._cli import ProblemsFound, UsageError, register_secrets, require_live_ack
+from tools._cli import ProblemsFound, UsageError, hold_writer_lock, register_secrets, require_live_ack
 from tools._dbfile import describe_sqlite_error, header_problem
 
 if TYPE_CHECKING:
@@ -131,12 +131,16 @@ def registry_errors(path: Path) -> Iterator[None]:
         raise ProblemsFound(describe_sqlite_error(path, exc, HEALTH_HINT)) from None
 
 
-def open_registry(path: Path, clock: Clock, *, must_exist: bool = True) -> Registry:
-    """The registry for writing. Without `must_exist` a missing file is created, but only in an existing folder."""
+def open_registry(
+    path: Path, clock: Clock, *, must_exist: bool = True, role: str = "a tool with --execute"
+) -> Registry:
+    """The registry for writing, with its writer lock held for the rest of the run. Without `must_exist` a missing
+    file is created, but only in an existing folder."""
     if must_exist or path.exists():
         check_registry_file(path)
     elif not path.parent.is_dir():
         raise UsageError(f"cannot create registry {path}: folder {path.parent} does not exist; check --db PATH")
+    hold_writer_lock(path, role)
     with registry_errors(path):
         return Registry.open(path, clock)
 

@@ -38,6 +38,7 @@ from tools._cli import (
     UsageError,
     bounded_int,
     dry_run_prefix,
+    hold_writer_lock,
     make_parser,
     run_tool,
     write_json,
@@ -359,6 +360,7 @@ def _open_for_reset(path: Path, execute: bool, busy_timeout_ms: int) -> Iterator
     """The existing file, writable only for --execute (create=False: a wrong path never becomes a new registry)."""
     _existing_registry_file(path)
     if execute:
+        hold_writer_lock(path, "check_db_health --reset-anchors --execute")  # the daemon writes anchors too
         try:
             wait_for_write_lock(path, busy_timeout_ms)
         except sqlite3.Error as exc:

@@ -67,7 +67,7 @@ def main(argv: Sequence[str]) -> int:
     done: list[str] = []
     if args.execute and relinks:
         with registry_errors(path):
-            _relink(open_registry(path, clock), relinks, done)
+            _relink(open_registry(path, clock, role="recover_sl_order_ids --execute"), relinks, done)
     if args.json:
         doc: dict[str, Any] = {
             "db": str(path),

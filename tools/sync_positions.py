@@ -83,7 +83,7 @@ def execute(
     from scheduler.jobs.reconcile import close_phantom
 
     out = Outcome()
-    registry = open_registry(path, clock, must_exist=False)
+    registry = open_registry(path, clock, must_exist=False, role="sync_positions --execute")
     ctx = daemon_context(env.settings, registry, venue, clock, args.stop_pct)
     open_orders = venue_call("reading open orders", venue.open_orders)
     for action in rec.actions:
