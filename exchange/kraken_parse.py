@@ -111,13 +111,15 @@ def margin(payload: object, now: datetime) -> MarginSnapshot:
     accounts = require(payload, "accounts", dict, "accounts")
     flex = require(accounts, "flex", dict, "accounts")
     what = "accounts.flex"
+    stamp = server_time(payload)
     return MarginSnapshot(
         portfolio_value=dec(flex.get("portfolioValue"), f"{what}.portfolioValue"),
         margin_equity=dec(flex.get("marginEquity"), f"{what}.marginEquity"),
         initial_margin=dec(flex.get("initialMargin"), f"{what}.initialMargin"),
         maintenance_margin=dec(flex.get("maintenanceMargin"), f"{what}.maintenanceMargin"),
         available_margin=dec(flex.get("availableMargin"), f"{what}.availableMargin"),
-        time=server_time(payload) or now,
+        time=stamp or now,
+        server_time_known=stamp is not None,
     )
 
 

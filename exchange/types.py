@@ -88,6 +88,8 @@ class MarginSnapshot:
     maintenance_margin: Decimal
     available_margin: Decimal
     time: datetime
+    server_time_known: bool = True
+    """False when the venue's answer carried no serverTime and `time` is our own clock: no skew can be measured."""
 
     @property
     def utilization_pct(self) -> Decimal:

@@ -64,7 +64,17 @@ def venue_checks(settings: Settings, venue: Venue, clock: Clock, max_skew_s: flo
     except VenueError as exc:
         checks.append(Check("authentication", False, _venue_error(exc), "retry; if it persists check Kraken status"))
         margin = None  # type: ignore[assignment]
-    if margin is not None:
+    if margin is not None and not margin.server_time_known:
+        checks.append(
+            Check(
+                "clock_skew",
+                False,
+                "the venue's accounts answer carried no serverTime, so the skew cannot be measured",
+                "retry; every Kraken answer carries serverTime, so a missing one means something between this host"
+                " and Kraken (a proxy, a wrong venue.base_url) rewrites the answers",
+            )
+        )
+    elif margin is not None:
         skew = abs((clock.now() - margin.time).total_seconds())
         checks.append(
             Check(

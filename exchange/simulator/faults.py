@@ -30,6 +30,7 @@ class FaultKind(StrEnum):
     EMPTY_BODY = "empty_body"  # 200 with an empty body (after executing)
     CANCEL_STOP = "cancel_stop"  # engine-side: each advance step may drop an open stop/take-profit silently
     FILL_ON_CANCEL = "fill_on_cancel"  # cancelorder: the order fills just before the cancel lands ("filled")
+    NO_SERVER_TIME = "no_server_time"  # the JSON envelope without its serverTime (every real answer carries one)
 
 
 # Kinds that by default let the request execute before the faulty answer is sent.
@@ -42,6 +43,7 @@ TRANSFORMS = frozenset(
         FaultKind.REORDER_FILLS,
         FaultKind.LOWERCASE_SYMBOL,
         FaultKind.FILL_ON_CANCEL,
+        FaultKind.NO_SERVER_TIME,
     }
 )
 MAX_DELAY_SECONDS = 30.0

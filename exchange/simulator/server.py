@@ -198,6 +198,11 @@ class SimulatorServer:
         raise AssertionError(f"unhandled fault kind {kind}")
 
     def _transform(self, response: Response, fired: list[Fault]) -> Response:
+        if not isinstance(response.body, dict):
+            return response
+        if any(f.kind is FaultKind.NO_SERVER_TIME for f in fired):
+            body = {k: v for k, v in response.body.items() if k != "serverTime"}
+            response = Response(response.status, body, response.content_type)
         if not isinstance(response.body, dict) or "fills" not in response.body:
             return response
         items = list(response.body["fills"])

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from exchange.simulator.faults import FaultKind
 from tests.tools_runbook.conftest import API_SECRET, Env, run_tool
 
 
@@ -34,6 +35,17 @@ def test_readiness_names_each_failure(env: Env) -> None:
     checks = _checks(run.json())
     assert checks["clock_skew"] is False and checks["instrument:PF_DOTUSD"] is False
     assert checks["instrument:PF_XBTUSD"] is True and checks["authentication"] is True
+
+
+def test_readiness_fails_clock_skew_when_the_venue_sends_no_server_time(env: Env) -> None:
+    """Without serverTime the accounts time would be our own clock, and the skew check would pass on nothing."""
+    env.clock.set(datetime.now(UTC) - timedelta(hours=1))  # a skew it would otherwise have to notice
+    env.sim.faults.add(FaultKind.NO_SERVER_TIME, "accounts", count=None)
+    run = run_tool("check_live_readiness", *env.args("--json"))
+    assert run.code == 1
+    [skew] = [c for c in run.json()["checks"] if c["name"] == "clock_skew"]
+    assert skew["ok"] is False and "no serverTime" in skew["detail"] and "cannot be measured" in skew["detail"]
+    assert _checks(run.json())["authentication"] is True
 
 
 def test_readiness_wrong_secret_fails_authentication_without_echoing_it(env: Env) -> None:
