@@ -39,6 +39,7 @@ class Ev(StrEnum):
     ORDER_OUTCOME_UNKNOWN = "ORDER_OUTCOME_UNKNOWN"
     PROTECTIVE_ORDER_PLACED = "PROTECTIVE_ORDER_PLACED"
     POSITION_UNPROTECTABLE = "POSITION_UNPROTECTABLE"
+    STOP_PRICE_ADOPTED = "STOP_PRICE_ADOPTED"
     STARTUP_STEP = "STARTUP_STEP"
     DAEMON_STARTED = "DAEMON_STARTED"
     DAEMON_STOPPED = "DAEMON_STOPPED"
@@ -124,6 +125,11 @@ EVENTS: dict[Ev, EventSpec] = {
     ),
     Ev.PROTECTIVE_ORDER_PLACED: EventSpec(
         logging.INFO, ("position", "symbol", "kind", "trigger_price", "size", "order_id"), "stop-loss or TP placed"
+    ),
+    Ev.STOP_PRICE_ADOPTED: EventSpec(
+        logging.WARNING,
+        ("position", "symbol", "order_id", "registry_stop", "venue_stop"),
+        "the position's live stop triggers elsewhere than the registry said (moved by hand, or relinked): adopted",
     ),
     Ev.POSITION_UNPROTECTABLE: EventSpec(
         logging.ERROR,

@@ -80,6 +80,23 @@ def _filled(ctx: DaemonContext, pos: PositionView, order_id: str) -> bool:
     return False
 
 
+def adopt_stop_price(ctx: DaemonContext, pos: PositionView, stop: VenueOrder) -> PositionView:
+    """The live stop is what protects the position, so its trigger is the one the registry keeps. This daemon never
+    moves a trigger, so a difference means the operator moved the stop by hand (kept: never fought) or a stop was
+    relinked; either way a stop re-placed later must start from the venue's price, not a stale one."""
+    if stop.trigger_price is None or stop.trigger_price == pos.stop_price:
+        return pos
+    emit(
+        Ev.STOP_PRICE_ADOPTED,
+        position=pos.uid,
+        symbol=pos.symbol_key,
+        order_id=stop.order_id,
+        registry_stop=pos.stop_price,
+        venue_stop=stop.trigger_price,
+    )
+    return ctx.registry.update_prices(pos.uid, stop_price=stop.trigger_price)
+
+
 def resize_stop(ctx: DaemonContext, pos: PositionView, stop: VenueOrder) -> None:
     """Keep the stop's size on the position after a partial exit or a synced fill, without ever lowering how much
     of the position it covers, and without sending an edit that cannot change anything.
@@ -129,7 +146,9 @@ def _sendable_size(ctx: DaemonContext, pos: PositionView) -> Decimal | None:
 def protect_position(ctx: DaemonContext, pos: PositionView, open_orders: Sequence[VenueOrder]) -> None:
     by_id = {o.order_id: o for o in open_orders}
     if pos.state == "PROTECTED" and pos.sl_order_id in by_id:
-        resize_stop(ctx, pos, by_id[pos.sl_order_id])
+        stop = by_id[pos.sl_order_id]
+        pos = adopt_stop_price(ctx, pos, stop)
+        resize_stop(ctx, pos, stop)
         return
     if pos.state == "PROTECTED" and pos.sl_order_id and pos.sl_order_id not in by_id:
         if _filled(ctx, pos, pos.sl_order_id):
