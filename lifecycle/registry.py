@@ -10,14 +10,16 @@ Callers get frozen views, never peewee rows: nothing outside this module can mut
 
 from __future__ import annotations
 
+import functools
+import inspect
 import re
 import uuid
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import peewee as pw
 
@@ -27,7 +29,7 @@ from lifecycle.db import bind, connect
 from lifecycle.errors import LifecycleError, OverfillError, UnknownPosition
 from lifecycle.events import Ev, emit
 from lifecycle.machine import IMPORTED_STATE, INITIAL_STATE, Facts, next_state
-from lifecycle.models import Fill, Order, Position, Transition
+from lifecycle.models import Fill, Order, Position, Transition, db_proxy
 from lifecycle.symbols import canonical_key
 from lifecycle.units import qty_to_units, units_to_qty
 from specs import lifecycle as spec
@@ -168,6 +170,34 @@ def _order_view(o: Order, uid: str) -> OrderView:
     )
 
 
+_R = TypeVar("_R")
+
+
+def _on_own_database(cls: type[_R]) -> type[_R]:
+    """Make every public method of `cls` run with the models pointed at the instance's own database.
+
+    peewee binds the models process-wide: with two registries open in one process (a tool comparing two files,
+    tests), the models would serve whichever was opened last, and the other one's calls would silently read and
+    write that file. One pointer check per call; with one registry per process (the daemon) it never rebinds.
+    Two registries used from two threads at the same moment remain unsupported."""
+    for name, member in list(vars(cls).items()):
+        if name.startswith("_") or not inspect.isfunction(member):
+            continue
+        setattr(cls, name, _bound_call(member))
+    return cls
+
+
+def _bound_call(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def call(self: Registry, *args: Any, **kwargs: Any) -> Any:
+        if db_proxy.obj is not self.db:
+            bind(self.db)
+        return method(self, *args, **kwargs)
+
+    return call
+
+
+@_on_own_database
 class Registry:
     """The position registry over one SQLite database. Methods take keyword arguments after the uid."""
 
