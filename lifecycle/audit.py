@@ -49,13 +49,13 @@ from lifecycle.db import connect
 from specs.lifecycle import (
     ACTIVE_STATES,
     CREATIONS,
-    ENTRY_FILL_SIDE,
     INVARIANT_FIELDS,
     ORIGINS,
     POSITION_SIDES,
     STATE_NAMES,
     TABLE,
     TERMINAL_STATES,
+    fill_side,
 )
 
 DETAIL_LIMIT = 5
@@ -183,7 +183,7 @@ def _aggregate_queries(transitions_after: int = 0, fills_after: int = 0) -> list
     known = json.dumps(list(STATE_NAMES))
     legal = json.dumps(["|".join(part or "" for part in triple) for triple in _legal_triples()])
     sides = json.dumps(list(POSITION_SIDES))
-    fitting = json.dumps([f"{side}|{int(is_entry)}|{_fill_side(side, is_entry)}" for side in POSITION_SIDES
+    fitting = json.dumps([f"{side}|{int(is_entry)}|{fill_side(side, is_entry)}" for side in POSITION_SIDES
                           for is_entry in (True, False)])  # fmt: skip
     # A fill is on the wrong side when (position side, entry or exit, fill side) is not one of `fitting`; fills of a
     # position whose own side is invalid are left to invalid_position_values.
@@ -283,12 +283,6 @@ def _aggregate_queries(transitions_after: int = 0, fills_after: int = 0) -> list
         ),
         ("fill_side_mismatch", side_sql, (fills_after, sides, fitting)),
     ]
-
-
-def _fill_side(position_side: str, is_entry: bool) -> str:
-    """The side of a fill of a `position_side` position: its entry side, or the other one for an exit."""
-    entry = ENTRY_FILL_SIDE[position_side]
-    return entry if is_entry else next(side for side in ENTRY_FILL_SIDE.values() if side != entry)
 
 
 def _aggregates(db: pw.Database) -> dict[str, tuple[int, list[str]]]:

@@ -96,11 +96,6 @@ class OrderView:
     reason: str | None
 
 
-def _fill_side(position_side: str, is_entry: bool) -> str:
-    entry_side = spec.ENTRY_FILL_SIDE[position_side]
-    return entry_side if is_entry else next(side for side in ORDER_SIDES if side != entry_side)
-
-
 def _text(d: Decimal | None) -> str | None:
     # Fixed-point text: `1E+2` and `100` must hash and compare the same in the ledger.
     return None if d is None else format(d, "f")
@@ -685,7 +680,7 @@ class Registry:
         units = _positive_units(qty, "fill quantity")
         if Fill.select().where(Fill.fill_id == fill_id).exists():
             return False
-        expected = _fill_side(row.side, is_entry)
+        expected = spec.fill_side(row.side, is_entry)
         if side != expected:
             role = "entry" if is_entry else "exit"
             raise FillSideMismatch(

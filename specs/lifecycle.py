@@ -133,6 +133,12 @@ ORIGINS: tuple[str, ...] = ("strategy", "imported")
 ENTRY_FILL_SIDE: dict[str, str] = {"long": "buy", "short": "sell"}
 
 
+def fill_side(position_side: str, is_entry: bool) -> str:
+    """The side of a fill of a `position_side` position: its entry side, or the other one for an exit."""
+    entry = ENTRY_FILL_SIDE[position_side]
+    return entry if is_entry else next(side for side in ENTRY_FILL_SIDE.values() if side != entry)
+
+
 INVARIANTS: tuple[InvariantSpec, ...] = (
     InvariantSpec(
         "INV-01", "duplicate_active_symbol_keys", "more than one non-terminal position for one canonical symbol key"

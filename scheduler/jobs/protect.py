@@ -235,10 +235,10 @@ def _derived_take_profit(ctx: DaemonContext, pos: PositionView) -> Decimal | Non
     long = pos.side == "long"
     target = take_profit_at(entry, stop, r_multiple, instrument.tick_size, long)
     try:
-        mark: Decimal | None = ctx.venue.tickers()[pos.symbol_key].mark
+        mark = ctx.venue.tickers()[pos.symbol_key].mark
     except (VenueError, KeyError):
         return None  # unknown market: try again next cycle rather than risk an instant trigger
-    if target is None or mark is None or (mark >= target if long else mark <= target):
+    if target is None or (mark >= target if long else mark <= target):
         log.debug("protect: no take-profit derived for %s (target %s, mark %s)", pos.uid, target, mark)
         return None
     return target
