@@ -11,6 +11,8 @@ import sqlite3
 import struct
 from pathlib import Path
 
+from tools._cli import ProblemsFound, UsageError
+
 SQLITE_MAGIC = b"SQLite format 3\x00"
 HEADER_BYTES = 100
 
@@ -41,6 +43,20 @@ def header_problem(path: Path, size: int) -> str | None:
     if valid_for == change_counter and page_count and size < page_count * page_size:
         return f"{path} is truncated ({size} bytes, the header says {page_count * page_size})"
     return None
+
+
+def existing_registry_file(path: Path, *, missing_hint: str, damaged_hint: str) -> int:
+    """The registry file's size, once it exists, is a file and its header looks like SQLite; otherwise one operator
+    line (nothing is created). `missing_hint` says where the path came from, `damaged_hint` what to do about it."""
+    if not path.exists():
+        raise UsageError(f"registry database {path} does not exist: {missing_hint} (nothing was created)")
+    if not path.is_file():
+        raise UsageError(f"{path} is not a file: pass the registry database with --db PATH")
+    size = path.stat().st_size
+    problem = header_problem(path, size)
+    if problem is not None:
+        raise ProblemsFound(f"{problem}, not a usable registry: {damaged_hint}")
+    return size
 
 
 def describe_sqlite_error(path: Path, exc: BaseException, remedy: str) -> str:

@@ -34,7 +34,7 @@ from scheduler.config import ConfigError, Settings, load_settings
 from scheduler.venue_factory import ccxt_venue
 from specs.lifecycle import ACTIVE_STATES
 from tools._cli import ProblemsFound, UsageError, hold_writer_lock, register_secrets, require_live_ack
-from tools._dbfile import describe_sqlite_error, header_problem
+from tools._dbfile import describe_sqlite_error, existing_registry_file
 
 if TYPE_CHECKING:
     from exchange.ccxt_venue import CcxtVenue
@@ -103,19 +103,12 @@ def build_venue(settings: Settings, clock: Clock | None = None) -> CcxtVenue:
 HEALTH_HINT = "run python -m tools.check_db_health --db PATH for the details; restore it from backup if damaged"
 
 
-def _missing(path: Path) -> UsageError:
-    return UsageError(f"registry database {path} does not exist: check --db PATH or db_path in the config")
+MISSING_HINT = "check --db PATH or db_path in the config"
 
 
 def check_registry_file(path: Path) -> None:
     """Refuse a path that is not a registry file before SQLite opens it: opening would create or damage it."""
-    if not path.exists():
-        raise _missing(path)
-    if not path.is_file():
-        raise UsageError(f"{path} is not a file: pass the registry database with --db PATH")
-    problem = header_problem(path, path.stat().st_size)
-    if problem is not None:
-        raise ProblemsFound(f"{problem}, not a usable registry: {HEALTH_HINT}")
+    existing_registry_file(path, missing_hint=MISSING_HINT, damaged_hint=HEALTH_HINT)
 
 
 @contextmanager

@@ -44,7 +44,7 @@ from tools._cli import (
     write_json,
     write_text,
 )
-from tools._dbfile import describe_sqlite_error, header_problem, is_lock_error, wait_for_write_lock
+from tools._dbfile import describe_sqlite_error, existing_registry_file, is_lock_error, wait_for_write_lock
 
 RESTORE = "restore it from backup; keep the service stopped"
 RESET_HINT = (
@@ -157,22 +157,8 @@ def _describe_sqlite_error(path: Path, exc: Exception) -> str:
     return describe_sqlite_error(path, exc, RESTORE)
 
 
-def _check_header(path: Path, size: int) -> None:
-    """Catch a wrong or truncated file from its 100-byte header before SQLite reads any page."""
-    problem = header_problem(path, size)
-    if problem is not None:
-        raise ProblemsFound(f"{problem}{', not a registry' if size == 0 else ''}: {RESTORE}")
-
-
 def _existing_registry_file(path: Path) -> int:
-    """The file's size, once it is known to exist and to look like SQLite (nothing is ever created here)."""
-    if not path.exists():
-        raise UsageError(f"registry database {path} does not exist: check --db PATH (nothing was created)")
-    if not path.is_file():
-        raise UsageError(f"{path} is not a file: pass the registry database with --db PATH")
-    size = path.stat().st_size
-    _check_header(path, size)
-    return size
+    return existing_registry_file(path, missing_hint="check --db PATH", damaged_hint=RESTORE)
 
 
 def _sql(db: pw.SqliteDatabase, sql: str) -> sqlite3.Cursor:

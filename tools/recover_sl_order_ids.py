@@ -19,10 +19,11 @@ from typing import Any
 from lifecycle.clock import SystemClock
 from lifecycle.reconcile import MissingStop, RelinkStop, reconcile
 from lifecycle.registry import Registry
-from tools._cli import ProblemsFound, UsageError, dry_run_prefix, make_parser, run_tool, write_json, write_text
+from tools._cli import ProblemsFound, dry_run_prefix, make_parser, run_tool, write_json, write_text
 from tools._venue import (
     add_common,
     build_venue,
+    check_registry_file,
     db_path,
     open_registry,
     prepare,
@@ -52,8 +53,7 @@ def main(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     env = prepare(args, execute=args.execute)
     path = db_path(args, env.settings)
-    if not path.exists():
-        raise UsageError(f"registry database {path} does not exist: check --db PATH or db_path in the config")
+    check_registry_file(path)  # registry_inputs reads a missing file as empty: this tool needs one
     inputs = registry_inputs(path)
     clock = SystemClock()
     venue = build_venue(env.settings, clock)
