@@ -19,7 +19,11 @@ from typing import IO
 from lifecycle.errors import LifecycleError
 
 
-class WriterLockHeld(LifecycleError):
+class WriterLockError(LifecycleError):
+    """The writer lock could not be taken; the message says why and what to do."""
+
+
+class WriterLockHeld(WriterLockError):
     """Another process writes this registry. `holder` is what it wrote into the lock file (pid and role)."""
 
     def __init__(self, registry: Path, holder: str) -> None:
@@ -49,10 +53,14 @@ def lock_path(registry: Path) -> Path:
 
 
 def acquire(registry: Path, role: str) -> WriterLock:
-    """Take the writer lock of `registry` without waiting; raise WriterLockHeld when another process has it."""
+    """Take the writer lock of `registry` without waiting; raise WriterLockHeld when another process has it,
+    WriterLockError when the lock file cannot be opened (a missing or read-only folder)."""
     path = lock_path(registry)
-    # "a+" neither truncates (the holder's pid stays readable until we own the lock) nor fails on a new file.
-    lock_file = path.open("a+", encoding="utf-8")
+    try:
+        # "a+" neither truncates (the holder's pid stays readable until we own the lock) nor fails on a new file.
+        lock_file = path.open("a+", encoding="utf-8")
+    except OSError as exc:
+        raise WriterLockError(f"cannot take the writer lock {path}: {exc.strerror}") from None
     try:
         fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -32,7 +32,7 @@ from lifecycle.merge import MergeReport
 from lifecycle.merge import run_merge as merge_registry
 from lifecycle.registry import DuplicateActivePosition, FillOnTerminalPosition, FillSideMismatch, Registry
 from lifecycle.symbols import canonical_key
-from lifecycle.writer_lock import WriterLockHeld
+from lifecycle.writer_lock import WriterLockError
 from scheduler.app import Daemon, JobRunner, JobSpec
 from scheduler.config import Settings
 from scheduler.jobs import exits as exits_job
@@ -334,12 +334,8 @@ def registry_writer(db_path: Path) -> Iterator[None]:
         return
     try:
         lock = writer_lock.acquire(db_path, "daemon")
-    except WriterLockHeld as held:
-        raise StartupRefused("database", str(held), EXIT_FAILURE) from None
-    except OSError as exc:
-        raise StartupRefused(
-            "database", f"cannot take the writer lock {writer_lock.lock_path(db_path)}: {exc.strerror}", EXIT_FAILURE
-        ) from None
+    except WriterLockError as exc:
+        raise StartupRefused("database", str(exc), EXIT_FAILURE) from None
     try:
         yield
     finally:

@@ -24,7 +24,7 @@ from typing import IO, Any, NoReturn, TypeVar
 
 from lifecycle.db import DEFAULT_DB_PATH
 from lifecycle.redaction import Redactor
-from lifecycle.writer_lock import WriterLock, WriterLockHeld, acquire, lock_path
+from lifecycle.writer_lock import WriterLock, WriterLockError, acquire
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
@@ -211,12 +211,8 @@ def hold_writer_lock(registry: Path, role: str) -> None:
     refuses while the daemon, or another tool, writes the same file."""
     try:
         _WRITER_LOCKS.append(acquire(registry, role))
-    except WriterLockHeld as held:
-        raise ProblemsFound(f"{held}; nothing was changed") from None
-    except OSError as exc:
-        raise ProblemsFound(
-            f"cannot take the writer lock {lock_path(registry)}: {exc.strerror}; nothing was changed"
-        ) from None
+    except WriterLockError as exc:
+        raise ProblemsFound(f"{exc}; nothing was changed") from None
 
 
 def _release_writer_locks() -> None:

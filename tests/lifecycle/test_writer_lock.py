@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lifecycle.writer_lock import WriterLockHeld, acquire, lock_path
+from lifecycle.writer_lock import WriterLockError, WriterLockHeld, acquire, lock_path
 
 ROOT = Path(__file__).resolve().parents[2]
 HOLD = (
@@ -56,3 +56,11 @@ def test_locks_of_different_registries_are_independent(tmp_path: Path) -> None:
     b = acquire(tmp_path / "b.db", "daemon")
     a.release()
     b.release()
+
+
+def test_a_lock_file_that_cannot_be_opened_is_a_writer_lock_error_naming_it(tmp_path: Path) -> None:
+    registry = tmp_path / "missing-folder" / "position_registry.db"
+    with pytest.raises(WriterLockError) as refused:
+        acquire(registry, "daemon")
+    assert not isinstance(refused.value, WriterLockHeld)
+    assert str(lock_path(registry)) in str(refused.value) and "No such file or directory" in str(refused.value)
