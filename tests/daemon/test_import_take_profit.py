@@ -7,16 +7,13 @@ Before, an import (an adopted orphan, `sync_positions --execute`) never carried 
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 
 from strategy.sizing import take_profit_at
 from tests.daemon.harness import World, captured_events, world
+from tests.tools_runbook.conftest import run_tool
 
-ROOT = Path(__file__).resolve().parents[2]
 XBT = "PF_XBTUSD"
 R = Decimal(2)
 
@@ -41,16 +38,9 @@ def take_profits(w: World) -> list[tuple[str, Decimal | None, Decimal, bool]]:
 def coverage(tmp_path: Path, db: Path) -> dict[str, object]:
     config = tmp_path / "coverage.toml"
     config.write_text(f'mode = "paper"\ndb_path = "{db}"\nsymbols = ["{XBT}"]\n[risk]\ntake_profit_r = {R}\n')
-    done = subprocess.run(
-        [sys.executable, "-m", "tools.check_tp_coverage", "--config", str(config), "--offline", "--json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    report: dict[str, object] = json.loads(done.stdout)
-    report["exit"] = done.returncode
+    run = run_tool("check_tp_coverage", "--config", str(config), "--offline", "--json")
+    report: dict[str, object] = run.json()
+    report["exit"] = run.code
     return report
 
 

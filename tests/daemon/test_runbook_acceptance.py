@@ -24,6 +24,7 @@ from scheduler.startup import held_startup_alerts
 from scheduler.telegram.bridge import AlertLogHandler, HeldAlerts
 from specs.reconciliation import ISSUE_CLASSES, REPORT_FIELDS
 from tests.daemon.harness import captured_events, world
+from tests.tools_runbook.conftest import run_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOK = (ROOT / "RUNBOOK.md").read_text()
@@ -252,22 +253,10 @@ def test_paper_daemon_writes_the_runbooks_events_and_the_tools_read_its_registry
     [stopped] = by_event["DAEMON_STOPPED"]
     assert stopped["reason"] == "time_limit"
 
-    health = subprocess.run(
-        [sys.executable, "-m", "tools.check_db_health", "--db", str(db), "--json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert health.returncode == 0, health.stdout + health.stderr
-    report = json.loads(health.stdout)
+    health = run_tool("check_db_health", "--db", str(db), "--json")
+    assert health.code == 0, health.out + health.err
+    report = health.json()
     assert report["ok"] is True and report["audit"]["violations_total"] == 0 and report["audit"]["scope"] == "full"
-    coverage = subprocess.run(
-        [sys.executable, "-m", "tools.check_tp_coverage", "--db", str(db), "--offline", "--json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert coverage.returncode == 0, coverage.stdout + coverage.stderr
-    assert json.loads(coverage.stdout)["gaps"] == 0
+    coverage = run_tool("check_tp_coverage", "--db", str(db), "--offline", "--json")
+    assert coverage.code == 0, coverage.out + coverage.err
+    assert coverage.json()["gaps"] == 0
