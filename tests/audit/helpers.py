@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -83,3 +83,24 @@ def health(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
         timeout=60,
         check=False,
     )
+
+
+Corruption = Callable[[sqlite3.Connection], None]
+
+
+def assert_corruption_moves_exactly(path: Path, pristine: bytes, corrupt: Corruption, expected: set[str]) -> None:
+    """Write `pristine` to `path`, damage it with raw SQL, and see exactly the `expected` audit fields go non-zero,
+    each naming its rows, and check_db_health fail on it with one of them and no traceback."""
+    path.write_bytes(pristine)
+    with raw(path) as c:
+        corrupt(c)
+    report = audit(path)
+    assert nonzero(report) == expected, report.summary()
+    assert report.violations_total == sum(getattr(report, f) for f in expected) > 0
+    assert not report.ok
+    for name in expected:
+        assert report.details[name], f"{name} has no offending rows to show"
+    result = health(path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert any(name in result.stderr for name in expected)

@@ -11,7 +11,14 @@ import pytest
 from lifecycle import chain
 from lifecycle.audit import RUNBOOK_FIELDS, AuditReport
 from specs.lifecycle import INVARIANT_FIELDS
-from tests.audit.helpers import audit, health, nonzero, one, raw, rechain, small_registry
+from tests.audit.helpers import (
+    assert_corruption_moves_exactly,
+    audit,
+    one,
+    raw,
+    rechain,
+    small_registry,
+)
 
 ACTIVE_PROTECTED = "SELECT id FROM position WHERE state = 'PROTECTED' ORDER BY id LIMIT 1"
 ACTIVE_EXPOSED = "SELECT id FROM position WHERE state IN ('OPEN', 'PROTECTED', 'EXITING') ORDER BY id LIMIT 1"
@@ -165,20 +172,7 @@ def test_legal_registry_is_clean_and_has_every_kind_of_position(tmp_path: Path) 
 def test_corruption_moves_exactly_its_fields(
     tmp_path: Path, pristine: bytes, corrupt: Callable[[sqlite3.Connection], None], expected: set[str]
 ) -> None:
-    path = tmp_path / "registry.db"
-    path.write_bytes(pristine)
-    with raw(path) as c:
-        corrupt(c)
-    report = audit(path)
-    assert nonzero(report) == expected, report.summary()
-    assert report.violations_total == sum(getattr(report, f) for f in expected) > 0
-    assert not report.ok
-    for name in expected:
-        assert report.details[name], f"{name} has no offending rows to show"
-    result = health(path)
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert "Traceback" not in result.stdout + result.stderr
-    assert any(name in result.stderr for name in expected)
+    assert_corruption_moves_exactly(tmp_path / "registry.db", pristine, corrupt, expected)
 
 
 def test_transition_middle_row_deleted_is_a_chain_break(tmp_path: Path, pristine: bytes) -> None:

@@ -8,7 +8,6 @@ the expected fields, and the health tool must exit 1 naming one of them.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,16 @@ from lifecycle import chain
 from lifecycle.anchors import audit_and_anchor, load_anchors
 from lifecycle.audit import run_audit
 from lifecycle.db import connect
-from tests.audit.helpers import audit, health, nonzero, one, raw, rechain, small_registry
+from tests.audit.helpers import (
+    Corruption,
+    assert_corruption_moves_exactly,
+    audit,
+    nonzero,
+    one,
+    raw,
+    rechain,
+    small_registry,
+)
 from tests.lifecycle.helpers import drive_to, open_registry
 
 FRESH_SYMBOL = "PF_ZECUSD"  # a key the generated registry never uses, so a new active position is legal
@@ -77,7 +85,6 @@ def position_without_any_log_row(c: sqlite3.Connection) -> None:
     c.execute("DELETE FROM transition WHERE position_id = ?", (pid,))
 
 
-Corruption = Callable[[sqlite3.Connection], None]
 CASES: list[tuple[Corruption, set[str]]] = [
     (first_row_is_not_a_creation, {"illegal_logged_transitions"}),
     (negative_remaining_that_matches_the_ledger, {"remaining_qty_violations"}),
@@ -109,19 +116,7 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 def test_corruption_moves_exactly_its_fields(
     tmp_path: Path, pristine: bytes, corrupt: Corruption, expected: set[str]
 ) -> None:
-    path = tmp_path / "registry.db"
-    path.write_bytes(pristine)
-    with raw(path) as c:
-        corrupt(c)
-    report = audit(path)
-    assert nonzero(report) == expected, report.summary()
-    assert report.violations_total == sum(getattr(report, f) for f in expected) > 0
-    for name in expected:
-        assert report.details[name], f"{name} has no offending rows to show"
-    result = health(path)
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert "Traceback" not in result.stdout + result.stderr
-    assert any(name in result.stderr for name in expected)
+    assert_corruption_moves_exactly(tmp_path / "registry.db", pristine, corrupt, expected)
 
 
 @pytest.mark.parametrize(
