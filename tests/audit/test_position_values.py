@@ -40,6 +40,27 @@ def corrupted(tmp_path: Path, pristine: bytes, sql: str) -> AuditReport:
     return audit(path)
 
 
+def anchored_registry(tmp_path: Path) -> Path:
+    """A legal registry whose chain anchors a clean full audit has just recorded."""
+    path = small_registry(tmp_path / "registry.db", seed=5)
+    db = connect(path)
+    try:
+        assert audit_and_anchor(db, T0, full_every_ms=86_400_000, force_full=True).ok
+    finally:
+        db.close()
+    return path
+
+
+def tail_and_full(path: Path) -> tuple[AuditReport, AuditReport]:
+    """The daemon's tail audit from the stored anchors, and a full one, on the same file."""
+    db = connect(path, readonly=True)
+    try:
+        anchors = {name: a.head for name, a in load_anchors(db).items()}
+        return run_audit(db, anchors=anchors, full=False), run_audit(db, anchors=anchors, full=True)
+    finally:
+        db.close()
+
+
 @pytest.mark.parametrize(
     "sql",
     [
@@ -88,10 +109,7 @@ def test_a_flipped_side_is_seen_through_the_ledger_and_named(tmp_path: Path, pri
 
 def test_a_wrong_side_fill_after_the_anchor_is_found_by_the_tail_audit(tmp_path: Path) -> None:
     """A later fill of an old position: its first fill is right, so only the tail's per-fill check sees it."""
-    path = small_registry(tmp_path / "registry.db", seed=5)
-    db = connect(path)
-    assert audit_and_anchor(db, T0, full_every_ms=86_400_000, force_full=True).ok
-    db.close()
+    path = anchored_registry(tmp_path)
     with raw(path) as c:
         pid, side, units = c.execute(
             "SELECT id, side, remaining_qty_units FROM position WHERE state = 'PROTECTED' LIMIT 1"
@@ -105,11 +123,7 @@ def test_a_wrong_side_fill_after_the_anchor_is_found_by_the_tail_audit(tmp_path:
             (pid, wrong, T0, T0, prev, h),
         )
         c.execute("UPDATE position SET remaining_qty_units = ? WHERE id = ?", (units + 1000, pid))
-    db = connect(path, readonly=True)
-    anchors = {name: a.head for name, a in load_anchors(db).items()}
-    tail = run_audit(db, anchors=anchors, full=False)
-    full = run_audit(db, anchors=anchors, full=True)
-    db.close()
+    tail, full = tail_and_full(path)
     assert tail.scope == SCOPE_TAIL
     assert nonzero(tail) == nonzero(full) == {"fill_side_mismatch"}, (tail.summary(), full.summary())
 
@@ -147,17 +161,10 @@ def test_a_legal_registry_with_both_sides_is_clean(tmp_path: Path) -> None:
 def test_a_flipped_side_of_an_old_position_is_left_to_the_full_audit(tmp_path: Path) -> None:
     """Every fill of that position lies before the anchor, which a tail audit does not re-read (docs/audit.md,
     "Scope"); the next full audit names it. An active position's flip also shows in reconciliation at once."""
-    path = small_registry(tmp_path / "registry.db", seed=5)
-    db = connect(path)
-    assert audit_and_anchor(db, T0, full_every_ms=86_400_000, force_full=True).ok
-    db.close()
+    path = anchored_registry(tmp_path)
     with raw(path) as c:
         uid, pid = c.execute("SELECT uid, id FROM position WHERE side = 'long' ORDER BY id LIMIT 1").fetchone()
         c.execute("UPDATE position SET side = 'short' WHERE id = ?", (pid,))
-    db = connect(path, readonly=True)
-    anchors = {name: a.head for name, a in load_anchors(db).items()}
-    tail = run_audit(db, anchors=anchors, full=False)
-    full = run_audit(db, anchors=anchors, full=True)
-    db.close()
+    tail, full = tail_and_full(path)
     assert (tail.scope, tail.ok) == (SCOPE_TAIL, True)
     assert nonzero(full) == {"fill_side_mismatch"} and full.details["fill_side_mismatch"] == [uid]
