@@ -37,7 +37,7 @@ smoke: $(STAMP)
 	$(BIN)/python -m scheduler.smoke
 
 sim: $(STAMP)
-	$(BIN)/python -m exchange.simulator --port $(or $(PORT),8765)
+	$(BIN)/python -m simulator --port $(or $(PORT),8765)
 
 spec-doc: $(STAMP)
 	$(BIN)/python -m specs.render > specs/lifecycle.md

@@ -1,7 +1,7 @@
 """The registry audit on years of data (100,000 positions, 1,000,000 transitions, 2,000,000 fills).
 
 Prints, in the same run: a plain scan (`SELECT count(*)` over each table) and a full-row read as baselines; the
-SQL aggregates and each chain on one connection; the exact row-by-row chain check through `lifecycle.chain`
+SQL aggregates and each chain on one connection; the exact row-by-row chain check through `store.chain`
 (what the audit did before the bulk path, and still does for any range it cannot prove); `run_audit` on one
 connection and with its default worker processes; the daemon's routine audit, which starts from the chain anchors
 (`TAIL_FRACTION` of each chain written since the last clean audit); the ratios; and whether the 2 s goal was met.
@@ -17,8 +17,8 @@ import time
 import peewee as pw
 
 from bench.registry_factory import cached_registry
-from lifecycle import audit, chain
-from lifecycle.db import connect
+from store import audit, chain
+from store.db import connect
 
 GOAL_SECONDS = 2.0
 TAIL_FRACTION = 0.01

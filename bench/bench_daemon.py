@@ -14,17 +14,18 @@ from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
-from exchange.sim_venue import SimVenue
-from exchange.simulator.engine import SimConfig, Simulator
-from exchange.simulator.instruments import DEFAULT_INSTRUMENTS, InstrumentSpec
 from lifecycle.clock import FakeClock
 from lifecycle.escalation import Escalator
 from lifecycle.events import EVENT_LOGGER
 from lifecycle.killswitch import KillSwitch
-from lifecycle.registry import Registry
-from scheduler.jobs import exits, protect, reconcile, tick
-from scheduler.jobs.context import DaemonContext, Limits
-from scheduler.jobs.safety import Safety
+from operations import exits
+from operations.context import DaemonContext, Limits
+from operations.safety import Safety
+from scheduler.jobs import protect, reconcile, tick
+from simulator.engine import SimConfig, Simulator
+from simulator.instruments import DEFAULT_INSTRUMENTS, InstrumentSpec
+from simulator.venue import SimVenue
+from store.registry import Registry
 from strategy.donchian import DonchianBreakout
 
 CYCLES = 1000  # one cycle = 60 simulated seconds, then tick, exits, protect, reconcile

@@ -22,10 +22,10 @@ from decimal import Decimal
 from functools import partial
 from pathlib import Path
 
-from lifecycle import chain
 from lifecycle.clock import FakeClock
-from lifecycle.db import PRAGMAS, bind
-from lifecycle.registry import Registry
+from store import chain
+from store.db import PRAGMAS, bind
+from store.registry import Registry
 
 
 def _rate(n: int, fn: Callable[[], None]) -> float:

@@ -9,9 +9,9 @@ from decimal import Decimal
 
 import ccxt
 
-from exchange.simulator.engine import SimConfig, Simulator
-from exchange.simulator.server import SimulatorServer
 from lifecycle.clock import FakeClock
+from simulator.engine import SimConfig, Simulator
+from simulator.server import SimulatorServer
 
 IN_PROCESS_ORDERS = 2000
 HTTP_ROUND_TRIPS = 300

@@ -13,10 +13,10 @@ from decimal import Decimal
 
 from exchange.breaker import CircuitBreaker
 from exchange.ccxt_venue import CcxtVenue
-from exchange.simulator.engine import SimConfig, Simulator
-from exchange.simulator.instruments import InstrumentSpec
-from exchange.simulator.server import SimulatorServer
 from lifecycle.clock import FakeClock
+from simulator.engine import SimConfig, Simulator
+from simulator.instruments import InstrumentSpec
+from simulator.server import SimulatorServer
 
 POSITION_COUNTS = (1, 10, 100)
 _KEY = "bench-key"

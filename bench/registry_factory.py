@@ -1,7 +1,7 @@
 """Write a LEGAL registry file fast, for the audit's tests (small) and its benchmark (years of data).
 
 Histories are random walks through `specs.lifecycle.TABLE` of an exact length, hash-chained with
-`lifecycle.chain`, with fills whose entry minus exit sum is the stored remaining quantity. Rows go in with raw
+`store.chain`, with fills whose entry minus exit sum is the stored remaining quantity. Rows go in with raw
 `sqlite3.executemany` inside one transaction: the ORM would take minutes at the benchmark's size.
 """
 
@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from lifecycle import chain
-from lifecycle.db import bind, connect
-from lifecycle.models import ALL_MODELS, SCHEMA_VERSION, SchemaVersion
 from specs.lifecycle import ACTIVE_STATES, CREATIONS, EXPOSED_STATES, TABLE, TERMINAL_STATES
+from store import chain
+from store.db import bind, connect
+from store.models import ALL_MODELS, SCHEMA_VERSION, SchemaVersion
 
 # Canonical keys of the instruments the generator trades; active positions get one key each.
 BASES = ("XBT", "ETH", "SOL", "XRP", "ADA", "DOT", "LTC", "LINK", "AVAX", "ATOM", "BCH", "DOGE", "UNI", "XLM", "FIL")
@@ -85,7 +85,7 @@ def _create_schema(path: Path) -> None:
     db = connect(path)
     bind(db)
     try:
-        migrations = importlib.import_module("lifecycle.migrations")
+        migrations = importlib.import_module("store.migrations")
         migrations.ensure_schema(db)
     except ModuleNotFoundError:
         db.create_tables(list(ALL_MODELS))

@@ -46,7 +46,10 @@ from exchange.errors import (
     VenueUnavailable,
 )
 from exchange.rounding import round_price, round_size
-from exchange.types import (
+from exchange.venue import require_complete
+from lifecycle.clock import Clock, SystemClock, to_ms
+from lifecycle.redaction import Redactor
+from lifecycle.values import (
     AccountSnapshot,
     Candle,
     Instrument,
@@ -61,9 +64,6 @@ from exchange.types import (
     VenueOrder,
     VenuePosition,
 )
-from exchange.venue import require_complete
-from lifecycle.clock import Clock, SystemClock, to_ms
-from lifecycle.redaction import Redactor
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

@@ -30,7 +30,7 @@ from exchange.errors import (
     VenueError,
     VenueUnavailable,
 )
-from exchange.types import OrderOutcome
+from lifecycle.values import OrderOutcome
 
 
 class Operation(StrEnum):

@@ -12,7 +12,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from exchange.errors import MalformedResponse
-from exchange.types import (
+from lifecycle.clock import from_ms
+from lifecycle.values import (
     MarginSnapshot,
     OrderStatus,
     OrderType,
@@ -22,7 +23,6 @@ from exchange.types import (
     VenueOrder,
     VenuePosition,
 )
-from lifecycle.clock import from_ms
 
 KeyFn = Callable[[str], str]  # venue spelling -> canonical key
 

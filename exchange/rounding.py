@@ -10,7 +10,7 @@ from __future__ import annotations
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
 from exchange.errors import OrderNotSent
-from exchange.types import Instrument
+from lifecycle.values import Instrument
 
 
 class SizeBelowMinimum(OrderNotSent):

@@ -1,7 +1,7 @@
 """The narrow interface the rest of the system uses to talk to a venue.
 
 Two implementations: `exchange.ccxt_venue.CcxtVenue` (the live path, also used against the simulator's HTTP
-server) and `exchange.sim_venue.SimVenue` (the simulator in process). One contract test suite runs on both.
+server) and `simulator.venue.SimVenue` (the simulator in process). One contract test suite runs on both.
 
 Refused before sending vs rejected by the venue: both implementations run the same local checks before an
 order leaves the process (a complete request, a size that is at least the instrument's minimum once truncated to
@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from exchange.errors import InvalidOrderRequest, OrderNotSent, VenueError
-from exchange.types import (
+from lifecycle.values import (
     AccountSnapshot,
     Candle,
     Instrument,

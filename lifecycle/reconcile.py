@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from exchange.types import AccountSnapshot, OrderStatus, OrderType, PositionSide, Side, VenueFill, VenueOrder
+from lifecycle.values import AccountSnapshot, OrderStatus, OrderType, PositionSide, Side, VenueFill, VenueOrder
 from specs.lifecycle import ACTIVE_STATES, EXPOSED_STATES
 from specs.reconciliation import REPORT_FIELDS
 

@@ -12,11 +12,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from scheduler.config import Settings, describe, validate_or_exit
 from scheduler.logsetup import configure_logging, redact
 from scheduler.paper import run_paper
 from scheduler.startup import EXIT_FAILURE, StartupRefused, run_live, step
 from scheduler.telegram.oneshot import send_once
+from settings.config import Settings, describe, validate_or_exit
 
 log = logging.getLogger("scheduler")
 

@@ -18,10 +18,7 @@ from pathlib import Path
 
 from exchange.breaker import CircuitBreaker
 from exchange.ccxt_venue import CcxtVenue
-from exchange.simulator.engine import SimConfig, Simulator
-from exchange.simulator.server import SimulatorServer
 from lifecycle.clock import FakeClock, SystemClock
-from scheduler.config import Settings, describe
 from scheduler.jobs.pacing import ClockPacer
 from scheduler.logsetup import register_secret
 from scheduler.startup import (
@@ -34,6 +31,9 @@ from scheduler.startup import (
     step,
     telegram_alerts,
 )
+from settings.config import Settings, describe
+from simulator.engine import SimConfig, Simulator
+from simulator.server import SimulatorServer
 
 PAPER_DIR = Path("var/paper")
 PAPER_DB = PAPER_DIR / "registry.db"

@@ -25,14 +25,14 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from exchange.simulator.engine import Simulator
 from lifecycle.events import EVENT_LOGGER
-from scheduler.config import Settings, load_settings
 from scheduler.jobs import protect as protect_job
 from scheduler.jobs import reconcile as reconcile_job
 from scheduler.logsetup import configure_logging
 from scheduler.paper import paper_venue, scaled_intervals
 from scheduler.startup import Started, run_jobs, start
+from settings.config import Settings, load_settings
+from simulator.engine import Simulator
 
 log = logging.getLogger("scheduler.smoke")
 

@@ -17,38 +17,38 @@ from pathlib import Path
 import peewee as pw
 
 from exchange.errors import VenueError
-from exchange.types import Instrument
 from exchange.venue import Venue
-from lifecycle import writer_lock
-from lifecycle.anchors import audit_and_anchor
-from lifecycle.audit import AuditReport
 from lifecycle.clock import Clock, SystemClock, to_ms
-from lifecycle.db import RegistryOpenError
 from lifecycle.errors import IllegalTransition, OverfillError
 from lifecycle.escalation import Escalator
 from lifecycle.events import EVENT_LOGGER, Ev, emit
 from lifecycle.killswitch import KillSwitch
-from lifecycle.merge import MergeReport
-from lifecycle.merge import run_merge as merge_registry
-from lifecycle.registry import DuplicateActivePosition, FillOnTerminalPosition, FillSideMismatch, Registry
 from lifecycle.symbols import canonical_key
-from lifecycle.writer_lock import WriterLockError
+from lifecycle.values import Instrument
+from operations import exits as exits_job
+from operations.context import DaemonContext, Limits
+from operations.recovery import recover_in_flight
+from operations.safety import Safety
+from operations.wiring import ccxt_venue
 from scheduler.app import Daemon, JobRunner, JobSpec
-from scheduler.config import Settings
-from scheduler.jobs import exits as exits_job
 from scheduler.jobs import health as health_job
 from scheduler.jobs import protect as protect_job
 from scheduler.jobs import reconcile as reconcile_job
 from scheduler.jobs import tick as tick_job
-from scheduler.jobs.context import DaemonContext, Limits
 from scheduler.jobs.health import report_corrupted_rows
-from scheduler.jobs.safety import Safety
-from scheduler.recovery import recover_in_flight
 from scheduler.restart_memory import RestartMemory
 from scheduler.telegram import AlertLogHandler, TelegramNotifier
 from scheduler.telegram.bridge import HeldAlerts
 from scheduler.telegram.registry_status import RegistryStatusProvider
-from scheduler.venue_factory import ccxt_venue
+from settings.config import Settings
+from store import writer_lock
+from store.anchors import audit_and_anchor
+from store.audit import AuditReport
+from store.db import RegistryOpenError
+from store.merge import MergeReport
+from store.merge import run_merge as merge_registry
+from store.registry import DuplicateActivePosition, FillOnTerminalPosition, FillSideMismatch, Registry
+from store.writer_lock import WriterLockError
 from strategy.donchian import DonchianBreakout, DonchianParams
 
 EXIT_OK = 0
@@ -222,7 +222,7 @@ def safety_from(settings: Settings, memory: RestartMemory | None = None) -> Safe
 
 def registry_audit(registry: Registry, clock: Clock, full_every_s: float) -> Callable[[], AuditReport]:
     """The audit run at startup and by every health cycle: from the chain anchors, or in full when the last full
-    audit is `full_every_s` old (lifecycle.anchors); each clean run moves the anchors forward."""
+    audit is `full_every_s` old (store.anchors); each clean run moves the anchors forward."""
     full_every_ms = int(full_every_s * 1000)
 
     def audit() -> AuditReport:
@@ -327,7 +327,7 @@ def telegram_alerts(
 
 @contextmanager
 def registry_writer(db_path: Path) -> Iterator[None]:
-    """The daemon is its registry's one writer for as long as it runs (`lifecycle.writer_lock`): a second daemon,
+    """The daemon is its registry's one writer for as long as it runs (`store.writer_lock`): a second daemon,
     or a runbook tool with --execute, on the same file is refused rather than trading beside it."""
     if not db_path.parent.is_dir():
         yield  # no registry can be opened there either: the database step names the folder

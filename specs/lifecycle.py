@@ -1,6 +1,6 @@
 """The position lifecycle, as data: the single source of states, transitions and invariants.
 
-The state machines (`lifecycle.machine`), the registry audit (`lifecycle.audit`), the generated document
+The state machines (`lifecycle.machine`), the registry audit (`store.audit`), the generated document
 (`specs/lifecycle.md`) and the Hypothesis strategies all read this module. It imports nothing from the rest
 of the project so that it can be read, diffed and reviewed on its own.
 """

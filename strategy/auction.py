@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from exchange.types import MarginSnapshot
+from lifecycle.values import MarginSnapshot
 from strategy.base import Decision
 
 

@@ -12,7 +12,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
 
-from exchange.types import Candle, Instrument, PositionSide
+from lifecycle.values import Candle, Instrument, PositionSide
 
 
 class Verdict(StrEnum):

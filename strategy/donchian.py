@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from exchange.types import Candle, Instrument
+from lifecycle.values import Candle, Instrument
 from strategy.base import Decision, Verdict
 from strategy.signals import atr, donchian, ema
 from strategy.sizing import position_size, round_down, round_up, take_profit_at

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from itertools import pairwise
 
-from exchange.types import Candle
+from lifecycle.values import Candle
 
 
 def ema(values: Sequence[Decimal], period: int) -> Decimal:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
-from exchange.types import Instrument
+from lifecycle.values import Instrument
 
 
 @dataclass(frozen=True)

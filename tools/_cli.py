@@ -22,9 +22,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, NoReturn, TypeVar
 
-from lifecycle.db import DEFAULT_DB_PATH
 from lifecycle.redaction import Redactor
-from lifecycle.writer_lock import WriterLock, WriterLockError, acquire
+from store.db import DEFAULT_DB_PATH
+from store.writer_lock import WriterLock, WriterLockError, acquire
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
@@ -207,7 +207,7 @@ _WRITER_LOCKS: list[WriterLock] = []
 
 
 def hold_writer_lock(registry: Path, role: str) -> None:
-    """Make this run the registry's one writer until it ends (`lifecycle.writer_lock`): a tool with --execute
+    """Make this run the registry's one writer until it ends (`store.writer_lock`): a tool with --execute
     refuses while the daemon, or another tool, writes the same file."""
     try:
         _WRITER_LOCKS.append(acquire(registry, role))

@@ -20,25 +20,25 @@ from typing import TYPE_CHECKING, TypeVar
 import peewee as pw
 
 from exchange.errors import VenueError
-from exchange.types import PositionSide
 from exchange.venue import Venue
 from lifecycle.clock import Clock, SystemClock, from_ms
-from lifecycle.db import RegistryOpenError, connect
 from lifecycle.errors import RegistryVersionError
-from lifecycle.migrations import current_version
-from lifecycle.models import ALL_MODELS, SCHEMA_VERSION, V1_MODELS, Fill, Order, Position
 from lifecycle.reconcile import OrderRef, RegistryPosition
-from lifecycle.registry import Registry
 from lifecycle.units import units_to_qty
-from scheduler.config import ConfigError, Settings, load_settings
-from scheduler.venue_factory import ccxt_venue
+from lifecycle.values import PositionSide
+from operations.wiring import ccxt_venue
+from settings.config import ConfigError, Settings, load_settings
 from specs.lifecycle import ACTIVE_STATES
+from store.db import RegistryOpenError, connect
+from store.migrations import current_version
+from store.models import ALL_MODELS, SCHEMA_VERSION, V1_MODELS, Fill, Order, Position
+from store.registry import Registry
 from tools._cli import ProblemsFound, UsageError, hold_writer_lock, register_secrets, require_live_ack
 from tools._dbfile import describe_sqlite_error, existing_registry_file
 
 if TYPE_CHECKING:
     from exchange.ccxt_venue import CcxtVenue
-    from scheduler.jobs.context import DaemonContext
+    from operations.context import DaemonContext
 
 T = TypeVar("T")
 
@@ -142,7 +142,7 @@ def daemon_context(
     settings: Settings, registry: Registry, venue: Venue, clock: Clock, stop_pct: Decimal
 ) -> DaemonContext:
     """The daemon's own job context, so the tools place stops with the protect job's code, not a second copy."""
-    from scheduler.jobs.context import DaemonContext
+    from operations.context import DaemonContext
     from scheduler.startup import limits_from, safety_from, strategy_from
 
     keys = tuple(settings.symbols)

@@ -24,12 +24,12 @@ from typing import Any
 
 import peewee as pw
 
-from lifecycle.anchors import AnchorTableDamaged, StoredAnchor, clear_anchors, load_anchors
-from lifecycle.audit import CHAINS, AuditReport, quick_check, run_audit
-from lifecycle.db import RegistryOpenError, connect
 from lifecycle.errors import RegistryVersionError
-from lifecycle.migrations import current_version
-from lifecycle.models import ALL_MODELS, SCHEMA_VERSION, V1_MODELS
+from store.anchors import AnchorTableDamaged, StoredAnchor, clear_anchors, load_anchors
+from store.audit import CHAINS, AuditReport, quick_check, run_audit
+from store.db import RegistryOpenError, connect
+from store.migrations import current_version
+from store.models import ALL_MODELS, SCHEMA_VERSION, V1_MODELS
 from tools._cli import (
     EXIT_OK,
     EXIT_PROBLEMS,
@@ -52,7 +52,7 @@ RESET_HINT = (
     " the truth, clear the anchors with python -m tools.check_db_health --reset-anchors --execute"
 )
 ANCHOR_LABEL_MARK = "(anchor:"
-"""How `lifecycle.audit` labels a chain break that is an anchor which no longer holds."""
+"""How `store.audit` labels a chain break that is an anchor which no longer holds."""
 INDENT = " " * 17
 # A reader never waits for the daemon's WAL writes; a lock that lasts longer than this is someone holding the file.
 DEFAULT_BUSY_TIMEOUT_MS = 1000

@@ -15,10 +15,10 @@ from decimal import Decimal
 from typing import Any
 
 from exchange.errors import AuthenticationFailed, VenueError
-from exchange.types import Instrument, MarginSnapshot
 from exchange.venue import Venue
 from lifecycle.clock import Clock, SystemClock
-from scheduler.config import Settings, describe
+from lifecycle.values import Instrument, MarginSnapshot
+from settings.config import Settings, describe
 from tools._cli import ToolError, bounded_float, make_parser, run_tool, write_json, write_text
 from tools._venue import add_common, build_venue, load
 
@@ -116,7 +116,7 @@ def config_check(load_fn: Callable[[], Settings]) -> tuple[Settings | None, Chec
     try:
         settings = load_fn()
     except ToolError as exc:
-        return None, Check("config", False, str(exc), "fix the named keys (python -m scheduler.config --check FILE)")
+        return None, Check("config", False, str(exc), "fix the named keys (python -m settings.config --check FILE)")
     return settings, Check("config", True, describe(settings))
 
 

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from exchange.types import OrderStatus
-from lifecycle.models import Position
+from lifecycle.values import OrderStatus
 from specs.lifecycle import ACTIVE_STATES
+from store.models import Position
 from tools._cli import make_parser, run_tool, write_json, write_text
 from tools._venue import add_common, build_venue, db_path, prepare, read_registry, venue_call
 

@@ -20,8 +20,8 @@ from functools import partial
 from typing import Any
 
 from lifecycle.clock import SystemClock, from_ms, to_ms
-from lifecycle.models import Fill, Order
 from lifecycle.units import units_to_qty
+from store.models import Fill, Order
 from tools._cli import bounded_float, make_parser, run_tool, write_json, write_text
 from tools._venue import add_common, build_venue, db_path, prepare, read_registry, venue_call
 

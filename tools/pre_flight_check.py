@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from exchange.errors import VenueError
-from exchange.types import OrderStatus
 from lifecycle.clock import SystemClock
-from lifecycle.models import Position
-from scheduler.config import Settings, check_thresholds
-from scheduler.secrets_guard import permission_problem
+from lifecycle.values import OrderStatus
+from settings.config import Settings, check_thresholds
+from settings.secrets_guard import permission_problem
 from specs.lifecycle import ACTIVE_STATES
+from store.models import Position
 from tools import check_db_health
 from tools._cli import ToolError, make_parser, run_tool
 from tools._venue import add_common, build_venue, load, read_registry

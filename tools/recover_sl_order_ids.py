@@ -18,7 +18,7 @@ from typing import Any
 
 from lifecycle.clock import SystemClock
 from lifecycle.reconcile import MissingStop, RelinkStop, reconcile
-from lifecycle.registry import Registry
+from store.registry import Registry
 from tools._cli import ProblemsFound, dry_run_prefix, make_parser, run_tool, write_json, write_text
 from tools._venue import (
     add_common,

@@ -21,10 +21,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from exchange.types import AccountSnapshot
 from exchange.venue import Venue
 from lifecycle.clock import SystemClock
 from lifecycle.reconcile import ClosePhantom, ImportOrphan, Reconciliation, reconcile
+from lifecycle.values import AccountSnapshot
 from tools._cli import (
     ProblemsFound,
     bounded_decimal,

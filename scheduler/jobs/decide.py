@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from exchange.errors import VenueError
-from exchange.types import Candle
 from lifecycle.events import Ev, emit
-from scheduler.jobs.context import DaemonContext, EntryPlan
+from lifecycle.values import Candle
+from operations.context import DaemonContext, EntryPlan
 from strategy.auction import Candidate, allocate
 from strategy.base import Decision
 

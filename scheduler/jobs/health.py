@@ -9,9 +9,9 @@ import logging
 from collections.abc import Callable
 
 from exchange.errors import VenueError
-from lifecycle.audit import AuditReport
 from lifecycle.events import Ev, emit
-from scheduler.jobs.context import DaemonContext
+from operations.context import DaemonContext
+from store.audit import AuditReport
 
 log = logging.getLogger(__name__)
 

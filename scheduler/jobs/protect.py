@@ -19,12 +19,12 @@ from decimal import Decimal
 
 from exchange.errors import VenueError
 from exchange.rounding import SizeBelowMinimum, round_size
-from exchange.types import OrderOutcome, OrderStatus, OrderType, Side, VenueOrder
 from lifecycle.events import Ev, emit
-from lifecycle.registry import PositionView
-from scheduler.jobs.context import DaemonContext
-from scheduler.jobs.crash import crash_point
-from scheduler.jobs.execution import Submitted, submit
+from lifecycle.values import OrderOutcome, OrderStatus, OrderType, Side, VenueOrder
+from operations.context import DaemonContext
+from operations.crash import crash_point
+from operations.submit import Submitted, submit
+from store.registry import PositionView
 from strategy.sizing import take_profit_at
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,6 @@ import logging
 from decimal import Decimal
 
 from exchange.errors import VenueError
-from exchange.types import AccountSnapshot, OrderStatus, PositionSide
 from lifecycle.events import Ev, emit
 from lifecycle.reconcile import (
     Action,
@@ -27,9 +26,11 @@ from lifecycle.reconcile import (
     RelinkStop,
     reconcile,
 )
-from scheduler.jobs import exits, protect
-from scheduler.jobs.context import DaemonContext
-from scheduler.jobs.exits import fills_window_start
+from lifecycle.values import AccountSnapshot, OrderStatus, PositionSide
+from operations import exits
+from operations.context import DaemonContext
+from operations.exits import fills_window_start
+from scheduler.jobs import protect
 
 log = logging.getLogger(__name__)
 

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from exchange.errors import VenueError
-from exchange.types import OrderOutcome, OrderType, Side
 from lifecycle.events import Ev, emit
+from lifecycle.values import OrderOutcome, OrderType, Side
+from operations.context import DaemonContext, EntryPlan
+from operations.crash import crash_point
+from operations.exits import fills_window_start, ingest_fills
+from operations.submit import submit
 from scheduler.jobs import decide, protect
-from scheduler.jobs.context import DaemonContext, EntryPlan
-from scheduler.jobs.crash import crash_point
-from scheduler.jobs.execution import submit
-from scheduler.jobs.exits import fills_window_start, ingest_fills
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,6 @@ from telegram.ext import (
 )
 
 from lifecycle.events import Ev, emit
-from scheduler.config import TelegramSettings
 from scheduler.logsetup import redact, register_secret
 from scheduler.telegram.views import (
     HELP_TEXT,
@@ -40,6 +39,7 @@ from scheduler.telegram.views import (
     render_positions,
     render_status,
 )
+from settings.config import TelegramSettings
 
 log = logging.getLogger("scheduler.telegram")
 

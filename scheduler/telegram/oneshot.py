@@ -15,10 +15,10 @@ from telegram import Bot
 from telegram.error import TelegramError
 from telegram.request import HTTPXRequest
 
-from scheduler.config import TelegramSettings
 from scheduler.logsetup import redact, register_secret
 from scheduler.telegram.notifier import bot_api_urls
 from scheduler.telegram.views import MAX_MESSAGE_CHARS
+from settings.config import TelegramSettings
 
 log = logging.getLogger(__name__)
 

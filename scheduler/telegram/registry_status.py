@@ -1,4 +1,4 @@
-"""A `StatusProvider` over `lifecycle.registry.Registry` plus the kill switch, for a daemon with nothing better.
+"""A `StatusProvider` over `store.registry.Registry` plus the kill switch, for a daemon with nothing better.
 
 The registry's database opens one connection per thread (peewee), so the bot's worker thread reads on its own
 connection and never shares the daemon's; WAL mode lets it read while the daemon writes. Equity and margin use
@@ -12,8 +12,8 @@ from datetime import UTC
 from decimal import Decimal
 
 from lifecycle.killswitch import KillSwitch
-from lifecycle.registry import PositionView, Registry
 from scheduler.telegram.views import PositionLine, StatusView
+from store.registry import PositionView, Registry
 
 
 def _line(view: PositionView) -> PositionLine:

@@ -10,9 +10,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench.registry_factory import build_registry
-from lifecycle import chain
-from lifecycle.audit import AuditReport, run_audit
-from lifecycle.db import connect
+from store import chain
+from store.audit import AuditReport, run_audit
+from store.db import connect
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from lifecycle import chain
-from lifecycle.anchors import (
+from lifecycle.clock import FakeClock
+from store import chain
+from store.anchors import (
     StoredAnchor,
     audit_and_anchor,
     clear_anchors,
@@ -19,9 +20,8 @@ from lifecycle.anchors import (
     load_anchors,
     record_anchors,
 )
-from lifecycle.audit import SCOPE_FULL, SCOPE_TAIL, AuditReport, ChainHead, run_audit
-from lifecycle.clock import FakeClock
-from lifecycle.db import connect
+from store.audit import SCOPE_FULL, SCOPE_TAIL, AuditReport, ChainHead, run_audit
+from store.db import connect
 from tests.audit.helpers import nonzero, one, raw, rechain, small_registry
 from tests.lifecycle.helpers import drive_to, open_registry
 

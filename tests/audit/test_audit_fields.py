@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from lifecycle import chain
-from lifecycle.audit import RUNBOOK_FIELDS, AuditReport
 from specs.lifecycle import INVARIANT_FIELDS
+from store import chain
+from store.audit import RUNBOOK_FIELDS, AuditReport
 from tests.audit.helpers import (
     assert_corruption_moves_exactly,
     audit,

@@ -1,5 +1,5 @@
 """The chain check's fast path (SQL builds each row's hashed content, Python hashes in bulk) against the exact
-row-by-row path through `lifecycle.chain`: identical verdicts on any stored values, and the fast path really
+row-by-row path through `store.chain`: identical verdicts on any stored values, and the fast path really
 proves ordinary rows (so the speed is not an accident of everything falling back)."""
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lifecycle import audit, chain
-from lifecycle.audit import CHAINS, ChainSpec
-from lifecycle.db import connect
-from lifecycle.models import ALL_MODELS
+from store import audit, chain
+from store.audit import CHAINS, ChainSpec
+from store.db import connect
+from store.models import ALL_MODELS
 from tests.audit.helpers import raw, small_registry
 from tests.audit.test_audit_fields import CASES
 
@@ -46,7 +46,7 @@ def fresh_memdb() -> Iterator[pw.SqliteDatabase]:
 
 
 def _insert_chain(db: pw.SqliteDatabase, spec: ChainSpec, rows: list[tuple[Any, ...]]) -> None:
-    """Store `rows` as a writer would: each hashed through lifecycle.chain from the values it was given."""
+    """Store `rows` as a writer would: each hashed through store.chain from the values it was given."""
     db.execute_sql(f'DELETE FROM "{spec.table}"')  # type: ignore[no-untyped-call]
     prev: Any = chain.GENESIS
     for values in rows:
@@ -90,7 +90,7 @@ def _plain(kind: str) -> st.SearchStrategy[Any]:
 @given(data=st.data())
 def test_sql_built_content_hashes_like_chain_py(table: str, data: st.DataObject) -> None:
     # Ordinary values of every declared type, NULLs included: the SQL-built content hashes exactly as
-    # lifecycle.chain does, so the fast path proves the range by itself.
+    # store.chain does, so the fast path proves the range by itself.
     spec = CHAINS[table]
     rows = data.draw(st.lists(st.tuples(*(_plain(k) for k in spec.kinds)), min_size=1, max_size=5))
     with fresh_memdb() as memdb:
@@ -112,7 +112,7 @@ def _check_plain(memdb: pw.SqliteDatabase, spec: ChainSpec, rows: list[tuple[Any
 @given(data=st.data())
 def test_odd_values_get_the_exact_verdict(table: str, data: st.DataObject) -> None:
     # Any stored values at all (REAL, BLOB, NUL, separators, out-of-range bools): the combined check reports
-    # exactly what the row-by-row check through lifecycle.chain reports.
+    # exactly what the row-by-row check through store.chain reports.
     spec = CHAINS[table]
     rows = data.draw(st.lists(st.tuples(*(ODD for _ in spec.kinds)), min_size=1, max_size=5))
     with fresh_memdb() as memdb:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from lifecycle.clock import FakeClock, to_ms
-from lifecycle.db import connect
-from lifecycle.merge import MergeCollision, merge_symbol_collisions, run_merge
+from store.db import connect
+from store.merge import MergeCollision, merge_symbol_collisions, run_merge
 from tests.audit.helpers import audit, raw, small_registry
 
 

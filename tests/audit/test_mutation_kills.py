@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from lifecycle import chain
-from lifecycle.anchors import audit_and_anchor, load_anchors
-from lifecycle.audit import run_audit
-from lifecycle.db import connect
+from store import chain
+from store.anchors import audit_and_anchor, load_anchors
+from store.audit import run_audit
+from store.db import connect
 from tests.audit.helpers import (
     Corruption,
     assert_corruption_moves_exactly,

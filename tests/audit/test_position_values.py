@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from lifecycle import chain
-from lifecycle.anchors import audit_and_anchor, load_anchors
-from lifecycle.audit import SCOPE_TAIL, AuditReport, run_audit
 from lifecycle.clock import FakeClock
-from lifecycle.db import connect
-from lifecycle.registry import FillSideMismatch
+from store import chain
+from store.anchors import audit_and_anchor, load_anchors
+from store.audit import SCOPE_TAIL, AuditReport, run_audit
+from store.db import connect
+from store.registry import FillSideMismatch
 from tests.audit.helpers import audit, nonzero, one, raw, small_registry
 from tests.lifecycle.helpers import drive_to, open_registry, snapshot
 

@@ -1,4 +1,4 @@
-"""Malformed configurations: each must make `python -m scheduler.config --check` exit 2 naming a key."""
+"""Malformed configurations: each must make `python -m settings.config --check` exit 2 naming a key."""
 
 from __future__ import annotations
 

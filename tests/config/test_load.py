@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scheduler.config import (
+from settings.config import (
     PAPER_DEFAULTS_FILE,
     ConfigError,
     check_thresholds,

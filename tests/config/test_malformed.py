@@ -52,7 +52,7 @@ def _prepare(case: Case, tmp_path: Path) -> tuple[list[str], dict[str, str]] | N
             secrets.write_text(f'[venue]\napi_key = "{KEY}"\napi_secret = "{value}"\n', encoding="utf-8")
             secrets.chmod(0o640 if case.special == "secrets_group_readable" else 0o600)
         env["TRADER_SECRETS_FILE"] = str(secrets)
-    return [sys.executable, "-m", "scheduler.config", "--check", str(path)], env
+    return [sys.executable, "-m", "settings.config", "--check", str(path)], env
 
 
 def _run(case: Case, tmp_path: Path) -> subprocess.CompletedProcess[str] | None:
@@ -105,7 +105,7 @@ def test_valid_file_exits_0(tmp_path: Path) -> None:
     path.write_text('symbols = ["PF_SOLUSD"]\n[risk]\natr_stop_multiple = 3\n', encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith("TRADER_")}
     proc = subprocess.run(
-        [sys.executable, "-m", "scheduler.config", "--check", str(path)],
+        [sys.executable, "-m", "settings.config", "--check", str(path)],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -17,21 +17,22 @@ from pathlib import Path
 
 from exchange.breaker import CircuitBreaker
 from exchange.ccxt_venue import CcxtVenue
-from exchange.simulator.engine import SimConfig, Simulator
-from exchange.simulator.models import SimOrder
-from exchange.simulator.server import SimulatorServer
-from exchange.types import Candle, Instrument
-from lifecycle.audit import run_audit
 from lifecycle.clock import FakeClock
 from lifecycle.escalation import Escalator
 from lifecycle.events import EVENT_LOGGER
 from lifecycle.killswitch import KillSwitch
 from lifecycle.reconcile import Reconciliation
-from lifecycle.registry import Registry
-from scheduler.jobs import exits, health, protect, reconcile, tick
-from scheduler.jobs.context import DaemonContext, Limits
-from scheduler.jobs.safety import Safety
+from lifecycle.values import Candle, Instrument
+from operations import exits
+from operations.context import DaemonContext, Limits
+from operations.safety import Safety
+from scheduler.jobs import health, protect, reconcile, tick
 from scheduler.startup import registry_audit
+from simulator.engine import SimConfig, Simulator
+from simulator.models import SimOrder
+from simulator.server import SimulatorServer
+from store.audit import run_audit
+from store.registry import Registry
 from strategy.base import Decision, Verdict
 
 API_KEY = "test-key-0123456789abcdef"

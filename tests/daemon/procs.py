@@ -13,10 +13,10 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from exchange.simulator.engine import SimConfig, Simulator
-from exchange.simulator.prices import ReplayCandle
-from exchange.simulator.server import SimulatorServer
 from lifecycle.clock import FakeClock, SystemClock
+from simulator.engine import SimConfig, Simulator
+from simulator.prices import ReplayCandle
+from simulator.server import SimulatorServer
 from tests.daemon.harness import API_KEY, API_SECRET
 
 ROOT = Path(__file__).resolve().parents[2]

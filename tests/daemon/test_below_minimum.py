@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from exchange.rounding import SizeBelowMinimum
-from exchange.simulator.models import SimOrder
-from exchange.types import OrderType, Side
-from scheduler.jobs.execution import submit
+from lifecycle.values import OrderType, Side
+from operations.submit import submit
+from simulator.models import SimOrder
 from tests.daemon.harness import World, captured_events, world
 
 XBT = "PF_XBTUSD"

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from exchange.simulator.engine import Simulator
-from lifecycle.audit import run_audit
-from lifecycle.db import connect
+from simulator.engine import Simulator
+from store.audit import run_audit
+from store.db import connect
 from tests.daemon.procs import SYMBOL, daemon, live_simulator, write_config
 
 # (adopted, abandoned) the restart's recovery step must report, per work in flight and crash point.

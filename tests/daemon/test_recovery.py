@@ -5,8 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-from exchange.types import OrderRequest, OrderType, Side
-from scheduler.recovery import recover_in_flight
+from lifecycle.values import OrderRequest, OrderType, Side
+from operations.recovery import recover_in_flight
 from tests.daemon.harness import world
 
 ETH = "PF_ETHUSD"

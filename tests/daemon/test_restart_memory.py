@@ -9,10 +9,10 @@ from pathlib import Path
 from lifecycle.escalation import Escalator
 from lifecycle.killswitch import KillSwitch
 from lifecycle.reconcile import ReconciliationReport
-from scheduler.config import load_settings
-from scheduler.jobs.safety import Safety
+from operations.safety import Safety
 from scheduler.restart_memory import RestartMemory
 from scheduler.startup import safety_from
+from settings.config import load_settings
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

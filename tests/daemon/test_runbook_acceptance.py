@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from lifecycle.audit import AuditReport
 from lifecycle.events import EVENT_LOGGER, EVENTS, Ev, emit
 from scheduler.startup import held_startup_alerts
 from scheduler.telegram.bridge import AlertLogHandler, HeldAlerts
 from specs.reconciliation import ISSUE_CLASSES, REPORT_FIELDS
+from store.audit import AuditReport
 from tests.daemon.harness import captured_events, world
 from tests.tools_runbook.conftest import run_tool
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-from exchange.simulator.engine import SimConfig
+from simulator.engine import SimConfig
 from tests.daemon.harness import captured_events, world
 
 XBT = "PF_XBTUSD"
@@ -266,7 +266,7 @@ def test_runtime_audit_breach_halts_entries_for_good_but_protect_runs(tmp_path: 
 
 
 def test_venue_fill_missing_from_the_ledger_is_synced(tmp_path: Path) -> None:
-    from exchange.types import OrderRequest, OrderType, Side
+    from lifecycle.values import OrderRequest, OrderType, Side
 
     with world(tmp_path) as w, captured_events() as ev:
         w.strategy.entries[ETH] = "long"

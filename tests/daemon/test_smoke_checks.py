@@ -6,9 +6,9 @@ from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
-from lifecycle.audit import run_audit
 from scheduler.smoke import EventCounter, check
 from scheduler.startup import Started
+from store.audit import run_audit
 from tests.daemon.harness import World, world
 
 ALL_FAULTS = {"http_500": True, "cancel_stop": True, "orphan": True}

@@ -10,7 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from lifecycle.clock import FakeClock
-from lifecycle.registry import Registry
+from store.registry import Registry
 from tests.daemon.procs import ROOT, daemon, live_simulator, write_config
 from tests.lifecycle.helpers import drive_to
 

@@ -9,10 +9,10 @@ import pytest
 
 from exchange.breaker import CircuitBreaker
 from exchange.ccxt_venue import CcxtVenue
-from exchange.simulator.engine import SimConfig, Simulator
-from exchange.simulator.server import SimulatorServer
 from exchange.venue import Venue
 from lifecycle.clock import FakeClock
+from simulator.engine import SimConfig, Simulator
+from simulator.server import SimulatorServer
 
 API_KEY = "test-public-key-AAAAsentinel"
 API_SECRET = base64.b64encode(b"test-secret-sentinel-" * 3).decode()
@@ -61,7 +61,7 @@ def ccxt_venue(server: SimulatorServer, clock: FakeClock) -> CcxtVenue:
 @pytest.fixture(params=["sim", "ccxt"])
 def venue(request: pytest.FixtureRequest, sim: Simulator, clock: FakeClock) -> Iterator[Venue]:
     if request.param == "sim":
-        from exchange.sim_venue import SimVenue
+        from simulator.venue import SimVenue
 
         yield SimVenue(sim)
         return

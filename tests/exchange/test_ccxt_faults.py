@@ -20,12 +20,12 @@ from exchange.errors import (
     VenueError,
     VenueUnavailable,
 )
-from exchange.simulator.engine import Simulator
-from exchange.simulator.faults import FaultKind
-from exchange.simulator.server import SimulatorServer
-from exchange.types import OrderOutcome, OrderRequest, OrderType, Side
 from lifecycle.clock import FakeClock
 from lifecycle.events import EVENT_LOGGER
+from lifecycle.values import OrderOutcome, OrderRequest, OrderType, Side
+from simulator.engine import Simulator
+from simulator.faults import FaultKind
+from simulator.server import SimulatorServer
 from tests.exchange.conftest import API_KEY, API_SECRET, make_ccxt_venue
 
 XBT = "PF_XBTUSD"

@@ -9,8 +9,9 @@ import pytest
 
 from exchange.errors import InvalidOrderRequest, OrderNotFound
 from exchange.rounding import InvalidPrice, SizeBelowMinimum
-from exchange.simulator.engine import Simulator
-from exchange.types import (
+from exchange.venue import NOT_SENT_ERRORS, Venue
+from lifecycle.clock import FakeClock
+from lifecycle.values import (
     OrderOutcome,
     OrderRequest,
     OrderStatus,
@@ -19,8 +20,7 @@ from exchange.types import (
     Side,
     TriggerSignal,
 )
-from exchange.venue import NOT_SENT_ERRORS, Venue
-from lifecycle.clock import FakeClock
+from simulator.engine import Simulator
 
 XBT = "PF_XBTUSD"
 

@@ -18,7 +18,7 @@ from exchange.errors import (
     UnknownSymbol,
     VenueUnavailable,
 )
-from exchange.types import OrderOutcome
+from lifecycle.values import OrderOutcome
 
 EX = ccxt.krakenfutures()
 URL = "http://127.0.0.1:1/derivatives/api/v3/sendorder"

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from exchange.errors import OrderNotSent, OrderRejected
 from exchange.rounding import InvalidPrice, SizeBelowMinimum, round_price, round_size
-from exchange.types import Instrument
+from lifecycle.values import Instrument
 
 XBT = Instrument("PF_XBTUSD", "BTC", Decimal(1), Decimal("0.0001"), Decimal("0.0001"), Decimal(1), Decimal(50))
 ETH = Instrument("PF_ETHUSD", "ETH", Decimal("0.1"), Decimal("0.001"), Decimal("0.01"), Decimal(1), Decimal(50))

@@ -7,9 +7,9 @@ import sqlite3
 from decimal import Decimal
 from pathlib import Path
 
-from lifecycle import chain
 from lifecycle.clock import FakeClock
-from lifecycle.registry import PositionView, Registry
+from store import chain
+from store.registry import PositionView, Registry
 
 QTY = Decimal("0.5")
 _ids = itertools.count(1)
@@ -76,7 +76,7 @@ def drive_to(reg: Registry, state: str, symbol: str = "PF_XBTUSD") -> PositionVi
 
 
 def verify_chains(path: Path) -> None:
-    """Recompute both hash chains from the stored rows with lifecycle.chain; assert every link and hash."""
+    """Recompute both hash chains from the stored rows with store.chain; assert every link and hash."""
     con = sqlite3.connect(path)
     try:
         prev = chain.GENESIS

@@ -23,8 +23,8 @@ import peewee as pw
 import pytest
 
 from lifecycle.clock import FakeClock
-from lifecycle.db import MEMORY, RegistryOpenError, check_pragmas, connect
-from lifecycle.registry import Registry
+from store.db import MEMORY, RegistryOpenError, check_pragmas, connect
+from store.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[2]
 NO_SHARED_MEMORY_VFS = "unix-none"

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from lifecycle.clock import FakeClock
-from lifecycle.db import RegistryOpenError, connect
-from lifecycle.registry import Registry
+from store.db import RegistryOpenError, connect
+from store.registry import Registry
 
 
 def _left_behind(tmp_path: Path) -> list[str]:

@@ -10,12 +10,12 @@ import peewee as pw
 import pytest
 
 from bench.registry_factory import build_registry
-from lifecycle import migrations
-from lifecycle.anchors import load_anchors
-from lifecycle.audit import run_audit
-from lifecycle.db import connect
 from lifecycle.errors import RegistryVersionError
-from lifecycle.models import ALL_MODELS, SCHEMA_VERSION
+from store import migrations
+from store.anchors import load_anchors
+from store.audit import run_audit
+from store.db import connect
+from store.models import ALL_MODELS, SCHEMA_VERSION
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 
 from lifecycle.clock import FakeClock
 from lifecycle.errors import MalformedSymbol, OverfillError
-from lifecycle.registry import DuplicateActivePosition, FillOnTerminalPosition, Registry, RegistryUsageError
+from store.registry import DuplicateActivePosition, FillOnTerminalPosition, Registry, RegistryUsageError
 from tests.lifecycle.helpers import drive_to, entry_fill, exit_fill, open_registry, snapshot, verify_chains
 
 

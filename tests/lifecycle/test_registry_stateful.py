@@ -15,14 +15,14 @@ import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from lifecycle.anchors import audit_and_anchor
-from lifecycle.audit import run_audit
 from lifecycle.clock import FakeClock, to_ms
 from lifecycle.errors import GuardFailed, IllegalTransition, OverfillError
-from lifecycle.registry import DuplicateActivePosition, FillOnTerminalPosition, Registry, RegistryUsageError
 from lifecycle.symbols import canonical_key
 from lifecycle.units import units_to_qty
 from specs import lifecycle as spec
+from store.anchors import audit_and_anchor
+from store.audit import run_audit
+from store.registry import DuplicateActivePosition, FillOnTerminalPosition, Registry, RegistryUsageError
 
 SPELLINGS = [
     "PF_XBTUSD", "btc/usd:usd", "xbtusd", "PF_ETHUSD", "ETH/USD:USD", "PI_XBTUSD", "BTC/USD:BTC", "solusd",

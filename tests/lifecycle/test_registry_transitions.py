@@ -12,8 +12,8 @@ import pytest
 
 from lifecycle.errors import GuardFailed, IllegalTransition, UnknownPosition
 from lifecycle.machine import spec_condition
-from lifecycle.registry import Registry
 from specs import lifecycle as spec
+from store.registry import Registry
 from tests.lifecycle.helpers import drive_to, entry_fill, exit_fill, open_registry, snapshot, verify_chains
 
 ALL_EVENTS = [*spec.EVENTS, *spec.CREATION_EVENTS, "no_such_event"]

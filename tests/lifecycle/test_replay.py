@@ -13,11 +13,11 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lifecycle.audit import run_audit
 from lifecycle.clock import FakeClock
 from lifecycle.errors import OverfillError
-from lifecycle.registry import Registry
 from lifecycle.units import units_to_qty
+from store.audit import run_audit
+from store.registry import Registry
 from tests.lifecycle.helpers import verify_chains
 
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from lifecycle.clock import FakeClock
-from lifecycle.registry import Registry
+from store.registry import Registry
 
 
 def positions_in(path: Path) -> list[str]:

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from lifecycle.writer_lock import WriterLockError, WriterLockHeld, acquire, lock_path
+from store.writer_lock import WriterLockError, WriterLockHeld, acquire, lock_path
 
 ROOT = Path(__file__).resolve().parents[2]
 HOLD = (
-    "import sys, time; from pathlib import Path; from lifecycle.writer_lock import acquire;"
+    "import sys, time; from pathlib import Path; from store.writer_lock import acquire;"
     " lock = acquire(Path(sys.argv[1]), 'daemon'); print('HELD', flush=True); time.sleep(60)"
 )
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from exchange.types import (
+from lifecycle.reconcile import RegistryPosition
+from lifecycle.values import (
     AccountSnapshot,
     MarginSnapshot,
     OrderStatus,
@@ -16,7 +17,6 @@ from exchange.types import (
     VenueOrder,
     VenuePosition,
 )
-from lifecycle.reconcile import RegistryPosition
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 NOW = T0 + timedelta(hours=1)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import fields
 from datetime import timedelta
 
-from exchange.types import AccountSnapshot, PositionSide, Side
 from lifecycle.reconcile import (
     AdoptPending,
     ApplyFill,
@@ -22,6 +21,7 @@ from lifecycle.reconcile import (
     RelinkStop,
     reconcile,
 )
+from lifecycle.values import AccountSnapshot, PositionSide, Side
 from specs.reconciliation import REPORT_FIELDS
 from tests.reconcile.builders import NOW, D, fill, limit, pos, snap, stop, vpos
 

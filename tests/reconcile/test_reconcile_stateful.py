@@ -18,17 +18,6 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from exchange.types import (
-    AccountSnapshot,
-    MarginSnapshot,
-    OrderStatus,
-    OrderType,
-    PositionSide,
-    Side,
-    VenueFill,
-    VenueOrder,
-    VenuePosition,
-)
 from lifecycle.reconcile import (
     PENDING_STATES,
     Action,
@@ -45,6 +34,17 @@ from lifecycle.reconcile import (
     RegistryPosition,
     RelinkStop,
     reconcile,
+)
+from lifecycle.values import (
+    AccountSnapshot,
+    MarginSnapshot,
+    OrderStatus,
+    OrderType,
+    PositionSide,
+    Side,
+    VenueFill,
+    VenueOrder,
+    VenuePosition,
 )
 from specs.lifecycle import ACTIVE_STATES, EXPOSED_STATES
 from tests.reconcile.builders import NOW

@@ -11,9 +11,9 @@ from typing import Any
 import ccxt
 import pytest
 
-from exchange.simulator.engine import SimConfig, Simulator
-from exchange.simulator.server import SimulatorServer
 from lifecycle.clock import FakeClock
+from simulator.engine import SimConfig, Simulator
+from simulator.server import SimulatorServer
 
 START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 API_KEY = "sim-key"
@@ -60,7 +60,7 @@ def signed(
     from urllib.error import HTTPError
     from urllib.request import Request, urlopen
 
-    from exchange.simulator.auth import endpoint_path, sign
+    from simulator.auth import endpoint_path, sign
 
     post_data = body if body and not query else query
     headers = {"APIKey": API_KEY, "Authent": sign(post_data, endpoint_path(path), secret)}

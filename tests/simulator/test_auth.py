@@ -9,9 +9,9 @@ from typing import Any
 import ccxt
 import pytest
 
-from exchange.simulator.auth import check_secret, endpoint_path, sign, verify
-from exchange.simulator.engine import Simulator
-from exchange.simulator.server import SimulatorServer
+from simulator.auth import check_secret, endpoint_path, sign, verify
+from simulator.engine import Simulator
+from simulator.server import SimulatorServer
 from tests.simulator.conftest import make_client, signed
 
 VECTOR_SECRET = "7zxMEF5p/Z8l2p2U7Ghv6x14Af+Fx+92tPgUdVQ748FOIrEoT9bgT+bTRfXc5pz8na+hL/QdrCVG7bh9KpT0eMTm"

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exchange.simulator.engine import Simulator, SimulatorError
-from exchange.simulator.faults import FaultKind
-from exchange.simulator.models import HistoryKind, OrderState
-from exchange.simulator.prices import RandomWalk, Regime, ReplayCandle
 from lifecycle.clock import from_ms
+from simulator.engine import Simulator, SimulatorError
+from simulator.faults import FaultKind
+from simulator.models import HistoryKind, OrderState
+from simulator.prices import RandomWalk, Regime, ReplayCandle
 from tests.simulator.conftest import START, make_sim
 
 XBT = "PF_XBTUSD"

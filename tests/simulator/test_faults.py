@@ -9,10 +9,10 @@ from typing import Any
 import ccxt
 import pytest
 
-from exchange.simulator.engine import Simulator
-from exchange.simulator.faults import FaultKind, FaultPlan
-from exchange.simulator.server import SimulatorServer
 from lifecycle.clock import FakeClock
+from simulator.engine import Simulator
+from simulator.faults import FaultKind, FaultPlan
+from simulator.server import SimulatorServer
 from tests.simulator.conftest import make_client, make_sim
 
 BTC = "BTC/USD:USD"

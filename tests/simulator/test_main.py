@@ -1,4 +1,4 @@
-"""`python -m exchange.simulator` starts, prints its ready line, serves, and stops cleanly on SIGTERM."""
+"""`python -m simulator` starts, prints its ready line, serves, and stops cleanly on SIGTERM."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_cli_ready_line_serves_and_stops_on_sigterm() -> None:
     secret = base64.b64encode(os.urandom(64)).decode()
-    cmd = [sys.executable, "-m", "exchange.simulator", "--port", "0", "--seed", "3", "--history-minutes", "30",
+    cmd = [sys.executable, "-m", "simulator", "--port", "0", "--seed", "3", "--history-minutes", "30",
            "--api-key", "k", "--api-secret", secret, "--speed", "60"]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -43,7 +43,7 @@ def test_cli_ready_line_serves_and_stops_on_sigterm() -> None:
 
 
 def test_cli_rejects_half_credentials() -> None:
-    cmd = [sys.executable, "-m", "exchange.simulator", "--api-key", "k"]
+    cmd = [sys.executable, "-m", "simulator", "--api-key", "k"]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=30, check=False)
     assert done.returncode == 2 and "--api-secret" in done.stderr and "Traceback" not in done.stderr
 
@@ -51,7 +51,7 @@ def test_cli_rejects_half_credentials() -> None:
 def test_simulated_time_starts_level_with_the_wall_clock_after_the_history_is_built() -> None:
     """A day of candles takes seconds to build; a simulator that started its clock before that would answer
     behind wall time for ever, and a client's clock-skew check against it would fail."""
-    cmd = [sys.executable, "-m", "exchange.simulator", "--port", "0", "--history-minutes", "1440", "--speed", "1"]
+    cmd = [sys.executable, "-m", "simulator", "--port", "0", "--history-minutes", "1440", "--speed", "1"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None

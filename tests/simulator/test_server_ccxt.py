@@ -10,9 +10,9 @@ from urllib.request import urlopen
 import ccxt
 import pytest
 
-from exchange.simulator.engine import Simulator
-from exchange.simulator.server import SimulatorServer
 from lifecycle.clock import to_ms
+from simulator.engine import Simulator
+from simulator.server import SimulatorServer
 from tests.simulator.conftest import make_client, make_sim, signed
 
 BTC = "BTC/USD:USD"

@@ -9,10 +9,10 @@ import pytest
 
 from exchange.errors import OrderNotFound, UnknownSymbol
 from exchange.rounding import SizeBelowMinimum
-from exchange.sim_venue import SimVenue
-from exchange.simulator.engine import Simulator
-from exchange.types import OrderOutcome, OrderRequest, OrderStatus, OrderType, PositionSide, Side, TriggerSignal
 from exchange.venue import Venue
+from lifecycle.values import OrderOutcome, OrderRequest, OrderStatus, OrderType, PositionSide, Side, TriggerSignal
+from simulator.engine import Simulator
+from simulator.venue import SimVenue
 from tests.simulator.conftest import make_sim
 
 XBT = "PF_XBTUSD"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from exchange.types import Candle, Instrument
+from lifecycle.values import Candle, Instrument
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exchange.types import MarginSnapshot
+from lifecycle.values import MarginSnapshot
 from strategy.auction import AuctionConfigError, Candidate, allocate
 from strategy.base import Decision, Verdict
 

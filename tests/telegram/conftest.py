@@ -14,12 +14,12 @@ from pydantic import SecretStr
 
 from lifecycle.clock import FakeClock
 from lifecycle.killswitch import KillSwitch
-from lifecycle.registry import Registry
-from scheduler.config import TelegramSettings
 from scheduler.logsetup import PINNED_LOGGERS, configure_logging
 from scheduler.telegram.notifier import TelegramNotifier
 from scheduler.telegram.registry_status import RegistryStatusProvider
 from scheduler.telegram.views import StatusProvider
+from settings.config import TelegramSettings
+from store.registry import Registry
 from tests.telegram.fake_bot_api import FakeBotAPI
 
 TOKEN = "123456789:AAFAKE_TELEGRAM_TOKEN_abcdefghijklmn"

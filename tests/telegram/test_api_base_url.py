@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from scheduler.config import ConfigError, Settings, settings_from_mapping
 from scheduler.telegram.notifier import TelegramNotifier
 from scheduler.telegram.registry_status import RegistryStatusProvider
+from settings.config import ConfigError, Settings, settings_from_mapping
 from tests.daemon.procs import ROOT
 from tests.telegram.conftest import OPERATOR, OPERATOR_CHAT, TOKEN
 from tests.telegram.fake_bot_api import FakeBotAPI
@@ -104,7 +104,7 @@ def test_config_check_names_the_key_without_echoing_the_token(tmp_path: Path) ->
     )
     config.chmod(0o600)
     proc = subprocess.run(
-        [sys.executable, "-m", "scheduler.config", "--check", str(config)],
+        [sys.executable, "-m", "settings.config", "--check", str(config)],
         cwd=ROOT,
         capture_output=True,
         text=True,

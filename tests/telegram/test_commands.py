@@ -6,10 +6,10 @@ import io
 import re
 from collections.abc import Callable
 
-from lifecycle.registry import Registry
 from scheduler.telegram.notifier import TelegramNotifier
 from scheduler.telegram.registry_status import RegistryStatusProvider
 from scheduler.telegram.views import PositionLine, StatusView
+from store.registry import Registry
 from tests.telegram.conftest import OPERATOR, OPERATOR_CHAT, OPS_GROUP
 from tests.telegram.fake_bot_api import BOT_USERNAME, FakeBotAPI
 

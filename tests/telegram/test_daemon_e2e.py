@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from exchange.simulator.engine import Simulator
-from exchange.simulator.margin import initial_rate
+from simulator.engine import Simulator
+from simulator.margin import initial_rate
 from tests.daemon.harness import API_KEY, API_SECRET
 from tests.daemon.procs import daemon, live_simulator, write_config
 from tests.telegram.conftest import OPERATOR, OPERATOR_CHAT, OPS_GROUP, TOKEN

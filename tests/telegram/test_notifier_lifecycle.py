@@ -9,9 +9,9 @@ from collections.abc import Callable
 import pytest
 from pydantic import SecretStr
 
-from scheduler.config import TelegramSettings
 from scheduler.telegram.notifier import TelegramNotifier
 from scheduler.telegram.registry_status import RegistryStatusProvider
+from settings.config import TelegramSettings
 from tests.telegram.conftest import OPERATOR, OPERATOR_CHAT
 from tests.telegram.fake_bot_api import FakeBotAPI
 

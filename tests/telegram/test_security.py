@@ -10,11 +10,11 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from lifecycle.events import Ev, emit
-from scheduler.config import TelegramSettings
 from scheduler.logsetup import configure_logging
 from scheduler.telegram.bridge import AlertLogHandler
 from scheduler.telegram.notifier import TelegramConfigError, TelegramNotifier
 from scheduler.telegram.registry_status import RegistryStatusProvider
+from settings.config import TelegramSettings
 from tests.telegram.conftest import OPERATOR, OPERATOR_CHAT, OPS_GROUP, TOKEN
 from tests.telegram.fake_bot_api import FakeBotAPI
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lifecycle.models import SCHEMA_VERSION
 from specs.lifecycle import INVARIANT_FIELDS
+from store.models import SCHEMA_VERSION
 from tests.audit.helpers import health, raw, small_registry
 
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from lifecycle.anchors import audit_and_anchor
-from lifecycle.audit import SCOPE_FULL
-from lifecycle.db import connect
-from lifecycle.migrations import ensure_schema
-from lifecycle.models import SCHEMA_VERSION
+from store.anchors import audit_and_anchor
+from store.audit import SCOPE_FULL
+from store.db import connect
+from store.migrations import ensure_schema
+from store.models import SCHEMA_VERSION
 from tests.audit.helpers import health, raw, small_registry
 
 NOW_MS = 1_700_000_000_000

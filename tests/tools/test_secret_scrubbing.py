@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from lifecycle.clock import FakeClock
-from lifecycle.registry import Registry
+from store.registry import Registry
 from tools._cli import EXIT_PROBLEMS, _ScrubbingStream, register_secrets, run_tool, scrub
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from exchange.simulator.engine import SimConfig, Simulator
-from exchange.simulator.server import SimulatorServer
 from lifecycle.clock import FakeClock
-from lifecycle.registry import Registry
+from simulator.engine import SimConfig, Simulator
+from simulator.server import SimulatorServer
+from store.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "tools-key-0123456789abcdef"

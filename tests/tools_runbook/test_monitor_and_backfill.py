@@ -6,7 +6,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from lifecycle.clock import FakeClock
-from lifecycle.registry import Registry
+from store.registry import Registry
 from tests.tools_runbook.conftest import Env, registry_dump, run_tool
 from tools.monitor_trade_execution import slippage_bps
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from lifecycle.registry import PositionView
+from store.registry import PositionView
 from tests.tools_runbook.conftest import Env, registry_dump, run_tool
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from exchange.simulator.faults import FaultKind
+from simulator.faults import FaultKind
 from tests.tools_runbook.conftest import API_SECRET, Env, run_tool
 
 

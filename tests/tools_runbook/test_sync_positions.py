@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from exchange.simulator.models import SimOrder
+from simulator.models import SimOrder
 from tests.tools_runbook.conftest import Env, registry_dump, run_tool, write_config
 
 

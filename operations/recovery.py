@@ -13,10 +13,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from exchange.types import OrderStatus, VenueOrder
-from lifecycle.registry import OrderView
-from scheduler.jobs.context import DaemonContext
-from scheduler.jobs.exits import fills_window_start, ingest_fills
+from lifecycle.values import OrderStatus, VenueOrder
+from operations.context import DaemonContext
+from operations.exits import fills_window_start, ingest_fills
+from store.registry import OrderView
 
 log = logging.getLogger(__name__)
 

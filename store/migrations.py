@@ -5,7 +5,7 @@ check can read it without the models and a disagreement between the two is itsel
 in order, each in its own transaction together with its version record: a crash mid-way leaves the database at
 the last completed version, never in between.
 
-Version 1 creates the tables of `lifecycle.models` and the triggers that make the transition log and the fill
+Version 1 creates the tables of `store.models` and the triggers that make the transition log and the fill
 ledger append-only. The triggers are a second line of defence behind the hash chains: a bug that tries to
 rewrite history fails loudly at the write, instead of being found by the next audit.
 
@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 import peewee as pw
 
 from lifecycle.errors import RegistryVersionError
-from lifecycle.models import SCHEMA_VERSION, V1_MODELS, ChainAnchor
+from store.models import SCHEMA_VERSION, V1_MODELS, ChainAnchor
 
 Migration = Callable[[pw.Database], None]
 

@@ -23,16 +23,16 @@ from typing import Any, TypeVar
 
 import peewee as pw
 
-from lifecycle import chain, migrations
 from lifecycle.clock import Clock, from_ms, to_ms
-from lifecycle.db import bind, connect
 from lifecycle.errors import LifecycleError, OverfillError, UnknownPosition
 from lifecycle.events import Ev, emit
 from lifecycle.machine import IMPORTED_STATE, INITIAL_STATE, Facts, next_state
-from lifecycle.models import Fill, Order, Position, Transition, db_proxy
 from lifecycle.symbols import canonical_key
 from lifecycle.units import qty_to_units, units_to_qty
 from specs import lifecycle as spec
+from store import chain, migrations
+from store.db import bind, connect
+from store.models import Fill, Order, Position, Transition, db_proxy
 
 POSITION_SIDES = spec.POSITION_SIDES
 ORDER_SIDES = ("buy", "sell")
@@ -649,7 +649,7 @@ class Registry:
             )
 
     def record_venue_fill(self, uid: str, fill: Any, *, is_entry: bool) -> bool:
-        """Record an `exchange.types.VenueFill` for position `uid` (the scheduler's call shape)."""
+        """Record an `lifecycle.values.VenueFill` for position `uid` (the scheduler's call shape)."""
         with self.db.atomic("IMMEDIATE"):
             return self._record(
                 self._row(uid),

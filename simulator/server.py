@@ -14,12 +14,12 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-from exchange.simulator import payloads as P
-from exchange.simulator.auth import check_secret, verify
-from exchange.simulator.engine import Simulator, SimulatorError
-from exchange.simulator.faults import TRANSFORMS, Fault, FaultKind
-from exchange.simulator.models import RequestRecord
-from exchange.simulator.routes import ORDER_ENDPOINTS, Request, Response, fail, reject_order, resolve
+from simulator import payloads as P
+from simulator.auth import check_secret, verify
+from simulator.engine import Simulator, SimulatorError
+from simulator.faults import TRANSFORMS, Fault, FaultKind
+from simulator.models import RequestRecord
+from simulator.routes import ORDER_ENDPOINTS, Request, Response, fail, reject_order, resolve
 
 REQUEST_KINDS = frozenset(FaultKind) - {FaultKind.CANCEL_STOP}
 HISTORY_UNAUTHORIZED = {"reason": "You are not authorized to access this endpoint.", "status": "unauthorized"}

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import peewee as pw
 
-from lifecycle.audit import CHAINS, SCOPE_FULL, UNREADABLE_ANCHOR, AuditReport, ChainHead, run_audit
+from store.audit import CHAINS, SCOPE_FULL, UNREADABLE_ANCHOR, AuditReport, ChainHead, run_audit
 
 DEFAULT_FULL_AUDIT_EVERY_MS = 24 * 3600 * 1000
 

@@ -9,8 +9,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-from exchange.simulator.instruments import InstrumentSpec
-from exchange.simulator.models import SimOrder, SimPosition
+from simulator.instruments import InstrumentSpec
+from simulator.models import SimOrder, SimPosition
 
 
 @dataclass(frozen=True)

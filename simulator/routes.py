@@ -13,11 +13,11 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from urllib.parse import parse_qs, unquote_plus
 
-from exchange.simulator import payloads as P
-from exchange.simulator.candles import PRICE_TYPES, TIMEFRAMES
-from exchange.simulator.engine import Simulator, SimulatorError
-from exchange.simulator.models import TRIGGER_HISTORY, HistoryEvent, HistoryKind, PlaceOutcome
 from lifecycle.clock import to_ms
+from simulator import payloads as P
+from simulator.candles import PRICE_TYPES, TIMEFRAMES
+from simulator.engine import Simulator, SimulatorError
+from simulator.models import TRIGGER_HISTORY, HistoryEvent, HistoryKind, PlaceOutcome
 
 Json = P.Json
 ORDER_HISTORY = frozenset(

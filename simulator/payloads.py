@@ -11,11 +11,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from exchange.simulator.candles import Bar
-from exchange.simulator.engine import Simulator
-from exchange.simulator.instruments import InstrumentSpec
-from exchange.simulator.margin import AccountState
-from exchange.simulator.models import (
+from lifecycle.clock import to_ms
+from simulator.candles import Bar
+from simulator.engine import Simulator
+from simulator.instruments import InstrumentSpec
+from simulator.margin import AccountState
+from simulator.models import (
     TRIGGER_HISTORY,
     HistoryEvent,
     HistoryKind,
@@ -25,7 +26,6 @@ from exchange.simulator.models import (
     SimOrder,
     SimPosition,
 )
-from lifecycle.clock import to_ms
 
 Json = dict[str, Any]
 ACCOUNT_UID = "5f0c7e4e-5a3b-4c61-9a43-3d1f0b9c0d11"

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from exchange.breaker import CircuitBreaker
 from lifecycle.clock import Clock
-from scheduler.config import VenueSettings
+from settings.config import VenueSettings
 
 if TYPE_CHECKING:
     from exchange.ccxt_venue import CcxtVenue

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from exchange.errors import CircuitOpen, OrderRejected, VenueError
-from exchange.types import OrderOutcome, OrderRequest, OrderStatus, OrderType, PlaceResult, Side
 from exchange.venue import NOT_SENT_ERRORS, Venue
 from lifecycle.events import Ev, emit
-from lifecycle.registry import Registry
-from scheduler.jobs.crash import crash_point
+from lifecycle.values import OrderOutcome, OrderRequest, OrderStatus, OrderType, PlaceResult, Side
+from operations.crash import crash_point
+from store.registry import Registry
 
 NOT_SENT = "not_sent:"
 STOPPED_BEFORE_SENDING: tuple[type[VenueError], ...] = (CircuitOpen, *NOT_SENT_ERRORS)

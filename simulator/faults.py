@@ -116,7 +116,7 @@ class FaultPlan:
         fault = Fault(fault_kind, endpoint, count=count, probability=probability)
         for name, value in options.items():
             if not hasattr(fault, name) or name in {"kind", "fired", "seen"}:
-                raise ValueError(f"unknown fault option {name!r}; see exchange.simulator.faults.Fault")
+                raise ValueError(f"unknown fault option {name!r}; see simulator.faults.Fault")
             setattr(fault, name, value)
         fault.delay = min(float(fault.delay), MAX_DELAY_SECONDS)
         with self._lock:

@@ -1,4 +1,4 @@
-"""`python -m exchange.simulator --port PORT [--seed N] [--api-key KEY --api-secret B64] [--speed X]`
+"""`python -m simulator --port PORT [--seed N] [--api-key KEY --api-secret B64] [--speed X]`
 
 Serves the simulator on 127.0.0.1 for paper trading and manual exploration. Simulated time starts at the wall
 clock and advances `--speed` simulated seconds per real second. Prints `SIMULATOR_READY base_url=...` once
@@ -15,9 +15,9 @@ import time
 from decimal import Decimal, InvalidOperation
 from types import FrameType
 
-from exchange.simulator.engine import SimConfig, Simulator
-from exchange.simulator.server import SimulatorServer
 from lifecycle.clock import FakeClock, SystemClock
+from simulator.engine import SimConfig, Simulator
+from simulator.server import SimulatorServer
 
 TICK_REAL_SECONDS = 0.1
 
@@ -30,7 +30,7 @@ def _decimal(text: str) -> Decimal:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m exchange.simulator", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m simulator", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one (default 0)")
     parser.add_argument("--seed", type=int, default=0, help="seed of prices, ids and faults (default 0)")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import peewee as pw
 
-from lifecycle.models import db_proxy
+from store.models import db_proxy
 
 DEFAULT_DB_PATH = Path("position_registry.db")
 MEMORY = ":memory:"

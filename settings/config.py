@@ -5,7 +5,7 @@ Sections are deep-merged key by key, so `TRADER_RISK__ATR_STOP_MULTIPLE=3` chang
 `[risk]` table and keeps the rest. Every problem becomes a `ConfigProblem(key, message)` naming the dotted key
 and what is expected; no message ever repeats the offending value, because that value may be a secret.
 
-`python -m scheduler.config --check FILE` validates a file the way the daemon does and exits 2 on any problem.
+`python -m settings.config --check FILE` validates a file the way the daemon does and exits 2 on any problem.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from pydantic_settings.sources.utils import parse_env_vars
 from lifecycle.errors import MalformedSymbol
 from lifecycle.events import Ev, emit
 from lifecycle.symbols import canonical_key
-from scheduler.secrets_guard import permission_problem
+from settings.secrets_guard import permission_problem
 
 ENV_PREFIX = "TRADER_"
 ENV_DELIMITER = "__"
@@ -675,7 +675,7 @@ def describe(settings: Settings) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scheduler.config", description="Validate a config file.")
+    parser = argparse.ArgumentParser(prog="python -m settings.config", description="Validate a config file.")
     parser.add_argument("--check", metavar="FILE", nargs="?", const="", required=True, help="TOML file to check")
     parser.add_argument("--secrets", metavar="FILE", help="secrets TOML merged over the config (mode 0600)")
     args = parser.parse_args(argv)

@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from exchange.types import Instrument, MarginSnapshot, VenueFill
 from exchange.venue import Venue
 from lifecycle.clock import Clock
 from lifecycle.reconcile import ReconcileMemory, Reconciliation
-from lifecycle.registry import Registry
+from lifecycle.values import Instrument, MarginSnapshot, VenueFill
+from operations.safety import Safety
 from scheduler.app import RunStats
-from scheduler.jobs.safety import Safety
+from store.registry import Registry
 from strategy.base import Strategy
 
 

@@ -14,10 +14,9 @@ from decimal import Decimal
 
 from exchange.errors import OrderNotFound, OrderRejected, UnknownSymbol
 from exchange.rounding import round_price, round_size
-from exchange.simulator.engine import Simulator, SimulatorError
-from exchange.simulator.instruments import InstrumentSpec
-from exchange.simulator.models import HistoryKind, OrderState, SimFill, SimOrder
-from exchange.types import (
+from exchange.venue import require_complete
+from lifecycle.clock import from_ms
+from lifecycle.values import (
     AccountSnapshot,
     Candle,
     Instrument,
@@ -34,8 +33,9 @@ from exchange.types import (
     VenueOrder,
     VenuePosition,
 )
-from exchange.venue import require_complete
-from lifecycle.clock import from_ms
+from simulator.engine import Simulator, SimulatorError
+from simulator.instruments import InstrumentSpec
+from simulator.models import HistoryKind, OrderState, SimFill, SimOrder
 
 _TYPE_TO_KRAKEN = {
     OrderType.MARKET: "mkt",

@@ -18,9 +18,9 @@ invariant over the position table (mutable, so never anchored) is counted over a
 everything else except the legality of logged transitions, which a tail audit checks for the rows after the anchor.
 
 Speed (docs/audit.md has the figures): the chains are checked in id ranges. SQL builds each row's hashed
-content (derived from `lifecycle.chain`'s signatures, see `ChainSpec`) and hands a whole range over as a few
+content (derived from `store.chain`'s signatures, see `ChainSpec`) and hands a whole range over as a few
 strings, so Python only runs sha256 and compares joined strings; any range that is not provably clean that way
-is re-checked row by row with `lifecycle.chain` itself, which is what counts and names the breaks. The ranges and
+is re-checked row by row with `store.chain` itself, which is what counts and names the breaks. The ranges and
 the aggregate queries are shared between the caller's connection and a few worker processes, each with its own
 read-only connection (threads alone are slower: SQLite's allocator takes a global mutex); an in-memory database or
 a small registry is audited on the caller's connection alone.
@@ -44,8 +44,6 @@ from typing import Any
 
 import peewee as pw
 
-from lifecycle import chain
-from lifecycle.db import connect
 from specs.lifecycle import (
     ACTIVE_STATES,
     CREATIONS,
@@ -57,6 +55,8 @@ from specs.lifecycle import (
     TERMINAL_STATES,
     fill_side,
 )
+from store import chain
+from store.db import connect
 
 DETAIL_LIMIT = 5
 RUNBOOK_FIELDS: tuple[str, ...] = (
@@ -307,7 +307,7 @@ _SQL_KINDS = {int: "int", bool: "bool", str: "str", str | None: "str"}
 
 @dataclass(frozen=True)
 class ChainSpec:
-    """One hash-chained table, derived from its `lifecycle.chain` function: the hashed columns are that function's
+    """One hash-chained table, derived from its `store.chain` function: the hashed columns are that function's
     parameters after `prev_hash`, in order and by name, so the column list cannot drift from the hash."""
 
     table: str
@@ -319,20 +319,20 @@ class ChainSpec:
     def of(cls, table: str, hash_fn: Callable[..., str]) -> ChainSpec:
         params = list(inspect.signature(hash_fn, eval_str=True).parameters.values())
         if not params or params[0].name != "prev_hash":
-            raise ImportError(f"{hash_fn.__name__} must take prev_hash first; lifecycle.audit reads its signature")
+            raise ImportError(f"{hash_fn.__name__} must take prev_hash first; store.audit reads its signature")
         kinds = []
         for p in params[1:]:
             kind = _SQL_KINDS.get(p.annotation)
             if kind is None:
                 raise ImportError(
-                    f"{hash_fn.__name__}({p.name}: {p.annotation}): lifecycle.audit cannot render this type in SQL;"
+                    f"{hash_fn.__name__}({p.name}: {p.annotation}): store.audit cannot render this type in SQL;"
                     " teach ChainSpec how str() renders it"
                 )
             kinds.append(kind)
         return cls(table, hash_fn, tuple(p.name for p in params[1:]), tuple(kinds))
 
     def recompute(self, prev_hash: Any, values: Sequence[Any]) -> str:
-        """The exact hash through `lifecycle.chain` (bool columns as the writer passes them)."""
+        """The exact hash through `store.chain` (bool columns as the writer passes them)."""
         args = [bool(v) if kind == "bool" else v for v, kind in zip(values, self.kinds, strict=True)]
         return self.hash_fn(prev_hash, *args)
 
@@ -410,7 +410,7 @@ def _is_hex_digest(value: Any) -> bool:
 
 
 def _exact_range(db: pw.Database, spec: ChainSpec, lo: int, hi: int, prev: Any) -> tuple[int, list[str], Any]:
-    """Row by row through `lifecycle.chain`: count rows whose own hash or whose link to the previous row fails."""
+    """Row by row through `store.chain`: count rows whose own hash or whose link to the previous row fails."""
     cols = ", ".join(["id", *spec.columns, "prev_hash", "row_hash"])
     sql = f'SELECT {cols} FROM "{spec.table}" WHERE id > ? AND id <= ? ORDER BY id'  # noqa: S608
     cursor = _execute(db, sql, (lo, hi))
@@ -545,7 +545,7 @@ class _WorkerFailed(Exception):
 
 
 def worker_main() -> None:
-    """A worker process (`python -c "from lifecycle.audit import worker_main; worker_main()"`): the first stdin line
+    """A worker process (`python -c "from store.audit import worker_main; worker_main()"`): the first stdin line
     is [path, busy_timeout]; then one JSON task per line in, one JSON outcome per line out, until stdin closes."""
     path, busy_timeout = json.loads(sys.stdin.readline())
     db = connect(path, readonly=True)
@@ -566,7 +566,7 @@ def _start_worker(path: str, busy_timeout: int) -> subprocess.Popen[str]:
     # its __main__ module) is inherited or re-imported.
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([_PACKAGE_ROOT, os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from lifecycle.audit import worker_main; worker_main()"],
+        [sys.executable, "-c", "from store.audit import worker_main; worker_main()"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

@@ -1,6 +1,6 @@
 """A deterministic Kraken Futures venue: matching engine, price paths, margin, injected faults, and an HTTP
 server that answers under Kraken's own REST paths so the real ccxt client can be pointed at it.
 
-Entry points: `exchange.simulator.engine.Simulator`, `exchange.simulator.server.SimulatorServer`,
-`python -m exchange.simulator`. See docs/simulator.md.
+Entry points: `simulator.engine.Simulator`, `simulator.server.SimulatorServer`,
+`python -m simulator`. See docs/simulator.md.
 """

@@ -17,11 +17,12 @@ from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Protocol
 
-from exchange.simulator.candles import CandleBook
-from exchange.simulator.faults import FaultKind, FaultPlan
-from exchange.simulator.instruments import DEFAULT_INSTRUMENTS, InstrumentSpec
-from exchange.simulator.margin import AccountState, compute_account, initial_rate
-from exchange.simulator.models import (
+from lifecycle.clock import FakeClock, to_ms
+from simulator.candles import CandleBook
+from simulator.faults import FaultKind, FaultPlan
+from simulator.instruments import DEFAULT_INSTRUMENTS, InstrumentSpec
+from simulator.margin import AccountState, compute_account, initial_rate
+from simulator.models import (
     ORDER_TYPES,
     TRIGGER_TYPES,
     AcceptedOrder,
@@ -34,8 +35,7 @@ from exchange.simulator.models import (
     SimOrder,
     SimPosition,
 )
-from exchange.simulator.prices import PricePath, RandomWalk, ReplayCandle, ReplayPath, gauss
-from lifecycle.clock import FakeClock, to_ms
+from simulator.prices import PricePath, RandomWalk, ReplayCandle, ReplayPath, gauss
 
 BPS = Decimal(10000)
 MAX_BOOK_LEVELS = 500

@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from exchange.errors import OrderNotFound, VenueError
-from exchange.types import VenueFill
-from lifecycle.registry import PositionView
-from scheduler.jobs.context import DaemonContext
+from lifecycle.values import VenueFill
+from operations.context import DaemonContext
+from store.registry import PositionView
 
 log = logging.getLogger(__name__)
 
