@@ -45,6 +45,10 @@ class Ev(StrEnum):
     DAEMON_STOPPED = "DAEMON_STOPPED"
     JOB_FAILED = "JOB_FAILED"
     TELEGRAM_UNAUTHORIZED = "TELEGRAM_UNAUTHORIZED"
+    TRADE_CLOSED = "TRADE_CLOSED"
+    SESSION_SUMMARY = "SESSION_SUMMARY"
+    ENTRIES_PAUSED = "ENTRIES_PAUSED"
+    ENTRIES_RESUMED = "ENTRIES_RESUMED"
 
 
 @dataclass(frozen=True)
@@ -143,8 +147,24 @@ EVENTS: dict[Ev, EventSpec] = {
     ),
     Ev.JOB_FAILED: EventSpec(logging.ERROR, ("job", "error"), "a scheduled job raised; the next run goes on"),
     Ev.TELEGRAM_UNAUTHORIZED: EventSpec(
-        logging.WARNING, ("chat_id", "user_id"), "a Telegram command from outside the allowlists; ignored"
+        logging.WARNING,
+        ("chat_id", "user_id", "messages"),
+        "updates from outside the allowlists, ignored; at most one line per sender per minute (messages: how many)",
     ),
+    Ev.TRADE_CLOSED: EventSpec(
+        logging.INFO,
+        ("uid", "symbol", "side", "qty", "entry", "exit", "net_pnl", "fees", "funding", "r", "reason", "held_s"),
+        "a position closed: its money (lifecycle.accounting; fees and funding as recorded so far; docs/money.md)",
+    ),
+    Ev.SESSION_SUMMARY: EventSpec(
+        logging.INFO,
+        ("trades", "wins", "win_rate_pct", "net_pnl", "fees", "funding", "max_drawdown"),
+        "the money of the trades closed during this run, logged after DAEMON_STOPPED and at a paper run's end",
+    ),
+    Ev.ENTRIES_PAUSED: EventSpec(
+        logging.WARNING, ("by",), "an operator paused new entries (exits, protection, reconciliation go on)"
+    ),
+    Ev.ENTRIES_RESUMED: EventSpec(logging.WARNING, ("by",), "an operator resumed new entries"),
 }
 
 

@@ -10,6 +10,8 @@ ledger append-only. The triggers are a second line of defence behind the hash ch
 rewrite history fails loudly at the write, instead of being found by the next audit.
 
 Version 2 adds `chain_anchor`, where each clean audit records how far it verified the two chains.
+
+Version 3 adds `entry_pause`, the operator's /pause and /resume of new entries (docs/telegram.md).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Callable, Mapping
 import peewee as pw
 
 from lifecycle.errors import RegistryVersionError
-from store.models import SCHEMA_VERSION, V1_MODELS, ChainAnchor
+from store.models import SCHEMA_VERSION, V1_MODELS, ChainAnchor, EntryPause
 
 Migration = Callable[[pw.Database], None]
 
@@ -58,7 +60,12 @@ def _v2_chain_anchor(db: pw.Database) -> None:
         db.create_tables([ChainAnchor], safe=False)
 
 
-MIGRATIONS: dict[int, Migration] = {1: _v1_create, 2: _v2_chain_anchor}
+def _v3_entry_pause(db: pw.Database) -> None:
+    with db.bind_ctx([EntryPause]):
+        db.create_tables([EntryPause], safe=False)
+
+
+MIGRATIONS: dict[int, Migration] = {1: _v1_create, 2: _v2_chain_anchor, 3: _v3_entry_pause}
 """version -> the step that brings the schema from version-1 to version. Add entries; never edit old ones."""
 
 

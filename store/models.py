@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import peewee as pw
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 db_proxy = pw.DatabaseProxy()
 
@@ -103,6 +103,15 @@ class ChainAnchor(BaseModel):
     full_verified_ms = pw.BigIntegerField(null=True)  # the last clean audit that re-hashed every row
 
 
+class EntryPause(BaseModel):
+    """The operator's pause of new entries (schema version 3): one row per /pause or /resume, never edited, so the
+    state survives a restart and says who asked; the newest row is the state. Exits and protection ignore it."""
+
+    paused = pw.BooleanField()
+    by = pw.TextField()  # who asked, e.g. "telegram user 7 in chat 1111"
+    at_ms = pw.BigIntegerField()
+
+
 V1_MODELS: tuple[type[BaseModel], ...] = (Position, Order, Fill, Transition, SchemaVersion)
 """The tables schema version 1 created (frozen: migration 1 must build the same schema forever)."""
-ALL_MODELS: tuple[type[BaseModel], ...] = (*V1_MODELS, ChainAnchor)
+ALL_MODELS: tuple[type[BaseModel], ...] = (*V1_MODELS, ChainAnchor, EntryPause)

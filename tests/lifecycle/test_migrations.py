@@ -174,8 +174,8 @@ def test_version_1_registry_with_history_upgrades_to_2_and_audits_clean(tmp_path
         assert c.execute("SELECT 1 FROM sqlite_master WHERE name = 'chain_anchor'").fetchone() is None
     db = connect(path)
     try:
-        assert migrations.ensure_schema(db, now_ms=9) == [2]
-        assert migrations.current_version(db) == 2
+        assert migrations.ensure_schema(db, now_ms=9) == list(range(2, SCHEMA_VERSION + 1))
+        assert migrations.current_version(db) == SCHEMA_VERSION
         report = run_audit(db)
         assert report.ok, report.summary()
         assert load_anchors(db) == {}
