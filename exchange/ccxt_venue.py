@@ -46,7 +46,7 @@ from exchange.errors import (
     VenueUnavailable,
 )
 from exchange.rounding import round_price, round_size
-from exchange.venue import require_complete
+from exchange.venue import require_complete, require_edit_prices
 from lifecycle.clock import Clock, SystemClock, to_ms
 from lifecycle.redaction import Redactor
 from lifecycle.values import (
@@ -453,7 +453,7 @@ class CcxtVenue:
     ) -> tuple[VenueOrder | None, str | None]:
         params: dict[str, Any] = {"since": since, "count": HISTORY_COUNT}
         if token is not None:
-            params["continuationToken"] = token
+            params["continuation_token"] = token  # the spec's spelling; the body answers `continuationToken`
         fetch = self._ex.historyGetTriggers if trigger else self._ex.historyGetOrders
 
         def load() -> tuple[VenueOrder | None, str | None]:
@@ -504,9 +504,6 @@ class CcxtVenue:
                     raise translation.error from None
                 if translation.place_outcome is OrderOutcome.REJECTED:
                     return PlaceResult(OrderOutcome.REJECTED, cid, reason=translation.raw_status)
-                if translation.place_outcome is OrderOutcome.ACCEPTED:
-                    existing = self._evidence(cid)
-                    return PlaceResult(OrderOutcome.ACCEPTED, cid, order=existing, reason=translation.raw_status)
                 return self._resolve(request, str(translation.error))
             self._breaker.record_success()
 
@@ -551,12 +548,6 @@ class CcxtVenue:
         params["orderType"] = "stp" if request.order_type is OrderType.STOP else "take_profit"
         return ("limit" if request.limit_price is not None else "market"), params
 
-    def _evidence(self, client_order_id: str) -> VenueOrder | None:
-        try:
-            return self.find_order(client_order_id)
-        except VenueError:
-            return None
-
     def _resolve(self, request: OrderRequest, detail: str) -> PlaceResult:
         """After an ambiguous send: look for the order, never re-send it.
 
@@ -583,24 +574,40 @@ class CcxtVenue:
         self._call(Operation.CANCEL, lambda: self._ex.cancel_order(order_id))
 
     def edit_order(
-        self, order_id: str, *, size: Decimal | None = None, trigger_price: Decimal | None = None
+        self,
+        order_id: str,
+        *,
+        trigger_price: Decimal | None,
+        limit_price: Decimal | None,
+        size: Decimal | None = None,
     ) -> VenueOrder:
-        if size is None and trigger_price is None:
-            raise ValueError("edit_order needs a new size or a new trigger price")
+        """One `editorder` with `qtyMode=ABSOLUTE` (our sizes include past fills; Kraken's default, RELATIVE, would
+        add them again), the stop's `stopPrice` on every edit of a stop and `limitPrice` where the order has one.
+        An edit, not cancel-and-replace: the stop never leaves the book, and a refused edit leaves the old stop
+        covering what it covered (docs/venue.md, "Resizing a stop")."""
+        if size is None and trigger_price is None and limit_price is None:
+            raise ValueError("edit_order needs a new size or price")
         current = next((o for o in self.open_orders() if o.order_id == order_id), None)
         params: dict[str, Any] = {}
         amount: str | None = None
         if current is not None:
+            require_edit_prices(current, trigger_price, limit_price)
             instrument = self._instrument(current.symbol)
             if size is not None:
                 amount = format(round_size(size, instrument), "f")
             if trigger_price is not None:
                 params["stopPrice"] = format(round_price(trigger_price, instrument), "f")
+            if limit_price is not None:
+                params["limitPrice"] = format(round_price(limit_price, instrument), "f")
         else:
             # let the venue say it does not know the order (OrderNotFound), with our values unrounded
             amount = format(size, "f") if size is not None else None
             if trigger_price is not None:
                 params["stopPrice"] = format(trigger_price, "f")
+            if limit_price is not None:
+                params["limitPrice"] = format(limit_price, "f")
+        if amount is not None:
+            params["qtyMode"] = "ABSOLUTE"
 
         def send() -> VenueOrder:
             answer = self._ex.edit_order(order_id, None, None, None, amount, None, params)

@@ -3,7 +3,8 @@
 The ccxt class alone misleads (measured on ccxt 4.5.90, see docs/venue.md):
 - HTTP 500 "Server Error" on sendorder raises plain `ExchangeError`, yet the order may exist -> UNKNOWN.
 - `sendStatus: marketSuspended` raises `ExchangeNotAvailable` (a NetworkError), yet the venue refused -> REJECTED.
-- `clientOrderIdAlreadyExist` raises `DuplicateOrderId` (an InvalidOrder), yet the order exists -> ACCEPTED.
+- `clientOrderIdAlreadyExist` raises `DuplicateOrderId` (an InvalidOrder): an order of ours carried the id once
+  (open, filled or cancelled) -> UNKNOWN, resolved by the evidence lookup like any ambiguous send.
 So the raw status is read first (from ccxt's "failed due to <status>" message or the JSON error body), then
 the class, and the default for an order placement is always UNKNOWN: "rejected" must be proven.
 """
@@ -198,11 +199,16 @@ def translate(
 
 def _translate_place(exc: BaseException, status: str | None, msg: Callable[[str], str]) -> Translation:
     if isinstance(exc, ccxt.DuplicateOrderId) or status == ORDER_EXISTS_STATUS:
-        # the client order id is taken: our earlier attempt reached the venue; look it up, never re-send
+        # The id is taken (Kraken: globally unique, filled and cancelled orders included). Some order of ours
+        # carried it once; whether it is live, filled, cancelled or gone from every source only the evidence
+        # lookup can say, so this is an unknown outcome to resolve, never "accepted" on its own.
         return Translation(
-            OrderRejected(msg("client order id already exists on the venue"), venue_status=ORDER_EXISTS_STATUS),
+            OrderRejected(
+                msg(f"{ORDER_EXISTS_STATUS}: the client order id was used before on the venue"),
+                venue_status=ORDER_EXISTS_STATUS,
+            ),
             venue_failure=False,
-            place_outcome=OrderOutcome.ACCEPTED,
+            place_outcome=OrderOutcome.UNKNOWN,
             raw_status=ORDER_EXISTS_STATUS,
         )
     if status in REFUSED_STATUSES:

@@ -193,22 +193,58 @@ def fills(payload: object, key: KeyFn) -> list[VenueFill]:
     return out
 
 
-def _history_status(event_name: str, order: Mapping[str, Any]) -> OrderStatus:
+def _quantity_reading(body: Mapping[str, Any]) -> str | None:
+    """Whether an event's `quantity` is what remains or the original size, when the event itself shows it.
+
+    Kraken's spec (history/api-public.yml `HistoricalOrder.quantity`) does not say. An `OrderUpdated` carrying a
+    fill does: if `quantity` fell by exactly what `filled` rose, it is the remainder; if it stayed, the original
+    size. Anything else (no fill in the event, no old order) cannot tell."""
+    old, new = body.get("oldOrder"), body.get("newOrder")
+    if not isinstance(old, Mapping) or not isinstance(new, Mapping):
+        return None
+    try:
+        rise = dec(new.get("filled"), "filled") - dec(old.get("filled"), "filled")
+        before, after = dec(old.get("quantity"), "quantity"), dec(new.get("quantity"), "quantity")
+    except MalformedResponse:
+        return None
+    if rise <= 0:
+        return None
+    if after == before - rise:
+        return "remaining"
+    if after == before:
+        return "original"
+    return None
+
+
+def _history_status(event_name: str, filled: Decimal, quantity: Decimal, reading: str | None) -> OrderStatus:
     if "Reject" in event_name:
         return OrderStatus.REJECTED
     if "Cancel" in event_name:
         return OrderStatus.CANCELLED
     if "Updated" in event_name or "Execution" in event_name or "Fill" in event_name:
-        # history `quantity` is what remains; nothing left means fully filled
-        remaining = opt_dec(order.get("quantity"), "history.quantity") or Decimal(0)
-        return OrderStatus.FILLED if remaining == 0 else OrderStatus.OPEN
+        if reading == "remaining":
+            return OrderStatus.FILLED if quantity == 0 else OrderStatus.OPEN
+        if reading == "original":
+            return OrderStatus.FILLED if filled >= quantity > 0 else OrderStatus.OPEN
+        # Unknown reading: FILLED only where both readings agree (nothing remains, something filled). An order
+        # reported OPEN that is in fact filled is corrected by the next reconciliation from the fills themselves.
+        return OrderStatus.FILLED if quantity == 0 and filled > 0 else OrderStatus.OPEN
     return OrderStatus.OPEN
 
 
+# An `OrderRejected` that only says the id was taken is the echo of a retry, not the order under that id.
+_ID_TAKEN = "clientOrderIdAlreadyExist"
+
+
 def history_order(payload: object, client_order_id: str, key: KeyFn, trigger: bool) -> VenueOrder | None:
-    """The latest history event for `client_order_id`, as a VenueOrder (None when history never saw it)."""
+    """The latest history event for `client_order_id`, as a VenueOrder (None when history never saw it).
+
+    Reads `/orders` events (`order`, `newOrder`, an execution's `takerOrder`) and `/triggers` events (`order`,
+    and `newOrderTrigger` of `OrderTriggerUpdated`, where Kraken's spec logs edits of an untriggered stop). An
+    accepted order beats any rejection under the same id, whatever their times: ids are globally unique, so a
+    later rejection under a taken id is a refused retry, never the fate of the order that holds it."""
     elements = require(payload, "elements", list, "history/triggers" if trigger else "history/orders")
-    best: tuple[tuple[int, int], VenueOrder] | None = None
+    best: tuple[tuple[int, int, int, int], VenueOrder] | None = None
     for element in elements:
         event = element.get("event") if isinstance(element, Mapping) else None
         if not isinstance(event, Mapping):
@@ -216,22 +252,32 @@ def history_order(payload: object, client_order_id: str, key: KeyFn, trigger: bo
         for name, body in event.items():
             if not isinstance(body, Mapping):
                 continue
-            order = body.get("newOrder") or body.get("order") or body.get("takerOrder") or {}
+            order = (
+                body.get("newOrder") or body.get("newOrderTrigger") or body.get("order") or body.get("takerOrder") or {}
+            )
             if not isinstance(order, Mapping) or order.get("clientId") != client_order_id:
                 continue
+            if "Reject" in name and (body.get("orderError") == _ID_TAKEN or body.get("reason") == _ID_TAKEN):
+                continue
             stamp = int(element.get("timestamp") or 0)
+            seq = int(element.get("sequenceNumber") or 0)  # optional in the spec; orders events of one millisecond
             what = f"history {name}"
-            parsed = _history_venue_order(name, order, key, what, trigger)
-            # the latest event wins; at one timestamp a terminal status beats "open"
-            rank = (stamp, _STATUS_RANK[parsed.status])
+            parsed = _history_venue_order(name, order, key, what, trigger, body)
+            # accepted beats rejected; then the latest event wins; at one timestamp a terminal status beats "open",
+            # then the higher sequence number
+            accepted = 0 if parsed.status is OrderStatus.REJECTED else 1
+            rank = (accepted, stamp, _STATUS_RANK[parsed.status], seq)
             if best is None or rank >= best[0]:
                 best = (rank, parsed)
     return None if best is None else best[1]
 
 
-def _history_venue_order(name: str, order: Mapping[str, Any], key: KeyFn, what: str, trigger: bool) -> VenueOrder:
+def _history_venue_order(
+    name: str, order: Mapping[str, Any], key: KeyFn, what: str, trigger: bool, body: Mapping[str, Any]
+) -> VenueOrder:
     filled = opt_dec(order.get("filled"), f"{what}.filled") or Decimal(0)
-    remaining = opt_dec(order.get("quantity"), f"{what}.quantity") or Decimal(0)
+    quantity = opt_dec(order.get("quantity"), f"{what}.quantity") or Decimal(0)
+    reading = _quantity_reading(body)
     kind_text = order.get("orderType") or order.get("type") or ("stp" if trigger else "lmt")
     kind = order_type(kind_text, what)
     if trigger and kind in (OrderType.MARKET, OrderType.LIMIT):
@@ -244,12 +290,12 @@ def _history_venue_order(name: str, order: Mapping[str, Any], key: KeyFn, what: 
         symbol=key(str(order.get("tradeable") or order.get("symbol"))),
         side=side(order.get("direction") or order.get("side"), what),
         order_type=kind,
-        size=filled + remaining,
+        size=quantity if reading == "original" else filled + quantity,
         filled=filled,
         limit_price=opt_dec(order.get("limitPrice"), f"{what}.limitPrice"),
         trigger_price=opt_dec(trigger_price, f"{what}.triggerPrice"),
         reduce_only=bool(order.get("reduceOnly", False)),
-        status=_history_status(name, order),
+        status=_history_status(name, filled, quantity, reading),
         time=opt_when(order.get("lastUpdateTimestamp") or order.get("timestamp"), f"{what}.timestamp"),
     )
 

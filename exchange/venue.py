@@ -86,7 +86,35 @@ class Venue(Protocol):
     def cancel_order(self, order_id: str) -> None: ...
 
     def edit_order(
-        self, order_id: str, *, size: Decimal | None = None, trigger_price: Decimal | None = None
+        self,
+        order_id: str,
+        *,
+        trigger_price: Decimal | None,
+        limit_price: Decimal | None,
+        size: Decimal | None = None,
     ) -> VenueOrder:
-        """Absolute new size and/or trigger price. A new size below the minimum raises `SizeBelowMinimum`."""
+        """Set an open order's size and prices; what is returned is the order after the edit.
+
+        `trigger_price` and `limit_price` are the order's prices *after* the edit and every caller states them:
+        Kraken's `editorder` requires `stopPrice` on any edit of a stop (and `limitPrice` on a stop-limit), so a
+        resize that sent the size alone is refused on the venue each time (docs/venue.md, "Resizing a stop").
+        None means the order has no such price (a stop-market's limit) or, on a plain limit order, that its
+        limit stays. A stop edited with `trigger_price=None` (or a stop-limit with `limit_price=None`) raises
+        `InvalidOrderRequest` before anything is sent. `size` is the absolute new size including past fills
+        (None: unchanged); below the instrument's minimum it raises `SizeBelowMinimum`."""
         ...
+
+
+def require_edit_prices(current: VenueOrder, trigger_price: Decimal | None, limit_price: Decimal | None) -> None:
+    """The pre-send check of an edit both venues share: a stop keeps a trigger, a stop-limit keeps its limit."""
+    trigger_kind = current.order_type in (OrderType.STOP, OrderType.TAKE_PROFIT)
+    if trigger_kind and trigger_price is None:
+        raise InvalidOrderRequest(
+            f"edit of {current.order_type.value} order {current.order_id} has no stop price; Kraken requires "
+            "stopPrice on every edit of a stop (pass its current trigger to keep it); not sent"
+        )
+    if trigger_kind and current.limit_price is not None and limit_price is None:
+        raise InvalidOrderRequest(
+            f"edit of stop-limit order {current.order_id} has no limit price; Kraken requires limitPrice on every "
+            "edit of a stop-limit (pass its current limit to keep it); not sent"
+        )

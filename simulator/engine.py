@@ -125,6 +125,7 @@ class Simulator:
         self.candles = CandleBook()
         self._orders: dict[str, SimOrder] = {}
         self._open: dict[str, SimOrder] = {}
+        self._cli_ids: set[str] = set()  # every id an accepted order ever carried (Kraken: globally unique)
         self._fills: list[SimFill] = []
         self._positions: dict[str, SimPosition] = {}
         self._history: list[HistoryEvent] = []
@@ -294,7 +295,8 @@ class Simulator:
     def _history_event(
         self, kind: HistoryKind, order: SimOrder, *, old: SimOrder | None = None, reason: str = ""
     ) -> None:
-        self._history.append(HistoryEvent(self._new_id(), self.now(), kind, order.snapshot(), old, reason))
+        seq = len(self._history) + 1
+        self._history.append(HistoryEvent(self._new_id(), self.now(), kind, order.snapshot(), old, reason, seq=seq))
 
     # ------------------------------------------------------------------ reads
     def positions(self) -> list[SimPosition]:
@@ -427,6 +429,8 @@ class Simulator:
                 )
             prior = order.snapshot()
             self._orders[order.order_id] = order
+            if cli_ord_id is not None:
+                self._cli_ids.add(cli_ord_id)
             self.order_log.append(
                 AcceptedOrder(order.order_id, cli_ord_id, symbol, side, order_type, order.size, now, "api")
             )
@@ -475,7 +479,8 @@ class Simulator:
         if cli_ord_id is not None:
             if len(cli_ord_id) > MAX_CLIENT_ORDER_ID:
                 return "clientOrderIdTooLong"
-            if any(o.cli_ord_id == cli_ord_id for o in self._open.values()):
+            # Kraken's spec: "must be globally unique" -- a filled or cancelled order keeps its id for ever
+            if cli_ord_id in self._cli_ids:
                 return "clientOrderIdAlreadyExist"
         if spec.symbol in self._suspended:
             return "marketSuspended"
@@ -615,7 +620,11 @@ class Simulator:
         self.candles.record(order.symbol, "trade", to_ms(now), self._last[order.symbol], qty)
         order.filled += qty
         order.last_update = now
-        self._history.append(HistoryEvent(self._new_id(), now, HistoryKind.EXECUTION, order.snapshot(), fill=fill))
+        self._history.append(
+            HistoryEvent(
+                self._new_id(), now, HistoryKind.EXECUTION, order.snapshot(), fill=fill, seq=len(self._history) + 1
+            )
+        )
         done = order.remaining <= 0
         self._history_event(HistoryKind.ORDER_UPDATED, order, old=old, reason="full_fill" if done else "partial_fill")
         if done:
@@ -831,33 +840,49 @@ class Simulator:
         size: Decimal | None = None,
         limit_price: Decimal | None = None,
         stop_price: Decimal | None = None,
+        qty_mode: str = "RELATIVE",
     ) -> tuple[str, SimOrder | None, SimOrder | None]:
-        """Kraken's editStatus: `edited`, `orderForEditNotFound`, `invalidSize`, `invalidPrice`, ..."""
+        """Kraken's editStatus: `edited`, `orderForEditNotFound`, `invalidSize`, `invalidPrice`, ...
+
+        The rules of Kraken's spec (`futures-rest/trading/public.yml`, `/editorder`): `qtyMode` RELATIVE (the
+        default) sets the *open* size to `size`, ABSOLUTE sets the total size including past fills; `stopPrice`
+        is required when the order is a stop (and `limitPrice` too for a stop-limit): a missing one raises
+        `SimulatorError("requiredArgumentMissing")`, which the server answers as an error envelope."""
+        if qty_mode not in ("RELATIVE", "ABSOLUTE"):
+            raise SimulatorError("invalidArgument", "qtyMode must be ABSOLUTE or RELATIVE")
         with self.lock:
             order = self._find(order_id, cli_ord_id)
             if order is None or not order.is_open:
                 return "orderForEditNotFound", None, None
+            if stop_price is not None and not order.is_trigger:
+                return "orderForEditNotAStop", order.snapshot(), None
+            if order.is_trigger and stop_price is None:
+                raise SimulatorError("requiredArgumentMissing", "stopPrice is required when editing a stop order")
+            if order.is_trigger and order.limit_price is not None and limit_price is None:
+                raise SimulatorError("requiredArgumentMissing", "limitPrice is required when editing a stop-limit")
             spec = self.instruments[order.symbol]
-            if size is not None and (size <= order.filled or not spec.is_size_step(size)):
+            total = None if size is None else (size if qty_mode == "ABSOLUTE" else order.filled + size)
+            bad_size = size is not None and (size <= 0 or not spec.is_size_step(size))
+            if total is not None and (bad_size or total <= order.filled):
                 return "invalidSize", order.snapshot(), None
             for price in (limit_price, stop_price):
                 if price is not None and (price <= 0 or not spec.is_on_tick(price)):
                     return "invalidPrice", order.snapshot(), None
-            if stop_price is not None and not order.is_trigger:
-                return "orderForEditNotAStop", order.snapshot(), None
             old = order.snapshot()
-            if size is not None:
-                order.size = size
+            if total is not None:
+                order.size = total
             if limit_price is not None:
                 order.limit_price = limit_price
             if stop_price is not None:
                 order.stop_price = stop_price
             order.last_update = self.now()
-            self._history_event(HistoryKind.ORDER_UPDATED, order, old=old, reason="edited_by_user")
             if order.is_trigger:
+                self._history_event(HistoryKind.TRIGGER_UPDATED, order, old=old, reason="edited_by_user")
                 self._match_triggers()
-            elif order.limit_price is not None and self._crosses(order, self.quote(order.symbol)):
-                self._execute(order, taker_limit=order.limit_price, fill_type="takerAfterEdit")
+            else:
+                self._history_event(HistoryKind.ORDER_UPDATED, order, old=old, reason="edited_by_user")
+                if order.limit_price is not None and self._crosses(order, self.quote(order.symbol)):
+                    self._execute(order, taker_limit=order.limit_price, fill_type="takerAfterEdit")
             self._record_view()
             return "edited", old, order.snapshot()
 

@@ -97,10 +97,18 @@ class HistoryKind(StrEnum):
     TRIGGER_PLACED = "OrderTriggerPlaced"
     TRIGGER_CANCELLED = "OrderTriggerCancelled"
     TRIGGER_ACTIVATED = "OrderTriggerActivated"
+    TRIGGER_UPDATED = "OrderTriggerUpdated"  # an edit of an untriggered stop/take-profit: /triggers, not /orders
     EXECUTION = "Execution"
 
 
-TRIGGER_HISTORY = frozenset({HistoryKind.TRIGGER_PLACED, HistoryKind.TRIGGER_CANCELLED, HistoryKind.TRIGGER_ACTIVATED})
+TRIGGER_HISTORY = frozenset(
+    {
+        HistoryKind.TRIGGER_PLACED,
+        HistoryKind.TRIGGER_CANCELLED,
+        HistoryKind.TRIGGER_ACTIVATED,
+        HistoryKind.TRIGGER_UPDATED,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -112,6 +120,7 @@ class HistoryEvent:
     old_order: SimOrder | None = None  # OrderUpdated: before the event
     reason: str = ""
     fill: SimFill | None = None  # Execution events
+    seq: int = 0  # the element's `sequenceNumber`: orders events that share a millisecond
 
 
 @dataclass(frozen=True)

@@ -402,6 +402,13 @@ def history_element(event: HistoryEvent) -> Json:
     if event.kind is HistoryKind.EXECUTION:
         assert event.fill is not None
         body = {"execution": execution(event.fill, event.order)}
+    elif event.kind is HistoryKind.TRIGGER_UPDATED:
+        assert event.old_order is not None
+        body = {
+            "oldOrderTrigger": history_trigger(event.old_order),
+            "newOrderTrigger": history_trigger(event.order),
+            "reason": event.reason,
+        }
     elif event.kind in TRIGGER_HISTORY:
         body = {"order": history_trigger(event.order), "reason": event.reason or "new_user_order"}
     elif event.kind is HistoryKind.ORDER_UPDATED:
@@ -414,9 +421,16 @@ def history_element(event: HistoryEvent) -> Json:
         }
     elif event.kind is HistoryKind.ORDER_PLACED:
         body = {"order": history_order(event.order), "reason": "new_placed_order_by_user", "reducedQuantity": ""}
+    elif event.kind is HistoryKind.ORDER_REJECTED:
+        body = {"order": history_order(event.order), "orderError": event.reason, "reason": event.reason}
     else:
         body = {"order": history_order(event.order), "reason": event.reason}
-    return {"uid": event.uid, "timestamp": to_ms(event.time), "event": {event.kind.value: body}}
+    return {
+        "uid": event.uid,
+        "timestamp": to_ms(event.time),
+        "sequenceNumber": event.seq,
+        "event": {event.kind.value: body},
+    }
 
 
 def history_page(sim: Simulator, elements: Iterable[Json], token: str | None) -> Json:

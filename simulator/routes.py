@@ -5,6 +5,8 @@ Transport, authentication and injected faults live in `server.py`; this module o
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from collections.abc import Callable
@@ -313,7 +315,12 @@ def editorder(sim: Simulator, req: Request) -> Response:
     except ValueError:
         return ok(sim, editStatus={"status": "invalidPrice", "orderId": order_id, "orderEvents": []})
     status, old, new = sim.edit_order(
-        order_id, cli_ord_id=cli, size=size, limit_price=limit_price, stop_price=stop_price
+        order_id,
+        cli_ord_id=cli,
+        size=size,
+        limit_price=limit_price,
+        stop_price=stop_price,
+        qty_mode=(req.get("qtyMode") or "RELATIVE").upper(),
     )
     body: Json = {"status": status, "orderId": order_id, "receivedTime": P.iso(sim.now()), "orderEvents": []}
     if old is not None and new is not None:
@@ -384,7 +391,9 @@ def _history_response(sim: Simulator, req: Request, events: list[HistoryEvent]) 
         since = int(req.get("since") or 0) or None
         before = int(req.get("before") or 0) or None
         count = int(req.get("count") or 500)
-        offset = int(req.get("continuation_token") or req.get("continuationToken") or 0)
+        # Kraken's spec names the query parameter `continuation_token` (the body returns `continuationToken`): the
+        # camelCase spelling is ignored here, as a strict server would, so a client sending it re-reads page 1.
+        offset = _token_offset(req.get("continuation_token"))
     except ValueError:
         return Response(400, {"result": "error", "error": "invalidArgument"})
     chosen = [
@@ -393,8 +402,25 @@ def _history_response(sim: Simulator, req: Request, events: list[HistoryEvent]) 
     if (req.get("sort") or "desc").lower() != "asc":
         chosen.reverse()
     page = chosen[offset : offset + max(1, min(count, 10000))]
-    token = str(offset + len(page)) if offset + len(page) < len(chosen) else None
+    token = _token(offset + len(page)) if offset + len(page) < len(chosen) else None
     return Response(200, P.history_page(sim, (P.history_element(e) for e in page), token))
+
+
+def _token(offset: int) -> str:
+    """An opaque base64 token, as the spec's `NextContinuationToken` is (`format: base64`)."""
+    return base64.b64encode(f"offset:{offset}".encode()).decode()
+
+
+def _token_offset(token: str | None) -> int:
+    if token is None:
+        return 0
+    try:
+        text = base64.b64decode(token, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise ValueError(token) from None
+    if not text.startswith("offset:"):
+        raise ValueError(token)
+    return int(text.removeprefix("offset:"))
 
 
 # ---------------------------------------------------------------------- routing table

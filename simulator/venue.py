@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from exchange.errors import OrderNotFound, OrderRejected, UnknownSymbol
 from exchange.rounding import round_price, round_size
-from exchange.venue import require_complete
+from exchange.venue import require_complete, require_edit_prices
 from lifecycle.clock import from_ms
 from lifecycle.values import (
     AccountSnapshot,
@@ -35,7 +35,9 @@ from lifecycle.values import (
 )
 from simulator.engine import Simulator, SimulatorError
 from simulator.instruments import InstrumentSpec
-from simulator.models import HistoryKind, OrderState, SimFill, SimOrder
+from simulator.models import HistoryEvent, HistoryKind, OrderState, SimFill, SimOrder
+
+ORDER_EXISTS = "clientOrderIdAlreadyExist"
 
 _TYPE_TO_KRAKEN = {
     OrderType.MARKET: "mkt",
@@ -137,17 +139,23 @@ class SimVenue:
         return [_fill(f) for f in chosen]
 
     def find_order(self, client_order_id: str) -> VenueOrder | None:
+        """Open orders, then history newest first. An accepted order beats any rejection under the same id (ids
+        are globally unique: a later rejection is a refused retry), and a `clientOrderIdAlreadyExist` refusal is
+        never evidence of anything."""
         for order in self.sim.open_orders():
             if order.cli_ord_id == client_order_id:
                 return _order(order)
+        rejected: HistoryEvent | None = None
         for event in reversed(self.sim.history()):
             if event.order.cli_ord_id != client_order_id:
                 continue
             if event.kind is HistoryKind.ORDER_REJECTED:
-                return _order(event.order, OrderStatus.REJECTED)
+                if rejected is None and event.reason != ORDER_EXISTS:
+                    rejected = event
+                continue
             current = self.sim.order(event.order.order_id)
             return _order(current if current is not None else event.order)
-        return None
+        return None if rejected is None else _order(rejected.order, OrderStatus.REJECTED)
 
     def snapshot(self, fills_since: datetime | None) -> AccountSnapshot:
         with self.sim.lock:  # one consistent instant, as one reconcile cycle would like to see it
@@ -189,9 +197,15 @@ class SimVenue:
                 _order(outcome.order),
                 fills=tuple(_fill(f) for f in outcome.fills),
             )
-        if outcome.status == "clientOrderIdAlreadyExist":
-            # The id is taken by a live order: that order *is* this intent (Table A: EXISTS, never rejected).
+        if outcome.status == ORDER_EXISTS:
+            # The id was used before (open, filled or cancelled): the evidence decides, as after an ambiguous send.
             existing = self.find_order(request.client_order_id)
+            if existing is None:
+                return PlaceResult(
+                    OrderOutcome.UNKNOWN, request.client_order_id, reason=f"{outcome.status}; no evidence found"
+                )
+            if existing.status is OrderStatus.REJECTED:
+                return PlaceResult(OrderOutcome.REJECTED, request.client_order_id, existing, reason=outcome.status)
             return PlaceResult(OrderOutcome.ACCEPTED, request.client_order_id, existing, reason=outcome.status)
         return PlaceResult(OrderOutcome.REJECTED, request.client_order_id, reason=outcome.status)
 
@@ -204,17 +218,31 @@ class SimVenue:
             )
 
     def edit_order(
-        self, order_id: str, *, size: Decimal | None = None, trigger_price: Decimal | None = None
+        self,
+        order_id: str,
+        *,
+        trigger_price: Decimal | None,
+        limit_price: Decimal | None,
+        size: Decimal | None = None,
     ) -> VenueOrder:
         current = self.sim.order(order_id)
         if current is None:
             raise OrderNotFound(f"order {order_id} is unknown to the venue", venue_status="orderForEditNotFound")
+        if current.is_open:
+            require_edit_prices(_order(current), trigger_price, limit_price)
         instrument = self._instrument(self._spec(current.symbol))
         if size is not None:
             size = round_size(size, instrument)
         if trigger_price is not None:
             trigger_price = round_price(trigger_price, instrument)
-        status, _, new = self.sim.edit_order(order_id, size=size, stop_price=trigger_price)
+        if limit_price is not None:
+            limit_price = round_price(limit_price, instrument)
+        try:
+            status, _, new = self.sim.edit_order(
+                order_id, size=size, stop_price=trigger_price, limit_price=limit_price, qty_mode="ABSOLUTE"
+            )
+        except SimulatorError as exc:
+            raise OrderRejected(f"edit of order {order_id} refused: {exc.code}", venue_status=exc.code) from None
         if status == "orderForEditNotFound":
             raise OrderNotFound(f"order {order_id} is no longer open; look up its fills", venue_status=status)
         if new is None:

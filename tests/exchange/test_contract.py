@@ -117,7 +117,7 @@ def test_stop_and_take_profit_are_listed_and_the_stop_moves(venue: Venue, sim: S
     assert by_cid["cid-sl"].order_type is OrderType.STOP and by_cid["cid-sl"].trigger_price == stop_px
     assert by_cid["cid-tp"].order_type is OrderType.TAKE_PROFIT and by_cid["cid-tp"].trigger_price == tp_px
     assert by_cid["cid-sl"].reduce_only and by_cid["cid-sl"].limit_price is None
-    moved = venue.edit_order(by_cid["cid-sl"].order_id, trigger_price=stop_px + 100)
+    moved = venue.edit_order(by_cid["cid-sl"].order_id, trigger_price=stop_px + 100, limit_price=None)
     assert moved.trigger_price == stop_px + 100
     assert {o.client_order_id: o.trigger_price for o in venue.open_orders()}["cid-sl"] == stop_px + 100
 
@@ -199,7 +199,7 @@ def test_editing_a_stop_below_the_minimum_raises_and_leaves_it_unchanged(venue: 
     )
     assert stop.order is not None
     with pytest.raises(SizeBelowMinimum):
-        venue.edit_order(stop.order.order_id, size=Decimal("0.00005"))
+        venue.edit_order(stop.order.order_id, size=Decimal("0.00005"), trigger_price=stop_px, limit_price=None)
     [still] = venue.open_orders()
     assert (still.order_id, still.size) == (stop.order.order_id, Decimal("0.01"))
     assert not any(r.path.endswith("/editorder") for r in sim.request_log)
@@ -264,3 +264,39 @@ def test_a_stop_whose_trigger_is_already_crossed_is_accepted_and_fires(venue: Ve
     assert result.outcome is OrderOutcome.ACCEPTED, result.reason
     assert venue.positions() == []
     assert [o.cli_ord_id for o in sim.order_log if o.source == "api"] == ["x-entry", "x-stop"]
+
+
+def test_stop_resize_states_its_trigger_and_a_size_only_edit_is_not_sent(venue: Venue, sim: Simulator) -> None:
+    """Kraken's `/editorder`: stopPrice is required when editing a stop (trading/public.yml). Both venues refuse a
+    stop edit without it before sending; with it, the size changes and the trigger stays."""
+    buy_market(venue, "cid-entry", "0.02")
+    stop_px = (mark(sim) * Decimal("0.95")).quantize(Decimal(1))
+    stop = venue.place_order(
+        OrderRequest(XBT, Side.SELL, OrderType.STOP, Decimal("0.01"), "cid-sl", trigger_price=stop_px, reduce_only=True)
+    )
+    assert stop.order is not None
+    with pytest.raises(InvalidOrderRequest):
+        venue.edit_order(stop.order.order_id, size=Decimal("0.02"), trigger_price=None, limit_price=None)
+    grown = venue.edit_order(stop.order.order_id, size=Decimal("0.02"), trigger_price=stop_px, limit_price=None)
+    assert (grown.size, grown.trigger_price) == (Decimal("0.02"), stop_px)
+    assert [(o.size, o.trigger_price) for o in venue.open_orders()] == [(Decimal("0.02"), stop_px)]
+
+
+def test_resize_of_a_partly_filled_limit_is_absolute(venue: Venue, sim: Simulator) -> None:
+    """Our sizes include past fills; Kraken's editorder defaults to qtyMode RELATIVE (the *open* size), so the
+    adapter must say ABSOLUTE or a partly filled order would grow by its fills."""
+    quote = sim.quote(XBT)
+    size = quote.level_size + Decimal("0.1")  # one book level fills when the touch crosses; the rest stays open
+    placed = venue.place_order(
+        OrderRequest(XBT, Side.BUY, OrderType.LIMIT, size, "cid-lim", limit_price=quote.bid - 100)
+    )
+    assert placed.order is not None
+    sim.set_prices(XBT, last=quote.bid - 300)
+    part = sim.order(placed.order.order_id)
+    assert part is not None and part.is_open and 0 < part.filled < size
+    sim.set_prices(XBT, last=quote.last)  # back above the limit: the edit must not cross and fill the rest
+    target = part.filled + Decimal("0.05")
+    edited = venue.edit_order(placed.order.order_id, size=target, trigger_price=None, limit_price=None)
+    assert (edited.size, edited.filled) == (target, part.filled)
+    after = sim.order(placed.order.order_id)
+    assert after is not None and (after.size, after.filled) == (target, part.filled)

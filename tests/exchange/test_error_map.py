@@ -71,11 +71,12 @@ def test_market_suspended_is_a_refusal_despite_exchange_not_available() -> None:
     assert isinstance(error, OrderRejected) and error.venue_status == "marketSuspended"
 
 
-def test_duplicate_client_order_id_means_the_order_exists() -> None:
+def test_duplicate_client_order_id_is_resolved_by_evidence_not_assumed_accepted() -> None:
     exc = from_send_status("clientOrderIdAlreadyExist")
     assert isinstance(exc, ccxt.InvalidOrder)
-    outcome, _ = place(exc)
-    assert outcome is OrderOutcome.ACCEPTED
+    outcome, error = place(exc)
+    assert outcome is OrderOutcome.UNKNOWN  # the adapter's evidence lookup decides, as after a timeout
+    assert isinstance(error, OrderRejected) and error.venue_status == "clientOrderIdAlreadyExist"
 
 
 @pytest.mark.parametrize(

@@ -271,15 +271,29 @@ def test_suspended_market_rejects(sim: Simulator) -> None:
     assert market(sim, "buy", "0.01").status == "placed"  # type: ignore[attr-defined]
 
 
-def test_client_order_id_unique_among_open_orders_only(sim: Simulator) -> None:
+def test_client_order_id_is_globally_unique(sim: Simulator) -> None:
+    """Kraken's spec (trading/public.yml, sendorder `cliOrdId`): "must be globally unique" -- open, filled or
+    cancelled. A rejected order never took the id, so it stays free."""
     q = sim.quote(XBT)
     sim.place_order(symbol=XBT, side="buy", order_type="lmt", size=D("0.01"), limit_price=q.bid - 100, cli_ord_id="a")
     dup = sim.place_order(symbol=XBT, side="buy", order_type="lmt", size=D("0.01"), limit_price=q.bid, cli_ord_id="a")
     assert dup.status == "clientOrderIdAlreadyExist"
     filled = market(sim, "buy", "0.01", cli_ord_id="b")
     again = market(sim, "buy", "0.01", cli_ord_id="b")
-    assert filled.status == again.status == "placed"  # type: ignore[attr-defined]
-    assert [o.cli_ord_id for o in sim.order_log].count("b") == 2  # what a blind re-send does on Kraken
+    assert filled.status == "placed" and again.status == "clientOrderIdAlreadyExist"  # type: ignore[attr-defined]
+    cancelled = sim.place_order(
+        symbol=XBT, side="buy", order_type="lmt", size=D("0.01"), limit_price=q.bid - 300, cli_ord_id="c"
+    )
+    assert cancelled.order is not None
+    sim.cancel_order(cancelled.order.order_id)
+    reused = sim.place_order(
+        symbol=XBT, side="buy", order_type="lmt", size=D("0.01"), limit_price=q.bid - 300, cli_ord_id="c"
+    )
+    assert reused.status == "clientOrderIdAlreadyExist"
+    refused = market(sim, "buy", "1000", cli_ord_id="d")
+    assert refused.status == "insufficientAvailableFunds"  # type: ignore[attr-defined]
+    assert market(sim, "buy", "0.01", cli_ord_id="d").status == "placed"  # type: ignore[attr-defined]
+    assert [o.cli_ord_id for o in sim.order_log].count("b") == 1  # a blind re-send cannot double an order
 
 
 def test_filled_order_leaves_orders_status_after_five_seconds(sim: Simulator) -> None:

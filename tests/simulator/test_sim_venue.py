@@ -69,7 +69,7 @@ def test_stop_order_and_edit(venue: SimVenue, sim: Simulator) -> None:
     assert result.order is not None and result.order.trigger_price == mark - 1000  # rounded to the tick
     [open_order] = venue.open_orders()
     assert open_order.order_type is OrderType.STOP and open_order.status is OrderStatus.OPEN
-    edited = venue.edit_order(open_order.order_id, trigger_price=mark - 500)
+    edited = venue.edit_order(open_order.order_id, trigger_price=mark - 500, limit_price=None)
     assert edited.trigger_price == mark - 500
     sim.set_mark(XBT, mark - 600)
     assert venue.positions() == [] and venue.open_orders() == []
@@ -92,7 +92,7 @@ def test_rejections_and_duplicate_client_ids(venue: SimVenue, sim: Simulator) ->
     with pytest.raises(UnknownSymbol):
         venue.place_order(OrderRequest("PF_NOPEUSD", Side.BUY, OrderType.MARKET, D(1), "x"))
     with pytest.raises(SizeBelowMinimum):
-        venue.edit_order(first.order.order_id, size=D("0.00001"))
+        venue.edit_order(first.order.order_id, size=D("0.00001"), trigger_price=None, limit_price=None)
 
 
 def test_cancel_and_find(venue: SimVenue, sim: Simulator) -> None:
