@@ -124,7 +124,7 @@ def resize_stop(ctx: DaemonContext, pos: PositionView, stop: VenueOrder) -> None
         )
         return
     try:
-        ctx.venue.edit_order(stop.order_id, size=target)
+        ctx.venue.edit_order(stop.order_id, size=target, trigger_price=stop.trigger_price, limit_price=stop.limit_price)
     except VenueError as exc:
         log.warning("protect: could not resize stop %s of %s to %s: %s", stop.order_id, pos.uid, target, exc)
         return
