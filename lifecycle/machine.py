@@ -62,8 +62,8 @@ def _state_id(name: str) -> str:
     return name.lower()
 
 
-def _build() -> type[StateMachine]:
-    unknown = {t.condition for t in spec.TRANSITIONS if t.condition and t.condition not in GUARDS}
+def _build(transitions: tuple[spec.TransitionSpec, ...] = spec.TRANSITIONS) -> type[StateMachine]:
+    unknown = {t.condition for t in transitions if t.condition and t.condition not in GUARDS}
     if unknown:
         raise RuntimeError(f"specs.lifecycle names guards that lifecycle.machine does not define: {sorted(unknown)}")
     attrs: dict[str, Any] = {"__module__": __name__, "__qualname__": "PositionMachine"}
@@ -71,9 +71,9 @@ def _build() -> type[StateMachine]:
     for s in spec.STATES:
         states[s.name] = State(s.name, value=s.name, initial=s.name == INITIAL_STATE, final=s.terminal)
         attrs[_state_id(s.name)] = states[s.name]
-    for event in spec.EVENTS:
+    for event in dict.fromkeys(t.event for t in transitions):
         edges: Any = None
-        for t in spec.TRANSITIONS:
+        for t in transitions:
             if t.event != event:
                 continue
             kwargs: dict[str, Any] = {"cond": t.condition} if t.condition else {}
@@ -88,6 +88,11 @@ def _build() -> type[StateMachine]:
 
 
 PositionMachine: type[StateMachine] = _build()
+
+
+def build_machine(transitions: tuple[spec.TransitionSpec, ...]) -> type[StateMachine]:
+    """A machine class built the same way from another transition table (tests build one from an edited copy)."""
+    return _build(transitions)
 
 
 def machine_table() -> dict[tuple[str, str], str]:

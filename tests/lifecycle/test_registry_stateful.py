@@ -18,11 +18,12 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invar
 from lifecycle.clock import FakeClock, to_ms
 from lifecycle.errors import GuardFailed, IllegalTransition, OverfillError
 from lifecycle.symbols import canonical_key
-from lifecycle.units import units_to_qty
+from lifecycle.units import qty_to_units, units_to_qty
 from specs import lifecycle as spec
 from store.anchors import audit_and_anchor
 from store.audit import run_audit
 from store.registry import DuplicateActivePosition, FillOnTerminalPosition, Registry, RegistryUsageError
+from tests.safety.properties import Position, check_state
 
 SPELLINGS = [
     "PF_XBTUSD", "btc/usd:usd", "xbtusd", "PF_ETHUSD", "ETH/USD:USD", "PI_XBTUSD", "BTC/USD:BTC", "solusd",
@@ -258,6 +259,16 @@ class RegistryVsModel(RuleBasedStateMachine):
         assert {v.uid for v in self.reg.active_positions()} == {
             u for u, p in self.model.items() if p.state in spec.ACTIVE_STATES
         }
+
+    @invariant()
+    def safety_properties_hold(self) -> None:
+        """The hand-written properties of tests/safety (not read from the spec), on the registry's own rows."""
+        if not hasattr(self, "reg"):
+            return
+        for v in self.reg.positions():
+            entries = sum(1 for f in self.reg.fills(v.uid) if f["is_entry"])
+            units = qty_to_units(v.remaining_qty)
+            check_state(Position(v.state, entries, units, has_stop=v.sl_order_id is not None))
 
     @invariant()
     def audit_is_clean(self) -> None:

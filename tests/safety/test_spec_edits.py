@@ -1,0 +1,96 @@
+"""The three spec edits issue 15 names, each applied to a COPY of the spec table: a machine built from the copy
+breaks the hand-written safety properties (over the table, and in a random history), and the copy no longer
+equals the hand-written expected-guard table. The real spec module is never modified."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis.stateful import run_state_machine_as_test
+
+from lifecycle.machine import build_machine
+from specs import lifecycle as spec
+from tests.safety.lifecycle_model import lifecycle_model
+from tests.safety.properties import SafetyViolation, class_stepper, table_violations
+from tests.safety.test_expected_guards import differences
+from tests.safety.test_safety_properties import EVENTS
+
+# (event, guard dropped, what the properties must then report)
+NAMED_EDITS = [
+    ("entry_rejected", "has_no_fills", "REJECTED holds"),
+    ("position_closed", "is_flat", "CLOSED while not flat"),
+    ("protection_confirmed", "has_stop_order", "PROTECTED without a live stop id"),
+]
+# One case per edge carrying the guard: position_closed has three sources, each edited on its own.
+EDGE_EDITS = [
+    (t.source, event, guard, message)
+    for event, guard, message in NAMED_EDITS
+    for t in spec.TRANSITIONS
+    if t.event == event and t.condition == guard
+]
+
+
+def without_guard(source: str, event: str) -> tuple[spec.TransitionSpec, ...]:
+    return tuple(replace(t, condition="") if (t.source, t.event) == (source, event) else t for t in spec.TRANSITIONS)
+
+
+STATEFUL = settings(
+    max_examples=300,
+    stateful_step_count=20,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    report_multiple_bugs=False,
+    suppress_health_check=list(HealthCheck),
+    phases=[Phase.generate],  # the first failing history is enough; shrinking it only costs time
+)
+
+
+def test_every_named_edit_has_an_edge_to_apply_to() -> None:
+    assert {e for _, e, _, _ in EDGE_EDITS} == {e for e, _, _ in NAMED_EDITS}
+    assert len(EDGE_EDITS) == 5  # entry_rejected 1, position_closed 3, protection_confirmed 1
+
+
+def test_an_unedited_copy_is_safe() -> None:
+    """Control: building from a copy is not what breaks the properties."""
+    copy = tuple(replace(t) for t in spec.TRANSITIONS)
+    assert table_violations(class_stepper(build_machine(copy)), EVENTS) == []
+    assert differences(copy) == []
+
+
+@pytest.mark.parametrize(
+    ("source", "event", "guard", "message"), EDGE_EDITS, ids=[f"{s}-{e}" for s, e, *_ in EDGE_EDITS]
+)
+def test_named_edit_breaks_the_table_check(source: str, event: str, guard: str, message: str) -> None:
+    edited = without_guard(source, event)
+    found = table_violations(class_stepper(build_machine(edited)), EVENTS)
+    assert found, f"dropping {guard} from {source} --{event}--> broke no property"
+    assert any(message in v for v in found), found
+
+
+@pytest.mark.parametrize(
+    ("source", "event", "guard", "message"), EDGE_EDITS, ids=[f"{s}-{e}" for s, e, *_ in EDGE_EDITS]
+)
+def test_named_edit_breaks_a_random_history(source: str, event: str, guard: str, message: str) -> None:
+    model = lifecycle_model(class_stepper(build_machine(without_guard(source, event))), EVENTS)
+    with pytest.raises(SafetyViolation, match=message):
+        run_state_machine_as_test(model, settings=STATEFUL)
+
+
+@pytest.mark.parametrize(
+    ("source", "event", "guard", "message"), EDGE_EDITS, ids=[f"{s}-{e}" for s, e, *_ in EDGE_EDITS]
+)
+def test_named_edit_differs_from_the_expected_table(source: str, event: str, guard: str, message: str) -> None:
+    [line] = differences(without_guard(source, event))
+    assert f"{source} --{event}-->" in line and guard in line
+
+
+GUARDED = [(t.source, t.event, t.condition) for t in spec.TRANSITIONS if t.condition]
+
+
+@pytest.mark.parametrize(("source", "event", "guard"), GUARDED, ids=[f"{s}-{e}" for s, e, _ in GUARDED])
+def test_dropping_any_guard_breaks_a_property(source: str, event: str, guard: str) -> None:
+    """Beyond the three named edits: no guard of the spec is decorative."""
+    assert table_violations(class_stepper(build_machine(without_guard(source, event))), EVENTS)
