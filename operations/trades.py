@@ -1,0 +1,246 @@
+"""Trades out of the registry: each position's fills, orders and closing cause read once, handed to the pure
+`lifecycle.accounting`, and reported (`TRADE_CLOSED`, the session summary).
+
+The readers use the peewee models as bound by the caller: the daemon's `Registry` (every `Registry` call rebinds
+the models to its own file) or a read-only tool's `read_registry`. Nothing here writes.
+
+Fees and funding come from the venue's account log (docs/money.md); until its rows are in the registry a trade's
+`fees` and `funding` are 0 and say so nowhere else, which is why the report tool warns about a registry without
+fee rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import peewee as pw
+
+from lifecycle.accounting import (
+    LedgerFill,
+    PositionBook,
+    Summary,
+    TradeRecord,
+    cents,
+    classify_exit,
+    equity_curve,
+    max_drawdown,
+    position_events,
+    summarise,
+    trade_record,
+)
+from lifecycle.clock import from_ms, to_ms
+from lifecycle.events import Ev, emit
+from lifecycle.units import units_to_qty
+from specs.lifecycle import TERMINAL_STATES
+from store.models import Fill, Order, Position, Transition
+from store.registry import Registry
+
+log = logging.getLogger("scheduler.session")
+
+# The close path's names for why a position ended (operations.close) -> the accounting's.
+_REASON_ALIASES = {"exit": "strategy_exit", "tp": "take_profit"}
+
+
+@dataclass(frozen=True)
+class _Row:
+    pk: int
+    uid: str
+    symbol: str
+    side: str
+    state: str
+    stop_price: str | None
+    created_ms: int
+    closed_ms: int | None
+
+
+def _id(model: type[pw.Model]) -> Any:
+    # The models use peewee's implicit `id` primary key, which the bundled stub does not declare.
+    return model._meta.primary_key
+
+
+def _tuples(query: Any) -> list[tuple[Any, ...]]:
+    # Plain tuples: no model instance per row, and the foreign keys as ids (peewee's stub types rows as models).
+    return list(query.tuples())
+
+
+@dataclass(frozen=True)
+class _FillRow:
+    fill_id: str
+    client_order_id: str | None
+    venue_order_id: str | None
+    side: str
+    is_entry: bool
+    qty_units: int
+    price: str
+    fill_ms: int
+
+
+def load_books(*, uids: Iterable[str] | None = None, closed_since_ms: int | None = None) -> list[PositionBook]:
+    """Every position with at least one fill (all of them, or `uids`; with `closed_since_ms`, only those closed
+    since), as the accounting's input, oldest first. Four queries, whatever the number of positions."""
+    query = Position.select(
+        _id(Position), Position.uid, Position.symbol_key, Position.side, Position.state, Position.stop_price,
+        Position.created_ms, Position.closed_ms,
+    ).order_by(Position.created_ms, _id(Position))  # fmt: skip
+    if uids is not None:
+        query = query.where(Position.uid.in_(list(uids)))
+    if closed_since_ms is not None:
+        query = query.where(Position.closed_ms >= closed_since_ms)
+    rows = [_Row(*t) for t in _tuples(query)]
+    if not rows:
+        return []
+    pks = [r.pk for r in rows]
+    fills: dict[int, list[_FillRow]] = {}
+    fill_query = Fill.select(
+        Fill.position, Fill.fill_id, Fill.client_order_id, Fill.venue_order_id, Fill.side, Fill.is_entry,
+        Fill.qty_units, Fill.price, Fill.fill_ms,
+    ).where(Fill.position.in_(pks)).order_by(_id(Fill))  # fmt: skip
+    for owner, *rest in _tuples(fill_query):
+        fills.setdefault(int(owner), []).append(_FillRow(*rest))
+    purposes: dict[str, str] = {}
+    first_stop: dict[int, str] = {}
+    order_query = Order.select(
+        Order.position, Order.client_order_id, Order.venue_order_id, Order.purpose, Order.trigger_price
+    ).where(Order.position.in_(pks)).order_by(_id(Order))  # fmt: skip
+    for owner, coid, vid, purpose, trigger in _tuples(order_query):
+        purposes[coid] = purpose
+        if vid:
+            purposes.setdefault(vid, purpose)
+        if purpose == "stop" and trigger and int(owner) not in first_stop:
+            first_stop[int(owner)] = trigger
+    causes: dict[int, str] = {}
+    closing = Transition.select(Transition.position, Transition.cause).where(
+        Transition.position.in_(pks) & Transition.target.in_(list(TERMINAL_STATES))
+    )
+    for owner, cause in _tuples(closing.order_by(_id(Transition))):
+        causes[int(owner)] = cause
+    return [_book(r, fills[r.pk], purposes, first_stop.get(r.pk), causes.get(r.pk, "")) for r in rows if r.pk in fills]
+
+
+def _book(row: _Row, fills: Sequence[_FillRow], purposes: dict[str, str], stop: str | None, cause: str) -> PositionBook:
+    ledger = tuple(
+        LedgerFill(f.fill_id, f.side, bool(f.is_entry), units_to_qty(f.qty_units), Decimal(f.price), from_ms(f.fill_ms))
+        for f in fills
+    )
+    closed = row.state in TERMINAL_STATES
+    reason = None
+    if closed:
+        exits = [f for f in fills if not f.is_entry]
+        owners = [purposes.get(f.client_order_id or "") or purposes.get(f.venue_order_id or "") for f in exits]
+        reason = classify_exit(
+            exit_purposes=owners,
+            fill_ids=[f.fill_id for f in exits],
+            close_cause=cause,
+        )
+    # The first stop order we sent is the one the entry was sized against; a later move does not change the plan.
+    initial_stop = stop or row.stop_price
+    return PositionBook(
+        uid=row.uid,
+        symbol=row.symbol,
+        side=row.side,
+        fills=ledger,
+        initial_stop=None if initial_stop is None else Decimal(initial_stop),
+        exit_reason=reason,
+        opened=from_ms(row.created_ms),
+        closed=None if row.closed_ms is None or not closed else from_ms(row.closed_ms),
+    )
+
+
+def is_closed_trade(book: PositionBook) -> bool:
+    return book.closed is not None
+
+
+def trade_closed_fields(record: TradeRecord) -> dict[str, object]:
+    return {
+        "uid": record.uid,
+        "symbol": record.symbol,
+        "side": record.side,
+        "qty": record.qty,
+        "entry": record.entry_vwap.quantize(Decimal("0.00000001")).normalize(),
+        "exit": None if record.exit_vwap is None else record.exit_vwap.quantize(Decimal("0.00000001")).normalize(),
+        "net_pnl": cents(record.net),
+        "fees": cents(record.fees),
+        "funding": cents(record.funding),
+        "r": None if record.r_multiple is None else record.r_multiple.quantize(Decimal("0.01")),
+        "reason": record.reason,
+        "held_s": record.held_s,
+    }
+
+
+def report_trade(registry: Registry, uid: str, *, reason: str | None = None) -> TradeRecord | None:
+    """Emit `TRADE_CLOSED` for position `uid`, closed in `registry`, and return its record.
+
+    `reason` is the close path's own word for why it closed (stop, take_profit, exit, phantom, liquidation,
+    manual, sync); without it the reason is read from the evidence (`lifecycle.accounting.classify_exit`).
+    Returns None, and logs nothing, for a position that never had a fill (a cancelled or rejected entry) or is
+    not terminal yet. Read-only; never raises for a position the registry holds."""
+    registry.get(uid)  # binds the models to this registry's file (and raises UnknownPosition for a wrong uid)
+    books = load_books(uids=[uid])
+    if not books or books[0].closed is None:
+        return None
+    book = books[0]
+    if reason is not None:
+        book = PositionBook(**{**book.__dict__, "exit_reason": _REASON_ALIASES.get(reason, reason)})
+    record = trade_record(book)
+    emit(Ev.TRADE_CLOSED, None, **trade_closed_fields(record))
+    return record
+
+
+@dataclass(frozen=True)
+class Session:
+    summary: Summary
+    records: tuple[TradeRecord, ...]
+
+
+def session(registry: Registry, since: datetime) -> Session:
+    """The trades closed since `since` (a run's start) and their statistics; drawdown on their realised curve."""
+    registry.active_positions()  # any Registry call binds the models to its file; load_books reads them
+    books = [b for b in load_books(closed_since_ms=to_ms(since)) if b.closed is not None]
+    records = tuple(trade_record(b) for b in books)
+    curve = equity_curve(e for b in books for e in position_events(b))
+    return Session(summarise(records, max_drawdown(curve)), records)
+
+
+def session_table(s: Session) -> list[str]:
+    """The summary as a few aligned lines for the log and the terminal."""
+    sm = s.summary
+    rate = "-" if sm.win_rate is None else f"{sm.win_rate * 100:.1f} %"
+    rows = [
+        ("trades", str(sm.trades)),
+        ("win rate", rate),
+        ("net PnL (USD)", f"{cents(sm.net):,.2f}"),
+        ("fees (USD)", f"{cents(sm.fees):,.2f}"),
+        ("funding (USD)", f"{cents(sm.funding):,.2f}"),
+        ("max drawdown (USD)", f"{cents(sm.max_drawdown):,.2f}"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return ["session summary", *(f"  {k.ljust(width)}  {v:>14}" for k, v in rows)]
+
+
+def log_session_summary(registry: Registry, since: datetime) -> Session | None:
+    """`SESSION_SUMMARY` and then the same as a small table, one log line per row (the daemon's stop, the paper
+    run's end). Never raises: a summary must not turn a clean stop into a failed one."""
+    try:
+        s = session(registry, since)
+    except Exception as exc:
+        log.warning("SESSION_SUMMARY unavailable: %s: %s", type(exc).__name__, exc)
+        return None
+    sm = s.summary
+    emit(
+        Ev.SESSION_SUMMARY,
+        trades=sm.trades,
+        wins=sm.wins,
+        win_rate_pct=None if sm.win_rate is None else (sm.win_rate * 100).quantize(Decimal("0.1")),
+        net_pnl=cents(sm.net),
+        fees=cents(sm.fees),
+        funding=cents(sm.funding),
+        max_drawdown=cents(sm.max_drawdown),
+    )
+    for line in session_table(s):
+        log.info("%s", line)
+    return s
