@@ -50,6 +50,16 @@ bench: $(STAMP)
 smoke: $(STAMP)
 	$(BIN)/python -m scheduler.smoke
 
+# A newcomer's backtest, no network: the embedded simulator's history into a candle store, then the daemon's own
+# jobs over it (docs/backtest.md). A second run finds the candles there already and only backtests.
+BACKTEST_CANDLES ?= var/backtest/candles.db
+.PHONY: backtest
+backtest: $(STAMP)
+	$(BIN)/python -m backtest.demo --candles $(BACKTEST_CANDLES) --days 120 --symbols PF_XBTUSD,PF_ETHUSD --timeframe 1h
+	rm -f var/backtest/equity.png
+	$(BIN)/python -m tools.backtest --candles $(BACKTEST_CANDLES) --symbols PF_XBTUSD,PF_ETHUSD --timeframe 1h \
+		--plot var/backtest/equity.png
+
 sim: $(STAMP)
 	$(BIN)/python -m simulator --port $(or $(PORT),8765)
 
