@@ -1,9 +1,10 @@
 """What a stop means: the one rule for whether a stop price can protect a position, read by the protection
 planner before any stop is sent and by the registry audit over stored position rows.
 
-A stop protects only on the protective side (a long's below, a short's above) of the current mark; one on the other side of the mark triggers the moment it is placed and closes the position at a loss. One
-further than `max_distance_pct` of the entry is not a stop anyone planned (a hand-set `stop_price = 1` on a 71k
-long is the case in point): it risks a position's whole value.
+A stop protects only on the protective side (a long's below, a short's above) of the current mark; one on the
+other side of the mark triggers the moment it is placed and closes the position at a loss. One further than
+`max_distance_pct` of the entry is not a stop anyone planned (a hand-set `stop_price = 1` on a 71k long is the
+case in point): it risks a position's whole value.
 """
 
 from __future__ import annotations
