@@ -3,7 +3,10 @@
 Jobs run on a `BackgroundScheduler` with one worker thread and a lock around every run. Serialising them is the
 point: tick, reconcile, protect and health all write the registry and place orders for the same positions, and
 two of them interleaving on one position is exactly the race the lifecycle exists to prevent. A job that raises
-logs JOB_FAILED and the next run goes on.
+logs JOB_FAILED and the next run goes on, except when the error says the registry file is damaged
+(`store.integrity.registry_damage`: corrupt, not a database, I/O error): then `on_fatal` runs once, no job runs
+again, and the daemon stops (exit 3; see scheduler.startup.run_jobs). Retrying on a damaged file only logs the
+same failure forever while every health cycle still looks clean.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from lifecycle.events import Ev, emit
+from store.integrity import registry_damage
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +60,16 @@ class JobRunner:
         db: pw.Database | None,
         stats: RunStats,
         on_error: Callable[[str, Exception], None] | None = None,
+        on_fatal: Callable[[str, str], None] | None = None,
     ) -> None:
-        """`on_error(job, exc)` runs after JOB_FAILED is logged, e.g. to halt on an invariant breach."""
+        """`on_error(job, exc)` runs after JOB_FAILED is logged, e.g. to halt on an invariant breach.
+        `on_fatal(job, cause)` runs once, instead, when the error says the registry file is damaged; from then on
+        no job runs (`fatal` holds the cause)."""
         self._db = db
         self._stats = stats
         self._on_error = on_error
+        self._on_fatal = on_fatal
+        self.fatal: str | None = None
         self.lock = threading.Lock()
 
     @contextmanager
@@ -75,6 +84,8 @@ class JobRunner:
     def run(self, name: str, func: Callable[[], object]) -> bool:
         """Run `func` under the job lock. Returns False when it raised (already logged)."""
         with self.lock:
+            if self.fatal is not None:
+                return False  # the registry is damaged: nothing may read or write it again in this process
             try:
                 with self._connection():
                     func()
@@ -82,6 +93,15 @@ class JobRunner:
                 self._stats.job_failures += 1
                 emit(Ev.JOB_FAILED, job=name, error=f"{type(exc).__name__}: {exc}")
                 log.debug("job %s traceback:\n%s", name, traceback.format_exc())
+                damage = registry_damage(exc)
+                if damage is not None:
+                    self.fatal = damage
+                    if self._on_fatal is not None:
+                        try:
+                            self._on_fatal(name, damage)
+                        except Exception:
+                            log.exception("job %s: the fatal-error hook failed", name)
+                    return False
                 if self._on_error is not None:
                     try:
                         self._on_error(name, exc)

@@ -1,8 +1,13 @@
 """The startup sequence, each step logged as STARTUP_STEP, refusing to trade on anything it cannot vouch for.
 
-config -> database -> merge (RECOVERY_MERGE_COLLISION) -> registry audit (REGISTRY_AUDIT_REPORT; any violation:
-exit 3, never trade) -> venue (instruments; an unknown configured symbol is a config error) -> recovery of
-in-flight orders -> first reconciliation -> jobs (DAEMON_STARTED).
+config -> database -> structure (SQLite's quick_check, or integrity_check on a small file) and schema drift
+(append-only triggers, unique indexes, columns) -> merge (RECOVERY_MERGE_COLLISION) -> the FULL registry audit
+(REGISTRY_AUDIT_REPORT scope=full; any violation: exit 3, never trade) -> venue (instruments; an unknown
+configured symbol is a config error) -> recovery of in-flight orders -> first reconciliation -> jobs
+(DAEMON_STARTED).
+
+A damaged registry file (corrupt page, not a database, I/O error) refuses with exit 3 wherever it shows during
+startup, and halts the running daemon with exit 3 when a job meets it later (`DaemonHalted`).
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from store import writer_lock
 from store.anchors import audit_and_anchor
 from store.audit import AuditReport
 from store.db import RegistryOpenError
+from store.integrity import registry_damage, schema_drift, structure_check
 from store.merge import MergeReport
 from store.merge import run_merge as merge_registry
 from store.registry import DuplicateActivePosition, FillOnTerminalPosition, FillSideMismatch, Registry
@@ -55,6 +61,7 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
 EXIT_AUDIT = 3
+REGISTRY_DAMAGED = "registry_damaged"
 
 
 class StartupRefused(Exception):
@@ -64,6 +71,35 @@ class StartupRefused(Exception):
         super().__init__(f"startup refused at step {step}: {message}")
         self.step = step
         self.exit_code = exit_code
+
+
+class DaemonHalted(StartupRefused):
+    """The running daemon stopped itself and must not be restarted blindly (a damaged registry: exit 3)."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        Exception.__init__(self, f"halted: {message}")
+        self.step = "run"
+        self.exit_code = exit_code
+
+
+def damaged_message(db_path: Path | str, cause: str) -> str:
+    return f"registry {db_path} is damaged ({cause}): restore it from backup; keep the service stopped"
+
+
+def check_structure(db: pw.Database, db_path: Path) -> None:
+    """SQLite's structural check and the schema the code relies on, before anything reads a row."""
+    structure = structure_check(db, db_path)
+    if not structure.ok:
+        raise StartupRefused("structure", damaged_message(db_path, structure.summary()), EXIT_AUDIT)
+    drift = schema_drift(db)
+    if drift:
+        raise StartupRefused(
+            "structure",
+            f"registry {db_path} schema was altered: {'; '.join(drift)}. The file was edited outside the daemon: "
+            "restore it from backup; keep the service stopped",
+            EXIT_AUDIT,
+        )
+    step("structure", f"{structure.check}=ok schema=ok")
 
 
 def step(name: str, detail: str) -> None:
@@ -166,16 +202,33 @@ def run_jobs(
     duration_s: float | None = None,
     install_signals: bool = True,
 ) -> str:
-    """Start the scheduler, block until SIGTERM/SIGINT (or `duration_s`), stop after the job in flight."""
-    daemon = Daemon(
-        build_jobs(ctx, intervals, audit), JobRunner(db, ctx.stats, lambda job, exc: halt_on_breach(ctx, job, exc))
-    )
+    """Start the scheduler, block until SIGTERM/SIGINT (or `duration_s`), stop after the job in flight.
+
+    A job that finds the registry file damaged halts the daemon: INVARIANT_VIOLATION invariant=registry_damaged
+    (an alert), the sticky kill switch, DAEMON_STOPPED reason=registry_damaged, then DaemonHalted (exit 3)."""
+    daemon: Daemon | None = None
+
+    def fatal(job: str, cause: str) -> None:
+        ctx.safety.invariant_violated(REGISTRY_DAMAGED, f"job {job}: {cause}; restore the registry from backup")
+        if daemon is not None:
+            daemon.request_stop(REGISTRY_DAMAGED)
+
+    runner = JobRunner(db, ctx.stats, lambda job, exc: halt_on_breach(ctx, job, exc), fatal)
+    daemon = Daemon(build_jobs(ctx, intervals, audit), runner)
     if install_signals:
         daemon.install_signal_handlers()
     daemon.start()
     emit(Ev.DAEMON_STARTED, None, **started_fields)
     reason = daemon.run_until_stopped(duration_s)
-    open_positions = len(ctx.registry.active_positions())
+    if runner.fatal is not None:
+        reason = REGISTRY_DAMAGED
+    open_positions: object
+    try:
+        open_positions = "unknown" if runner.fatal is not None else len(ctx.registry.active_positions())
+    except Exception as exc:  # the file may have failed between the last job and now
+        open_positions = "unknown"
+        if registry_damage(exc) is None:
+            raise
     emit(
         Ev.DAEMON_STOPPED,
         reason=reason,
@@ -184,6 +237,8 @@ def run_jobs(
         open_positions=open_positions,
         uptime_s=ctx.stats.uptime_s(),
     )
+    if runner.fatal is not None:
+        raise DaemonHalted(damaged_message(ctx.registry.db.database, runner.fatal), EXIT_AUDIT)
     return reason
 
 
@@ -220,13 +275,16 @@ def safety_from(settings: Settings, memory: RestartMemory | None = None) -> Safe
     return Safety(killswitch, Escalator(restart_firsts=memory.load()), memory.save)
 
 
-def registry_audit(registry: Registry, clock: Clock, full_every_s: float) -> Callable[[], AuditReport]:
-    """The audit run at startup and by every health cycle: from the chain anchors, or in full when the last full
-    audit is `full_every_s` old (store.anchors); each clean run moves the anchors forward."""
+def registry_audit(
+    registry: Registry, clock: Clock, full_every_s: float, *, force_full: bool = False
+) -> Callable[[], AuditReport]:
+    """The audit of every health cycle: from the chain anchors, or in full when the last full audit is
+    `full_every_s` old (store.anchors); each clean run moves the anchors forward. `force_full`: the startup audit,
+    which re-hashes every row whatever the anchors say."""
     full_every_ms = int(full_every_s * 1000)
 
     def audit() -> AuditReport:
-        return audit_and_anchor(registry.db, to_ms(clock.now()), full_every_ms=full_every_ms)
+        return audit_and_anchor(registry.db, to_ms(clock.now()), full_every_ms=full_every_ms, force_full=force_full)
 
     return audit
 
@@ -247,18 +305,38 @@ def start(
     recovery_checks: int = 3,
     recovery_wait_s: float = 3.0,
 ) -> Started:
-    """Every startup step up to and including the first reconciliation. Raises StartupRefused."""
+    """Every startup step up to and including the first reconciliation. Raises StartupRefused (exit 3 for a
+    registry file that shows damage at any step)."""
+    try:
+        return _start(settings, venue, clock, db_path, recovery_checks=recovery_checks, recovery_wait_s=recovery_wait_s)
+    except StartupRefused:
+        raise
+    except Exception as exc:
+        damage = registry_damage(exc)
+        if damage is None:
+            raise
+        raise StartupRefused("database", damaged_message(db_path, damage), EXIT_AUDIT) from None
+
+
+def _start(
+    settings: Settings, venue: Venue, clock: Clock, db_path: Path, *, recovery_checks: int, recovery_wait_s: float
+) -> Started:
     try:
         registry = Registry.open(db_path, clock)
     except Exception as exc:
         # RegistryOpenError already names the file and the fix; anything else gets the file named here.
+        damage = registry_damage(exc)
+        if damage is not None:
+            raise StartupRefused("database", damaged_message(db_path, damage), EXIT_AUDIT) from None
         detail = str(exc) if isinstance(exc, RegistryOpenError) else f"cannot open registry {db_path}: {exc}"
         raise StartupRefused("database", detail, EXIT_FAILURE) from None
     step("database", str(db_path))
+    check_structure(registry.db, db_path)
     run_merge(lambda: merge_registry(registry.db, clock))
 
     audit = registry_audit(registry, clock, settings.intervals.full_audit)
-    run_startup_audit(audit)
+    # Startup re-hashes every chained row (issue 9): a same-length edit before the anchors must not trade.
+    run_startup_audit(registry_audit(registry, clock, settings.intervals.full_audit, force_full=True))
     instruments = connect_venue(venue, settings.symbols, canonical_key)
     keys = tuple(canonical_key(s) for s in settings.symbols)
     ctx = DaemonContext(

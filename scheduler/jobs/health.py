@@ -1,6 +1,8 @@
 """health: margin utilisation drives the margin_critical kill switch; a runtime audit breach halts for good.
 
-Halting pauses new entries only. The protect job keeps running whatever this decides.
+Halting pauses new entries only. The protect job keeps running whatever this decides. Beside the (tail) audit,
+every health cycle runs SQLite's `quick_check`: a damaged page raises `RegistryDamaged`, which the job runner
+turns into a halt of the whole daemon (exit 3), not a JOB_FAILED retried forever.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from exchange.errors import VenueError
 from lifecycle.events import Ev, emit
 from operations.context import DaemonContext
 from store.audit import AuditReport
+from store.integrity import RegistryDamaged, structure_check
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +36,15 @@ def report_corrupted_rows(report: AuditReport) -> None:
             emit(Ev.CORRUPTED_POSITION, position=row, detail=field)
 
 
+def check_structure(ctx: DaemonContext) -> None:
+    """`quick_check` (never the slow integrity_check at run time); raises RegistryDamaged when it fails."""
+    structure = structure_check(ctx.registry.db, thorough=False)
+    if not structure.ok:
+        raise RegistryDamaged(structure.summary())
+
+
 def check_audit(ctx: DaemonContext, audit: Callable[[], AuditReport]) -> AuditReport:
+    check_structure(ctx)
     report = audit()
     emit(Ev.REGISTRY_AUDIT_REPORT, None, **report.fields(), scope=report.scope)
     if not report.ok and not ctx.safety.invariant_halted:
