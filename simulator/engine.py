@@ -21,6 +21,7 @@ from lifecycle.clock import FakeClock, to_ms
 from simulator.candles import CandleBook
 from simulator.faults import FaultKind, FaultPlan
 from simulator.instruments import DEFAULT_INSTRUMENTS, InstrumentSpec
+from simulator.ledger import AccountLog, PositionChange
 from simulator.margin import AccountState, compute_account, initial_rate
 from simulator.models import (
     ORDER_TYPES,
@@ -36,6 +37,7 @@ from simulator.models import (
     SimPosition,
 )
 from simulator.prices import PricePath, RandomWalk, ReplayCandle, ReplayPath, gauss
+from simulator.ratelimit import RateBudget, RateLimits
 
 BPS = Decimal(10000)
 MAX_BOOK_LEVELS = 500
@@ -68,6 +70,8 @@ class SimConfig:
     fills_page: int = 100
     liquidation: bool = True
     request_log_limit: int | None = None  # keep only the newest N requests (long paper runs); None keeps all
+    rate_limits: RateLimits = field(default_factory=RateLimits)  # Kraken's REST budgets (simulator/ratelimit.py)
+    funding_rate_hourly: Decimal = Decimal("0.00001")  # relative; longs pay shorts at each full hour when > 0
     replay: dict[str, list[ReplayCandle]] = field(default_factory=dict)
 
 
@@ -103,6 +107,9 @@ class Simulator:
         self.lock = threading.RLock()
         self.faults = FaultPlan(self.config.seed)
         self.request_log: list[RequestRecord] = []
+        self.budget = RateBudget(self.config.rate_limits, self.clock.now())
+        self.account_log = AccountLog(self.config.seed)
+        self._next_funding = _next_hour(self.clock.now())
         self.order_log: list[AcceptedOrder] = []
         self.instruments: dict[str, InstrumentSpec] = {spec.symbol: spec for spec in self.config.instruments}
         unknown = set(self.config.replay) - set(self.instruments)
@@ -184,6 +191,9 @@ class Simulator:
                 self._match_all()
                 self._random_stop_cancels()
                 self._check_liquidation()
+                if now >= self._next_funding:
+                    self._book_funding(self._next_funding)
+                    self._next_funding = _next_hour(now)
                 if self._dead_man is not None and now >= self._dead_man:
                     self._dead_man = None
                     self.cancel_all()
@@ -600,8 +610,10 @@ class Simulator:
         spec = self.instruments[order.symbol]
         old = order.snapshot()
         fee_rate = self.config.maker_fee if fill_type == "maker" else self.config.taker_fee
-        self._balance -= qty * price * spec.contract_size * fee_rate
-        self._apply_to_position(order.symbol, qty * order.sign, price, now)
+        fee = qty * price * spec.contract_size * fee_rate
+        old_balance = self._balance
+        self._balance -= fee
+        change = self._apply_to_position(order.symbol, qty * order.sign, price, now)
         self._seq += 1
         fill = SimFill(
             self._new_id(),
@@ -616,6 +628,19 @@ class Simulator:
             self._seq,
         )
         self._fills.append(fill)
+        self.account_log.trade(
+            time=now,
+            symbol=order.symbol,
+            fill_id=fill.fill_id,
+            liquidation=fill_type == "liquidation",
+            fee=fee,
+            change=change,
+            old_balance=old_balance,
+            new_balance=self._balance,
+            price=price,
+            mark=self._mark[order.symbol],
+            funding_rate=self.funding_rate(order.symbol),
+        )
         self._last_trade[order.symbol] = (now, qty)
         self.candles.record(order.symbol, "trade", to_ms(now), self._last[order.symbol], qty)
         order.filled += qty
@@ -631,29 +656,60 @@ class Simulator:
             self._close(order, OrderState.FILLED, None)
         return fill
 
-    def _apply_to_position(self, symbol: str, signed_qty: Decimal, price: Decimal, now: datetime) -> None:
+    def _apply_to_position(self, symbol: str, signed_qty: Decimal, price: Decimal, now: datetime) -> PositionChange:
         spec = self.instruments[symbol]
         pos = self._positions.get(symbol)
         if pos is None:
             self._positions[symbol] = SimPosition(symbol, signed_qty, price, now)
-            return
+            return PositionChange(Decimal(0), signed_qty, None, price, None)
+        old_size, old_entry = pos.size, pos.entry_price
         if pos.size * signed_qty > 0:
             total = abs(pos.size) + abs(signed_qty)
             pos.entry_price = (abs(pos.size) * pos.entry_price + abs(signed_qty) * price) / total
             pos.size += signed_qty
             pos.fill_time = now
-            return
+            return PositionChange(old_size, pos.size, old_entry, pos.entry_price, None)
         closing = min(abs(signed_qty), abs(pos.size))
         direction = 1 if pos.size > 0 else -1
-        self._balance += closing * (price - pos.entry_price) * direction * spec.contract_size
+        realized = closing * (price - pos.entry_price) * direction * spec.contract_size
+        self._balance += realized
         new_size = pos.size + signed_qty
+        new_entry: Decimal | None = pos.entry_price
         if new_size == 0:
             del self._positions[symbol]
+            new_entry = None
         elif new_size * pos.size < 0:
             self._positions[symbol] = SimPosition(symbol, new_size, price, now)
+            new_entry = price
         else:
             pos.size = new_size
             pos.fill_time = now
+        return PositionChange(old_size, new_size, old_entry, new_entry, realized)
+
+    # ------------------------------------------------------------------ funding
+    def funding_rate(self, symbol: str) -> Decimal:
+        """The absolute hourly funding rate (USD per contract unit), as Kraken's ticker `fundingRate` is."""
+        return self._mark[symbol] * self.config.funding_rate_hourly
+
+    def _book_funding(self, now: datetime) -> None:
+        """At each full hour every open position pays (long, positive rate) or receives funding, booked in the
+        account log and taken from the balance."""
+        for pos in list(self._positions.values()):
+            rate = self.funding_rate(pos.symbol)
+            amount = -pos.size * rate * self.instruments[pos.symbol].contract_size
+            if amount == 0:
+                continue
+            old_balance = self._balance
+            self._balance += amount
+            self.account_log.funding(
+                time=now,
+                symbol=pos.symbol,
+                amount=amount,
+                rate=rate,
+                mark=self._mark[pos.symbol],
+                old_balance=old_balance,
+                new_balance=self._balance,
+            )
 
     def _close(self, order: SimOrder, state: OrderState, reason: str | None) -> None:
         now = self.now()
@@ -929,6 +985,10 @@ class Simulator:
     @property
     def balance(self) -> Decimal:
         return self._balance
+
+
+def _next_hour(when: datetime) -> datetime:
+    return when.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
 
 
 def _floor_to(value: Decimal, step: Decimal) -> Decimal:

@@ -15,6 +15,7 @@ from lifecycle.clock import to_ms
 from simulator.candles import Bar
 from simulator.engine import Simulator
 from simulator.instruments import InstrumentSpec
+from simulator.ledger import LedgerEntry
 from simulator.margin import AccountState
 from simulator.models import (
     TRIGGER_HISTORY,
@@ -123,8 +124,8 @@ def ticker(sim: Simulator, spec: InstrumentSpec) -> Json:
         "lastTime": iso(now),
         "lastSize": num(last_trade[1]) if last_trade else 0,
         "suspended": sim.is_suspended(spec.symbol),
-        "fundingRate": 0,
-        "fundingRatePrediction": 0,
+        "fundingRate": num(sim.funding_rate(spec.symbol)),  # absolute: USD per contract per hour
+        "fundingRatePrediction": num(sim.funding_rate(spec.symbol)),
         "postOnly": False,
         "change24h": num(((quote.last - open24) / open24 * 100).quantize(Decimal("0.0001"))),
     }
@@ -439,3 +440,31 @@ def history_page(sim: Simulator, elements: Iterable[Json], token: str | None) ->
     if token is not None:
         out["continuationToken"] = token
     return out
+
+
+# ---------------------------------------------------------------------- account log
+def account_log_entry(entry: LedgerEntry) -> Json:
+    """One `AccountLogEntry` (futures-rest/history/_schemas.yml): every required field, numbers as JSON numbers."""
+    return {
+        "asset": entry.asset,
+        "booking_uid": entry.booking_uid,
+        "collateral": "USD" if entry.is_cash else None,
+        "contract": entry.contract,
+        "date": iso(entry.time),
+        "execution": entry.execution,
+        "fee": num(entry.fee),
+        "funding_rate": num(entry.funding_rate),
+        "id": entry.id,
+        "info": entry.info,
+        "margin_account": "flex",
+        "mark_price": num(entry.mark_price),
+        "new_average_entry_price": num(entry.new_average_entry_price),
+        "new_balance": num(entry.new_balance),
+        "old_average_entry_price": num(entry.old_average_entry_price),
+        "old_balance": num(entry.old_balance),
+        "realized_funding": num(entry.realized_funding),
+        "realized_pnl": num(entry.realized_pnl),
+        "trade_price": num(entry.trade_price),
+        "conversion_spread_percentage": None,
+        "liquidation_fee": None,
+    }

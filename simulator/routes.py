@@ -57,6 +57,7 @@ class Response:
     status: int
     body: Json | str
     content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 Handler = Callable[[Simulator, Request], Response]
@@ -423,6 +424,37 @@ def _token_offset(token: str | None) -> int:
     return int(text.removeprefix("offset:"))
 
 
+def account_log(sim: Simulator, req: Request) -> Response:
+    """`/api/history/v3/account-log` (history/api-public.yml): by time (`since` inclusive, `before` exclusive) or
+    by id (`from`, `to` inclusive), `sort` desc by default, `count` 500 by default, `info` filters the kind."""
+    try:
+        since = int(req.get("since") or 0) or None
+        before = int(req.get("before") or 0) or None
+        first = int(req.get("from") or 0) or None
+        last = int(req.get("to") or 0) or None
+        count = int(req.get("count") or 500)
+    except ValueError:
+        return Response(400, "invalid argument", "text/plain")
+    sort = (req.get("sort") or "desc").lower()
+    if sort not in ("asc", "desc") or count < 1:
+        return Response(400, "invalid argument", "text/plain")
+    kind = req.get("info")
+    with sim.lock:
+        entries = list(sim.account_log.entries)
+    chosen = [
+        e
+        for e in entries
+        if (since is None or to_ms(e.time) >= since)
+        and (before is None or to_ms(e.time) < before)
+        and (first is None or e.id >= first)
+        and (last is None or e.id <= last)
+        and (kind is None or e.info == kind)
+    ]
+    if sort == "desc":
+        chosen.reverse()
+    return Response(200, {"accountUid": P.ACCOUNT_UID, "logs": [P.account_log_entry(e) for e in chosen[:count]]})
+
+
 # ---------------------------------------------------------------------- routing table
 @dataclass(frozen=True)
 class Route:
@@ -460,6 +492,7 @@ ROUTES: tuple[Route, ...] = (
     _r("GET", D + "leveragepreferences", leverage_get, True),
     _r("PUT", D + "leveragepreferences", leverage_put, True),
     _r("GET", r"/api/history/v[23]/(?P<kind>orders|triggers|executions)", history, True, history=True),
+    _r("GET", r"/api/history/v3/account-log", account_log, True, history=True),
 )
 ORDER_ENDPOINTS = frozenset({"sendorder", "editorder", "batchorder", "cancelorder"})
 

@@ -19,6 +19,7 @@ from simulator.auth import check_secret, verify
 from simulator.engine import Simulator, SimulatorError
 from simulator.faults import TRANSFORMS, Fault, FaultKind
 from simulator.models import RequestRecord
+from simulator.ratelimit import Bucket, cost
 from simulator.routes import ORDER_ENDPOINTS, Request, Response, fail, reject_order, resolve
 
 REQUEST_KINDS = frozenset(FaultKind) - {FaultKind.CANCEL_STOP}
@@ -147,6 +148,10 @@ class SimulatorServer:
             if route.history:
                 return Response(401, HISTORY_UNAUTHORIZED), record
             return fail(sim, "authenticationError", 401), record
+        if route.private:
+            refused = self._charge(method, path, query, body, record)
+            if refused is not None:
+                return refused, record
         req = Request(method, path, query, body)
         req.match = match
         for fault in fired:
@@ -170,6 +175,22 @@ class SimulatorServer:
             else:
                 response = self._fault_response(answer, method, path, query)
         return response, record
+
+    def _charge(self, method: str, path: str, query: str, body: str, record: RequestRecord) -> Response | None:
+        """Kraken's rate budgets: the request's cost is taken from its bucket, or it is refused as Kraken does."""
+        sim = self.sim
+        found = cost(method, path, query, body)
+        if found is not None:
+            record.extra["bucket"], record.extra["cost"] = found[0].value, str(found[1])
+        with sim.lock:
+            over = sim.budget.charge(method, path, query, body, sim.now())
+        if over is None:
+            return None
+        bucket, _, reset = over
+        record.extra["rate_limited"] = bucket.value
+        if bucket is Bucket.HISTORY:
+            return Response(429, "Rate limited.", "text/plain", headers={"rate-limit-reset": str(reset)})
+        return fail(sim, "apiLimitExceeded")
 
     def _fault_response(self, fault: Fault, method: str, path: str, query: str) -> Response:
         sim = self.sim
@@ -202,7 +223,7 @@ class SimulatorServer:
             return response
         if any(f.kind is FaultKind.NO_SERVER_TIME for f in fired):
             body = {k: v for k, v in response.body.items() if k != "serverTime"}
-            response = Response(response.status, body, response.content_type)
+            response = Response(response.status, body, response.content_type, response.headers)
         if not isinstance(response.body, dict) or "fills" not in response.body:
             return response
         items = list(response.body["fills"])
@@ -213,7 +234,7 @@ class SimulatorServer:
                 shuffled: list[object] = list(items)
                 self.sim.faults.shuffle(shuffled)
                 items = shuffled
-        return Response(response.status, {**response.body, "fills": items}, response.content_type)
+        return Response(response.status, {**response.body, "fills": items}, response.content_type, response.headers)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -240,6 +261,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(response.status)
             self.send_header("Content-Type", response.content_type)
             self.send_header("Content-Length", str(len(payload)))
+            for name, value in response.headers.items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(payload)
             self.wfile.flush()
