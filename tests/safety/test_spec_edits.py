@@ -36,9 +36,12 @@ def without_guard(source: str, event: str) -> tuple[spec.TransitionSpec, ...]:
     return tuple(replace(t, condition="") if (t.source, t.event) == (source, event) else t for t in spec.TRANSITIONS)
 
 
+# Fully explicit (the parent is Hypothesis' own default, not the loaded profile), so the search is the same under
+# every profile; each example is cheap (the stepper is cached), and the first failing history ends the search.
 STATEFUL = settings(
-    max_examples=300,
-    stateful_step_count=20,
+    settings.get_profile("default"),
+    max_examples=2000,
+    stateful_step_count=30,
     derandomize=True,
     database=None,
     deadline=None,
