@@ -13,6 +13,7 @@ from lifecycle.escalation import Escalator
 from lifecycle.events import Ev, emit
 from lifecycle.killswitch import INVARIANT_VIOLATION, KillSwitch, KillSwitchChange
 from lifecycle.reconcile import ReconciliationReport
+from operations.pause import EntryPause
 
 
 def _announce(changes: list[KillSwitchChange]) -> None:
@@ -32,18 +33,24 @@ class Safety:
         self._remember_restarts = remember_restarts
         self._remembered = escalator.restart_firsts
 
+    entry_pause: EntryPause | None = None
+    """The operator's /pause (operations.pause), set by the daemon; like the halts it stops new entries only."""
+
     @property
     def allows_new_entries(self) -> bool:
-        return self.killswitch.allows_new_entries and not self.escalator.entries_paused
+        paused = self.entry_pause is not None and self.entry_pause.paused
+        return self.killswitch.allows_new_entries and not self.escalator.entries_paused and not paused
 
     @property
     def state(self) -> str:
         reasons = self.killswitch.active_reasons
         if reasons:
-            return "halted_" + reasons[0]
-        if self.escalator.entries_paused:
-            return "paused_escalation"
-        return "trading"
+            state = "halted_" + reasons[0]
+        elif self.escalator.entries_paused:
+            state = "paused_escalation"
+        else:
+            state = "trading"
+        return state if self.entry_pause is None else self.entry_pause.label(state)
 
     def observe_margin(self, utilization_pct: Decimal) -> None:
         _announce(self.killswitch.observe_margin(utilization_pct))

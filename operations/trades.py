@@ -151,6 +151,18 @@ def _book(row: _Row, fills: Sequence[_FillRow], purposes: dict[str, str], stop: 
     )
 
 
+CHARGE_TABLE = "account_charge"
+
+
+def load_charge_count() -> int:
+    """Fee and funding rows the registry holds (0 while the account log has never been read into it)."""
+    db = Position._meta.database
+    if CHARGE_TABLE not in db.get_tables():
+        return 0
+    cursor = db.execute_sql(f'SELECT count(*) FROM "{CHARGE_TABLE}"')  # noqa: S608 - a constant table name
+    return int(cursor.fetchone()[0])
+
+
 def is_closed_trade(book: PositionBook) -> bool:
     return book.closed is not None
 
