@@ -57,6 +57,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--grid", nargs="+", default=None, metavar="KEY=V1,V2", help="parameter sweep")
     p.add_argument("--workers", type=bounded_int(1, MAX_WORKERS), default=1, metavar="N", help="local processes")
     p.add_argument("--cluster", default=None, metavar="ADDRESS", help="Dask scheduler, e.g. tcp://127.0.0.1:8786")
+    p.add_argument(
+        "--cluster-timeout",
+        type=bounded_decimal(Decimal(0), Decimal(600), lo_open=True),
+        default=Decimal(10),
+        metavar="S",
+        help="seconds to wait for the Dask scheduler (default 10)",
+    )
     p.add_argument("--rank", default="net_pnl", choices=grid.METRICS, help="grid ordering (default net_pnl)")
     return p
 
@@ -194,7 +201,7 @@ def _sweep(args: argparse.Namespace, spec: Spec, sets: list[dict[str, str]]) -> 
     specs = grid.specs_for(spec, sets)
     if args.cluster is not None:
         try:
-            rows = grid.run_cluster(specs, args.cluster)
+            rows = grid.run_cluster(specs, args.cluster, float(args.cluster_timeout))
         except grid.ClusterError as exc:
             raise UsageError(str(exc)) from None
     else:
