@@ -13,12 +13,15 @@ signed request, and httpx logs Telegram URLs containing `bot<token>`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
+import threading
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
+from types import TracebackType
 from typing import IO, Literal
 
 from lifecycle.events import render_kv, render_value
@@ -149,3 +152,38 @@ def configure_logging(
         if name not in PINNED_LOGGERS:
             logging.getLogger(name).setLevel(value)
     return handler
+
+
+def _one_line_crash(where: str, exc_type: type[BaseException], exc: BaseException | None) -> None:
+    """An uncaught exception: one redacted line (through the configured log handler, else on stderr); the
+    traceback only at DEBUG, redacted too. Never the interpreter's raw traceback, which can carry secrets."""
+    line = redact(f"trading daemon: uncaught {exc_type.__name__} in {where}: {exc}")
+    crash = logging.getLogger("scheduler.crash")
+    if logging.getLogger().handlers:
+        crash.critical("%s", line)
+        if crash.isEnabledFor(logging.DEBUG):
+            crash.debug("traceback", exc_info=(exc_type, exc or exc_type(), exc.__traceback__ if exc else None))
+        return
+    with contextlib.suppress(OSError, ValueError):  # stderr itself may be gone (a closed pipe)
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+
+def _thread_hook(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread is not None else "a thread"
+    _one_line_crash(f"thread {name}", args.exc_type, args.exc_value)
+
+
+def _sys_hook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    if issubclass(exc_type, KeyboardInterrupt):
+        sys.__excepthook__(exc_type, exc, tb)
+        return
+    _one_line_crash("the main thread", exc_type, exc)
+
+
+def install_excepthooks() -> None:
+    """Redacting `sys.excepthook` and `threading.excepthook` (a crashed clock or notifier thread, say)."""
+    sys.excepthook = _sys_hook
+    threading.excepthook = _thread_hook

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -35,6 +35,7 @@ from operations.context import DaemonContext, Limits
 from operations.recovery import recover_in_flight
 from operations.safety import Safety
 from operations.wiring import ccxt_venue
+from scheduler import metrics, systemd_notify
 from scheduler.app import Daemon, JobRunner, JobSpec
 from scheduler.jobs import health as health_job
 from scheduler.jobs import protect as protect_job
@@ -201,6 +202,7 @@ def run_jobs(
     started_fields: dict[str, object],
     duration_s: float | None = None,
     install_signals: bool = True,
+    metrics_port: int | None = None,
 ) -> str:
     """Start the scheduler, block until SIGTERM/SIGINT (or `duration_s`), stop after the job in flight.
 
@@ -217,9 +219,14 @@ def run_jobs(
     daemon = Daemon(build_jobs(ctx, intervals, audit), runner)
     if install_signals:
         daemon.install_signal_handlers()
-    daemon.start()
-    emit(Ev.DAEMON_STARTED, None, **started_fields)
-    reason = daemon.run_until_stopped(duration_s)
+    with ExitStack() as hooks:
+        # The metrics endpoint (off unless metrics_port), then READY=1 and the watchdog for systemd (no-ops
+        # without $NOTIFY_SOCKET): scheduler.metrics, scheduler.systemd_notify.
+        hooks.enter_context(metrics.serving(metrics_port))
+        daemon.start()
+        emit(Ev.DAEMON_STARTED, None, **started_fields)
+        hooks.enter_context(systemd_notify.supervised(lambda: runner.last_completed, [j.seconds for j in daemon.jobs]))
+        reason = daemon.run_until_stopped(duration_s)
     if runner.fatal is not None:
         reason = REGISTRY_DAMAGED
     open_positions: object
@@ -451,5 +458,6 @@ def _run_live_jobs(
                 "symbols": ",".join(started.ctx.symbol_keys),
             },
             duration_s=duration_s,
+            metrics_port=settings.metrics.port if settings.metrics.enabled else None,
         )
     return EXIT_OK

@@ -173,9 +173,17 @@ class RiskSettings(_Section):
 
 class PaperSettings(_Section):
     seed: int = Field(default=0, ge=0, le=2**63 - 1)
-    speed: float = Field(default=1.0, gt=0, le=100_000)
+    # Simulated seconds per real second for the embedded simulator (`--speed` overrides it).
+    speed: float = Field(default=60.0, ge=0.1, le=10_000)
     starting_usd: Decimal = Field(default=Decimal("10000"), gt=0, le=Decimal("1000000000"))
     faults: bool = False
+
+
+class MetricsSettings(_Section):
+    """The optional Prometheus endpoint (scheduler/metrics.py), always bound to 127.0.0.1."""
+
+    enabled: bool = False
+    port: int = Field(default=9464, ge=1024, le=65_535)
 
 
 class LogSettings(_Section):
@@ -288,6 +296,7 @@ class Settings(BaseSettings):
     risk: RiskSettings = RiskSettings()
     paper: PaperSettings = PaperSettings()
     log: LogSettings = LogSettings()
+    metrics: MetricsSettings = MetricsSettings()
     telegram: TelegramSettings | None = None
 
     _split = field_validator("symbols", mode="before")(_split_list)
@@ -297,6 +306,11 @@ class Settings(BaseSettings):
     def _db_path_names_a_file(cls, value: Path) -> Path:
         if str(value).strip() in ("", "."):
             raise ValueError("is empty; give the registry file's path, e.g. /var/lib/trader/position_registry.db")
+        if not re.fullmatch(r"[A-Za-z0-9._/+@~-]+", str(value)):
+            raise ValueError(
+                "may only contain letters, digits, '/' and . _ - + @ ~ (no spaces, quotes, control characters or "
+                "NUL); e.g. /var/lib/trading-bot/position_registry.db"
+            )
         if value.is_dir():
             raise ValueError("is a directory; give the registry file's path inside it, e.g. DIR/position_registry.db")
         return value

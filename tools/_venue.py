@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sqlite3
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from lifecycle.units import units_to_qty
 from lifecycle.values import PositionSide
 from operations.wiring import ccxt_venue
 from settings.config import ConfigError, Settings, load_settings
+from settings.discovery import DiscoveryError, discover
 from specs.lifecycle import ACTIVE_STATES
 from store.db import RegistryOpenError, connect
 from store.migrations import current_version
@@ -50,7 +52,8 @@ def add_common(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         type=Path,
         default=None,
         metavar="FILE",
-        help="daemon config TOML (default: the embedded paper defaults); TRADER_* env vars apply on top",
+        help="daemon config TOML (default: $TRADER_CONFIG, /etc/trading-bot/config.toml, ./config.toml, else the "
+        "embedded paper defaults); TRADER_* env vars apply on top",
     )
     parser.set_defaults(db=None)
     return parser
@@ -63,7 +66,14 @@ def load(config: Path | None) -> Settings:
     on nothing the tool prints (reports, errors, a library's exception text) can show them.
     """
     try:
-        settings = load_settings(config)
+        found = discover(config)
+    except DiscoveryError as exc:
+        raise UsageError(str(exc)) from None
+    if found.path is not None and found.source != "--config":
+        # Which file was found, on stderr (--json output on stdout stays one document).
+        print(found.describe(), file=sys.stderr)
+    try:
+        settings = load_settings(found.path, secrets_path=found.secrets)
     except ConfigError as err:
         raise UsageError("config invalid: " + "; ".join(f"{p.key}: {p.message}" for p in err.problems)) from None
     register_secrets(settings.secret_values())
