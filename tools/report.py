@@ -57,15 +57,21 @@ def writable_target(path: Path, flag: str) -> None:
         raise UsageError(f"{flag} {path} is not writable: choose a path you can write")
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    # A crash mid-write leaves the previous file (or none), never half a PNG or CSV.
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+def write_all(files: Sequence[tuple[Path, bytes]]) -> None:
+    """Every file or none: each is written beside its target first, and only when all are written are they moved
+    into place, so a failure (a full disk, a path only the write itself finds unwritable) leaves nothing behind."""
+    staged: list[tuple[Path, Path]] = []
     try:
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        for path, data in files:
+            tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+            staged.append((tmp, path))
+            tmp.write_bytes(data)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        raise UsageError(f"cannot write {staged[-1][1]}: {exc.strerror or exc}; nothing was written") from None
+    for tmp, path in staged:
+        tmp.replace(path)
 
 
 def _held(seconds: int | None) -> str:
@@ -238,8 +244,7 @@ def main(argv: Sequence[str]) -> int:
 
         title = f"Realised equity, {len(view.trades)} trades" + (" (gross: no fees recorded)" if not charges else "")
         files.append((args.plot, equity_png(view.curve, view.trades, title=title)))
-    for target, data in files:
-        _write_atomically(target, data)
+    write_all(files)
     fees_known = charges > 0
     if args.json:
         document = report_json(args.db, view, fees_known=fees_known)
