@@ -62,7 +62,8 @@ def _components(mask: np.ndarray) -> int:
 
 def _colour_mask(pixels: np.ndarray, hex_colour: str) -> np.ndarray:
     rgb = np.array([int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)]) / 255
-    return np.all(np.abs(pixels[:, :, :3] - rgb) < 0.02, axis=2)
+    mask: np.ndarray = np.all(np.abs(pixels[:, :, :3] - rgb) < 0.02, axis=2)
+    return mask
 
 
 def test_report_json_csv_and_plot(three_trades: Path, tmp_path: Path) -> None:
