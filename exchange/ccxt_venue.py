@@ -24,8 +24,9 @@ import base64
 import binascii
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -34,13 +35,15 @@ import ccxt
 from pydantic import SecretStr
 
 import lifecycle.symbols as symbols
+from exchange import budget as B
 from exchange import kraken_parse as kp
 from exchange.breaker import CircuitBreaker
-from exchange.error_map import REFUSED_STATUSES, Operation, translate
+from exchange.error_map import ORDER_EXISTS_STATUS, REFUSED_STATUSES, Operation, translate
 from exchange.errors import (
     AuthenticationFailed,
     InvalidOrderRequest,
     MalformedResponse,
+    RateLimited,
     UnknownSymbol,
     VenueError,
     VenueUnavailable,
@@ -73,6 +76,7 @@ DEMO_BASE_URL = "https://demo-futures.kraken.com"
 FILLS_PAGE = 100  # Kraken's /fills window
 HISTORY_COUNT = 1000  # history events per page read by find_order
 HISTORY_PAGES = 5  # pages per history endpoint before giving up (then: no evidence, UNKNOWN stays UNKNOWN)
+SENT_AFTER_MARGIN = timedelta(minutes=5)  # clock skew allowance when the history lookup starts at the send time
 TIMEFRAME_SECONDS = {"1m": 60, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "4h": 14400, "12h": 43200,
                      "1d": 86400, "1w": 604800}  # fmt: skip
 
@@ -139,6 +143,7 @@ class CcxtVenue:
         clock: Clock | None = None,
         history_lookback: timedelta = timedelta(days=7),
         max_fill_pages: int = 50,
+        budget: B.ClientBudget | None = None,
     ) -> None:
         """`base_url`: None is Kraken live; `DEMO_BASE_URL` is Kraken's demo; or our simulator's server URL."""
         key, secret = _secret_value(api_key), _secret_value(api_secret)
@@ -157,6 +162,9 @@ class CcxtVenue:
         self._breaker = breaker or CircuitBreaker(self._clock)
         self._lookback = history_lookback
         self._max_fill_pages = max_fill_pages
+        # Kraken's budgets, kept client side; waiting for a refill only makes sense on the wall clock
+        sleep = time.sleep if isinstance(self._clock, SystemClock) else _no_sleep
+        self._budget = budget or B.ClientBudget(self._clock, sleep=sleep)
         self._lock = threading.RLock()
         config: dict[str, Any] = {
             "apiKey": key,
@@ -193,9 +201,14 @@ class CcxtVenue:
                 f"the venue sent a symbol we cannot canonicalise: {venue_symbol!r} ({exc})"
             ) from None
 
-    def _call(self, op: Operation, fn: Callable[[], T]) -> T:
-        """Run one venue request under the breaker, translating every failure into a typed error."""
+    def _call(self, op: Operation, fn: Callable[[], T], charge: _Charge | None = None) -> T:
+        """Run one venue request under the budget and the breaker, translating every failure into a typed error.
+
+        `charge` is what the request costs in Kraken's budgets (None: a public endpoint, free); a call the
+        budget cannot afford raises `BudgetDeferred` before anything is sent."""
         with self._lock:
+            if charge is not None:
+                self._budget.spend(charge.bucket, charge.cost, charge.priority, charge.what)
             self._breaker.before_call()
             self._ex.last_status = None
             self._ex.last_body = None
@@ -212,12 +225,18 @@ class CcxtVenue:
                     self._breaker.record_failure(translation.error)
                 else:
                     self._breaker.record_success()
+                if charge is not None and isinstance(translation.error, RateLimited):
+                    self._budget.exhausted(charge.bucket)
                 raise translation.error from None
             self._breaker.record_success()
             return result
 
-    def _read(self, fn: Callable[[], T]) -> T:
-        return self._call(Operation.READ, fn)
+    def _read(self, fn: Callable[[], T], charge: _Charge | None = None) -> T:
+        return self._call(Operation.READ, fn, charge)
+
+    @property
+    def budget(self) -> B.ClientBudget:
+        return self._budget
 
     def _remember_time(self, payload: object) -> None:
         stamp = kp.server_time(payload)
@@ -343,7 +362,7 @@ class CcxtVenue:
             self._remember_time(raw)
             return kp.margin(raw, self._clock.now())
 
-        return self._read(load)
+        return self._read(load, _Charge(B.Bucket.DERIVATIVES, B.COST_READ, B.Priority.READ, "accounts"))
 
     def positions(self) -> list[VenuePosition]:
         def load() -> list[VenuePosition]:
@@ -351,25 +370,30 @@ class CcxtVenue:
             self._remember_time(raw)
             return kp.positions(raw, self._key)
 
-        return self._read(load)
+        return self._read(load, _Charge(B.Bucket.DERIVATIVES, B.COST_READ, B.Priority.READ, "openpositions"))
 
     def open_orders(self) -> list[VenueOrder]:
+        return self._open_orders(B.Priority.READ)
+
+    def _open_orders(self, priority: B.Priority) -> list[VenueOrder]:
         def load() -> list[VenueOrder]:
             raw = self._ex.privateGetOpenorders()
             self._remember_time(raw)
             return kp.open_orders(raw, self._key)
 
-        return self._read(load)
+        return self._read(load, _Charge(B.Bucket.DERIVATIVES, B.COST_READ, priority, "openorders"))
 
-    def _fills_page(self, before: datetime | None) -> list[VenueFill]:
+    def _fills_page(self, before: datetime | None, priority: B.Priority = B.Priority.READ) -> list[VenueFill]:
         params = {} if before is None else {"lastFillTime": _iso(before)}
+        # Kraken charges 25 for a page asked by lastFillTime, 2 for the newest page
+        cost = B.COST_READ if before is None else B.COST_FILLS_PAGED
 
         def load() -> list[VenueFill]:
             raw = self._ex.privateGetFills(params)
             self._remember_time(raw)
             return kp.fills(raw, self._key)
 
-        return self._read(load)
+        return self._read(load, _Charge(B.Bucket.DERIVATIVES, cost, priority, "fills"))
 
     def fills_since(self, since: datetime | None) -> list[VenueFill]:
         """Page backwards from the newest fill with `lastFillTime` until the cursor is passed.
@@ -414,12 +438,20 @@ class CcxtVenue:
             server_time=self._last_server_time or self._clock.now(),
         )
 
-    def find_order(self, client_order_id: str) -> VenueOrder | None:
-        """Evidence, cheapest first: open orders, order history, trigger history, then the latest fills."""
-        for order in self.open_orders():
+    def find_order(self, client_order_id: str, *, sent_after: datetime | None = None) -> VenueOrder | None:
+        """Evidence, cheapest first: open orders, order history, trigger history, then the latest fills.
+
+        History is read only as deep as it must be: from `sent_after` (when the caller knows the order cannot be
+        older, e.g. right after sending it; minus `SENT_AFTER_MARGIN` for clock skew) or else the lookback, newest
+        page first, stopping at the first page that knows the order or at the last page. These lookups have the
+        lowest priority in the rate budgets: when the budget is short they are deferred (`BudgetDeferred`)."""
+        for order in self._open_orders(B.Priority.HISTORY):
             if order.client_order_id == client_order_id:
                 return order
-        since = to_ms(self._clock.now() - self._lookback)
+        start = self._clock.now() - self._lookback
+        if sent_after is not None:
+            start = max(start, sent_after - SENT_AFTER_MARGIN)
+        since = to_ms(start)
         for trigger in (False, True):
             token: str | None = None
             for _ in range(HISTORY_PAGES):
@@ -428,7 +460,7 @@ class CcxtVenue:
                     return found
                 if token is None:
                     break
-        mine = [f for f in self._fills_page(None) if f.client_order_id == client_order_id]
+        mine = [f for f in self._fills_page(None, B.Priority.HISTORY) if f.client_order_id == client_order_id]
         if mine:
             first = mine[0]
             total = sum((f.size for f in mine), Decimal(0))
@@ -462,7 +494,8 @@ class CcxtVenue:
             nxt = raw.get("continuationToken") if isinstance(raw, Mapping) else None
             return found, (str(nxt) if nxt else None)
 
-        return self._read(load)
+        what = "history/triggers" if trigger else "history/orders"
+        return self._read(load, _Charge(B.Bucket.HISTORY, B.COST_HISTORY, B.Priority.HISTORY, what))
 
     # --- actions ----------------------------------------------------------------------------------------
     def place_order(self, request: OrderRequest) -> PlaceResult:
@@ -479,7 +512,11 @@ class CcxtVenue:
         ccxt_symbol = self._ccxt_symbol[instrument.symbol]
         cid = request.client_order_id
 
+        protective = request.reduce_only or request.order_type in (OrderType.STOP, OrderType.TAKE_PROFIT)
+        priority = B.Priority.PROTECT if protective else B.Priority.TRADE
+        sent_at = self._clock.now()
         with self._lock:
+            self._budget.spend(B.Bucket.DERIVATIVES, B.COST_SEND, priority, f"sendorder {cid}")  # may defer: not sent
             self._breaker.before_call()  # CircuitOpen here means: not sent
             self._ex.last_status = None
             self._ex.last_body = None
@@ -495,21 +532,25 @@ class CcxtVenue:
                 if translation is None:
                     # not a venue answer: the request may or may not have gone out
                     self._breaker.record_neutral()
-                    return self._resolve(request, f"unexpected {type(exc).__name__} while sending")
+                    return self._resolve(request, f"unexpected {type(exc).__name__} while sending", sent_at)
                 if translation.venue_failure:
                     self._breaker.record_failure(translation.error)
                 else:
                     self._breaker.record_success()
+                if isinstance(translation.error, RateLimited):
+                    self._budget.exhausted(B.Bucket.DERIVATIVES)
                 if translation.place_outcome is None:
                     raise translation.error from None
                 if translation.place_outcome is OrderOutcome.REJECTED:
                     return PlaceResult(OrderOutcome.REJECTED, cid, reason=translation.raw_status)
-                return self._resolve(request, str(translation.error))
+                # an id taken before may belong to an order of any age: the whole lookback is searched
+                taken = translation.raw_status == ORDER_EXISTS_STATUS
+                return self._resolve(request, str(translation.error), None if taken else sent_at)
             self._breaker.record_success()
 
         send_status = created.get("info") if isinstance(created, Mapping) else None
         if not isinstance(send_status, Mapping):
-            return self._resolve(request, "the venue's answer carried no sendStatus")
+            return self._resolve(request, "the venue's answer carried no sendStatus", sent_at)
         status = str(send_status.get("status"))
         rejected_event = any(
             isinstance(e, Mapping) and e.get("type") == "REJECT" for e in send_status.get("orderEvents") or []
@@ -520,11 +561,11 @@ class CcxtVenue:
             # silent rejections ccxt does not raise for (wouldCauseLiquidation, tooManyOrders, ...)
             return PlaceResult(OrderOutcome.REJECTED, cid, reason=status)
         if status not in kp.ACCEPTED_SEND_STATUSES:
-            return self._resolve(request, f"unrecognised sendStatus {status!r}")
+            return self._resolve(request, f"unrecognised sendStatus {status!r}", sent_at)
         try:
             order, fills = kp.send_status_order(send_status, request.order_type, cid, self._key, self._clock.now())
         except MalformedResponse as exc:
-            return self._resolve(request, str(exc))
+            return self._resolve(request, str(exc), sent_at)
         return PlaceResult(OrderOutcome.ACCEPTED, cid, order=order, fills=fills)
 
     def _order_params(self, request: OrderRequest, instrument: Instrument) -> tuple[str, dict[str, Any]]:
@@ -548,18 +589,21 @@ class CcxtVenue:
         params["orderType"] = "stp" if request.order_type is OrderType.STOP else "take_profit"
         return ("limit" if request.limit_price is not None else "market"), params
 
-    def _resolve(self, request: OrderRequest, detail: str) -> PlaceResult:
+    def _resolve(self, request: OrderRequest, detail: str, sent_at: datetime | None) -> PlaceResult:
         """After an ambiguous send: look for the order, never re-send it.
 
         Only DEBUG lines here: the verdict is the caller's to log, once, with the order's purpose; an UNKNOWN
         reason names the send failure and the evidence that was looked at."""
         cid = request.client_order_id
         detail = detail[:200]
-        days = self._lookback.total_seconds() / 86400
-        looked = f"open orders, order and trigger history (last {days:g} days), the latest {FILLS_PAGE} fills"
+        if sent_at is None:
+            span = f"last {self._lookback.total_seconds() / 86400:g} days"
+        else:
+            span = f"since {_iso(sent_at - SENT_AFTER_MARGIN)}"
+        looked = f"open orders, order and trigger history ({span}), the latest {FILLS_PAGE} fills"
         log.debug("place_order %s %s: ambiguous send (%s); looking in %s", cid, request.symbol, detail, looked)
         try:
-            found = self.find_order(cid)
+            found = self.find_order(cid, sent_after=sent_at)
         except VenueError as exc:
             lookup = f"{type(exc).__name__}: {str(exc)[:160]}"
             return PlaceResult(OrderOutcome.UNKNOWN, cid, reason=f"{detail}; the evidence lookup failed ({lookup})")
@@ -571,7 +615,8 @@ class CcxtVenue:
         return PlaceResult(OrderOutcome.ACCEPTED, cid, order=found, reason="resolved by evidence")
 
     def cancel_order(self, order_id: str) -> None:
-        self._call(Operation.CANCEL, lambda: self._ex.cancel_order(order_id))
+        charge = _Charge(B.Bucket.DERIVATIVES, B.COST_CANCEL, B.Priority.PROTECT, f"cancelorder {order_id}")
+        self._call(Operation.CANCEL, lambda: self._ex.cancel_order(order_id), charge)
 
     def edit_order(
         self,
@@ -587,7 +632,7 @@ class CcxtVenue:
         covering what it covered (docs/venue.md, "Resizing a stop")."""
         if size is None and trigger_price is None and limit_price is None:
             raise ValueError("edit_order needs a new size or price")
-        current = next((o for o in self.open_orders() if o.order_id == order_id), None)
+        current = next((o for o in self._open_orders(B.Priority.PROTECT) if o.order_id == order_id), None)
         params: dict[str, Any] = {}
         amount: str | None = None
         if current is not None:
@@ -613,7 +658,20 @@ class CcxtVenue:
             answer = self._ex.edit_order(order_id, None, None, None, amount, None, params)
             return kp.edited_order(answer.get("info"), self._key, current)
 
-        return self._call(Operation.EDIT, send)
+        charge = _Charge(B.Bucket.DERIVATIVES, B.COST_EDIT, B.Priority.PROTECT, f"editorder {order_id}")
+        return self._call(Operation.EDIT, send, charge)
+
+
+@dataclass(frozen=True)
+class _Charge:
+    bucket: B.Bucket
+    cost: int
+    priority: B.Priority
+    what: str
+
+
+def _no_sleep(seconds: float) -> None:
+    """Simulated time: a client cannot wait for it to pass; the budget then spends or defers at once."""
 
 
 def _iso(when: datetime) -> str:
