@@ -76,28 +76,28 @@ install_venv() {
     say "venv $PREFIX/.venv -> .venvs/$digest (from $(basename "$LOCK"))"
 }
 
-if [[ $VENV_ONLY -eq 1 ]]; then
-    install_venv
-    exit 0
-fi
-
-[[ "$(id -u)" -eq 0 ]] || die "must run as root (it creates a system user and root-owned files); run: sudo $0"
+[[ $VENV_ONLY -eq 1 || "$(id -u)" -eq 0 ]] || die "must run as root (it creates a system user and root-owned files); run: sudo $0"
 command -v runuser >/dev/null || die "runuser not found (util-linux); run: apt-get install -y util-linux"
 if [[ -e "$ETC/config.toml" ]] && ! [[ -f "$ETC/config.toml" ]]; then
     die "$ETC/config.toml is not a regular file; move it away and run again"
 fi
 
-# ------------------------------------------------------------------ 1. user
+# ------------------------------------------------------------------ 1. the venv first: a bad lock or an unreachable
+# index stops the install before any user, directory or file is created
+install_venv
+[[ $VENV_ONLY -eq 0 ]] || exit 0
+
+# ------------------------------------------------------------------ 2. user
 if ! id -u "$SVC_USER" >/dev/null 2>&1; then
     useradd --system --user-group --home-dir "$STATE" --no-create-home --shell /usr/sbin/nologin "$SVC_USER"
     say "created system user $SVC_USER"
 fi
 
-# ------------------------------------------------------------------ 2. directories
+# ------------------------------------------------------------------ 3. directories
 install -d -m 0750 -o root -g "$SVC_USER" "$ETC"
 install -d -m 0700 -o "$SVC_USER" -g "$SVC_USER" "$STATE"
 
-# ------------------------------------------------------------------ 3. config and secrets
+# ------------------------------------------------------------------ 4. config and secrets
 if [[ ! -e "$ETC/config.toml" ]]; then
     tmp="$(mktemp "$ETC/.config.XXXXXX")"
     sed "s#/var/lib/trading-bot#$STATE#g" "$PREFIX/deploy/config.toml" > "$tmp"
@@ -120,9 +120,6 @@ for f in "$ETC/config.toml" "$ETC/secrets.toml"; do
         || die "$f is not readable by $SVC_USER; run: chgrp $SVC_USER $f && chmod g+r $f (secrets: chown $SVC_USER $f && chmod 600 $f)"
 done
 
-# ------------------------------------------------------------------ 4. venv
-install_venv
-
 # ------------------------------------------------------------------ 5. the config as the daemon will load it
 if ! out="$(cd "$STATE" && runuser -u "$SVC_USER" -- env TRADER_SECRETS_FILE="$ETC/secrets.toml" \
     "$PREFIX/.venv/bin/python" -m settings.config --check "$ETC/config.toml" 2>&1)"; then
@@ -140,15 +137,16 @@ sed -e "s#/opt/trading-bot#$PREFIX#g" -e "s#/etc/trading-bot#$ETC#g" -e "s#/var/
 chmod 0644 "$unit.tmp"
 mv "$unit.tmp" "$unit"
 say "installed $unit"
+read -r -a CTL <<< "$SYSTEMCTL"
 if [[ "$SYSTEMCTL" == "none" ]]; then
     say "TB_SYSTEMCTL=none: unit not enabled; start the daemon yourself"
 elif [[ "$(ps -o comm= -p 1 2>/dev/null)" != "systemd" && "$SYSTEMCTL" == "systemctl" ]]; then
     say "systemd is not PID 1 on this machine: unit installed, not enabled (run systemctl daemon-reload && systemctl enable --now trading-bot on a systemd host)"
 else
-    "$SYSTEMCTL" daemon-reload
-    "$SYSTEMCTL" enable trading-bot
+    "${CTL[@]}" daemon-reload
+    "${CTL[@]}" enable trading-bot
     if [[ $START -eq 1 ]]; then
-        "$SYSTEMCTL" restart trading-bot
+        "${CTL[@]}" restart trading-bot
         say "started: journalctl -u trading-bot -f"
     else
         say "enabled; start with: systemctl start trading-bot (after the keys are in $ETC/secrets.toml)"
