@@ -1,0 +1,118 @@
+"""The unit file, the host config and the scripts, checked as systemd and bash read them."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from scheduler.startup import EXIT_AUDIT, EXIT_CONFIG
+from settings.config import load_settings
+from tests.deploy.conftest import ROOT
+
+UNIT = ROOT / "deploy" / "trading-bot.service"
+SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
+MAX_EXPOSURE = 2.5
+
+
+def unit_values(text: str) -> dict[str, list[str]]:
+    values: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if line and not line.startswith(("#", "[")) and "=" in line:
+            key, _, value = line.partition("=")
+            values.setdefault(key, []).append(value)
+    return values
+
+
+@pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze is not installed (apt-get install -y systemd)")
+def test_systemd_analyze_security_exposure_is_at_most_2_5(tmp_path: Path) -> None:
+    unit = tmp_path / "trading-bot.service"
+    shutil.copy(UNIT, unit)
+    out = subprocess.run(
+        [str(SYSTEMD_ANALYZE), "security", "--offline=true", "--no-pager", str(unit)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    found = re.search(r"Overall exposure level for trading-bot\.service: (\d+\.\d)", out.stdout)
+    assert found, out.stdout + out.stderr
+    assert float(found.group(1)) <= MAX_EXPOSURE, out.stdout
+
+
+@pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze is not installed (apt-get install -y systemd)")
+def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path) -> None:
+    # verify checks that ExecStart's binary exists: point it at this interpreter, keep everything else.
+    python = shutil.which("python3") or "/usr/bin/python3"
+    text = UNIT.read_text().replace("/opt/trading-bot/.venv/bin/python", python)
+    unit = tmp_path / "trading-bot.service"
+    unit.write_text(text)
+    out = subprocess.run(
+        [str(SYSTEMD_ANALYZE), "verify", "--man=false", str(unit)], capture_output=True, text=True, check=False
+    )
+    problems = [line for line in out.stderr.splitlines() if "trading-bot.service" in line]
+    assert out.returncode == 0 and not problems, out.stderr
+
+
+def test_unit_is_notify_with_watchdog_and_does_not_restart_refusals() -> None:
+    values = unit_values(UNIT.read_text())
+    assert values["Type"] == ["notify"] and values["NotifyAccess"] == ["main"]
+    assert 30 <= int(values["WatchdogSec"][0]) <= 600
+    prevent = set(values["RestartPreventExitStatus"][0].split())
+    # bad config and a failed registry audit are never retried; 4 is reserved for the venue refusing the keys
+    assert {str(EXIT_CONFIG), str(EXIT_AUDIT), "4"} <= prevent
+    assert values["Restart"] == ["on-failure"]
+    assert values["User"] == ["trading-bot"] and values["StateDirectory"] == ["trading-bot"]
+    assert values["RestrictAddressFamilies"] == ["AF_INET AF_INET6 AF_UNIX"]
+    assert values["CapabilityBoundingSet"] == [""] and values["MemoryDenyWriteExecute"] == ["true"]
+    assert "@system-service" in values["SystemCallFilter"]
+    # the optional env file must not be mandatory (a missing file made systemd refuse to start)
+    assert all(v.startswith("-") for v in values.get("EnvironmentFile", []))
+
+
+def test_host_config_puts_every_writable_file_under_the_state_directory() -> None:
+    settings = load_settings(ROOT / "deploy" / "config.toml", {})
+    assert settings.db_path.is_absolute()
+    assert settings.db_path.parent == Path("/var/lib/trading-bot")
+    assert settings.venue.base_url == "https://demo-futures.kraken.com" and not settings.is_live_venue
+    values = unit_values(UNIT.read_text())
+    assert values["WorkingDirectory"] == ["/var/lib/trading-bot"]
+
+
+@pytest.mark.parametrize("script", sorted((ROOT / "scripts").glob("*.sh")), ids=lambda p: p.name)
+def test_scripts_parse_and_are_strict(script: Path) -> None:
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True, check=False).returncode == 0
+    assert "set -euo pipefail" in script.read_text()
+    assert "git add -A" not in script.read_text().replace("never runs `git add", "")
+
+
+def test_gitignore_keeps_secrets_and_keys_out() -> None:
+    for name in ("prod.secrets.toml", "secrets.toml", ".env", "registry.key", "deploy.pem"):
+        out = subprocess.run(["git", "check-ignore", "-q", name], cwd=ROOT, check=False)
+        assert out.returncode == 0, f"{name} is not ignored"
+
+
+def test_deploy_refuses_the_removed_allow_dirty_flag() -> None:
+    out = subprocess.run(
+        ["bash", "scripts/deploy.sh", "--allow-dirty"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "DEPLOY_HOST": "nobody@127.0.0.1"},
+    )
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "commit what you mean to deploy" in out.stderr
+
+
+def test_lock_files_match_pyproject() -> None:
+    for lock in ("requirements.lock", "requirements-dev.lock"):
+        out = subprocess.run(
+            ["python3", "scripts/lock_input.py", "--check", lock], cwd=ROOT, capture_output=True, text=True, check=False
+        )
+        assert out.returncode == 0, out.stderr
+        text = (ROOT / lock).read_text()
+        pins = [line for line in text.splitlines() if re.match(r"^[a-z0-9]", line)]
+        assert pins and all("==" in line for line in pins)
+        assert text.count("--hash=sha256:") >= len(pins)
