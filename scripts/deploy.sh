@@ -47,6 +47,7 @@ TIMEOUT="${DEPLOY_HEALTH_TIMEOUT:-120}"
 read -r -a SSH <<< "${DEPLOY_SSH:-ssh -o BatchMode=yes -o ConnectTimeout=10}"
 
 die() { echo "deploy.sh: $*" >&2; exit 1; }
+last_line() { printf '%s\n' "$1" | tr -d '\r' | grep -v '^[[:space:]]*$' | tail -n 1; }
 
 if [[ -z "$HOST" ]]; then
     echo "deploy.sh: DEPLOY_HOST is not set; export DEPLOY_HOST=user@host (the droplet running $SERVICE)" >&2
@@ -66,7 +67,7 @@ remote_release() {  # remote_release ARGS...: scripts/release.sh of THIS checkou
 reach_host() {
     local err
     if ! err="$("${SSH[@]}" "$HOST" true 2>&1)"; then
-        die "cannot reach $HOST over SSH ($(echo "$err" | tail -n 1)); check DEPLOY_HOST, your key and the host's sshd. Nothing was changed"
+        die "cannot reach $HOST over SSH ($(last_line "$err")); check DEPLOY_HOST, your key and the host's sshd. Nothing was changed"
     fi
 }
 
@@ -103,7 +104,7 @@ fi
 
 reach_host
 if ! err="$(git push --quiet "$REMOTE" "$BRANCH" 2>&1)"; then
-    die "git push $REMOTE $BRANCH failed ($(echo "$err" | tail -n 1)); the host was not touched"
+    die "git push $REMOTE $BRANCH failed ($(last_line "$err")); the host was not touched"
 fi
 echo "deploy.sh: pushed $BRANCH ($COMMIT) to $REMOTE"
 remote_release --dir "$DIR" --etc "$ETC" --service "$SERVICE" --timeout "$TIMEOUT" --commit "$COMMIT"
