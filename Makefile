@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 HYPOTHESIS_PROFILE ?= ci
 
-.PHONY: install lock run test lint typecheck unit bench smoke spec-doc sim deploy clean
+.PHONY: install lock run test lint typecheck unit bench smoke spec-doc sim mutate deploy clean
 
 # Dependencies come only from the hash-pinned lock files (docs/deploy.md "Pinned dependencies"): pip installs
 # exactly those files and refuses any other; the project itself is put on the path by a .pth file (what an
@@ -65,6 +65,11 @@ sim: $(STAMP)
 
 spec-doc: $(STAMP)
 	$(BIN)/python -m specs.render > specs/lifecycle.md
+
+# Mutation testing of the pure core (docs/testing.md); not part of `make test`. `make mutate MODULE=lifecycle/machine.py`
+mutate: $(STAMP)
+	$(BIN)/python -c "import cosmic_ray" 2>/dev/null || $(BIN)/pip install --quiet 'cosmic-ray>=8.4,<9'
+	nice -n 19 $(BIN)/python scripts/mutate.py $(if $(MODULE),--module $(MODULE)) $(MUTATE_ARGS)
 
 deploy: $(STAMP)
 	./scripts/deploy.sh $(DEPLOY_ARGS)

@@ -1,0 +1,378 @@
+"""Mutation testing of the pure core (issue 15): `make mutate` / `make mutate MODULE=lifecycle/machine.py`.
+
+Python operators are mutated by cosmic-ray (docs/testing.md says why cosmic-ray and which operators); the spec's
+guards (condition strings of `specs.lifecycle.TRANSITIONS`) and the audit's SQL text are mutated by two small
+passes here, because no Python mutation tool changes string contents. Every pass works on a COPY of the work
+tree in a temporary directory (the tree in place is never touched: other people run tests from it) and runs,
+for each mutant, only the tests that exercise the module (`MODULES` below), with `-x` and the deterministic
+`ci` Hypothesis profile. A mutant is killed when that test command fails or times out.
+
+Survivors listed in docs/testing.md as equivalent (the "Equivalent mutants" list) are not counted; every other
+survivor is printed with its line and counts against the score. Exit status 1 when any module is below 95 %.
+Results of the last run of each module are kept in `.mutation/` (gitignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / ".mutation"
+DOC = ROOT / "docs" / "testing.md"
+THRESHOLD = 95.0
+TIMEOUT_S = 120.0
+
+# module -> the tests that exercise it (plus tests/mutation_kills/test_<stem>*.py, added automatically).
+MODULES: dict[str, list[str]] = {
+    "specs/lifecycle.py#guards": [
+        "tests/lifecycle/test_machine_spec.py",
+        "tests/safety",
+        "tests/lifecycle/test_registry_transitions.py",
+    ],
+    "lifecycle/machine.py": [
+        "tests/lifecycle/test_machine_spec.py",
+        "tests/safety/test_safety_properties.py",
+        "tests/safety/test_spec_edits.py",
+        "tests/lifecycle/test_registry_transitions.py",
+    ],
+    "lifecycle/reconcile.py": ["tests/reconcile"],
+    "lifecycle/symbols.py": ["tests/lifecycle/test_symbols.py", "tests/lifecycle/test_symbol_padding.py"],
+    "lifecycle/escalation.py": ["tests/safety/test_escalation.py"],
+    "lifecycle/killswitch.py": ["tests/safety/test_killswitch.py"],
+    "strategy/sizing.py": ["tests/strategy"],
+    "lifecycle/fills.py": ["tests/fills"],
+    "lifecycle/protection.py": ["tests/protection"],
+    "store/audit.py#sql": ["tests/audit"],
+}
+
+# The operator set: the issue's "one operator changed at a time" (comparison boundary and negation, and/or,
+# a removed or added `not`, True/False, numbers +-1, + - * / swapped, a loop made empty, break/continue, an
+# except clause that no longer matches). Everything else cosmic-ray offers is excluded (regexes, matched at the
+# start of the operator name): binary operators other than the arithmetic inverses, comparison replacements other
+# than boundary and negation, unary operators other than removing `not`/`-`, decorators and variable shuffling.
+KEEP_BINARY = "Add_Sub|Sub_Add|Mul_Div|Div_Mul|FloorDiv_Mul|BitOr_BitAnd|BitAnd_BitOr"
+KEEP_COMPARE = (
+    "Eq_NotEq|NotEq_Eq|Lt_LtE|Lt_GtE|LtE_Lt|LtE_Gt|Gt_GtE|Gt_LtE|GtE_Gt|GtE_Lt|Is_IsNot|IsNot_Is|In_NotIn|NotIn_In"
+)
+EXCLUDE_OPERATORS = [
+    rf"core/ReplaceBinaryOperator_(?!(?:{KEEP_BINARY})$)",
+    rf"core/ReplaceComparisonOperator_(?!(?:{KEEP_COMPARE})$)",
+    r"core/ReplaceUnaryOperator_(?!(?:Delete_Not|Delete_USub)$)",
+    r"core/RemoveDecorator",
+    r"core/VariableReplacer",
+    r"core/VariableInserter",
+]
+
+
+@dataclass
+class Mutant:
+    module: str
+    operator: str
+    line: int
+    code: str  # the original source line, stripped
+    outcome: str  # killed | survived | equivalent | incompetent
+    diff: str = ""
+
+
+@dataclass
+class ModuleResult:
+    module: str
+    mutants: list[Mutant] = field(default_factory=list)
+    seconds: float = 0.0
+    error: str = ""
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for m in self.mutants if m.outcome == outcome)
+
+    @property
+    def score(self) -> float:
+        killed, survived = self.count("killed") + self.count("incompetent"), self.count("survived")
+        return 100.0 * killed / (killed + survived) if killed + survived else 100.0
+
+
+# --- equivalents, read from docs/testing.md --------------------------------------------------------------------
+
+EQUIV_LINE = re.compile(r"^- `(?P<module>[^`#]+(?:#\w+)?):(?P<op>[^`]+)` `(?P<code>.+?)`(?: \(x\d+\))? — (?P<why>.+)$")
+
+
+def equivalents() -> set[tuple[str, str, str]]:
+    """(module, operator, stripped source line) of every mutant docs/testing.md lists as equivalent."""
+    if not DOC.exists():
+        return set()
+    out: set[tuple[str, str, str]] = set()
+    for line in DOC.read_text().splitlines():
+        m = EQUIV_LINE.match(line.strip())
+        if m:
+            out.add((m["module"], m["op"], m["code"].strip()))
+    return out
+
+
+# --- the work copy ----------------------------------------------------------------------------------------------
+
+IGNORE = shutil.ignore_patterns(
+    ".git", ".venv", "__pycache__", ".mutation", ".hypothesis", ".mypy_cache", ".ruff_cache", ".pytest_cache",
+    "mutants", "var", "run", "build", "*.egg-info", "*.db", "*.db-wal", "*.db-shm", "*.lock",
+)  # fmt: skip
+
+
+def make_copy(parent: Path) -> Path:
+    tree = parent / "tree"
+    shutil.copytree(ROOT, tree, ignore=IGNORE, symlinks=True)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import lifecycle, specs, store; print(lifecycle.__file__, specs.__file__)"],
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    if not all(p.startswith(str(tree)) for p in probe.stdout.split()):
+        raise RuntimeError(f"the copy does not import its own modules: {probe.stdout.strip()}")
+    return tree
+
+
+def test_files(module: str, tree: Path) -> list[str]:
+    paths = [p for p in MODULES[module] if (tree / p).exists()]
+    stem = Path(module.split("#")[0]).stem
+    kills = tree / "tests" / "mutation_kills"
+    if kills.is_dir():
+        paths += sorted(str(p.relative_to(tree)) for p in kills.glob(f"test_{stem}*.py"))
+    return paths
+
+
+def test_command(paths: list[str]) -> list[str]:
+    return [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--hypothesis-profile=ci", *paths]
+
+
+def run_tests(cmd: list[str], tree: Path) -> bool:
+    """True when the tests pass (the mutant survives)."""
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    try:
+        proc = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, timeout=TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        return False
+    return proc.returncode == 0
+
+
+# --- pass 1: Python operators, by cosmic-ray --------------------------------------------------------------------
+
+
+def cosmic_ray_pass(module: str, tree: Path, cmd: list[str]) -> list[Mutant]:
+    cfg = tree / "cosmic-ray.toml"
+    db = tree / "session.sqlite"
+    excl = ", ".join(json.dumps(e) for e in EXCLUDE_OPERATORS)
+    cfg.write_text(
+        "[cosmic-ray]\n"
+        f"module-path = {json.dumps(module)}\n"
+        f"timeout = {TIMEOUT_S}\n"
+        "excluded-modules = []\n"
+        f"test-command = {json.dumps(' '.join(cmd))}\n"
+        "[cosmic-ray.distributor]\nname = 'local'\n"
+        f"[cosmic-ray.filters.operators-filter]\nexclude-operators = [{excl}]\n"
+    )
+    bindir = Path(sys.executable).parent
+    for step in (["cosmic-ray", "init", cfg.name, db.name], ["cr-filter-operators", db.name, cfg.name]):
+        subprocess.run([str(bindir / step[0]), *step[1:]], cwd=tree, check=True, capture_output=True)
+    subprocess.run([str(bindir / "cosmic-ray"), "exec", cfg.name, db.name], cwd=tree, check=True, capture_output=True)
+    dump = subprocess.run(
+        [str(bindir / "cosmic-ray"), "dump", db.name], cwd=tree, check=True, capture_output=True, text=True
+    )
+    lines = (tree / module).read_text().splitlines()
+    out: list[Mutant] = []
+    for row in dump.stdout.splitlines():
+        item, result = json.loads(row)
+        if result is None or result["worker_outcome"] == "skipped":
+            continue
+        [mutation] = item["mutations"]
+        line = mutation["start_pos"][0]
+        outcome = result["test_outcome"] or "incompetent"
+        out.append(
+            Mutant(module, mutation["operator_name"], line, lines[line - 1].strip(), outcome, result.get("diff") or "")
+        )
+    return out
+
+
+# --- pass 2: the spec's guards ----------------------------------------------------------------------------------
+
+GUARD_NAMES = ("has_fills", "has_no_fills", "has_stop_order", "has_open_qty", "is_flat")
+
+
+def guard_mutants(source: str) -> Iterator[tuple[str, int, str, str]]:
+    """(operator, line, original line, mutated source) for every transition's guard dropped, swapped or added."""
+    lines = source.splitlines(keepends=True)
+    for node in ast.walk(ast.parse(source)):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "TransitionSpec"):
+            continue
+        arg = node.args[3]
+        assert isinstance(arg, ast.Constant) and isinstance(arg.value, str) and arg.end_col_offset is not None
+        row = arg.lineno - 1
+        for new in ("", *GUARD_NAMES):
+            if new == arg.value:
+                continue
+            op = "guard/drop" if not new else ("guard/add" if not arg.value else "guard/swap")
+            text = lines[row]
+            mutated = [*lines]
+            mutated[row] = text[: arg.col_offset] + json.dumps(new) + text[arg.end_col_offset :]
+            label = f"{lines[node.lineno - 1].strip()} … {text.strip()} -> {new!r}"
+            yield f"{op}:{new or 'none'}", arg.lineno, label, "".join(mutated)
+
+
+# --- pass 3: the audit's SQL text -------------------------------------------------------------------------------
+
+SQL_SWAPS = [
+    (r"(?<![<>!=])=(?!=)", "!="),
+    (r"!=|<>", "="),
+    (r"<=", "<"),
+    (r">=", ">"),
+    (r"(?<![<-])<(?![=>])", "<="),
+    (r"(?<![->])>(?!=)", ">="),
+    (r"\bAND\b", "OR"),
+    (r"\bOR\b", "AND"),
+    (r"\bIS NOT NULL\b", "IS NULL"),
+    (r"\bIS NULL\b", "IS NOT NULL"),
+    (r"\bNOT IN\b", "IN"),
+    (r"(?<!NOT )\bIN\b(?= \()", "NOT IN"),
+]
+SQL_HINT = re.compile(r"\b(SELECT|WHERE|JOIN|CASE|HAVING)\b")
+
+
+def sql_mutants(source: str) -> Iterator[tuple[str, int, str, str]]:
+    """(operator, line, original line, mutated source): one SQL operator changed inside one string constant."""
+    lines = source.splitlines(keepends=True)
+    offsets = [0]
+    for text in lines:
+        offsets.append(offsets[-1] + len(text))
+    for node in ast.walk(ast.parse(source)):
+        if not (isinstance(node, ast.Constant) and isinstance(node.value, str)) or node.end_lineno is None:
+            continue
+        start = offsets[node.lineno - 1] + len(lines[node.lineno - 1].encode()[: node.col_offset].decode())
+        end = offsets[node.end_lineno - 1] + len(lines[node.end_lineno - 1].encode()[: node.end_col_offset].decode())
+        literal = source[start:end]
+        if not SQL_HINT.search(node.value) or node.lineno == 1:
+            continue
+        for pattern, repl in SQL_SWAPS:
+            for m in re.finditer(pattern, literal):
+                mutated_literal = literal[: m.start()] + repl + literal[m.end() :]
+                line = node.lineno + literal[: m.start()].count("\n")
+                yield (
+                    f"sql/{m.group(0)}->{repl}",
+                    line,
+                    lines[line - 1].strip(),
+                    source[:start] + mutated_literal + source[end:],
+                )
+
+
+def text_pass(module: str, tree: Path, cmd: list[str], kind: str) -> list[Mutant]:
+    path = tree / module
+    original = path.read_text()
+    gen = guard_mutants if kind == "guards" else sql_mutants
+    out: list[Mutant] = []
+    try:
+        for op, line, label, mutated in gen(original):
+            path.write_text(mutated)
+            try:
+                compile(mutated, str(path), "exec")
+            except SyntaxError:
+                out.append(Mutant(f"{module}#{kind}", op, line, label, "incompetent"))
+                continue
+            survived = run_tests(cmd, tree)
+            out.append(Mutant(f"{module}#{kind}", op, line, label, "survived" if survived else "killed"))
+    finally:
+        path.write_text(original)
+    return out
+
+
+# --- driver -----------------------------------------------------------------------------------------------------
+
+
+def run_module(module: str, equiv: set[tuple[str, str, str]]) -> ModuleResult:
+    res = ModuleResult(module)
+    started = time.monotonic()
+    path, _, kind = module.partition("#")
+    with tempfile.TemporaryDirectory(prefix="mutate-") as tmp:
+        tree = make_copy(Path(tmp))
+        if not (tree / path).exists():
+            res.error = "module does not exist in this tree"
+            return res
+        paths = test_files(module, tree)
+        if not paths:
+            res.error = "no tests found for it"
+            return res
+        cmd = test_command(paths)
+        if not run_tests(cmd, tree):
+            res.error = f"its tests fail on the unmutated tree: {' '.join(cmd[2:])}"
+            return res
+        res.mutants = text_pass(path, tree, cmd, kind) if kind else cosmic_ray_pass(path, tree, cmd)
+    for m in res.mutants:
+        if m.outcome == "survived" and (module, m.operator.removeprefix("core/"), m.code) in equiv:
+            m.outcome = "equivalent"
+    res.seconds = time.monotonic() - started
+    RESULTS.mkdir(exist_ok=True)
+    slug = module.replace("/", "_").replace("#", "_")
+    (RESULTS / f"{slug}.json").write_text(json.dumps(asdict(res), indent=1))
+    return res
+
+
+def table(results: list[ModuleResult]) -> str:
+    rows = ["| module | mutants | killed | survived | equivalent | score | time |", "|---|---|---|---|---|---|---|"]
+    for r in results:
+        if r.error:
+            rows.append(f"| `{r.module}` | — | — | — | — | not run: {r.error} | |")
+            continue
+        killed = r.count("killed") + r.count("incompetent")
+        rows.append(
+            f"| `{r.module}` | {len(r.mutants)} | {killed} | {r.count('survived')} | {r.count('equivalent')} |"
+            f" {r.score:.1f} % | {r.seconds:.0f} s |"
+        )
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--module", action="append", help="one of MODULES (repeatable); default: all")
+    parser.add_argument("--jobs", type=int, default=1, help="modules run side by side (each in its own copy)")
+    parser.add_argument("--list", action="store_true", help="print the modules and their tests, run nothing")
+    args = parser.parse_args(argv)
+    modules = args.module or list(MODULES)
+    unknown = [m for m in modules if m not in MODULES]
+    if unknown:
+        parser.error(f"unknown module(s) {unknown}; known: {', '.join(MODULES)}")
+    if args.list:
+        for m in modules:
+            print(m, " ".join(MODULES[m]))
+        return 0
+    equiv = equivalents()
+
+    def one(module: str) -> ModuleResult:
+        print(f"MUTATE_START module={module}", flush=True)
+        r = run_module(module, equiv)
+        print(f"MUTATE_DONE module={module} mutants={len(r.mutants)} score={r.score:.1f} {r.error}", flush=True)
+        for m in r.mutants:
+            if m.outcome == "survived":
+                print(f"  SURVIVED {m.module}:{m.line} {m.operator.removeprefix('core/')} `{m.code}`", flush=True)
+        return r
+
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        results = list(pool.map(one, modules))
+    print()
+    print(table(results))
+    low = [r.module for r in results if not r.error and r.score < THRESHOLD]
+    if low:
+        print(f"\nbelow {THRESHOLD:.0f} %: {', '.join(low)}")
+    return 1 if low else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
