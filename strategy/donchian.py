@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from lifecycle.values import Candle, Instrument
 from strategy.base import Decision, Verdict
-from strategy.signals import atr, donchian, ema
+from strategy.rolling import RollingIndicators, Windows
 from strategy.sizing import position_size, round_down, round_up, take_profit_at
 
 
@@ -37,6 +37,11 @@ class DonchianBreakout:
 
     def __init__(self, params: DonchianParams | None = None) -> None:
         self.params = params or DonchianParams()
+        # Per-symbol indicator state, folded forward one closed candle at a time (strategy.rolling); the values
+        # are exactly those of strategy.signals over the candles passed (tests/strategy/test_rolling.py).
+        self.indicators = RollingIndicators(
+            Windows(self.params.channel_bars, self.params.ema_bars, self.params.atr_bars)
+        )
 
     def analyse(self, symbol: str, candles: Sequence[Candle], instrument: Instrument, equity: Decimal) -> Decision:
         p = self.params
@@ -47,9 +52,10 @@ class DonchianBreakout:
                 symbol, Verdict.SKIP, "insufficient history", {"candles": len(candles), "needed": p.history_needed}
             )
         close = candles[-1].close
-        high, low = donchian(candles, p.channel_bars)
-        trend = ema([c.close for c in candles], p.ema_bars)
-        vol = atr(candles, p.atr_bars)
+        self.indicators.update(symbol, candles)
+        high, low = self.indicators.donchian(symbol)
+        trend = self.indicators.ema(symbol, candles)
+        vol = self.indicators.atr(symbol)
         inputs: dict[str, Decimal | int | str] = {
             "close": close,
             "channel_high": high,
