@@ -81,7 +81,7 @@ class ClientBudget:
         self,
         clock: Clock,
         config: BudgetConfig | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] = time.sleep,
     ) -> None:
         self.config = config or BudgetConfig()
         self._clock = clock
@@ -112,11 +112,11 @@ class ClientBudget:
         short = cost + floor - level.tokens
         if short > 0:
             rate = self.config.capacity(bucket) / self.config.seconds(bucket)
-            wait = short / rate
-            if wait <= self.config.max_wait_seconds:
-                self._sleep(wait)
+            if short / rate <= self.config.max_wait_seconds:
+                self._sleep(short / rate)
                 level = self._refill(bucket)
-            elif priority is not Priority.PROTECT:
+                short = cost + floor - level.tokens
+            if short > 1e-9 and priority is not Priority.PROTECT:
                 self.deferred[bucket] += 1
                 raise BudgetDeferred(
                     f"{what}: deferred to the next cycle; the {bucket.value} rate budget needs {cost} units and "
