@@ -85,6 +85,7 @@ class Mutant:
     code: str  # the original source line, stripped
     outcome: str  # killed | survived | equivalent | incompetent
     diff: str = ""
+    nth: int = 1  # which of the module's lines with this same text (1 = the first)
 
 
 @dataclass
@@ -105,19 +106,27 @@ class ModuleResult:
 
 # --- equivalents, read from docs/testing.md --------------------------------------------------------------------
 
-EQUIV_LINE = re.compile(r"^- `(?P<module>[^`#]+(?:#\w+)?):(?P<op>[^`]+)` `(?P<code>.+?)`(?: \(x\d+\))? — (?P<why>.+)$")
+EQUIV_LINE = re.compile(
+    r"^- `(?P<module>[^`#]+(?:#\w+)?):(?P<op>[^`]+)` `(?P<code>.+?)`(?: \(#(?P<nth>\d+)\))? — (?P<why>.+)$"
+)
+Equivalent = tuple[str, str, str, int]  # module, operator, stripped source line, nth such line (0: any)
 
 
-def equivalents() -> set[tuple[str, str, str]]:
-    """(module, operator, stripped source line) of every mutant docs/testing.md lists as equivalent."""
+def equivalents() -> set[Equivalent]:
+    """Every mutant docs/testing.md lists as equivalent: `- `module:Operator` `source line` (#n) — why`."""
     if not DOC.exists():
         return set()
-    out: set[tuple[str, str, str]] = set()
+    out: set[Equivalent] = set()
     for line in DOC.read_text().splitlines():
         m = EQUIV_LINE.match(line.strip())
         if m:
-            out.add((m["module"], m["op"], m["code"].strip()))
+            out.add((m["module"], m["op"], m["code"].strip(), int(m["nth"] or 0)))
     return out
+
+
+def is_equivalent(m: Mutant, equiv: set[Equivalent]) -> bool:
+    op = m.operator.removeprefix("core/")
+    return (m.module, op, m.code, 0) in equiv or (m.module, op, m.code, m.nth) in equiv
 
 
 # --- the work copy ----------------------------------------------------------------------------------------------
@@ -189,7 +198,7 @@ def cosmic_ray_pass(module: str, tree: Path, cmd: list[str]) -> list[Mutant]:
     dump = subprocess.run(
         [str(bindir / "cosmic-ray"), "dump", db.name], cwd=tree, check=True, capture_output=True, text=True
     )
-    lines = (tree / module).read_text().splitlines()
+    lines = [text.strip() for text in (tree / module).read_text().splitlines()]
     out: list[Mutant] = []
     for row in dump.stdout.splitlines():
         item, result = json.loads(row)
@@ -198,9 +207,9 @@ def cosmic_ray_pass(module: str, tree: Path, cmd: list[str]) -> list[Mutant]:
         [mutation] = item["mutations"]
         line = mutation["start_pos"][0]
         outcome = result["test_outcome"] or "incompetent"
-        out.append(
-            Mutant(module, mutation["operator_name"], line, lines[line - 1].strip(), outcome, result.get("diff") or "")
-        )
+        code = lines[line - 1]
+        nth = lines[:line].count(code)
+        out.append(Mutant(module, mutation["operator_name"], line, code, outcome, result.get("diff") or "", nth))
     return out
 
 
@@ -297,7 +306,7 @@ def text_pass(module: str, tree: Path, cmd: list[str], kind: str) -> list[Mutant
 # --- driver -----------------------------------------------------------------------------------------------------
 
 
-def run_module(module: str, equiv: set[tuple[str, str, str]]) -> ModuleResult:
+def run_module(module: str, equiv: set[Equivalent]) -> ModuleResult:
     res = ModuleResult(module)
     started = time.monotonic()
     path, _, kind = module.partition("#")
@@ -316,7 +325,7 @@ def run_module(module: str, equiv: set[tuple[str, str, str]]) -> ModuleResult:
             return res
         res.mutants = text_pass(path, tree, cmd, kind) if kind else cosmic_ray_pass(path, tree, cmd)
     for m in res.mutants:
-        if m.outcome == "survived" and (module, m.operator.removeprefix("core/"), m.code) in equiv:
+        if m.outcome == "survived" and is_equivalent(m, equiv):
             m.outcome = "equivalent"
     res.seconds = time.monotonic() - started
     RESULTS.mkdir(exist_ok=True)
@@ -361,7 +370,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"MUTATE_DONE module={module} mutants={len(r.mutants)} score={r.score:.1f} {r.error}", flush=True)
         for m in r.mutants:
             if m.outcome == "survived":
-                print(f"  SURVIVED {m.module}:{m.line} {m.operator.removeprefix('core/')} `{m.code}`", flush=True)
+                nth = f" (#{m.nth})" if m.nth > 1 else ""
+                print(f"  SURVIVED {m.module}:{m.line} {m.operator.removeprefix('core/')} `{m.code}`{nth}", flush=True)
+                for d in m.diff.splitlines():
+                    if d[:1] in "+-" and d[:3] not in ("+++", "---"):
+                        print(f"      {d}", flush=True)
         return r
 
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
