@@ -88,11 +88,12 @@ def _worst_window(points: list[tuple[float, int]], seconds: float) -> int:
     return worst
 
 
-def busy_hour(*, resolve_from_send: bool) -> tuple[int, int, int]:
+def busy_hour(*, resolve_from_send: bool) -> tuple[int, int, int, int]:
     """One simulated hour of the daemon's schedule at its default intervals (tick and reconcile every 60 s,
     protect every 30 s) through `CcxtVenue` over HTTP, busier than a normal day: every minute an entry with its
     stop and take-profit, a stop edit each protect run, an exit with its cancels, and six evidence lookups an
-    hour. Returns (worst 10-s derivatives cost, worst 10-min history tokens, requests refused by the venue)."""
+    hour. Returns (worst 10-s derivatives cost, worst 10-min history tokens, requests refused by the venue,
+    lookups the client budget deferred)."""
     from exchange.budget import BudgetDeferred
     from lifecycle.values import OrderRequest, OrderType, Side
 
@@ -108,7 +109,7 @@ def busy_hour(*, resolve_from_send: bool) -> tuple[int, int, int]:
         venue.instruments()
         cursor = clock.now()
         stops: dict[str, str] = {}
-        n = 0
+        n = deferred = 0
         for second in range(3600):
             if second % 60 == 0:  # tick: margin, then an entry with its stop and take-profit
                 venue.margin()
@@ -117,8 +118,17 @@ def busy_hour(*, resolve_from_send: bool) -> tuple[int, int, int]:
                 mark = sim.quote(symbol).mark
                 size = (Decimal(2000) / mark).quantize(sim.instruments[symbol].size_increment)
                 venue.place_order(OrderRequest(symbol, Side.BUY, OrderType.MARKET, size, f"e{n}"))
-                stop = venue.place_order(OrderRequest(symbol, Side.SELL, OrderType.STOP, size, f"s{n}",
-                                                      trigger_price=mark * Decimal("0.9"), reduce_only=True))
+                stop = venue.place_order(
+                    OrderRequest(
+                        symbol,
+                        Side.SELL,
+                        OrderType.STOP,
+                        size,
+                        f"s{n}",
+                        trigger_price=mark * Decimal("0.9"),
+                        reduce_only=True,
+                    )
+                )
                 venue.place_order(OrderRequest(symbol, Side.SELL, OrderType.TAKE_PROFIT, size, f"t{n}",
                                                trigger_price=mark * Decimal("1.1"), reduce_only=True))  # fmt: skip
                 if stop.order is not None:
@@ -146,7 +156,7 @@ def busy_hour(*, resolve_from_send: bool) -> tuple[int, int, int]:
                 try:
                     venue.find_order(cid, sent_after=clock.now() if resolve_from_send else None)
                 except BudgetDeferred:
-                    pass
+                    deferred += 1
             clock.advance(1)
         points = {"derivatives": [], "history": []}  # type: dict[str, list[tuple[float, int]]]
         refused = 0
@@ -156,7 +166,7 @@ def busy_hour(*, resolve_from_send: bool) -> tuple[int, int, int]:
             elif "cost" in record.extra:
                 at = (record.time - start).total_seconds()
                 points[record.extra["bucket"]].append((at, int(record.extra["cost"])))
-    return _worst_window(points["derivatives"], 10), _worst_window(points["history"], 600), refused
+    return _worst_window(points["derivatives"], 10), _worst_window(points["history"], 600), refused, deferred
 
 
 def _a_day_of_history(sim: Simulator, clock: FakeClock) -> None:
@@ -174,10 +184,10 @@ def _a_day_of_history(sim: Simulator, clock: FakeClock) -> None:
 
 
 def run_budgets() -> None:
-    derivatives, history, refused = busy_hour(resolve_from_send=True)
-    _, history_full, _ = busy_hour(resolve_from_send=False)
+    derivatives, history, refused, deferred = busy_hour(resolve_from_send=True)
+    _, history_full, _, _ = busy_hour(resolve_from_send=False)
     print(f"   busy hour, worst 10 s window: {derivatives} of 500 derivatives units ({derivatives / 500:.0%}); "
           f"worst 10 min window: {history} of 100 history tokens ({history / 100:.0%}); "
-          f"refused by the venue: {refused}")  # fmt: skip
+          f"refused by the venue: {refused}; deferred by the client: {deferred}")  # fmt: skip
     print(f"   evidence lookups reading history from the send vs the 7-day lookback: {history} vs {history_full} "
           f"tokens per 10 min ({history / max(1, history_full):.2f}x)")  # fmt: skip
