@@ -143,6 +143,9 @@ def configure_logging(
     handler = _OurHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else KvFormatter())
     handler.addFilter(RedactionFilter())
+    # The level on the handler too: a logger set lower for its own readers (the metrics endpoint reads every
+    # event) must not print more than the operator asked for.
+    handler.setLevel(numeric)
     root.addHandler(handler)
     root.setLevel(numeric)
     overrides = {k: v.upper() for k, v in (library_levels or {}).items()}

@@ -236,6 +236,10 @@ def serving(port: int | None, metrics: Metrics | None = None) -> Iterator[Metric
     handler = _EventHandler(metrics)
     events = logging.getLogger(EVENT_LOGGER)
     events.addHandler(handler)
+    # Every event feeds a metric even with log.level = WARNING; the log handler keeps its own level.
+    previous_level = events.level
+    if events.getEffectiveLevel() > logging.INFO:
+        events.setLevel(logging.INFO)
     with _ACTIVE_LOCK:
         _ACTIVE = metrics
     log.info("metrics endpoint on http://%s:%d/metrics", BIND_ADDRESS, port)
@@ -245,6 +249,7 @@ def serving(port: int | None, metrics: Metrics | None = None) -> Iterator[Metric
         with _ACTIVE_LOCK:
             _ACTIVE = None
         events.removeHandler(handler)
+        events.setLevel(previous_level)
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)

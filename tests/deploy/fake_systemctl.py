@@ -171,7 +171,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("command")
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("name", nargs="?", default="trading-bot")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     name = args.name.removesuffix(".service")
     args.run_dir.mkdir(parents=True, exist_ok=True)
     if args.command in ("daemon-reload", "enable"):
