@@ -21,6 +21,7 @@ from simulator.faults import TRANSFORMS, Fault, FaultKind
 from simulator.models import RequestRecord
 from simulator.ratelimit import Bucket, cost
 from simulator.routes import ORDER_ENDPOINTS, Request, Response, fail, reject_order, resolve
+from simulator.ws import FeedHub, is_upgrade, serve_ws
 
 REQUEST_KINDS = frozenset(FaultKind) - {FaultKind.CANCEL_STOP}
 HISTORY_UNAUTHORIZED = {"reason": "You are not authorized to access this endpoint.", "status": "unauthorized"}
@@ -55,6 +56,7 @@ class SimulatorServer:
         self._stop = threading.Event()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self.ws = FeedHub(sim, api_key=api_key, api_secret=api_secret)  # Kraken's websocket feeds, /ws/v1
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> SimulatorServer:
@@ -70,6 +72,7 @@ class SimulatorServer:
 
     def stop(self) -> None:
         self._stop.set()  # wakes any handler sleeping in an injected timeout
+        self.ws.close()  # ends every websocket connection (their handler threads return)
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -270,6 +273,9 @@ class _Handler(BaseHTTPRequestHandler):
             pass  # the client timed out and left (an injected timeout); the venue's side is done
 
     def do_GET(self) -> None:
+        if is_upgrade(self.path, self.headers):
+            serve_ws(self, self.server.owner.ws)
+            return
         self._serve()
 
     def do_POST(self) -> None:
