@@ -161,13 +161,21 @@ def test_files(module: str, tree: Path) -> list[str]:
     return paths
 
 
+# Plugins are not auto-loaded (scanning and importing every installed pytest plugin, anyio's especially, cost
+# about two thirds of each run); the pure core's tests need only Hypothesis' plugin, named explicitly.
+TEST_ENV = {"PYTHONDONTWRITEBYTECODE": "1", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+
+
 def test_command(paths: list[str]) -> list[str]:
-    return [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--hypothesis-profile=ci", *paths]
+    return [
+        sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "_hypothesis_pytestplugin",
+        "--hypothesis-profile=ci", *paths,
+    ]  # fmt: skip
 
 
 def run_tests(cmd: list[str], tree: Path) -> bool:
     """True when the tests pass (the mutant survives)."""
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {**os.environ, **TEST_ENV}
     try:
         proc = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, timeout=TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired:
@@ -194,7 +202,13 @@ def cosmic_ray_pass(module: str, tree: Path, cmd: list[str]) -> list[Mutant]:
     bindir = Path(sys.executable).parent
     for step in (["cosmic-ray", "init", cfg.name, db.name], ["cr-filter-operators", db.name, cfg.name]):
         subprocess.run([str(bindir / step[0]), *step[1:]], cwd=tree, check=True, capture_output=True)
-    subprocess.run([str(bindir / "cosmic-ray"), "exec", cfg.name, db.name], cwd=tree, check=True, capture_output=True)
+    subprocess.run(
+        [str(bindir / "cosmic-ray"), "exec", cfg.name, db.name],
+        cwd=tree,
+        check=True,
+        capture_output=True,
+        env={**os.environ, **TEST_ENV},
+    )
     dump = subprocess.run(
         [str(bindir / "cosmic-ray"), "dump", db.name], cwd=tree, check=True, capture_output=True, text=True
     )
@@ -263,13 +277,29 @@ def sql_mutants(source: str) -> Iterator[tuple[str, int, str, str]]:
     offsets = [0]
     for text in lines:
         offsets.append(offsets[-1] + len(text))
-    for node in ast.walk(ast.parse(source)):
-        if not (isinstance(node, ast.Constant) and isinstance(node.value, str)) or node.end_lineno is None:
+    tree = ast.parse(source)
+    docstrings = {
+        id(body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        for body in [node.body]
+        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+    }
+    # An f-string is one literal (its constant parts carry the whole f-string's position before Python 3.12).
+    parts = {id(v) for node in ast.walk(tree) if isinstance(node, ast.JoinedStr) for v in node.values}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr):
+            text = "".join(v.value for v in node.values if isinstance(v, ast.Constant) and isinstance(v.value, str))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in parts:
+            text = node.value
+        else:
+            continue
+        if id(node) in docstrings or node.end_lineno is None or node.end_col_offset is None:
             continue
         start = offsets[node.lineno - 1] + len(lines[node.lineno - 1].encode()[: node.col_offset].decode())
         end = offsets[node.end_lineno - 1] + len(lines[node.end_lineno - 1].encode()[: node.end_col_offset].decode())
         literal = source[start:end]
-        if not SQL_HINT.search(node.value) or node.lineno == 1:
+        if not SQL_HINT.search(text):
             continue
         for pattern, repl in SQL_SWAPS:
             for m in re.finditer(pattern, literal):
