@@ -45,6 +45,7 @@ from settings.secrets_guard import permission_problem
 ENV_PREFIX = "TRADER_"
 ENV_DELIMITER = "__"
 SECRETS_FILE_ENV = "TRADER_SECRETS_FILE"
+CONFIG_FILE_ENV = "TRADER_CONFIG"  # which file to load (settings/discovery.py), not a setting
 EXIT_CONFIG = 2
 PAPER_DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "config" / "paper.toml"
 LIVE_HOST = "futures.kraken.com"
@@ -532,7 +533,7 @@ def _unknown_env(environ: Mapping[str, str]) -> list[ConfigProblem]:
     problems = []
     for name in sorted(environ):
         upper = name.upper()
-        if not upper.startswith(ENV_PREFIX) or upper == SECRETS_FILE_ENV:
+        if not upper.startswith(ENV_PREFIX) or upper in (SECRETS_FILE_ENV, CONFIG_FILE_ENV):
             continue
         parts = [p.lower() for p in upper[len(ENV_PREFIX) :].split(ENV_DELIMITER)]
         model: Any = Settings
