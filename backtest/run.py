@@ -24,7 +24,7 @@ from lifecycle.clock import FakeClock, to_ms
 from operations import exits
 from operations.context import DaemonContext, Limits
 from scheduler.jobs import health, protect, reconcile, tick
-from scheduler.startup import limits_from, safety_from
+from operations.wiring import limits_from, safety_from
 from settings.config import Settings
 from simulator.engine import SimConfig, Simulator
 from simulator.instruments import DEFAULT_INSTRUMENTS

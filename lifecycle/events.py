@@ -40,6 +40,10 @@ class Ev(StrEnum):
     PROTECTIVE_ORDER_PLACED = "PROTECTIVE_ORDER_PLACED"
     POSITION_UNPROTECTABLE = "POSITION_UNPROTECTABLE"
     STOP_PRICE_ADOPTED = "STOP_PRICE_ADOPTED"
+    STOP_CHURN_LIMIT = "STOP_CHURN_LIMIT"
+    CREATED_IN_FUTURE = "CREATED_IN_FUTURE"
+    ENTRY_SLIPPAGE = "ENTRY_SLIPPAGE"
+    ORDERS_SETTLED = "ORDERS_SETTLED"
     STARTUP_STEP = "STARTUP_STEP"
     DAEMON_STARTED = "DAEMON_STARTED"
     DAEMON_STOPPED = "DAEMON_STOPPED"
@@ -49,6 +53,9 @@ class Ev(StrEnum):
     SESSION_SUMMARY = "SESSION_SUMMARY"
     ENTRIES_PAUSED = "ENTRIES_PAUSED"
     ENTRIES_RESUMED = "ENTRIES_RESUMED"
+    STREAM_CONNECTED = "STREAM_CONNECTED"
+    STREAM_DISCONNECTED = "STREAM_DISCONNECTED"
+    STREAM_LAG = "STREAM_LAG"
 
 
 @dataclass(frozen=True)
@@ -138,7 +145,29 @@ EVENTS: dict[Ev, EventSpec] = {
     Ev.POSITION_UNPROTECTABLE: EventSpec(
         logging.ERROR,
         ("position", "symbol", "remaining_qty", "min_size", "detail"),
-        "an exposed position's stop would be below the venue's minimum order size: not sent; close it by hand",
+        "no stop can be sent for an exposed position (below the venue's minimum size, or its level is already"
+        " crossed by the mark or beyond the distance limit): not sent; the detail says why and what to do",
+    ),
+    Ev.STOP_CHURN_LIMIT: EventSpec(
+        logging.CRITICAL,
+        ("position", "symbol", "placements", "limit"),
+        "a position needed more stop placements in the last hour than protect.max_replacements_per_hour: no more"
+        " are sent until the hour has passed; find out why its stops keep vanishing",
+    ),
+    Ev.CREATED_IN_FUTURE: EventSpec(
+        logging.WARNING,
+        ("position", "created", "now"),
+        "a position's created time is in the future (a reused registry, a clock stepped back): clamped to now",
+    ),
+    Ev.ENTRY_SLIPPAGE: EventSpec(
+        logging.WARNING,
+        ("position", "symbol", "decision_price", "fill_price", "slippage_r", "action"),
+        "the entry filled away from the decision price: the stop is re-anchored to the fill, or the position exited",
+    ),
+    Ev.ORDERS_SETTLED: EventSpec(
+        logging.INFO,
+        ("position", "state", "cancelled", "left"),
+        "a terminal position's orders were cancelled on the venue and their rows settled",
     ),
     Ev.STARTUP_STEP: EventSpec(logging.INFO, ("step", "detail"), "one step of the startup sequence"),
     Ev.DAEMON_STARTED: EventSpec(logging.INFO, ("mode", "venue", "db", "symbols"), "jobs are running"),
@@ -165,6 +194,19 @@ EVENTS: dict[Ev, EventSpec] = {
         logging.WARNING, ("by",), "an operator paused new entries (exits, protection, reconciliation go on)"
     ),
     Ev.ENTRIES_RESUMED: EventSpec(logging.WARNING, ("by",), "an operator resumed new entries"),
+    Ev.STREAM_CONNECTED: EventSpec(
+        logging.INFO, ("url", "snapshot_fills", "connects"), "the order stream is subscribed (fills snapshot received)"
+    ),
+    Ev.STREAM_DISCONNECTED: EventSpec(
+        logging.WARNING,
+        ("reason", "last_message_age_s", "retry_in_s"),
+        "the order stream dropped; REST reconciliation runs now, trading goes on by REST polling",
+    ),
+    Ev.STREAM_LAG: EventSpec(
+        logging.WARNING,
+        ("state", "last_message_age_s", "lag_ms", "detail"),
+        "the order stream is silent, late, or down past stream.degraded_after_s (state=degraded)",
+    ),
 }
 
 

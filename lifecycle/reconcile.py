@@ -20,8 +20,10 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from lifecycle.values import AccountSnapshot, OrderStatus, OrderType, PositionSide, Side, VenueFill, VenueOrder
-from specs.lifecycle import ACTIVE_STATES, EXPOSED_STATES
+from lifecycle.fills import FillOwners, Holder, OrderOwner, attribute, owners_from
+from lifecycle.protection import Protectee, own_stop
+from lifecycle.values import AccountSnapshot, OrderStatus, PositionSide, Side, VenueFill, VenueOrder
+from specs.lifecycle import ACTIVE_STATES, EXPOSED_STATES, State
 from specs.reconciliation import REPORT_FIELDS
 
 PENDING_STATES: frozenset[str] = ACTIVE_STATES - EXPOSED_STATES
@@ -215,21 +217,21 @@ def snapshot_problem(snapshot: AccountSnapshot | None) -> str:
     return ""
 
 
-def _fill_owner(
-    fill: VenueFill, orders: Mapping[str, OrderRef], by_venue_id: Mapping[str, str], active: Mapping[str, object]
-) -> str | None:
-    if fill.client_order_id is not None and fill.client_order_id in orders:
-        uid = orders[fill.client_order_id].uid
-    else:
-        found = by_venue_id.get(fill.order_id)
-        if found is None:
-            return None
-        uid = found
-    return uid if uid in active else None
+def _owners(active: Mapping[str, RegistryPosition], orders: Mapping[str, OrderRef]) -> FillOwners:
+    holders = [
+        Holder(p.uid, p.symbol_key, p.side, p.state, p.remaining_qty, p.created, p.sl_order_id, p.tp_order_id)
+        for p in active.values()
+    ]
+    # Orders of positions no longer active are judged as strays (terminal) by the attribution rule.
+    owned = [
+        (coid, OrderOwner(ref.uid, ref.purpose, _state_of(active, ref.uid), ref.venue_order_id))
+        for coid, ref in orders.items()
+    ]
+    return owners_from(owned, holders)
 
 
-def _is_live_stop(order: VenueOrder) -> bool:
-    return order.status is OrderStatus.OPEN and order.reduce_only and order.order_type is OrderType.STOP
+def _state_of(active: Mapping[str, RegistryPosition], uid: str) -> str:
+    return active[uid].state if uid in active else State.CLOSED
 
 
 # --- the diff -----------------------------------------------------------------------------------------------
@@ -262,23 +264,15 @@ def reconcile(
 
     active = {p.uid: p for p in sorted(registry, key=lambda p: (p.created, p.uid)) if p.state in ACTIVE_STATES}
     ref_by_venue_id = {ref.venue_order_id: ref for ref in orders.values() if ref.venue_order_id}
-    by_venue_id: dict[str, str] = {oid: ref.uid for oid, ref in ref_by_venue_id.items()}
-    for p in active.values():
-        for oid in (p.sl_order_id, p.tp_order_id):
-            if oid:
-                by_venue_id.setdefault(oid, p.uid)
 
-    # Venue fills the ledger lacks, grouped by owning position, oldest first.
+    # Venue fills the ledger lacks, grouped by owning position, oldest first: the one attribution rule decides.
     new_fills: dict[str, list[VenueFill]] = {}
     unmatched: list[VenueFill] = []
-    for fill in sorted(snapshot.fills, key=lambda f: (f.time, f.fill_id)):
-        if fill.fill_id in known_fill_ids:
-            continue
-        owner = _fill_owner(fill, orders, by_venue_id, active)
-        if owner is None:
-            unmatched.append(fill)
+    for a in attribute([f for f in snapshot.fills if f.fill_id not in known_fill_ids], _owners(active, orders)):
+        if a.uid is None:
+            unmatched.append(a.fill)
         else:
-            new_fills.setdefault(owner, []).append(fill)
+            new_fills.setdefault(a.uid, []).append(a.fill)
 
     effective: dict[str, Decimal] = {}
     for uid, p in active.items():
@@ -425,29 +419,27 @@ def _stop_actions(
     issues: list[Issue],
 ) -> list[Action]:
     """Every exposed position the venue confirms must have a live reduce-only stop on the closing side."""
-    stops = sorted((o for o in open_orders if _is_live_stop(o)), key=lambda o: o.order_id)
-    claimed = {p.sl_order_id for p in active.values() if p.sl_order_id}
     out: list[Action] = []
     for p in active.values():
         if p.state not in EXPOSED_STATES or p.uid in closing or effective[p.uid] <= 0:
             continue
         if venue_net.get(p.symbol_key, Decimal(0)) == 0:
             continue  # a phantom suspect: nothing to protect on the venue
-        closing_side = Side.SELL if p.side is PositionSide.LONG else Side.BUY
-        mine = [o for o in stops if o.symbol == p.symbol_key and o.side is closing_side]
-        if p.sl_order_id and any(o.order_id == p.sl_order_id for o in mine):
+        # The one ownership rule (lifecycle.protection.own_stop): other positions' orders are claimed.
+        claimed = frozenset(
+            i for coid, ref in orders.items() if ref.uid != p.uid for i in (coid, ref.venue_order_id) if i
+        ) | frozenset(i for q in active.values() if q.uid != p.uid for i in (q.sl_order_id, q.tp_order_id) if i)
+        match = own_stop(_protectee(p, effective[p.uid]), open_orders, claimed)
+        if match is not None and match.order_id == p.sl_order_id:
             continue
-
-        def ours(o: VenueOrder, uid: str = p.uid) -> bool:
-            ref = orders.get(o.client_order_id) if o.client_order_id else None
-            return ref is not None and ref.uid == uid and ref.purpose == "stop"
-
-        match = next((o for o in mine if ours(o)), None) or next((o for o in mine if o.order_id not in claimed), None)
         if match is not None:
-            claimed.add(match.order_id)
             out.append(RelinkStop(p.uid, match.order_id))
             issues.append(Issue("stop_relinked", p.symbol_key, p.uid, f"{p.sl_order_id or '-'} -> {match.order_id}"))
         else:
             out.append(MissingStop(p.uid))
             issues.append(Issue("missing_stop", p.symbol_key, p.uid, f"{p.state} {p.side.value} {effective[p.uid]}"))
     return out
+
+
+def _protectee(p: RegistryPosition, qty: Decimal) -> Protectee:
+    return Protectee(p.uid, p.symbol_key, p.side, p.state, qty, None, None, None, p.sl_order_id, p.tp_order_id)

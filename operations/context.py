@@ -10,6 +10,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from exchange.venue import Venue
+from lifecycle.events import Ev, emit
 from lifecycle.clock import Clock
 from lifecycle.reconcile import ReconcileMemory, Reconciliation
 from lifecycle.values import Instrument, MarginSnapshot, VenueFill
@@ -32,6 +33,10 @@ class Limits:
     default_stop_pct: Decimal = Decimal(2)  # for adopted orphans, which arrive without a strategy's stop
     take_profit: bool = True
     take_profit_r: Decimal | None = None  # a position that arrives without a TP price (an import) gets one at this R
+    max_stop_distance_pct: Decimal = Decimal(25)
+    max_entry_slippage_r: Decimal = Decimal("0.5")
+    max_replacements_per_hour: int = 6
+    on_crossed_stop: str = "unprotectable"
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,7 @@ class EntryPlan:
     stop_price: Decimal
     take_profit_price: Decimal | None
     reason: str
+    decision_price: Decimal | None = None  # the price the strategy sized the risk at (slippage is measured from it)
 
 
 @dataclass
@@ -59,8 +65,27 @@ class DaemonContext:
     recent_fills: tuple[VenueFill, ...] = ()
     fills_cursor: datetime | None = None
     last_margin: MarginSnapshot | None = None
+    phantom_synthetic_closes: int = 0
+    """Phantoms closed with a synthetic fill because no venue fill explained them (RECONCILIATION_REPORT)."""
     announced_unprotectable: set[str] = field(default_factory=set)
     """Position uids this process has already reported as POSITION_UNPROTECTABLE (once per position per run)."""
+
+    def created_of(self, uid: str, created: datetime) -> datetime:
+        """A position's created time as the rules may read it: one in the future (a registry reused from a clock that
+        ran ahead, a host clock stepped back) is clamped to now, with one warning per position and process, so the
+        position is neither "young" for ever (never judged a phantom) nor blind to its own fills."""
+        now = self.clock.now()
+        if created <= now:
+            return created
+        key = f"future:{uid}"
+        if key not in self.announced_unprotectable:
+            self.announced_unprotectable.add(key)
+            emit(Ev.CREATED_IN_FUTURE, position=uid, created=created.isoformat(), now=now.isoformat())
+        # Its first ledger fill is the earliest time the venue vouches for; without one, now.
+        first = min(
+            (f["fill_time"] for f in self.registry.fills(uid) if isinstance(f["fill_time"], datetime)), default=now
+        )
+        return min(first, now)
 
     @property
     def symbol_keys(self) -> tuple[str, ...]:

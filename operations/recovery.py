@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 
 from lifecycle.values import OrderStatus, VenueOrder
 from operations.context import DaemonContext
-from operations.exits import fills_window_start, ingest_fills
+from operations.exits import fills_window_start
+from operations.fills import ingest
+from operations.orders import record_evidence
+from specs.lifecycle import Event, State
 from store.registry import OrderView
 
 log = logging.getLogger(__name__)
@@ -47,27 +50,28 @@ def _lookup(
 
 def _apply_entry(ctx: DaemonContext, order: OrderView, evidence: VenueOrder | None) -> None:
     pos = ctx.registry.get(order.position_uid)
-    if pos.state != "PENDING_ENTRY":
+    if pos.state != State.PENDING_ENTRY:
         return
     if evidence is None or (evidence.status is OrderStatus.CANCELLED and evidence.filled == 0):
-        ctx.registry.apply(pos.uid, "entry_cancelled", cause="recovery: entry order never reached the book")
+        ctx.registry.apply(pos.uid, Event.ENTRY_CANCELLED, cause="recovery: entry order never reached the book")
     elif evidence.status is OrderStatus.REJECTED:
-        ctx.registry.apply(pos.uid, "entry_rejected", cause="recovery: the venue refused the entry order")
+        ctx.registry.apply(pos.uid, Event.ENTRY_REJECTED, cause="recovery: the venue refused the entry order")
     elif evidence.filled > 0:
-        ingest_fills(ctx, ctx.venue.fills_since(fills_window_start(ctx)))
-        if ctx.registry.get(pos.uid).remaining_qty > 0:
-            ctx.registry.apply(pos.uid, "entry_filled", cause="recovery: entry order filled while we were down")
+        # The one door records the fills and applies entry_filled once the entry no longer rests on the book.
+        ingest(ctx, ctx.venue.fills_since(fills_window_start(ctx)), source="recovery")
+        if ctx.registry.get(pos.uid).state == State.PENDING_ENTRY and evidence.status is OrderStatus.OPEN:
+            ctx.registry.apply(pos.uid, Event.ENTRY_ACKNOWLEDGED, cause="recovery: entry partly filled, still live")
     elif evidence.status is OrderStatus.OPEN:
-        ctx.registry.apply(pos.uid, "entry_acknowledged", cause="recovery: entry order found live on the venue")
+        ctx.registry.apply(pos.uid, Event.ENTRY_ACKNOWLEDGED, cause="recovery: entry order found live on the venue")
 
 
 def _apply_protective(ctx: DaemonContext, order: OrderView, evidence: VenueOrder | None) -> None:
     if evidence is None or evidence.status is not OrderStatus.OPEN:
         return  # protect places a new stop under a new client order id within one cycle
     pos = ctx.registry.get(order.position_uid)
-    if order.purpose == "stop" and pos.state == "OPEN":
+    if order.purpose == "stop" and pos.state == State.OPEN:
         ctx.registry.set_protection(pos.uid, sl_order_id=evidence.order_id)
-        ctx.registry.apply(pos.uid, "protection_confirmed", cause=f"recovery: stop {evidence.order_id} is live")
+        ctx.registry.apply(pos.uid, Event.PROTECTION_CONFIRMED, cause=f"recovery: stop {evidence.order_id} is live")
     elif order.purpose == "take_profit":
         ctx.registry.set_protection(pos.uid, tp_order_id=evidence.order_id)
 
@@ -80,14 +84,12 @@ def recover_in_flight(
         if order.status not in UNRESOLVED:
             continue
         evidence = _lookup(ctx, order.client_order_id, checks, wait_s, sleep)
+        # The row follows the venue first (operations.orders: one rule), so the order table never says
+        # `open`/`unknown` for an order the venue has settled.
+        record_evidence(ctx.registry, order, evidence, absent=f"absent after {checks} checks")
         if evidence is None:
-            ctx.registry.mark_order(order.client_order_id, status="cancelled", reason=f"absent after {checks} checks")
             result.abandoned.append(order.client_order_id)
         else:
-            status = {OrderStatus.OPEN: "open", OrderStatus.FILLED: "filled"}.get(
-                evidence.status, evidence.status.value
-            )
-            ctx.registry.mark_order(order.client_order_id, status=status, venue_order_id=evidence.order_id)
             result.adopted.append(order.client_order_id)
         if order.purpose == "entry":
             _apply_entry(ctx, order, evidence)

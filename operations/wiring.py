@@ -1,12 +1,19 @@
-"""The one way the daemon and the runbook tools build the real venue client from `[venue]` settings."""
+"""Wiring, built once from settings, the same for the daemon and the runbook tools: the real venue client, the jobs'
+limits, the strategy and the safety state."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 from exchange.breaker import CircuitBreaker
 from lifecycle.clock import Clock
-from settings.config import VenueSettings
+from lifecycle.escalation import Escalator
+from lifecycle.killswitch import KillSwitch
+from operations.context import Limits
+from operations.safety import Safety
+from settings.config import Settings, VenueSettings
+from strategy.donchian import DonchianBreakout, DonchianParams
 
 if TYPE_CHECKING:
     from exchange.ccxt_venue import CcxtVenue
@@ -31,3 +38,49 @@ def ccxt_venue(settings: VenueSettings, clock: Clock) -> CcxtVenue:
         breaker=breaker,
         clock=clock,
     )
+
+
+class RestartHistory(Protocol):
+    """Where the escalator's per-restart history survives restarts (scheduler.restart_memory keeps it in a file)."""
+
+    def load(self) -> dict[str, tuple[int, ...]]: ...
+
+    def save(self, firsts: Mapping[str, Sequence[int]]) -> None: ...
+
+
+def limits_from(settings: Settings, symbol_keys: tuple[str, ...]) -> Limits:
+    risk = settings.risk
+    return Limits(
+        symbols=symbol_keys,
+        timeframe=settings.timeframe,
+        auction_max_margin_util=risk.auction_max_margin_util,
+        take_profit=risk.take_profit_r is not None,
+        take_profit_r=risk.take_profit_r,
+        default_stop_pct=settings.protect.default_stop_pct,
+        max_stop_distance_pct=risk.max_stop_distance_pct,
+        max_entry_slippage_r=risk.max_entry_slippage_r,
+        max_replacements_per_hour=settings.protect.max_replacements_per_hour,
+        on_crossed_stop=settings.protect.on_crossed_stop,
+    )
+
+
+def strategy_from(settings: Settings) -> DonchianBreakout:
+    risk = settings.risk
+    return DonchianBreakout(
+        DonchianParams(
+            atr_stop_multiple=risk.atr_stop_multiple,
+            risk_per_trade_pct=risk.risk_per_trade_pct,
+            take_profit_r=risk.take_profit_r,
+        )
+    )
+
+
+def safety_from(settings: Settings, memory: RestartHistory | None = None) -> Safety:
+    """`memory` carries the escalator's per-restart history across daemon restarts (tools pass none)."""
+    risk = settings.risk
+    killswitch = KillSwitch(
+        risk.max_margin_utilization_pct, risk.kill_switch_hysteresis_pct, risk.kill_switch_release_cycles
+    )
+    if memory is None:
+        return Safety(killswitch, Escalator())
+    return Safety(killswitch, Escalator(restart_firsts=memory.load()), memory.save)

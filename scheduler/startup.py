@@ -25,16 +25,13 @@ from exchange.errors import VenueError
 from exchange.venue import Venue
 from lifecycle.clock import Clock, SystemClock, to_ms
 from lifecycle.errors import IllegalTransition, OverfillError
-from lifecycle.escalation import Escalator
 from lifecycle.events import EVENT_LOGGER, Ev, emit
-from lifecycle.killswitch import KillSwitch
 from lifecycle.symbols import canonical_key
 from lifecycle.values import Instrument
 from operations import exits as exits_job
-from operations.context import DaemonContext, Limits
+from operations.context import DaemonContext
 from operations.recovery import recover_in_flight
-from operations.safety import Safety
-from operations.wiring import ccxt_venue
+from operations.wiring import ccxt_venue, limits_from, safety_from, strategy_from
 from scheduler import metrics, systemd_notify
 from scheduler.app import Daemon, JobRunner, JobSpec
 from scheduler.jobs import health as health_job
@@ -52,11 +49,11 @@ from store.anchors import audit_and_anchor
 from store.audit import AuditReport
 from store.db import RegistryOpenError
 from store.integrity import registry_damage, schema_drift, structure_check
+from store.keys import KeyFileError
 from store.merge import MergeReport
 from store.merge import run_merge as merge_registry
 from store.registry import DuplicateActivePosition, FillOnTerminalPosition, FillSideMismatch, Registry
 from store.writer_lock import WriterLockError
-from strategy.donchian import DonchianBreakout, DonchianParams
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -249,39 +246,6 @@ def run_jobs(
     return reason
 
 
-def limits_from(settings: Settings, symbol_keys: tuple[str, ...]) -> Limits:
-    risk = settings.risk
-    return Limits(
-        symbols=symbol_keys,
-        timeframe=settings.timeframe,
-        auction_max_margin_util=risk.auction_max_margin_util,
-        take_profit=risk.take_profit_r is not None,
-        take_profit_r=risk.take_profit_r,
-    )
-
-
-def strategy_from(settings: Settings) -> DonchianBreakout:
-    risk = settings.risk
-    return DonchianBreakout(
-        DonchianParams(
-            atr_stop_multiple=risk.atr_stop_multiple,
-            risk_per_trade_pct=risk.risk_per_trade_pct,
-            take_profit_r=risk.take_profit_r,
-        )
-    )
-
-
-def safety_from(settings: Settings, memory: RestartMemory | None = None) -> Safety:
-    """`memory` carries the escalator's per-restart history across daemon restarts (tools pass none)."""
-    risk = settings.risk
-    killswitch = KillSwitch(
-        risk.max_margin_utilization_pct, risk.kill_switch_hysteresis_pct, risk.kill_switch_release_cycles
-    )
-    if memory is None:
-        return Safety(killswitch, Escalator())
-    return Safety(killswitch, Escalator(restart_firsts=memory.load()), memory.save)
-
-
 def registry_audit(
     registry: Registry, clock: Clock, full_every_s: float, *, force_full: bool = False
 ) -> Callable[[], AuditReport]:
@@ -291,7 +255,9 @@ def registry_audit(
     full_every_ms = int(full_every_s * 1000)
 
     def audit() -> AuditReport:
-        return audit_and_anchor(registry.db, to_ms(clock.now()), full_every_ms=full_every_ms, force_full=force_full)
+        return audit_and_anchor(
+            registry.db, to_ms(clock.now()), full_every_ms=full_every_ms, force_full=force_full, keyed=registry.keyed()
+        )
 
     return audit
 
@@ -329,7 +295,10 @@ def _start(
     settings: Settings, venue: Venue, clock: Clock, db_path: Path, *, recovery_checks: int, recovery_wait_s: float
 ) -> Started:
     try:
-        registry = Registry.open(db_path, clock)
+        registry = Registry.open(db_path, clock, key_file=settings.registry_key_file, prepare_key=True)
+    except KeyFileError as exc:
+        # a keyed registry without its key (or with another one) cannot be verified: never trade on it
+        raise StartupRefused("key", str(exc), EXIT_AUDIT) from None
     except Exception as exc:
         # RegistryOpenError already names the file and the fix; anything else gets the file named here.
         damage = registry_damage(exc)
@@ -338,6 +307,7 @@ def _start(
         detail = str(exc) if isinstance(exc, RegistryOpenError) else f"cannot open registry {db_path}: {exc}"
         raise StartupRefused("database", detail, EXIT_FAILURE) from None
     step("database", str(db_path))
+    step("key", registry.key_detail)
     check_structure(registry.db, db_path)
     run_merge(lambda: merge_registry(registry.db, clock))
 

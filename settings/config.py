@@ -157,6 +157,11 @@ class RiskSettings(_Section):
     kill_switch_release_cycles: int = Field(default=2, ge=1, le=100)
     atr_stop_multiple: Decimal = Field(default=Decimal("2"), gt=0, le=20)
     take_profit_r: Decimal | None = Field(default=None, gt=0, le=20)
+    # An entry that fills further from the decision price than this many R (R = the planned entry-to-stop distance)
+    # is exited at once instead of carrying more risk than planned; below it the stop is re-anchored to the fill.
+    max_entry_slippage_r: Decimal = Field(default=Decimal("0.5"), ge=0, le=10)
+    # A stop further than this from the entry is not one anyone planned: never sent, and reported by the audit.
+    max_stop_distance_pct: Decimal = Field(default=Decimal("25"), gt=0, le=90)
 
     @model_validator(mode="after")
     def _release_point_positive(self) -> RiskSettings:
@@ -172,6 +177,18 @@ class RiskSettings(_Section):
         return self
 
 
+class ProtectSettings(_Section):
+    """How protective orders are maintained (lifecycle.protection)."""
+
+    # Stop placements per position per hour before protection stops retrying and escalates (STOP_CHURN_LIMIT).
+    max_replacements_per_hour: int = Field(default=6, ge=1, le=100)
+    # A position whose stop level the market has already crossed: report it (`unprotectable`) or exit it at once
+    # with a reduce-only market order (`exit`). A stop is never sent where it would fill at once.
+    on_crossed_stop: Literal["unprotectable", "exit"] = "unprotectable"
+    # Where an adopted position's stop goes when it arrives without one: this far beyond the worse of entry and mark.
+    default_stop_pct: Decimal = Field(default=Decimal("2"), gt=0, le=50)
+
+
 class PaperSettings(_Section):
     seed: int = Field(default=0, ge=0, le=2**63 - 1)
     # Simulated seconds per real second for the embedded simulator (`--speed` overrides it).
@@ -185,6 +202,15 @@ class MetricsSettings(_Section):
 
     enabled: bool = False
     port: int = Field(default=9464, ge=1024, le=65_535)
+
+
+class StreamSettings(_Section):
+    """The order stream (exchange/stream.py, docs/stream.md): Kraken's private websocket feeds through ccxt.pro.
+    REST polling stays on either way; the stream only makes fills arrive within about a second."""
+
+    enabled: bool = True
+    max_silence_s: float = Field(default=15.0, gt=0, le=600)  # no message (heartbeats included) this long: a gap
+    degraded_after_s: float = Field(default=120.0, gt=0, le=86_400)  # down this long: STREAM_LAG alert, pre-flight
 
 
 class LogSettings(_Section):
@@ -290,14 +316,19 @@ class Settings(BaseSettings):
 
     mode: Literal["paper", "live"] = "paper"
     db_path: Path = Path("position_registry.db")
+    # The key that keys the registry's hash chains and signs its anchors (store.keys): outside the registry file,
+    # created 0600 at the first start. None: `<db_path>.key`. Back it up apart from the registry (docs/audit.md).
+    registry_key_file: Path | None = None
     symbols: Annotated[tuple[str, ...], NoDecode] = Field(default=("PF_XBTUSD", "PF_ETHUSD"), min_length=1)
     timeframe: Literal["1m", "5m", "15m", "30m", "1h", "4h", "12h", "1d", "1w"] = "1h"
     venue: VenueSettings = VenueSettings()
     intervals: IntervalSettings = IntervalSettings()
     risk: RiskSettings = RiskSettings()
+    protect: ProtectSettings = ProtectSettings()
     paper: PaperSettings = PaperSettings()
     log: LogSettings = LogSettings()
     metrics: MetricsSettings = MetricsSettings()
+    stream: StreamSettings = StreamSettings()
     telegram: TelegramSettings | None = None
 
     _split = field_validator("symbols", mode="before")(_split_list)

@@ -8,6 +8,7 @@ of the project so that it can be read, diffed and reviewed on its own.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,36 @@ TRANSITIONS: tuple[TransitionSpec, ...] = (
     ),
 )
 
+class State(StrEnum):
+    """The states by name, so code says `State.OPEN` and a typo fails `mypy` (the table above stays the source)."""
+
+    PENDING_ENTRY = "PENDING_ENTRY"
+    ENTRY_OPEN = "ENTRY_OPEN"
+    OPEN = "OPEN"
+    PROTECTED = "PROTECTED"
+    EXITING = "EXITING"
+    CLOSED = "CLOSED"
+    CANCELLED = "CANCELLED"
+    REJECTED = "REJECTED"
+
+
+class Event(StrEnum):
+    """Every event of the lifecycle (creations and transitions), so `registry.apply(uid, Event.ENTRY_FILLED)` is
+    checked by `mypy`; `_check_vocabulary` below proves it names exactly the events of the tables."""
+
+    OPEN_INTENT = "open_intent"
+    IMPORT = "import"
+    ENTRY_ACKNOWLEDGED = "entry_acknowledged"
+    ENTRY_REJECTED = "entry_rejected"
+    ENTRY_FILLED = "entry_filled"
+    ENTRY_CANCELLED = "entry_cancelled"
+    PROTECTION_CONFIRMED = "protection_confirmed"
+    PROTECTION_LOST = "protection_lost"
+    EXIT_REQUESTED = "exit_requested"
+    EXIT_FAILED = "exit_failed"
+    POSITION_CLOSED = "position_closed"
+
+
 TERMINAL_STATES: frozenset[str] = frozenset(s.name for s in STATES if s.terminal)
 ACTIVE_STATES: frozenset[str] = frozenset(s.name for s in STATES if not s.terminal)
 STATE_NAMES: tuple[str, ...] = tuple(s.name for s in STATES)
@@ -123,7 +154,81 @@ CREATION_EVENTS: tuple[str, ...] = tuple(c.event for c in CREATIONS)
 TABLE: dict[tuple[str, str], str] = {(t.source, t.event): t.target for t in TRANSITIONS}
 
 # States in which the position carries exposure on the venue (a stop-loss must exist within one cycle).
-EXPOSED_STATES: frozenset[str] = frozenset({"OPEN", "PROTECTED", "EXITING"})
+EXPOSED_STATES: frozenset[str] = frozenset({State.OPEN, State.PROTECTED, State.EXITING})
+# Active states without confirmed exposure: the entry is still being decided.
+ENTRY_PENDING_STATES: frozenset[str] = ACTIVE_STATES - EXPOSED_STATES
+# Exposed states in which protection is maintained (EXITING waits for its exit's fills instead).
+PROTECTABLE_STATES: frozenset[str] = frozenset({State.OPEN, State.PROTECTED})
+
+
+# --- the order lifecycle, as data ------------------------------------------------------------------------------
+
+
+class OrderStatus(StrEnum):
+    """An order row's status: what the registry knows of one of our orders on the venue."""
+
+    INTENT = "intent"  # recorded, not (yet) known to be sent
+    OPEN = "open"  # the venue acknowledged it and it rests on the book (partly filled or not)
+    FILLED = "filled"
+    CANCELLED = "cancelled"  # by us, by the venue, or never sent (`not_sent:` reason)
+    REJECTED = "rejected"  # the venue refused it
+    UNKNOWN = "unknown"  # sent, outcome not known: resolved by evidence, never by a re-send
+
+
+ORDER_STATUSES: tuple[str, ...] = tuple(OrderStatus)
+ORDER_TERMINAL_STATUSES: frozenset[str] = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED})
+ORDER_UNRESOLVED_STATUSES: tuple[str, ...] = (OrderStatus.INTENT, OrderStatus.UNKNOWN, OrderStatus.OPEN)
+
+
+@dataclass(frozen=True)
+class OrderEdge:
+    source: str
+    target: str
+    why: str
+
+
+ORDER_TRANSITIONS: tuple[OrderEdge, ...] = (
+    OrderEdge("intent", "open", "the venue acknowledged the order"),
+    OrderEdge("intent", "filled", "a market order's answer already carries its fills"),
+    OrderEdge("intent", "cancelled", "never sent (our own check or the open breaker), or absent by evidence"),
+    OrderEdge("intent", "rejected", "the venue refused it"),
+    OrderEdge("intent", "unknown", "sent, and the reply was lost"),
+    OrderEdge("unknown", "open", "evidence: the venue shows it resting"),
+    OrderEdge("unknown", "filled", "evidence: the venue shows it filled"),
+    OrderEdge("unknown", "cancelled", "evidence: the venue shows it cancelled, or it is absent twice"),
+    OrderEdge("unknown", "rejected", "evidence: the venue refused it"),
+    OrderEdge("open", "open", "a partial fill, or the venue's id recorded again"),
+    OrderEdge("open", "filled", "it filled (a stop or take-profit triggered, an entry completed)"),
+    OrderEdge("open", "cancelled", "cancelled by us (a close, a replacement) or silently by the venue"),
+    OrderEdge(
+        "cancelled",
+        "filled",
+        "the venue's answer said cancelled with filled=0 but its fills arrived later (ccxt issue 28210): the fills"
+        " are the stronger evidence",
+    ),
+)
+ORDER_TABLE: frozenset[tuple[str, str]] = frozenset((e.source, e.target) for e in ORDER_TRANSITIONS)
+
+
+def order_edge_legal(source: str, target: str) -> bool:
+    """Whether an order row may move from `source` to `target` (the same status again is always legal: an idempotent
+    re-record)."""
+    return source == target or (source, target) in ORDER_TABLE
+
+
+def _check_vocabulary() -> None:
+    # The enums and the tables must name the same things: an edge for an event the enum lacks (or the reverse)
+    # would otherwise only fail where someone happens to use it.
+    if set(State) != set(STATE_NAMES):
+        raise RuntimeError("specs.lifecycle: State enum and STATES differ")
+    if set(Event) != set(EVENTS) | set(CREATION_EVENTS):
+        raise RuntimeError("specs.lifecycle: Event enum and the transition/creation tables differ")
+    for e in ORDER_TRANSITIONS:
+        if e.source not in ORDER_STATUSES or e.target not in ORDER_STATUSES:
+            raise RuntimeError(f"specs.lifecycle: order edge {e} names an unknown status")
+
+
+_check_vocabulary()
 
 
 # The values a position row may hold where the audit checks them (the registry writes only these).

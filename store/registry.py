@@ -14,7 +14,7 @@ import functools
 import inspect
 import re
 import uuid
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -32,6 +32,7 @@ from lifecycle.units import qty_to_units, units_to_qty
 from specs import lifecycle as spec
 from store import chain, migrations
 from store.db import bind, connect
+from store.keys import ChainKey, Keyed, default_key_path, load_seal, prepare, verify_seal
 from store.models import Fill, Order, Position, Transition, db_proxy
 
 POSITION_SIDES = spec.POSITION_SIDES
@@ -94,6 +95,7 @@ class OrderView:
     trigger_price: Decimal | None
     status: str
     reason: str | None
+    created: datetime | None = None
 
 
 def _text(d: Decimal | None) -> str | None:
@@ -162,6 +164,7 @@ def _order_view(o: Order, uid: str) -> OrderView:
         trigger_price=_dec(o.trigger_price),
         status=o.status,
         reason=o.reason,
+        created=from_ms(o.created_ms),
     )
 
 
@@ -196,17 +199,52 @@ def _bound_call(method: Callable[..., Any]) -> Callable[..., Any]:
 class Registry:
     """The position registry over one SQLite database. Methods take keyword arguments after the uid."""
 
-    def __init__(self, db: pw.SqliteDatabase, clock: Clock) -> None:
+    def __init__(self, db: pw.SqliteDatabase, clock: Clock, key: ChainKey | None = None) -> None:
         self.db = db
         self.clock = clock
+        self.key = key
+        self._secret = None if key is None else key.secret
+        self.key_detail = ""
+        """What the key step did (`prepare_key=True`): one line for the startup log, never the key."""
 
     @classmethod
-    def open(cls, path: Path | str, clock: Clock, *, create: bool = True) -> Registry:
-        """Connect, bring the schema up to date (refusing a newer one) and bind the models to the database."""
+    def open(
+        cls,
+        path: Path | str,
+        clock: Clock,
+        *,
+        create: bool = True,
+        key_file: Path | None = None,
+        prepare_key: bool = False,
+    ) -> Registry:
+        """Connect, bring the schema up to date (refusing a newer one) and bind the models to the database.
+
+        Keys (`store.keys`): a sealed registry is opened with its key from `key_file` (default `<path>.key`), or
+        not at all (KeyFileError, a RegistryOpenError with one line naming where the key is expected): writing
+        unkeyed rows into a keyed chain would break it. `prepare_key` (the daemon's startup): create the key
+        and seal the registry when it is not sealed yet. Otherwise an unsealed registry stays unkeyed."""
         db = connect(path, create=create)
-        migrations.ensure_schema(db, now_ms=to_ms(clock.now()))
+        try:
+            now_ms = to_ms(clock.now())
+            migrations.ensure_schema(db, now_ms=now_ms)
+            key_path = key_file or default_key_path(path)
+            key: ChainKey | None = None
+            detail = ""
+            if prepare_key:
+                key, detail = prepare(db, path, key_path, now_ms)
+            elif load_seal(db):
+                key, detail = prepare(db, path, key_path, now_ms)  # sealed: reads and checks, never creates
+        except BaseException:
+            db.close()
+            raise
         bind(db)
-        return cls(db, clock)
+        registry = cls(db, clock, key)
+        registry.key_detail = detail
+        return registry
+
+    def keyed(self) -> Keyed | None:
+        """The key and the verified seal, for the audit (None for an unkeyed registry)."""
+        return None if self.key is None else verify_seal(self.db, self.key)
 
     def close(self) -> None:
         self.db.close()
@@ -241,7 +279,7 @@ class Registry:
             cause=cause,
             at_ms=at_ms,
             prev_hash=prev,
-            row_hash=chain.transition_hash(prev, _pk(row), event, source, target, cause, at_ms),
+            row_hash=chain.transition_hash(prev, _pk(row), event, source, target, cause, at_ms, key=self._secret),
         )
 
     def _append_fill(
@@ -272,7 +310,9 @@ class Registry:
                 fill_ms=fill_ms,
                 recorded_ms=self._now_ms(),
                 prev_hash=prev,
-                row_hash=chain.fill_hash(prev, fill_id, _pk(row), side, is_entry, units, price, fill_ms),
+                row_hash=chain.fill_hash(
+                    prev, fill_id, _pk(row), side, is_entry, units, price, fill_ms, key=self._secret
+                ),
             )
             .on_conflict_ignore()
             .as_rowcount()
@@ -613,6 +653,44 @@ class Registry:
         views = self._order_views(Order.client_order_id == client_order_id)
         return views[0] if views else None
 
+    def orders_matching(self, client_order_ids: Collection[str], venue_order_ids: Collection[str]) -> list[OrderView]:
+        """Our orders with one of these client or venue order ids (of any position, terminal ones included): what
+        fill attribution needs for one batch, looked up by index instead of loading every order ever recorded."""
+        views: list[OrderView] = []
+        for chunk in _chunks(sorted(set(client_order_ids))):
+            views.extend(self._order_views(Order.client_order_id.in_(chunk)))
+        for chunk in _chunks(sorted(set(venue_order_ids))):
+            views.extend(self._order_views(Order.venue_order_id.in_(chunk)))
+        return list({v.client_order_id: v for v in views}.values())
+
+    def order_ids_on_symbol(self, symbol_key: str, *, exclude_uid: str | None = None) -> set[str]:
+        """Every venue and client order id recorded for positions on this symbol (open or closed), but `exclude_uid`'s:
+        what the protection planner must never relink to another position."""
+        key = canonical_key(symbol_key)
+        rows = Position.select().where(Position.symbol_key == key)
+        if exclude_uid is not None:
+            rows = rows.where(Position.uid != exclude_uid)
+        ids: set[str] = set()
+        pks = []
+        for row in rows:
+            pks.append(_pk(row))
+            ids.update(i for i in (row.sl_order_id, row.tp_order_id) if i)
+        for start in range(0, len(pks), 500):
+            for o in Order.select(Order.client_order_id, Order.venue_order_id).where(
+                Order.position.in_(pks[start : start + 500])
+            ):
+                ids.add(o.client_order_id)
+                if o.venue_order_id:
+                    ids.add(o.venue_order_id)
+        return ids
+
+    def position_states(self, uids: Collection[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for chunk in _chunks(sorted(set(uids))):
+            for row in Position.select(Position.uid, Position.state).where(Position.uid.in_(chunk)):
+                out[row.uid] = row.state
+        return out
+
     def unresolved_orders(self) -> list[OrderView]:
         return self._order_views(Order.status.in_(list(UNRESOLVED_STATUSES)))
 
@@ -720,6 +798,14 @@ class Registry:
         row.save()
         return True
 
+    def fill_ids_known(self, fill_ids: Collection[str]) -> set[str]:
+        """Which of these fill ids the ledger holds: an indexed lookup of the batch, so the cost of a cycle does not
+        grow with the history (loading every fill id ever recorded did)."""
+        known: set[str] = set()
+        for chunk in _chunks(sorted(set(fill_ids))):
+            known.update(f.fill_id for f in Fill.select(Fill.fill_id).where(Fill.fill_id.in_(chunk)))
+        return known
+
     def known_fill_ids(self, since_ms: int | None = None) -> set[str]:
         q = Fill.select(Fill.fill_id)
         if since_ms is not None:
@@ -746,6 +832,12 @@ class Registry:
             }
             for f in q
         ]
+
+
+def _chunks(items: Sequence[str], size: int = 500) -> Iterator[list[str]]:
+    # SQLite caps the number of bound parameters per statement; 500 stays far below every build's limit.
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
 
 
 def positions_for_symbols(registry: Registry, keys: Sequence[str]) -> dict[str, list[PositionView]]:

@@ -70,3 +70,7 @@ class Strategy(Protocol):
     def analyse(self, symbol: str, candles: Sequence[Candle], instrument: Instrument, equity: Decimal) -> Decision:
         """Decide on closed candles only (oldest first); never raises for thin data, returns SKIP instead."""
         ...
+
+    def exit_reason(self, symbol: str, side: PositionSide, candles: Sequence[Candle]) -> str | None:
+        """Why a held `side` position should be exited on these closed candles, or None to keep it."""
+        ...

@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from lifecycle.values import Candle, Instrument
+from lifecycle.values import Candle, Instrument, PositionSide
 from strategy.base import Decision, Verdict
+from strategy.exit_rule import DEFAULT_EXIT_BARS, exit_signal
 from strategy.rolling import RollingIndicators, Windows
 from strategy.sizing import position_size, round_down, round_up, take_profit_at
 
@@ -21,6 +22,7 @@ from strategy.sizing import position_size, round_down, round_up, take_profit_at
 @dataclass(frozen=True)
 class DonchianParams:
     channel_bars: int = 20
+    exit_bars: int = DEFAULT_EXIT_BARS  # the opposite break over this shorter channel exits (strategy.exit_rule)
     ema_bars: int = 50
     atr_bars: int = 14
     atr_stop_multiple: Decimal = Decimal(2)
@@ -42,6 +44,10 @@ class DonchianBreakout:
         self.indicators = RollingIndicators(
             Windows(self.params.channel_bars, self.params.ema_bars, self.params.atr_bars)
         )
+
+    def exit_reason(self, symbol: str, side: PositionSide, candles: Sequence[Candle]) -> str | None:
+        """The opposite Donchian break over the shorter exit channel (strategy.exit_rule)."""
+        return exit_signal(side, candles, self.params.exit_bars)
 
     def analyse(self, symbol: str, candles: Sequence[Candle], instrument: Instrument, equity: Decimal) -> Decision:
         p = self.params

@@ -153,7 +153,7 @@ def daemon_context(
 ) -> DaemonContext:
     """The daemon's own job context, so the tools place stops with the protect job's code, not a second copy."""
     from operations.context import DaemonContext
-    from scheduler.startup import limits_from, safety_from, strategy_from
+    from operations.wiring import limits_from, safety_from, strategy_from
 
     keys = tuple(settings.symbols)
     limits = dataclasses.replace(limits_from(settings, keys), default_stop_pct=stop_pct)

@@ -23,8 +23,11 @@ from typing import Any
 
 from exchange.venue import Venue
 from lifecycle.clock import SystemClock
-from lifecycle.reconcile import ClosePhantom, ImportOrphan, Reconciliation, reconcile
+from lifecycle.reconcile import ClosePhantom, ImportOrphan, Issue, Reconciliation, reconcile
 from lifecycle.values import AccountSnapshot
+from operations import protection
+from operations.reconciliation import close_phantom
+from specs.lifecycle import State
 from tools._cli import (
     ProblemsFound,
     bounded_decimal,
@@ -38,7 +41,6 @@ from tools._cli import (
 from tools._venue import (
     ToolEnv,
     add_common,
-    atr_stop,
     build_venue,
     daemon_context,
     db_path,
@@ -79,13 +81,14 @@ def diff(args: argparse.Namespace, venue: Venue, inputs_path: Path, clock: Syste
 def execute(
     env: ToolEnv, args: argparse.Namespace, venue: Venue, path: Path, clock: SystemClock, rec: Reconciliation
 ) -> Outcome:
-    from scheduler.jobs import protect
-    from scheduler.jobs.reconcile import close_phantom
-
+    """The daemon's own operations: imports protected by the one planner (a stop on the protective side of the
+    current mark, or the reason none can be sent), phantoms closed by the one close (their orders cancelled, the
+    venue's real closing fills booked)."""
     out = Outcome()
     registry = open_registry(path, clock, must_exist=False, role="sync_positions --execute")
     ctx = daemon_context(env.settings, registry, venue, clock, args.stop_pct)
     open_orders = venue_call("reading open orders", venue.open_orders)
+    marks = protection.current_marks(ctx)
     for action in rec.actions:
         if isinstance(action, ImportOrphan):
             pos = registry.import_position(
@@ -95,17 +98,14 @@ def execute(
                 entry_price=action.entry_price,
                 cause="sync_positions: venue position with no registry position (operator import)",
             )
-            tick = ctx.instruments[action.symbol].tick_size if action.symbol in ctx.instruments else Decimal("0.5")
-            stop = atr_stop(venue, env.settings, action.symbol, action.side.value, action.entry_price, tick)
-            if stop is not None:
-                registry.set_stop_price(pos.uid, stop)
-            protect.protect_position(ctx, registry.get(pos.uid), open_orders)
+            result = protection.protect(ctx, registry.get(pos.uid), open_orders, marks=marks)
             after = registry.get(pos.uid)
             line = f"imported {action.symbol} {action.side.value} {action.qty} as {after.uid} ({after.state})"
-            if after.sl_order_id:
+            if after.state == State.PROTECTED and after.sl_order_id:
                 out.done.append(f"{line}, stop {after.sl_order_id} at {after.stop_price}")
             else:
-                out.failed.append(f"{line} but NO stop is live: check ORDER_REJECTED_BY_VENUE and retry")
+                why = "; ".join(result.problems) or "the stop was not accepted (see ORDER_REJECTED_BY_VENUE)"
+                out.failed.append(f"{line} but NO stop is live: {why}")
         elif isinstance(action, ClosePhantom):
             before = registry.get(action.uid)
             close_phantom(ctx, action.uid)
@@ -161,7 +161,7 @@ def main(argv: Sequence[str]) -> int:
             ],
             "done": outcome.done,
             "failed": outcome.failed,
-            "in_sync": not (imports or phantoms),
+            "in_sync": not (imports or phantoms or others),
         }
         write_json(doc)
     else:
@@ -174,15 +174,22 @@ def main(argv: Sequence[str]) -> int:
             lines += [f"{prefix}close phantom {a.uid}" for a in phantoms]
         lines += outcome.done + [f"FAILED: {f}" for f in outcome.failed]
         lines += [f"note: {i.cls} {i.symbol} {i.uid or '-'} {i.detail} (left to the daemon)" for i in others]
-        if not (imports or phantoms):
+        if not (imports or phantoms or others):
             lines.append("in sync: nothing to import or close")
+        elif others and not (imports or phantoms):
+            lines.append("NOT in sync: the differences above need an operator (see RUNBOOK: qty_mismatch)")
         elif pending:
             lines.append("dry-run: nothing changed; re-run with --execute to act")
         write_text(lines)
     if outcome.failed:
         sys.stderr.write(f"error: {len(outcome.failed)} action(s) failed (see the report)\n")
         return 1
-    return 1 if pending else 0
+    return 1 if pending or _needs_operator(others) else 0
+
+
+def _needs_operator(others: Sequence[Issue]) -> bool:
+    """A quantity mismatch (or a stop the daemon must still place) is not "in sync", whatever else is."""
+    return any(i.cls in ("qty_mismatch", "missing_stop") for i in others)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,9 @@ from datetime import datetime, timedelta
 
 from exchange.errors import VenueError
 from lifecycle.events import Ev, emit
-from lifecycle.values import Candle
+from lifecycle.values import Candle, PositionSide
 from operations.context import DaemonContext, EntryPlan
+from specs.lifecycle import PROTECTABLE_STATES
 from strategy.auction import Candidate, allocate
 from strategy.base import Decision
 
@@ -79,9 +80,32 @@ def auction(ctx: DaemonContext, decisions: Sequence[Decision], held: set[str]) -
         if slots <= 0 or d.side is None or d.size is None or d.stop_price is None:
             continue
         slots -= 1
-        plans.append(EntryPlan(d.symbol, d.side.value, d.size, d.stop_price, d.take_profit_price, d.reason))
+        plans.append(
+            EntryPlan(d.symbol, d.side.value, d.size, d.stop_price, d.take_profit_price, d.reason, d.entry_price)
+        )
     return plans
 
 
 def plan_entries(ctx: DaemonContext, held: set[str]) -> list[EntryPlan]:
     return auction(ctx, analyse_all(ctx, held), held)
+
+
+def exit_signals(ctx: DaemonContext) -> list[tuple[str, str]]:
+    """(uid, reason) for each held position the strategy's exit rule says to leave (strategy.exit_rule). Exits are
+    not new entries: they run whatever the kill switch or a pause says."""
+    out: list[tuple[str, str]] = []
+    now = ctx.clock.now()
+    for pos in ctx.registry.active_positions():
+        if pos.state not in PROTECTABLE_STATES or pos.remaining_qty <= 0:
+            continue
+        try:
+            raw = ctx.venue.candles(pos.symbol_key, ctx.limits.timeframe, limit=ctx.limits.candle_limit)
+        except VenueError as exc:
+            log.warning("exit rule: no candles for %s (%s); checked again next tick", pos.symbol_key, exc)
+            continue
+        reason = ctx.strategy.exit_reason(
+            pos.symbol_key, PositionSide(pos.side), closed_candles(raw, ctx.limits.timeframe, now)
+        )
+        if reason is not None:
+            out.append((pos.uid, reason))
+    return out

@@ -16,12 +16,19 @@ from decimal import Decimal
 
 from exchange.errors import VenueError
 from lifecycle.events import Ev, emit
-from lifecycle.values import OrderOutcome, OrderType, Side
+from lifecycle.fills import adding_side
+from lifecycle.protection import round_to_tick
+from lifecycle.values import OrderOutcome, OrderType, PositionSide
+from operations import protection
 from operations.context import DaemonContext, EntryPlan
 from operations.crash import crash_point
-from operations.exits import fills_window_start, ingest_fills
+from operations.exit_order import exit_position
+from operations.exits import fills_window_start
+from operations.fills import ingest
 from operations.submit import submit
-from scheduler.jobs import decide, protect
+from scheduler.jobs import decide
+from specs.lifecycle import Event, State
+from store.registry import PositionView
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +49,13 @@ def enter(ctx: DaemonContext, plan: EntryPlan) -> str:
         take_profit_price=plan.take_profit_price,
         cause=f"strategy: {plan.reason}",
     )
-    side = Side.BUY if plan.side == "long" else Side.SELL
     sent = submit(
         ctx.registry,
         ctx.venue,
         pos.uid,
         symbol=plan.symbol,
         purpose="entry",
-        side=side,
+        side=adding_side(PositionSide(plan.side)),
         order_type=OrderType.MARKET,
         qty=plan.qty,
     )
@@ -58,7 +64,7 @@ def enter(ctx: DaemonContext, plan: EntryPlan) -> str:
     if result.outcome is OrderOutcome.REJECTED:
         # A local refusal (never sent) carries its own "not_sent:" reason; only the rest came from the venue.
         cause = f"{result.reason}" if sent.refusal is not None else f"venue rejected: {result.reason}"
-        ctx.registry.apply(pos.uid, "entry_rejected", cause=cause)
+        ctx.registry.apply(pos.uid, Event.ENTRY_REJECTED, cause=cause)
         return pos.uid
     if result.outcome is OrderOutcome.UNKNOWN:
         return pos.uid  # stays PENDING_ENTRY; reconciliation adopts or cancels it by evidence
@@ -70,21 +76,67 @@ def enter(ctx: DaemonContext, plan: EntryPlan) -> str:
             ]
         except VenueError as exc:
             log.warning("entry %s filled but its fills could not be fetched yet (%s)", sent.client_order_id, exc)
-    ingest_fills(ctx, fills)
+    # The one door records the fills and applies entry_filled once the entry no longer rests on the book.
+    ingest(ctx, fills, source="tick")
     crash_point("after_fill")
     current = ctx.registry.get(pos.uid)
-    if current.remaining_qty > 0:
-        ctx.registry.apply(pos.uid, "entry_filled", cause=f"entry {sent.client_order_id} filled")
-        if protect.place_stop(ctx, ctx.registry.get(pos.uid)) and ctx.limits.take_profit:
-            protect.place_take_profit(ctx, ctx.registry.get(pos.uid), ())
-    else:
-        ctx.registry.apply(pos.uid, "entry_acknowledged", cause=f"entry {sent.client_order_id} accepted")
+    if current.state == State.PENDING_ENTRY:
+        ctx.registry.apply(pos.uid, Event.ENTRY_ACKNOWLEDGED, cause=f"entry {sent.client_order_id} accepted")
+    elif current.state == State.OPEN and not anchor_to_fill(ctx, current, plan):
+        # Placed right after the fill: protect would within one cycle anyway; this shortens the unprotected window
+        # to one round trip.
+        protection.protect(ctx, ctx.registry.get(pos.uid), ())
     return pos.uid
+
+
+def anchor_to_fill(ctx: DaemonContext, pos: PositionView, plan: EntryPlan) -> bool:
+    """Re-anchor the planned stop (and take-profit) to the entry's actual fill price, so the loss at the stop is the
+    risk the strategy sized for, not that plus the slippage. An entry that slipped more than
+    `risk.max_entry_slippage_r` is exited at once instead. Returns True when the position was exited."""
+    decision, fill = plan.decision_price, pos.entry_price
+    risk = abs(decision - plan.stop_price) if decision is not None else Decimal(0)
+    if decision is None or fill is None or risk == 0:
+        return False
+    long = pos.side == PositionSide.LONG
+    adverse = (fill - decision) if long else (decision - fill)
+    slippage_r = adverse / risk
+    tick = ctx.instruments[pos.symbol_key].tick_size
+    if slippage_r > ctx.limits.max_entry_slippage_r:
+        emit(
+            Ev.ENTRY_SLIPPAGE,
+            position=pos.uid,
+            symbol=pos.symbol_key,
+            decision_price=decision,
+            fill_price=fill,
+            slippage_r=slippage_r.quantize(Decimal("0.01")),
+            action="exit",
+        )
+        exit_position(ctx, pos.uid, reason=f"entry slipped {slippage_r:.2f} R past the decision price")
+        return True
+    stop = round_to_tick(fill - risk if long else fill + risk, tick, down=long)
+    target = pos.take_profit_price
+    if target is not None:
+        target = round_to_tick(target + (fill - decision), tick, down=not long)
+    if stop != pos.stop_price or target != pos.take_profit_price:
+        ctx.registry.update_prices(pos.uid, stop_price=stop, take_profit_price=target)
+        if adverse != 0:
+            emit(
+                Ev.ENTRY_SLIPPAGE,
+                position=pos.uid,
+                symbol=pos.symbol_key,
+                decision_price=decision,
+                fill_price=fill,
+                slippage_r=slippage_r.quantize(Decimal("0.01")),
+                action="stop_reanchored",
+            )
+    return False
 
 
 def run(ctx: DaemonContext) -> TickResult:
     started = time.perf_counter()
     ctx.stats.cycles += 1
+    for uid, reason in decide.exit_signals(ctx):
+        exit_position(ctx, uid, reason=f"strategy exit: {reason}")
     held = {p.symbol_key for p in ctx.registry.active_positions()}
     plans = decide.plan_entries(ctx, held)
     entries = 0

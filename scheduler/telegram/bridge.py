@@ -21,6 +21,7 @@ ALERT_EVENTS: frozenset[str] = frozenset(
         Ev.REGISTRY_AUDIT_REPORT.value,
         Ev.ORDER_REJECTED_BY_VENUE.value,
         Ev.POSITION_UNPROTECTABLE.value,  # no stop can be placed: only the operator can close it
+        Ev.STOP_CHURN_LIMIT.value,  # stops keep vanishing: protection has stopped retrying for the hour
         Ev.CORRUPTED_POSITION.value,  # the runbook escalates on repeated ones: each names the row to look at
     }
 )

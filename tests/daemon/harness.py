@@ -22,7 +22,7 @@ from lifecycle.escalation import Escalator
 from lifecycle.events import EVENT_LOGGER
 from lifecycle.killswitch import KillSwitch
 from lifecycle.reconcile import Reconciliation
-from lifecycle.values import Candle, Instrument
+from lifecycle.values import Candle, Instrument, PositionSide
 from operations import exits
 from operations.context import DaemonContext, Limits
 from operations.safety import Safety
@@ -49,6 +49,11 @@ class ScriptedStrategy:
     stop_pct: Decimal = Decimal("0.02")
     tp_pct: Decimal | None = None
     name: str = "scripted"
+
+    exits: dict[str, str] = field(default_factory=dict)  # symbol -> reason: the held position there is exited
+
+    def exit_reason(self, symbol: str, side: PositionSide, candles: Sequence[Candle]) -> str | None:
+        return self.exits.get(symbol)
 
     def analyse(self, symbol: str, candles: Sequence[Candle], instrument: Instrument, equity: Decimal) -> Decision:
         side = self.entries.get(symbol)

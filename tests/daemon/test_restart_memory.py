@@ -10,8 +10,8 @@ from lifecycle.escalation import Escalator
 from lifecycle.killswitch import KillSwitch
 from lifecycle.reconcile import ReconciliationReport
 from operations.safety import Safety
+from operations.wiring import safety_from
 from scheduler.restart_memory import RestartMemory
-from scheduler.startup import safety_from
 from settings.config import load_settings
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -21,7 +21,7 @@ from lifecycle.reconcile import (
     RelinkStop,
     reconcile,
 )
-from lifecycle.values import AccountSnapshot, PositionSide, Side
+from lifecycle.values import AccountSnapshot, PositionSide, Side, VenueFill
 from specs.reconciliation import REPORT_FIELDS
 from tests.reconcile.builders import NOW, D, fill, limit, pos, snap, stop, vpos
 
@@ -154,11 +154,29 @@ def test_side_flip_is_a_signed_mismatch() -> None:
     assert QtyMismatch("p1", D("1"), D("-1")) in result.actions
 
 
-def test_foreign_fill_is_unmatched_and_not_applied() -> None:
+def test_foreign_fill_on_a_held_symbol_is_an_external_add_that_explains_the_venue() -> None:
+    # A hand-placed buy on our long (no cliOrdId, after the position was created): lifecycle.fills books it as an
+    # external add, so the venue's larger size is explained (qty_synced), not a mismatch needing an operator.
     manual = fill("m1", "o-manual", None, Side.BUY, "1")
     result = run([pos("p1")], snap((vpos(size="2"),), (stop("sl-1"),), (manual,)))
+    assert ApplyFill("p1", manual, True) in result.actions
+    assert result.unmatched_fills == ()
+    assert result.report.qty_synced == 1 and result.report.qty_mismatch == 0
+
+
+def test_foreign_fill_that_would_flip_the_position_stays_unmatched_and_is_a_mismatch() -> None:
+    # Selling 3 against a long of 1 would flip it: no rule can book half of a fill, so an operator decides.
+    manual = fill("m1", "o-manual", None, Side.SELL, "3")
+    result = run([pos("p1")], snap((vpos(side=PositionSide.SHORT, size="2"),), (stop("sl-1"),), (manual,)))
     assert result.unmatched_fills == (manual,)
     assert result.report.qty_mismatch == 1
+
+
+def test_foreign_fill_on_a_symbol_we_do_not_hold_is_unmatched() -> None:
+    manual = fill("m1", "o-manual", None, Side.BUY, "1")
+    other = VenueFill("m2", "o-x", None, "PF_ETHUSD", Side.BUY, D("1"), D("3000"), manual.time)
+    result = run([pos("p1")], snap((vpos(size="1"),), (stop("sl-1"),), (other,)))
+    assert result.unmatched_fills == (other,)
 
 
 def test_pending_entry_filled_is_adopted() -> None:

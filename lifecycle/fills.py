@@ -1,0 +1,182 @@
+"""Fills: the ONE attribution rule (which position a venue fill belongs to) and the ONE consequence rule (which
+lifecycle event a position's facts call for once its fills are in).
+
+Every path that learns of fills — the exits job's fill poll, an entry's own answer, reconciliation's snapshot,
+the order stream, startup recovery, the operator tools — asks these two functions and nothing else, so a fill
+means the same thing whichever door it came through. Pure: the caller passes the registry's facts in.
+
+Attribution, in order of the evidence's strength:
+1. the fill carries the client order id of one of our orders: it belongs to that order's position;
+2. its venue order id is one we recorded (an order row, or the position's stop / take-profit id): the same;
+3. neither, on a symbol an exposed position holds, stamped after that position was created: somebody else's
+   trade on our position (a manual close on the venue, a liquidation, a hand-placed order). A fill on the
+   position's closing side is an **external close** (up to the remaining quantity; a larger one would flip the
+   position, which no rule can book safely, so it stays unowned and reconciliation reports the mismatch); on
+   its adding side, an **external add**.
+An order owned by a terminal position can still fill (a stray the close could not cancel): its fill moved the
+venue's exposure on that symbol all the same, so it is judged by rule 3 against whoever holds the symbol now
+instead of being booked on the closed position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from lifecycle.values import PositionSide, Side, VenueFill
+from specs.lifecycle import ENTRY_PENDING_STATES, EXPOSED_STATES, TERMINAL_STATES, Event, fill_side
+
+
+class FillRole(StrEnum):
+    OWN = "own"  # one of our orders
+    EXTERNAL_CLOSE = "external_close"  # not ours, reduces a position we hold
+    EXTERNAL_ADD = "external_add"  # not ours, adds to a position we hold
+    UNOWNED = "unowned"  # nothing we hold explains it (reconciliation judges: orphan or mismatch)
+
+
+@dataclass(frozen=True)
+class OrderOwner:
+    """One of our orders, as the registry recorded it."""
+
+    uid: str
+    purpose: str  # entry | stop | take_profit | exit
+    position_state: str
+    venue_order_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Holder:
+    """A non-terminal position that may own fills (and absorb external ones on its symbol)."""
+
+    uid: str
+    symbol_key: str
+    side: PositionSide
+    state: str
+    remaining_qty: Decimal
+    created: datetime
+    sl_order_id: str | None = None
+    tp_order_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Attributed:
+    fill: VenueFill
+    role: FillRole
+    uid: str | None  # the owning position; None for UNOWNED
+    is_entry: bool  # for the ledger: an entry (adds) or an exit (reduces) fill of `uid`
+
+
+@dataclass(frozen=True)
+class FillOwners:
+    """Everything attribution needs, built once per batch from the registry."""
+
+    by_client_id: Mapping[str, OrderOwner]
+    by_venue_id: Mapping[str, OrderOwner]
+    holders: Sequence[Holder]
+
+
+def adding_side(side: PositionSide) -> Side:
+    """The fill side that grows a position of this side (its entries); the other one reduces it (the spec's
+    `fill_side` is the one rule)."""
+    return Side(fill_side(side.value, is_entry=True))
+
+
+def closing_side(side: PositionSide) -> Side:
+    """The side of every order that reduces a position of this side: its stop, take-profit and exits."""
+    return Side(fill_side(side.value, is_entry=False))
+
+
+def owners_from(orders: Sequence[tuple[str, OrderOwner]], holders: Sequence[Holder]) -> FillOwners:
+    """`orders`: (client order id, owner) for every order we recorded (of active and terminal positions)."""
+    by_client: dict[str, OrderOwner] = {}
+    by_venue: dict[str, OrderOwner] = {}
+    for coid, owner in orders:
+        by_client[coid] = owner
+        if owner.venue_order_id:
+            by_venue[owner.venue_order_id] = owner
+    for h in holders:
+        for oid, purpose in ((h.sl_order_id, "stop"), (h.tp_order_id, "take_profit")):
+            if oid:
+                by_venue.setdefault(oid, OrderOwner(h.uid, purpose, h.state, oid))
+    return FillOwners(by_client, by_venue, tuple(holders))
+
+
+def attribute(fills: Sequence[VenueFill], owners: FillOwners) -> tuple[Attributed, ...]:
+    """Attribute each fill, oldest first. External closes are capped by the remaining quantity as it stands after
+    the earlier fills of the same batch, so two manual partial closes in one batch are judged in order."""
+    remaining = {h.uid: h.remaining_qty for h in owners.holders}
+    holders = {h.uid: h for h in owners.holders}
+    out: list[Attributed] = []
+    for fill in sorted(fills, key=lambda f: (f.time, f.fill_id)):
+        owner = _our_order(fill, owners)
+        if owner is not None and owner.position_state not in TERMINAL_STATES and owner.uid in holders:
+            is_entry = owner.purpose == "entry"
+            out.append(Attributed(fill, FillRole.OWN, owner.uid, is_entry))
+            delta = fill.size if fill.side is adding_side(holders[owner.uid].side) else -fill.size
+            remaining[owner.uid] = remaining[owner.uid] + delta
+            continue
+        holder = _exposed_holder(fill, owners.holders)
+        if holder is None:
+            out.append(Attributed(fill, FillRole.UNOWNED, None, False))
+            continue
+        if fill.side is adding_side(holder.side):
+            out.append(Attributed(fill, FillRole.EXTERNAL_ADD, holder.uid, True))
+            remaining[holder.uid] += fill.size
+        elif fill.size <= remaining[holder.uid]:
+            out.append(Attributed(fill, FillRole.EXTERNAL_CLOSE, holder.uid, False))
+            remaining[holder.uid] -= fill.size
+        else:
+            out.append(Attributed(fill, FillRole.UNOWNED, None, False))
+    return tuple(out)
+
+
+def _our_order(fill: VenueFill, owners: FillOwners) -> OrderOwner | None:
+    if fill.client_order_id is not None and fill.client_order_id in owners.by_client_id:
+        return owners.by_client_id[fill.client_order_id]
+    return owners.by_venue_id.get(fill.order_id)
+
+
+def _exposed_holder(fill: VenueFill, holders: Sequence[Holder]) -> Holder | None:
+    """The exposed position on the fill's symbol that existed when the fill happened (the oldest, if several)."""
+    for h in sorted(holders, key=lambda h: (h.created, h.uid)):
+        if h.symbol_key == fill.symbol and h.state in EXPOSED_STATES and fill.time >= h.created:
+            return h
+    return None
+
+
+@dataclass(frozen=True)
+class PositionFacts:
+    """What the consequence rule reads about one position after its fills are recorded."""
+
+    state: str
+    remaining_qty: Decimal
+    has_entry_fills: bool
+    entry_order_live: bool = False  # the entry order still rests on the venue (a partial fill may grow)
+
+
+def consequence(facts: PositionFacts) -> Event | None:
+    """The lifecycle event these facts call for, or None.
+
+    - an entry pending with fills and no live entry order left: `entry_filled` (a partly filled entry still on
+      the book stays ENTRY_OPEN until it fills or ends);
+    - an exposed position brought to zero by fills: `position_closed` (whoever closed it: our stop, take-profit
+      or exit, a liquidation, a hand on the venue — the ledger's fills are the evidence).
+    """
+    if facts.state in ENTRY_PENDING_STATES:
+        if facts.has_entry_fills and facts.remaining_qty > 0 and not facts.entry_order_live:
+            return Event.ENTRY_FILLED
+        return None
+    if facts.state in EXPOSED_STATES and facts.remaining_qty == 0:
+        return Event.POSITION_CLOSED
+    return None
+
+
+def fills_by_position(attributed: Sequence[Attributed]) -> dict[str, list[Attributed]]:
+    grouped: dict[str, list[Attributed]] = {}
+    for a in attributed:
+        if a.uid is not None:
+            grouped.setdefault(a.uid, []).append(a)
+    return grouped

@@ -1,0 +1,162 @@
+"""The one door for venue fills: every fill the daemon or a tool learns of — the exits job's poll, an entry's own
+answer, the order stream, reconciliation — is recorded here, and here only is the consequence applied.
+
+`ingest` asks the pure rules (`lifecycle.fills.attribute`, `lifecycle.fills.consequence`), records each owned fill in
+the ledger (the fill id makes a replay or a duplicate a no-op), then applies the event the consequence rule names:
+`entry_filled` for a pending entry, or the one close operation (`operations.close`) for a position the fills brought
+to zero — which cancels its other protective orders on the venue at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from lifecycle.fills import (
+    Attributed,
+    FillOwners,
+    FillRole,
+    Holder,
+    OrderOwner,
+    PositionFacts,
+    attribute,
+    consequence,
+    owners_from,
+)
+from lifecycle.values import PositionSide, VenueFill
+from operations.close import close_position
+from operations.context import DaemonContext
+from specs.lifecycle import ORDER_UNRESOLVED_STATUSES, Event, OrderStatus
+from store.registry import PositionView, Registry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    recorded: tuple[Attributed, ...]  # fills written to the ledger by this call
+    unowned: tuple[VenueFill, ...]  # new fills nothing we hold explains (reconciliation judges them)
+    events: tuple[tuple[str, Event], ...]  # (uid, event) applied as their consequence
+
+    @property
+    def touched(self) -> frozenset[str]:
+        return frozenset(a.uid for a in self.recorded if a.uid is not None)
+
+
+def owners(ctx: DaemonContext, fills: Sequence[VenueFill]) -> FillOwners:
+    """The registry's facts attribution needs for this batch: every active position, and our orders named by the
+    batch's client or venue order ids (of terminal positions too, so a stray's fill is recognised as one)."""
+    registry = ctx.registry
+    holders = [holder(p, ctx.created_of(p.uid, p.created)) for p in registry.active_positions()]
+    coids = {f.client_order_id for f in fills if f.client_order_id}
+    rows = registry.orders_matching(coids, {f.order_id for f in fills})
+    states = registry.position_states({o.position_uid for o in rows})
+    orders = [
+        (o.client_order_id, OrderOwner(o.position_uid, o.purpose, states[o.position_uid], o.venue_order_id))
+        for o in rows
+    ]
+    return owners_from(orders, holders)
+
+
+def holder(p: PositionView, created: datetime) -> Holder:
+    return Holder(
+        uid=p.uid,
+        symbol_key=p.symbol_key,
+        side=PositionSide(p.side),
+        state=p.state,
+        remaining_qty=p.remaining_qty,
+        created=created,
+        sl_order_id=p.sl_order_id,
+        tp_order_id=p.tp_order_id,
+    )
+
+
+def record(ctx: DaemonContext, fills: Sequence[VenueFill]) -> tuple[tuple[Attributed, ...], tuple[VenueFill, ...]]:
+    """Attribute and record the fills the ledger does not hold yet; no lifecycle event is applied."""
+    registry = ctx.registry
+    known = registry.fill_ids_known([f.fill_id for f in fills])
+    new = [f for f in fills if f.fill_id not in known]
+    if not new:
+        return (), ()
+    recorded: list[Attributed] = []
+    unowned: list[VenueFill] = []
+    for a in attribute(new, owners(ctx, new)):
+        if a.uid is None:
+            unowned.append(a.fill)
+            continue
+        if registry.record_venue_fill(a.uid, a.fill, is_entry=a.is_entry):
+            recorded.append(a)
+            if a.role is not FillRole.OWN:
+                log.warning(
+                    "fill %s on %s is not one of our orders: booked as %s of position %s",
+                    a.fill.fill_id,
+                    a.fill.symbol,
+                    a.role.value,
+                    a.uid,
+                )
+    _settle_filled_orders(registry, {a.fill.client_order_id for a in recorded if a.fill.client_order_id})
+    return tuple(recorded), tuple(unowned)
+
+
+def _settle_filled_orders(registry: Registry, client_order_ids: set[str]) -> None:
+    """Order rows follow the venue: an order whose ledger fills now cover its quantity is `filled`, whatever the
+    send's answer said (a reply lost and resolved from history, a status read as `open` a moment too early)."""
+    for coid in sorted(client_order_ids):
+        order = registry.order_by_client_id(coid)
+        if order is None or order.status not in ORDER_UNRESOLVED_STATUSES:
+            continue
+        filled = sum(
+            (Decimal(str(f["qty"])) for f in registry.fills(order.position_uid) if f["client_order_id"] == coid),
+            Decimal(0),
+        )
+        if filled >= order.qty:
+            registry.mark_order(coid, status=OrderStatus.FILLED, reason="its fills cover its size")
+
+
+def facts(registry: Registry, uid: str) -> PositionFacts:
+    pos = registry.get(uid)
+    ledger = registry.fills(uid)
+    entry_qty = sum((Decimal(str(f["qty"])) for f in ledger if f["is_entry"]), Decimal(0))
+    entry_rows = [o for o in registry.orders(uid) if o.purpose == "entry"]
+    # A resting entry that is not yet filled in full may still grow the position: it is not "filled" yet.
+    live = any(o.status == OrderStatus.OPEN and entry_qty < o.qty for o in entry_rows)
+    return PositionFacts(pos.state, pos.remaining_qty, entry_qty > 0, live)
+
+
+def ingest(ctx: DaemonContext, fills: Sequence[VenueFill], *, source: str = "fills") -> IngestResult:
+    """Record the fills and apply their consequences. `source` names the door's caller in causes and logs."""
+    recorded, unowned = record(ctx, fills)
+    events: list[tuple[str, Event]] = []
+    for uid in sorted({a.uid for a in recorded if a.uid is not None}):
+        event = consequence(facts(ctx.registry, uid))
+        if event is Event.ENTRY_FILLED:
+            ctx.registry.apply(uid, event, cause=f"{source}: entry filled on the venue")
+            events.append((uid, event))
+        elif event is Event.POSITION_CLOSED:
+            reason = exit_reason([a for a in recorded if a.uid == uid], ctx.registry, uid)
+            close_position(ctx, uid, cause=f"{source}: closing fills brought the quantity to zero", reason=reason)
+            events.append((uid, event))
+    return IngestResult(recorded, unowned, tuple(events))
+
+
+def exit_reason(closing: Sequence[Attributed], registry: Registry, uid: str) -> str:
+    """What closed the position, from its last closing fill: our stop, take-profit or exit order, or someone else."""
+    exits = [a for a in closing if not a.is_entry]
+    if not exits:
+        return "sync"
+    last = exits[-1]
+    if last.role is FillRole.EXTERNAL_CLOSE:
+        return "manual"
+    coid = last.fill.client_order_id
+    order = registry.order_by_client_id(coid) if coid else None
+    if order is None:
+        pos = registry.get(uid)
+        if last.fill.order_id == pos.sl_order_id:
+            return "stop"
+        if last.fill.order_id == pos.tp_order_id:
+            return "take_profit"
+        return "manual"
+    return {"stop": "stop", "take_profit": "take_profit", "exit": "exit"}.get(order.purpose, "manual")

@@ -1,0 +1,145 @@
+"""Reconciliation execution: the pure diff (`lifecycle.reconcile`) decides; this module runs its actions through the
+rest of operations/ — fills through the one door, closes through the one close, stops through the one planner. The
+reconcile job and the operator tools (`sync_positions --execute`) both come here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from exchange.errors import VenueError
+from lifecycle.reconcile import (
+    Action,
+    AdoptPending,
+    ApplyFill,
+    CloseFlat,
+    ClosePhantom,
+    ImportOrphan,
+    MissingStop,
+    OrderRef,
+    QtyMismatch,
+    RegistryPosition,
+    RelinkStop,
+)
+from lifecycle.values import AccountSnapshot, PositionSide
+from lifecycle.values import OrderStatus as VenueStatus
+from operations import protection
+from operations.close import close_position
+from operations.context import DaemonContext
+from operations.fills import ingest
+from specs.lifecycle import (
+    ENTRY_PENDING_STATES,
+    EXPOSED_STATES,
+    ORDER_UNRESOLVED_STATUSES,
+    PROTECTABLE_STATES,
+    TERMINAL_STATES,
+    Event,
+    OrderStatus,
+)
+
+log = logging.getLogger(__name__)
+
+
+def registry_inputs(ctx: DaemonContext) -> tuple[list[RegistryPosition], dict[str, OrderRef]]:
+    positions: list[RegistryPosition] = []
+    orders: dict[str, OrderRef] = {}
+    for p in ctx.registry.active_positions():
+        positions.append(
+            RegistryPosition(
+                uid=p.uid,
+                symbol_key=p.symbol_key,
+                side=PositionSide(p.side),
+                state=p.state,
+                remaining_qty=p.remaining_qty,
+                sl_order_id=p.sl_order_id,
+                tp_order_id=p.tp_order_id,
+                created=ctx.created_of(p.uid, p.created),
+            )
+        )
+        for o in ctx.registry.orders_for(p.uid):
+            orders[o.client_order_id] = OrderRef(p.uid, o.purpose, o.venue_order_id)
+    return positions, orders
+
+
+def execute(ctx: DaemonContext, actions: Sequence[Action], snapshot: AccountSnapshot | None) -> None:
+    """Run the diff's actions through operations/: fills through the one door, closes through the one close, stops
+    through the one planner."""
+    reg = ctx.registry
+    fills = [a.fill for a in actions if isinstance(a, ApplyFill)]
+    fills += [f for a in actions if isinstance(a, AdoptPending) for f in a.fills]
+    if fills:
+        ingest(ctx, fills, source="reconcile")
+    open_orders = snapshot.open_orders if snapshot is not None else ()
+    for action in actions:
+        match action:
+            case AdoptPending(uid, _):
+                adopt_pending(ctx, uid)
+            case ImportOrphan(symbol, side, qty, entry_price):
+                reg.import_position(
+                    symbol=symbol,
+                    side=side.value,
+                    qty=qty,
+                    entry_price=entry_price,
+                    cause="reconcile: venue position with no registry position (orphan adopted)",
+                )
+            case ClosePhantom(uid):
+                close_phantom(ctx, uid)
+            case CloseFlat(uid):
+                if reg.get(uid).state in EXPOSED_STATES:
+                    close_position(
+                        ctx, uid, cause="reconcile: ledger and venue agree the position is flat", reason="reconcile"
+                    )
+            case RelinkStop(uid) | MissingStop(uid):
+                pos = reg.get(uid)
+                if pos.state in PROTECTABLE_STATES and pos.remaining_qty > 0:
+                    protection.protect(ctx, pos, open_orders)
+            case QtyMismatch():
+                pass  # needs an operator; counted, logged and escalated after 3 consecutive cycles
+
+
+def adopt_pending(ctx: DaemonContext, uid: str) -> None:
+    """A pending entry whose order is no longer live and whose fills are in the ledger: its entry row follows the
+    venue (filled), then `entry_filled` if the fills door has not applied it already."""
+    reg = ctx.registry
+    for order in reg.orders(uid):
+        if order.purpose == "entry" and order.status in ORDER_UNRESOLVED_STATUSES:
+            reg.mark_order(order.client_order_id, status=OrderStatus.FILLED, reason="reconcile: filled on the venue")
+    if reg.get(uid).state in ENTRY_PENDING_STATES and reg.get(uid).remaining_qty > 0:
+        reg.apply(uid, Event.ENTRY_FILLED, cause="reconcile: pending entry filled on the venue")
+
+
+def close_phantom(ctx: DaemonContext, uid: str) -> None:
+    reg = ctx.registry
+    pos = reg.get(uid)
+    if pos.state in ENTRY_PENDING_STATES:
+        entry = next((o for o in reg.orders(uid) if o.purpose == "entry"), None)
+        evidence = ctx.venue.find_order(entry.client_order_id) if entry else None
+        if evidence is not None and evidence.filled > 0:
+            return  # it did fill: the fills will be adopted, not cancelled
+        if evidence is not None and evidence.status is VenueStatus.OPEN:
+            return
+        if entry is not None and evidence is None and entry.status in ("intent", "unknown"):
+            # Absent in two consecutive snapshots and by client order id: settle it, or every restart's
+            # recovery would look it up again.
+            reg.mark_order(
+                entry.client_order_id, status=OrderStatus.CANCELLED, reason="absent on the venue (reconcile)"
+            )
+        reg.apply(uid, Event.ENTRY_CANCELLED, cause="reconcile: entry never reached the book (phantom)")
+        return
+    # Exposed but flat on the venue: it was closed while we were not watching. The venue's own closing fills
+    # (a manual close, a liquidation: no cliOrdId of ours) are looked for back to the position's creation and booked
+    # through the one door, which closes the position and cancels its orders.
+    try:
+        ingest(ctx, ctx.venue.fills_since(ctx.created_of(uid, pos.created)), source="reconcile phantom")
+    except VenueError as exc:
+        log.warning("reconcile: could not read the fill history for phantom %s (%s); next cycle retries", uid, exc)
+        return
+    if reg.get(uid).state in TERMINAL_STATES:
+        return
+    # Last resort: the venue's fill history no longer reaches back. A synthetic balancing fill (marked as such in the
+    # ledger by its `external_close:` id and in the report) keeps the ledger explaining the quantity.
+    ctx.phantom_synthetic_closes += 1
+    log.warning("reconcile: no venue fill explains phantom %s; closed with a synthetic fill at its entry price", uid)
+    reg.close_external(uid, cause="reconcile: position absent on the venue, no closing fill found (synthetic close)")
+    close_position(ctx, uid, cause="reconcile: phantom", reason="phantom")
