@@ -4,6 +4,10 @@ A clean audit records each chain's head (`chain_anchor`, one row per chain). The
 still passes through it, and re-hashes only the rows after it, unless a full audit is due: none was recorded yet,
 or the last one is older than the configured interval. So the daemon's audit at startup and on every health
 cycle stays short on years of data, and every row is still re-hashed at least once per interval.
+
+In a keyed registry (`store.keys`) each anchor also carries a keyed MAC (`chain_seal.anchor_signature`) over the
+chain, its row id, stored hash and row count: an anchor moved by someone without the key does not verify and
+counts as a finding, like an unreadable one.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass
 import peewee as pw
 
 from store.audit import CHAINS, SCOPE_FULL, UNREADABLE_ANCHOR, AuditReport, ChainHead, run_audit
+from store.keys import Keyed, anchor_signature
 
 DEFAULT_FULL_AUDIT_EVERY_MS = 24 * 3600 * 1000
 
@@ -55,9 +60,9 @@ def load_anchors(db: pw.Database) -> dict[str, StoredAnchor]:
         raise AnchorTableDamaged(f"chain_anchor holds a value of the wrong type ({exc})") from None
 
 
-def record_anchors(db: pw.Database, report: AuditReport, now_ms: int) -> None:
+def record_anchors(db: pw.Database, report: AuditReport, now_ms: int, keyed: Keyed | None = None) -> None:
     """Move the anchors to where `report` found the chains. Only a clean report may: an anchor vouches for
-    everything before it."""
+    everything before it. With `keyed`, each anchor is signed in the same transaction."""
     if not report.ok:
         raise ValueError(f"refusing to anchor the chains on a failed audit ({report.summary()})")
     full_ms = now_ms if report.scope == SCOPE_FULL else None
@@ -71,6 +76,9 @@ def record_anchors(db: pw.Database, report: AuditReport, now_ms: int) -> None:
                 " full_verified_ms = coalesce(excluded.full_verified_ms, chain_anchor.full_verified_ms)",
                 (name, head.through_id, head.through_hash, head.rows, now_ms, full_ms),
             )
+            if keyed is not None:
+                signature = anchor_signature(keyed.key, name, head.through_id, head.through_hash, head.rows)
+                _execute(db, "UPDATE chain_seal SET anchor_signature = ? WHERE chain = ?", (signature, name))
 
 
 def clear_anchors(db: pw.Database) -> int:
@@ -88,7 +96,15 @@ def full_audit_due(anchors: Mapping[str, StoredAnchor], now_ms: int, full_every_
     return False
 
 
-def _heads_to_check(db: pw.Database) -> tuple[dict[str, ChainHead], dict[str, StoredAnchor]]:
+def _signed(db: pw.Database, keyed: Keyed, name: str, head: ChainHead) -> bool:
+    row = _execute(db, "SELECT anchor_signature FROM chain_seal WHERE chain = ?", (name,)).fetchone()
+    expected = anchor_signature(keyed.key, name, head.through_id, head.through_hash, head.rows)
+    return row is not None and row[0] == expected
+
+
+def _heads_to_check(
+    db: pw.Database, keyed: Keyed | None = None
+) -> tuple[dict[str, ChainHead], dict[str, StoredAnchor]]:
     """The anchors the audit must check, and the readable ones. A clean audit anchors every chain at once and only
     a reset clears them, so an anchor table that is unreadable, or holds some chains but not others, was edited
     or damaged: each chain it cannot vouch for gets UNREADABLE_ANCHOR, which the audit counts as a finding."""
@@ -99,16 +115,30 @@ def _heads_to_check(db: pw.Database) -> tuple[dict[str, ChainHead], dict[str, St
     if not stored:
         return {}, {}
     heads = {name: stored[name].head if name in stored else UNREADABLE_ANCHOR for name in CHAINS}
+    if keyed is not None:
+        heads = vouched_heads(db, keyed, heads)
+        stored = {name: a for name, a in stored.items() if heads.get(name) != UNREADABLE_ANCHOR}
     return heads, stored
 
 
+def vouched_heads(db: pw.Database, keyed: Keyed, heads: Mapping[str, ChainHead]) -> dict[str, ChainHead]:
+    """`heads` with every anchor whose keyed MAC does not verify replaced by UNREADABLE_ANCHOR (a finding)."""
+    return {name: h if _signed(db, keyed, name, h) else UNREADABLE_ANCHOR for name, h in heads.items()}
+
+
 def audit_and_anchor(
-    db: pw.Database, now_ms: int, *, full_every_ms: int = DEFAULT_FULL_AUDIT_EVERY_MS, force_full: bool = False
+    db: pw.Database,
+    now_ms: int,
+    *,
+    full_every_ms: int = DEFAULT_FULL_AUDIT_EVERY_MS,
+    force_full: bool = False,
+    keyed: Keyed | None = None,
 ) -> AuditReport:
-    """The daemon's audit: full when due (or forced), else from the anchors; a clean result moves the anchors."""
-    heads, stored = _heads_to_check(db)
+    """The daemon's audit: full when due (or forced), else from the anchors; a clean result moves the anchors.
+    `keyed`: the registry's key and seal (required for a keyed registry)."""
+    heads, stored = _heads_to_check(db, keyed)
     full = force_full or full_audit_due(stored, now_ms, full_every_ms)
-    report = run_audit(db, anchors=heads, full=full)
+    report = run_audit(db, anchors=heads, full=full, keyed=keyed)
     if report.ok:
-        record_anchors(db, report, now_ms)
+        record_anchors(db, report, now_ms, keyed)
     return report

@@ -28,6 +28,7 @@ a small registry is audited on the caller's connection alone.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import json
@@ -57,6 +58,7 @@ from specs.lifecycle import (
 )
 from store import chain
 from store.db import connect
+from store.keys import Keyed, load_seal
 
 DETAIL_LIMIT = 5
 RUNBOOK_FIELDS: tuple[str, ...] = (
@@ -138,6 +140,10 @@ class AuditReport:
 _COUNT_FIELDS = frozenset(f.name for f in fields(AuditReport)) - {"details", "scope", "heads"}
 if set(INVARIANT_FIELDS) != _COUNT_FIELDS:
     raise ImportError("AuditReport must carry exactly the fields of specs.lifecycle.INVARIANTS; update both together")
+
+
+class KeyRequired(Exception):
+    """The registry is keyed and the caller gave no key: its chains cannot be verified."""
 
 
 @dataclass(frozen=True)
@@ -317,7 +323,11 @@ class ChainSpec:
 
     @classmethod
     def of(cls, table: str, hash_fn: Callable[..., str]) -> ChainSpec:
-        params = list(inspect.signature(hash_fn, eval_str=True).parameters.values())
+        params = [
+            p
+            for p in inspect.signature(hash_fn, eval_str=True).parameters.values()
+            if p.kind is not inspect.Parameter.KEYWORD_ONLY  # `key`: which digest, not a hashed column
+        ]
         if not params or params[0].name != "prev_hash":
             raise ImportError(f"{hash_fn.__name__} must take prev_hash first; store.audit reads its signature")
         kinds = []
@@ -331,10 +341,10 @@ class ChainSpec:
             kinds.append(kind)
         return cls(table, hash_fn, tuple(p.name for p in params[1:]), tuple(kinds))
 
-    def recompute(self, prev_hash: Any, values: Sequence[Any]) -> str:
-        """The exact hash through `store.chain` (bool columns as the writer passes them)."""
+    def recompute(self, prev_hash: Any, values: Sequence[Any], key: bytes | None = None) -> str:
+        """The exact hash through `store.chain` (bool columns as the writer passes them; keyed when `key`)."""
         args = [bool(v) if kind == "bool" else v for v, kind in zip(values, self.kinds, strict=True)]
-        return self.hash_fn(prev_hash, *args)
+        return self.hash_fn(prev_hash, *args, key=key)
 
     @property
     def content_format(self) -> str:
@@ -376,7 +386,14 @@ def _prev_hash_before(db: pw.Database, spec: ChainSpec, lo: int) -> Any:
     return chain.GENESIS if row is None else row[0]
 
 
-def _fast_range(db: pw.Database, spec: ChainSpec, lo: int, hi: int, prev: Any) -> bool:
+def _hasher(key: bytes | None) -> Callable[[bytes], Any]:
+    """The digest object constructor `chain.digest_bytes` uses, for `map` at C speed (no Python call per row)."""
+    if key is None:
+        return hashlib.sha256
+    return functools.partial(hashlib.blake2b, key=key, digest_size=chain.DIGEST_SIZE)
+
+
+def _fast_range(db: pw.Database, spec: ChainSpec, lo: int, hi: int, prev: Any, key: bytes | None = None) -> bool:
     """True when every row with lo < id <= hi provably passes, hash and link. False means "not proven" (a break,
     an odd value, a separator inside a value): the exact path then decides, counts and names the rows.
 
@@ -398,7 +415,7 @@ def _fast_range(db: pw.Database, spec: ChainSpec, lo: int, hi: int, prev: Any) -
     rows = content.split(_ROW_SEP_B)
     if len(rows) != n or content.count(_RECORD_SEP_B) != n:
         return False
-    computed = list(map(_HEX, map(hashlib.sha256, rows)))
+    computed = list(map(_HEX, map(_hasher(key), rows)))
     if _HASH_SEP.join(computed) != stored:
         return False
     links = b"".join(map(_LINK, rows))
@@ -409,7 +426,9 @@ def _is_hex_digest(value: Any) -> bool:
     return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
-def _exact_range(db: pw.Database, spec: ChainSpec, lo: int, hi: int, prev: Any) -> tuple[int, list[str], Any]:
+def _exact_range(
+    db: pw.Database, spec: ChainSpec, lo: int, hi: int, prev: Any, key: bytes | None = None
+) -> tuple[int, list[str], Any]:
     """Row by row through `store.chain`: count rows whose own hash or whose link to the previous row fails."""
     cols = ", ".join(["id", *spec.columns, "prev_hash", "row_hash"])
     sql = f'SELECT {cols} FROM "{spec.table}" WHERE id > ? AND id <= ? ORDER BY id'  # noqa: S608
@@ -421,7 +440,7 @@ def _exact_range(db: pw.Database, spec: ChainSpec, lo: int, hi: int, prev: Any) 
         for row in batch:
             prev_hash, row_hash = row[-2], row[-1]
             try:
-                ok = prev_hash == expected_prev and spec.recompute(prev_hash, row[1:-2]) == row_hash
+                ok = prev_hash == expected_prev and spec.recompute(prev_hash, row[1:-2], key) == row_hash
             except (TypeError, ValueError):  # a damaged row can hold a value of the wrong type
                 ok = False
             if not ok:
@@ -433,11 +452,13 @@ def _exact_range(db: pw.Database, spec: ChainSpec, lo: int, hi: int, prev: Any) 
     return breaks, labels, expected_prev
 
 
-def _verify_range(db: pw.Database, spec: ChainSpec, lo: int, hi: int) -> tuple[int, list[str]]:
+def _verify_range(
+    db: pw.Database, spec: ChainSpec, lo: int, hi: int, key: bytes | None = None
+) -> tuple[int, list[str]]:
     prev = _prev_hash_before(db, spec, lo)
-    if _fast_range(db, spec, lo, hi, prev):
+    if _fast_range(db, spec, lo, hi, prev, key):
         return 0, []
-    breaks, labels, _ = _exact_range(db, spec, lo, hi, prev)
+    breaks, labels, _ = _exact_range(db, spec, lo, hi, prev, key)
     return breaks, labels
 
 
@@ -532,12 +553,25 @@ can run it."""
 Outcome = tuple[int, list[str]]
 
 
-def _run_task(db: pw.Database, task: TaskSpec) -> Outcome:
+Keying = tuple[bytes | None, dict[str, int]]
+"""(the key's secret or None, per chain the last unkeyed row id): which digest each chain range is checked with."""
+UNKEYED: Keying = (None, {})
+
+
+def _range_key(keying: Keying, table: str, hi: int) -> bytes | None:
+    """The key for a chain range (ranges never straddle the keyed boundary): None for the rows before it."""
+    secret, keyed_after = keying
+    if secret is None or hi <= keyed_after.get(table, 0):
+        return None
+    return secret
+
+
+def _run_task(db: pw.Database, task: TaskSpec, keying: Keying = UNKEYED) -> Outcome:
     kind, name, lo, hi = task
     if kind == "query":
         _, sql, params = next(q for q in _aggregate_queries(lo, hi) if q[0] == name)
         return _query(db, sql, params)
-    return _verify_range(db, CHAINS[name], lo, hi)
+    return _verify_range(db, CHAINS[name], lo, hi, _range_key(keying, name, hi))
 
 
 class _WorkerFailed(Exception):
@@ -546,14 +580,19 @@ class _WorkerFailed(Exception):
 
 def worker_main() -> None:
     """A worker process (`python -c "from store.audit import worker_main; worker_main()"`): the first stdin line
-    is [path, busy_timeout]; then one JSON task per line in, one JSON outcome per line out, until stdin closes."""
-    path, busy_timeout = json.loads(sys.stdin.readline())
+    is [path, busy_timeout, key hex or null, keyed_after]; then one JSON task per line in, one JSON outcome per line
+    out, until stdin closes. The key travels over the pipe only (never argv or the environment)."""
+    path, busy_timeout, key_hex, keyed_after = json.loads(sys.stdin.readline())
+    keying: Keying = (
+        None if key_hex is None else bytes.fromhex(key_hex),
+        {str(k): int(v) for k, v in keyed_after.items()},
+    )
     db = connect(path, readonly=True)
     _execute(db, f"PRAGMA busy_timeout = {int(busy_timeout)}")
     for line in sys.stdin:
         kind, name, lo, hi = json.loads(line)
         try:
-            out: list[object] = ["ok", *_run_task(db, (kind, name, lo, hi))]
+            out: list[object] = ["ok", *_run_task(db, (kind, name, lo, hi), keying)]
         except sqlite3.Error as exc:  # the caller re-raises it as the same sqlite3 error class
             out = ["error", type(exc).__name__, str(exc)]
         sys.stdout.write(json.dumps(out) + "\n")
@@ -561,7 +600,7 @@ def worker_main() -> None:
     db.close()
 
 
-def _start_worker(path: str, busy_timeout: int) -> subprocess.Popen[str]:
+def _start_worker(path: str, busy_timeout: int, keying: Keying) -> subprocess.Popen[str]:
     # A plain subprocess rather than multiprocessing: nothing of the caller (threads, locks, open connections,
     # its __main__ module) is inherited or re-imported.
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([_PACKAGE_ROOT, os.environ.get("PYTHONPATH", "")])}
@@ -574,7 +613,8 @@ def _start_worker(path: str, busy_timeout: int) -> subprocess.Popen[str]:
         env=env,
     )
     assert proc.stdin is not None
-    proc.stdin.write(json.dumps([path, busy_timeout]) + "\n")
+    secret, keyed_after = keying
+    proc.stdin.write(json.dumps([path, busy_timeout, None if secret is None else secret.hex(), keyed_after]) + "\n")
     return proc
 
 
@@ -598,7 +638,9 @@ def _db_path(db: pw.Database) -> str:
     return ""
 
 
-def _run_parallel(db: pw.Database, path: str, tasks: Sequence[TaskSpec], workers: int) -> list[Outcome]:
+def _run_parallel(
+    db: pw.Database, path: str, tasks: Sequence[TaskSpec], workers: int, keying: Keying = UNKEYED
+) -> list[Outcome]:
     """Run `tasks` on the caller's connection and on `workers - 1` worker processes, each taking the next task
     when it is free. Threads alone do not help: SQLite's allocator takes a global mutex (measured slower)."""
     (busy_timeout,) = _execute(db, "PRAGMA busy_timeout").fetchone()
@@ -623,14 +665,14 @@ def _run_parallel(db: pw.Database, path: str, tasks: Sequence[TaskSpec], workers
         except BaseException as exc:  # re-raised in the caller's thread below
             errors.append(exc)
 
-    procs = [_start_worker(path, int(busy_timeout)) for _ in range(workers - 1)]
+    procs = [_start_worker(path, int(busy_timeout), keying) for _ in range(workers - 1)]
     feeders = [threading.Thread(target=feed, args=(p,), name="audit-feed", daemon=True) for p in procs]
     try:
         for t in feeders:
             t.start()
         while (i := take()) is not None:
             try:
-                results[i] = _run_task(db, tasks[i])
+                results[i] = _run_task(db, tasks[i], keying)
             except BaseException as exc:
                 errors.append(exc)
     finally:
@@ -657,8 +699,13 @@ def run_audit(
     full: bool = True,
     workers: int | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    keyed: Keyed | None = None,
 ) -> AuditReport:
     """Audit the registry behind `db` (read-only: it writes nothing, so it runs on a `readonly=True` connection).
+
+    `keyed`: the registry's key and seal (`store.keys.verify_seal`); required when the registry is sealed
+    (KeyRequired otherwise). Rows after each chain's seal boundary are checked as keyed MACs, rows up to it as
+    sha256; a seal that does not verify counts one break of its chain and the whole chain is checked as keyed.
 
     `anchors`: where a clean audit last found each chain (`chain_anchor`); each is checked, and with `full=False`
     only the rows after a holding anchor are re-hashed (module doc). Without anchors the audit is full.
@@ -667,6 +714,9 @@ def run_audit(
     in-memory database is always audited on `db`. Each query sees one consistent snapshot; the chains' ends are
     fixed when the audit starts, so rows appended meanwhile are left to the next audit."""
     anchors = dict(anchors or {})
+    if keyed is None and load_seal(db):
+        raise KeyRequired("the registry is keyed (chain_seal): its audit needs the key file (store.keys)")
+    keying: Keying = UNKEYED if keyed is None else (keyed.key.secret, dict(keyed.keyed_after))
     ends = {table: _last_id(db, table) for table in CHAINS}
     held = {table: _anchor_holds(db, table, anchor) for table, anchor in anchors.items() if table in CHAINS}
     tail = not full and bool(anchors) and all(held.get(table, False) for table in CHAINS)
@@ -675,7 +725,11 @@ def run_audit(
     tasks: list[TaskSpec] = [("query", name, *query_after) for name, _, _ in _aggregate_queries()]
     for table in CHAINS:
         after = starts[table].through_id
-        tasks += [("chain", table, lo, hi) for lo, hi in _ranges(db, table, chunk_rows, after, ends[table])]
+        boundary = keying[1].get(table, 0) if keying[0] is not None else ends[table]
+        spans = [(after, min(ends[table], boundary)), (max(after, boundary), ends[table])]
+        for lo_id, hi_id in spans:  # the unkeyed rows, then the keyed ones: no range straddles the boundary
+            if hi_id > lo_id:
+                tasks += [("chain", table, lo, hi) for lo, hi in _ranges(db, table, chunk_rows, lo_id, hi_id)]
     path = _db_path(db)
     if workers is None:
         registry_rows = sum(ends.values())  # the aggregates read every row whatever the scope
@@ -683,11 +737,11 @@ def run_audit(
     outcomes: list[Outcome] | None = None
     if workers > 1 and path:
         try:
-            outcomes = _run_parallel(db, path, tasks, workers)
+            outcomes = _run_parallel(db, path, tasks, workers, keying)
         except _WorkerFailed:
             outcomes = None  # no second process possible here: do it all on `db`
     if outcomes is None:
-        outcomes = [_run_task(db, task) for task in tasks]
+        outcomes = [_run_task(db, task, keying) for task in tasks]
     results: dict[str, Outcome] = {}
     chain_parts: dict[str, list[Outcome]] = {table: [] for table in CHAINS}
     for (kind, name, _, _), outcome in zip(tasks, outcomes, strict=True):
@@ -701,6 +755,8 @@ def run_audit(
             # The chain re-hashes clean, yet it no longer passes through where a clean audit left it: rows were
             # deleted at its end (which no chain can see), or the anchor row is damaged. Either way, a finding.
             breaks, labels = 1, [_anchor_label(table, anchors[table])]
+        if keyed is not None and table in keyed.broken:
+            breaks, labels = breaks + 1, [keyed.broken[table], *labels][:DETAIL_LIMIT]
         results[f"{table}_chain_breaks"] = (breaks, labels)
     counts = {name: results[name][0] for name in INVARIANT_FIELDS}
     details = {name: results[name][1] for name in INVARIANT_FIELDS if results[name][0]}

@@ -12,6 +12,10 @@ rewrite history fails loudly at the write, instead of being found by the next au
 Version 2 adds `chain_anchor`, where each clean audit records how far it verified the two chains.
 
 Version 3 adds `entry_pause`, the operator's /pause and /resume of new entries (docs/telegram.md).
+
+Version 4 adds `chain_seal`, which records the key that keys the chains and signs the anchors (`store.keys`).
+Existing rows are not rewritten: a legacy registry is sealed at the daemon's first keyed start with the boundary
+where its chains end then (rows before it stay sha256, rows after it are keyed).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from collections.abc import Callable, Mapping
 import peewee as pw
 
 from lifecycle.errors import RegistryVersionError
-from store.models import SCHEMA_VERSION, V1_MODELS, ChainAnchor, EntryPause
+from store.models import SCHEMA_VERSION, V1_MODELS, ChainAnchor, ChainSeal, EntryPause
 
 Migration = Callable[[pw.Database], None]
 
@@ -65,7 +69,12 @@ def _v3_entry_pause(db: pw.Database) -> None:
         db.create_tables([EntryPause], safe=False)
 
 
-MIGRATIONS: dict[int, Migration] = {1: _v1_create, 2: _v2_chain_anchor, 3: _v3_entry_pause}
+def _v4_chain_seal(db: pw.Database) -> None:
+    with db.bind_ctx([ChainSeal]):
+        db.create_tables([ChainSeal], safe=False)
+
+
+MIGRATIONS: dict[int, Migration] = {1: _v1_create, 2: _v2_chain_anchor, 3: _v3_entry_pause, 4: _v4_chain_seal}
 """version -> the step that brings the schema from version-1 to version. Add entries; never edit old ones."""
 
 

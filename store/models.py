@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import peewee as pw
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 db_proxy = pw.DatabaseProxy()
 
@@ -103,6 +103,19 @@ class ChainAnchor(BaseModel):
     full_verified_ms = pw.BigIntegerField(null=True)  # the last clean audit that re-hashed every row
 
 
+class ChainSeal(BaseModel):
+    """Which key keys the hash chains (schema version 4, `store.keys`): per chain, the last row written before the
+    registry was keyed (0: keyed from its start), the key's public id, when, and a keyed MAC over them; and the
+    keyed MAC of the chain's current anchor. Without the key nobody can move the boundary or an anchor."""
+
+    chain = pw.CharField(primary_key=True)  # transition | fill
+    keyed_after = pw.BigIntegerField()
+    key_id = pw.CharField()
+    enrolled_ms = pw.BigIntegerField()
+    signature = pw.CharField(max_length=64)
+    anchor_signature = pw.CharField(max_length=64, null=True)
+
+
 class EntryPause(BaseModel):
     """The operator's pause of new entries (schema version 3): one row per /pause or /resume, never edited, so the
     state survives a restart and says who asked; the newest row is the state. Exits and protection ignore it."""
@@ -114,4 +127,4 @@ class EntryPause(BaseModel):
 
 V1_MODELS: tuple[type[BaseModel], ...] = (Position, Order, Fill, Transition, SchemaVersion)
 """The tables schema version 1 created (frozen: migration 1 must build the same schema forever)."""
-ALL_MODELS: tuple[type[BaseModel], ...] = (*V1_MODELS, ChainAnchor, EntryPause)
+ALL_MODELS: tuple[type[BaseModel], ...] = (*V1_MODELS, ChainAnchor, EntryPause, ChainSeal)

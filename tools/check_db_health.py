@@ -6,6 +6,11 @@ anchors too, so rows deleted at the end of a chain, or a damaged anchor, are fin
 when anything is wrong, 2 when the file is missing. A damaged, locked or foreign file gets one line naming the
 file and what to do, never a traceback.
 
+A keyed registry (`store.keys`) is verified with its key: `--key-file PATH`, by default `<db>.key` (the daemon's
+default for `registry_key_file`). Without the key a keyed registry cannot be verified: exit 2 with one line
+saying where the key was expected. SQLite's `integrity_check` and the schema drift check (`store.integrity`:
+append-only triggers, unique indexes, columns) are reported as problems too.
+
 `--reset-anchors [--execute]` is the one write: after an anchor finding has been investigated (and the chain
 restored or rebuilt), it forgets the anchors, so the daemon's next audit is full and anchors the chains where
 they end then. Dry-run by default; it never creates or migrates a file.
@@ -25,9 +30,11 @@ from typing import Any
 import peewee as pw
 
 from lifecycle.errors import RegistryVersionError
-from store.anchors import AnchorTableDamaged, StoredAnchor, clear_anchors, load_anchors
+from store.anchors import AnchorTableDamaged, StoredAnchor, clear_anchors, load_anchors, vouched_heads
 from store.audit import CHAINS, AuditReport, quick_check, run_audit
 from store.db import RegistryOpenError, connect
+from store.integrity import schema_drift
+from store.keys import Keyed, KeyFileError, default_key_path, load_seal, read_key, verify_seal
 from store.migrations import current_version
 from store.models import ALL_MODELS, SCHEMA_VERSION, V1_MODELS
 from tools._cli import (
@@ -111,6 +118,7 @@ class HealthReport:
     anchors: dict[str, StoredAnchor] = field(default_factory=dict)
     anchors_unreadable: bool = False
     audit: AuditReport | None = None
+    key: str = "none (unkeyed registry)"
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     """Worth knowing, not wrong (an older schema the daemon will migrate; what to do after an anchor finding)."""
@@ -132,6 +140,7 @@ class HealthReport:
             "rows": self.rows,
             "anchors": {name: anchor_json(a) for name, a in in_chain_order(self.anchors)},
             "audit": audit,
+            "key": self.key,
             "problems": self.problems,
             "notes": self.notes,
         }
@@ -144,6 +153,7 @@ class HealthReport:
             "schema:          " + ", ".join(f"{k}={'-' if v is None else v}" for k, v in self.schema.items()),
             "rows:            " + ", ".join(f"{k}={v}" for k, v in self.rows.items()),
             *anchors_text(self.anchors, unreadable=self.anchors_unreadable),
+            f"key:             {self.key}",
         ]
         if self.audit is not None:
             fields = " ".join(f"{k}={v}" for k, v in self.audit.fields().items())
@@ -246,18 +256,43 @@ def _has_anchor_finding(audit: AuditReport) -> bool:
     )
 
 
-def _audit(db: pw.SqliteDatabase, report: HealthReport) -> None:
+def _keyed(db: pw.SqliteDatabase, path: Path, key_file: Path | None, report: HealthReport) -> Keyed | None:
+    """The key of a sealed registry (UsageError, exit 2, when it cannot be read: nothing can be verified)."""
+    seal = load_seal(db)
+    if not seal:
+        return None
+    key_path = key_file or default_key_path(path)
+    try:
+        key = read_key(key_path)
+    except KeyFileError as exc:
+        raise UsageError(
+            f"{path} is keyed and its chains cannot be verified without the key: {exc}; pass --key-file PATH"
+            " (the daemon's registry_key_file)"
+        ) from None
+    ids = {row.key_id for row in seal.values()}
+    if ids != {key.key_id}:
+        raise UsageError(
+            f"key file {key_path} (key id {key.key_id}) is not the key that sealed {path} (key id"
+            f" {','.join(sorted(ids))}): pass that registry's own key with --key-file"
+        )
+    report.key = f"{key_path} (key id {key.key_id})"
+    return verify_seal(db, key)
+
+
+def _audit(db: pw.SqliteDatabase, report: HealthReport, keyed: Keyed | None = None) -> None:
     # Full even with anchors: this is the check an operator trusts, so every row is re-hashed; the anchors add
     # what a chain alone cannot show (rows deleted at its end).
     heads = {name: anchor.head for name, anchor in report.anchors.items()}
-    report.audit = run_audit(db, anchors=heads, full=True)
+    if keyed is not None:
+        heads = vouched_heads(db, keyed, heads)
+    report.audit = run_audit(db, anchors=heads, full=True, keyed=keyed)
     if not report.audit.ok:
         report.problems.append(report.audit.summary())
         if _has_anchor_finding(report.audit):
             report.notes.append(f"a chain no longer passes through its anchor: {RESET_HINT}")
 
 
-def check(path: Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> HealthReport:
+def check(path: Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS, key_file: Path | None = None) -> HealthReport:
     """Inspect `path` without writing to it; raises ToolError subclasses for files that cannot be inspected."""
     size = _existing_registry_file(path)
     try:
@@ -272,13 +307,16 @@ def check(path: Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> Heal
         if not integrity.ok:
             report.problems.append(f"integrity_check failed: {integrity.messages[0]} ({RESTORE})")
         present = _schema(db, report)
+        if report.schema.get("table") == SCHEMA_VERSION:  # an older file lacks later objects by right
+            report.problems += [f"schema drift: {p} ({RESTORE})" for p in schema_drift(db)]
+        keyed = _keyed(db, path, key_file, report) if "chain_seal" in present else None
         with db.bind_ctx(list(ALL_MODELS)):
             for model in ALL_MODELS:
                 if model._meta.table_name in present:
                     report.rows[model._meta.table_name] = model.select().count()
         _read_anchors(db, report, present)
         if {"position", "transition", "fill"} <= present:
-            _audit(db, report)
+            _audit(db, report, keyed)
     except (pw.DatabaseError, sqlite3.DatabaseError) as exc:  # raw cursors raise sqlite3's own errors
         raise ProblemsFound(_describe_sqlite_error(path, exc)) from None
     finally:
@@ -414,7 +452,7 @@ def _run_reset(args: Any) -> int:
 
 def _run_check(args: Any) -> int:
     path: Path = args.db
-    report = check(path, busy_timeout_ms=args.busy_timeout_ms)
+    report = check(path, busy_timeout_ms=args.busy_timeout_ms, key_file=args.key_file)
     if args.json:
         write_json(report.to_json())
     else:
@@ -438,6 +476,13 @@ def main(argv: Sequence[str]) -> int:
         default=DEFAULT_BUSY_TIMEOUT_MS,
         metavar="MS",
         help=f"wait this long for a lock held by another process (default {DEFAULT_BUSY_TIMEOUT_MS})",
+    )
+    parser.add_argument(
+        "--key-file",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="the registry's key file (the daemon's registry_key_file; default: DB.key beside the registry)",
     )
     parser.add_argument(
         "--reset-anchors",
