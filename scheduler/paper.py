@@ -32,6 +32,7 @@ from scheduler.startup import (
     step,
     telegram_alerts,
 )
+from scheduler.stream_hook import order_stream
 from settings.config import Settings, describe
 from simulator.engine import SimConfig, Simulator
 from simulator.server import SimulatorServer
@@ -238,5 +239,13 @@ def _run_paper_jobs(
                 },
                 duration_s=duration_s,
                 metrics_port=settings.metrics.port if settings.metrics.enabled else None,
+                # the order stream from the simulator's websocket feeds (docs/stream.md)
+                stream=order_stream(
+                    settings.stream,
+                    started.ctx,
+                    api_key=paper.api_key,
+                    api_secret=paper.api_secret,
+                    base_url=paper.server.base_url,
+                ),
             )
     return EXIT_OK

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -40,6 +40,7 @@ from scheduler.jobs import reconcile as reconcile_job
 from scheduler.jobs import tick as tick_job
 from scheduler.jobs.health import report_corrupted_rows
 from scheduler.restart_memory import RestartMemory
+from scheduler.stream_hook import order_stream
 from scheduler.telegram import AlertLogHandler, TelegramNotifier
 from scheduler.telegram.bridge import HeldAlerts
 from scheduler.telegram.registry_status import RegistryStatusProvider
@@ -200,6 +201,7 @@ def run_jobs(
     duration_s: float | None = None,
     install_signals: bool = True,
     metrics_port: int | None = None,
+    stream: Callable[[Daemon], AbstractContextManager[object]] | None = None,
 ) -> str:
     """Start the scheduler, block until SIGTERM/SIGINT (or `duration_s`), stop after the job in flight.
 
@@ -221,6 +223,8 @@ def run_jobs(
         # without $NOTIFY_SOCKET): scheduler.metrics, scheduler.systemd_notify.
         hooks.enter_context(metrics.serving(metrics_port))
         daemon.start()
+        if stream is not None:
+            hooks.enter_context(stream(daemon))  # the order stream (scheduler.stream_hook), once jobs can run
         emit(Ev.DAEMON_STARTED, None, **started_fields)
         hooks.enter_context(systemd_notify.supervised(lambda: runner.last_completed, [j.seconds for j in daemon.jobs]))
         reason = daemon.run_until_stopped(duration_s)
@@ -429,5 +433,12 @@ def _run_live_jobs(
             },
             duration_s=duration_s,
             metrics_port=settings.metrics.port if settings.metrics.enabled else None,
+            stream=order_stream(
+                settings.stream,
+                started.ctx,
+                api_key=venue_settings.api_key.get_secret_value() if venue_settings.api_key else None,
+                api_secret=venue_settings.api_secret.get_secret_value() if venue_settings.api_secret else None,
+                base_url=venue_settings.base_url,
+            ),
         )
     return EXIT_OK

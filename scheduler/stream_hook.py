@@ -1,0 +1,131 @@
+"""The order stream inside the daemon (docs/stream.md): fills go through the one door, `operations.fills.ingest`,
+under the same job lock as every job (`JobRunner.timed_run`, job name `stream`); every gap in the stream asks the
+scheduler to run the `reconcile` job now. REST polling (exits, reconcile) keeps running whatever the stream does.
+
+Order updates have no door of their own yet: a removal the venue made (not our cancel, not a fill; e.g.
+`cancelled_by_admin`) asks for a reconciliation now; the others only count for the stream's health.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime
+
+from exchange.stream import OrderStream
+from lifecycle.values import VenueFill, VenueOrder
+from operations.context import DaemonContext
+from operations.fills import ingest
+from scheduler.app import Daemon, JobRunner
+from settings.config import StreamSettings
+from specs.lifecycle import Event
+
+log = logging.getLogger(__name__)
+RECONCILE_JOB = "reconcile"
+MIN_RECONCILE_SPACING_S = 1.0  # a burst of gaps asks for one reconciliation, not one per message
+
+
+class DaemonStreamHandler:
+    def __init__(self, ctx: DaemonContext, runner: JobRunner, reconcile_now: Callable[[str], None]) -> None:
+        self._ctx = ctx
+        self._runner = runner
+        self._reconcile_now = reconcile_now
+        self.recorded = 0  # fills the stream brought into the ledger first (REST found them already there)
+        self.closed_by_stream = 0
+
+    def on_fills(self, fills: Sequence[VenueFill]) -> bool:
+        def run() -> None:
+            result = ingest(self._ctx, fills, source="stream")
+            self.recorded += len(result.recorded)
+            self.closed_by_stream += sum(1 for _, event in result.events if event is Event.POSITION_CLOSED)
+
+        return self._runner.timed_run("stream", run)
+
+    def on_orders(self, orders: Sequence[VenueOrder], venue_cancels: int) -> None:
+        if venue_cancels:
+            self._reconcile_now("venue_cancel")
+
+    def on_gap(self, reason: str) -> None:
+        self._reconcile_now(reason)
+
+
+def reconcile_now(daemon: Daemon) -> Callable[[str], None]:
+    """Move the reconcile job's next run to now (APScheduler), at most once per MIN_RECONCILE_SPACING_S."""
+    lock = threading.Lock()
+    last = [0.0]
+
+    def request(reason: str) -> None:
+        with lock:
+            now = time.monotonic()
+            if now - last[0] < MIN_RECONCILE_SPACING_S:
+                return
+            last[0] = now
+        log.info("order stream gap (%s): reconciliation from REST now", reason)
+        with contextlib.suppress(Exception):  # not running yet / shutting down: the next scheduled run covers it
+            daemon.scheduler.modify_job(RECONCILE_JOB, next_run_time=datetime.now(UTC))
+
+    return request
+
+
+def order_stream(
+    settings: StreamSettings,
+    ctx: DaemonContext,
+    *,
+    api_key: str | None,
+    api_secret: str | None,
+    base_url: str | None,
+) -> Callable[[Daemon], AbstractContextManager[OrderStream | None]]:
+    """What `scheduler.startup.run_jobs(stream=...)` enters once the scheduler runs."""
+
+    @contextmanager
+    def running(daemon: Daemon) -> Iterator[OrderStream | None]:
+        if not settings.enabled or not api_key or not api_secret:
+            log.info("order stream off (stream.enabled=%s); REST polling only", settings.enabled)
+            yield None
+            return
+        handler = DaemonStreamHandler(ctx, daemon.runner, reconcile_now(daemon))
+        stream = OrderStream(
+            api_key=api_key,
+            api_secret=api_secret,
+            base_url=base_url,
+            handler=handler,
+            clock=ctx.clock,
+            max_silence_s=settings.max_silence_s,
+            degraded_after_s=settings.degraded_after_s,
+        )
+        STREAMS.current = stream
+        stream.start()
+        try:
+            yield stream
+        finally:
+            stream.stop()
+            STREAMS.current = None
+
+    return running
+
+
+class _Current:
+    """The running stream of this process, for CYCLE_SUMMARY, /status and the metrics endpoint (or None)."""
+
+    current: OrderStream | None = None
+
+
+STREAMS = _Current()
+
+
+def stream_fields() -> dict[str, object]:
+    """The stream's counters as event fields (empty when no stream runs)."""
+    stream = STREAMS.current
+    if stream is None:
+        return {}
+    s = stream.stats
+    return {
+        "stream_state": s.state,
+        "stream_fills": s.fills_received,
+        "stream_gaps": s.gaps,
+        "stream_last_message_age_s": s.last_message_age_s(),
+    }
