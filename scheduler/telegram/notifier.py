@@ -5,7 +5,11 @@ thread. `alert()` is the only call other threads make: it never blocks and never
 means a dead Telegram costs at most `queue_size` strings of memory, never a stalled trading cycle.
 
 Deny by default: an update is served only when its chat id AND its user id are both allowlisted (in a group the
-chat id matches every member). Anything else gets no reply and one `TELEGRAM_UNAUTHORIZED` line with ids only.
+chat id matches every member). Anything else gets no reply and at most one `TELEGRAM_UNAUTHORIZED` line per sender
+per minute, with ids only (`scheduler.telegram.throttle`).
+
+The commands read (status, positions, the money view, the chart); /pause and /resume are the only ones that change
+anything, and only whether new entries may open (docs/telegram.md says why nothing else can).
 """
 
 from __future__ import annotations
@@ -13,11 +17,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from datetime import timedelta
 from typing import Any
 
-from telegram import Update
+from telegram import BotCommand, Update
 from telegram.error import Conflict, InvalidToken, TelegramError
 from telegram.ext import (
     AIORateLimiter,
@@ -26,16 +31,26 @@ from telegram.ext import (
     ApplicationHandlerStop,
     CommandHandler,
     ContextTypes,
+    MessageHandler,
     TypeHandler,
     filters,
 )
 
 from lifecycle.events import Ev, emit
 from scheduler.logsetup import redact, register_secret
+from scheduler.telegram.money_views import (
+    CommandProvider,
+    render_balance,
+    render_daily,
+    render_performance,
+    render_profit,
+    render_trades,
+)
+from scheduler.telegram.throttle import Sender, SenderThrottle
 from scheduler.telegram.views import (
+    COMMANDS,
     HELP_TEXT,
     MAX_MESSAGE_CHARS,
-    StatusProvider,
     render_positions,
     render_status,
 )
@@ -45,6 +60,10 @@ log = logging.getLogger("scheduler.telegram")
 
 MAX_RETRY_S = 60.0
 UNAVAILABLE = "{what} unavailable: the daemon could not read it ({error}). See the daemon log."
+UNKNOWN_COMMAND = "unknown command - /help"
+THROTTLE_FLUSH_S = 5.0
+# (default, upper bound) of each command's count argument
+COUNT_ARGS: dict[str, tuple[int | None, int]] = {"profit": (None, 3650), "daily": (7, 90), "trades": (10, 50)}
 
 _App = Application[Any, Any, Any, Any, Any, Any]
 # python-telegram-bot loggers that log whole tracebacks for ordinary network failures, e.g. the Updater's last
@@ -80,7 +99,7 @@ class TelegramNotifier:
     def __init__(
         self,
         settings: TelegramSettings,
-        provider: StatusProvider,
+        provider: CommandProvider,
         *,
         queue_size: int = 100,
         poll_timeout_s: float = 10.0,
@@ -120,6 +139,7 @@ class TelegramNotifier:
         self._queue: asyncio.Queue[str] | None = None
         self._stopping: asyncio.Event | None = None
         self._one_line = OneLineErrors()
+        self._strangers = SenderThrottle()
 
     def __repr__(self) -> str:
         return f"TelegramNotifier(chats={len(self._chats)}, users={len(self._users)})"
@@ -242,6 +262,16 @@ class TelegramNotifier:
         app.add_handler(CommandHandler("status", self._status, filters=allowed))
         app.add_handler(CommandHandler("positions", self._positions, filters=allowed))
         app.add_handler(CommandHandler(["help", "start"], self._help, filters=allowed))
+        app.add_handler(CommandHandler("profit", self._profit, filters=allowed))
+        app.add_handler(CommandHandler("daily", self._daily, filters=allowed))
+        app.add_handler(CommandHandler("balance", self._balance, filters=allowed))
+        app.add_handler(CommandHandler("trades", self._trades, filters=allowed))
+        app.add_handler(CommandHandler("performance", self._performance, filters=allowed))
+        app.add_handler(CommandHandler("chart", self._chart, filters=allowed))
+        app.add_handler(CommandHandler("pause", self._pause, filters=allowed))
+        app.add_handler(CommandHandler("resume", self._resume, filters=allowed))
+        # Last in the group: only a command none of the handlers above took gets here.
+        app.add_handler(MessageHandler(filters.COMMAND & allowed, self._unknown))
         app.add_error_handler(self._on_handler_error)
         return app
 
@@ -277,6 +307,8 @@ class TelegramNotifier:
             if stopping.is_set():
                 return
             initialized.set()
+            await self._register_commands(app)
+            flusher = asyncio.create_task(self._flush_strangers(stopping))
             await app.start()
             updater = app.updater
             assert updater is not None
@@ -289,9 +321,11 @@ class TelegramNotifier:
             polling = True
             self._ready.set()
             await stopping.wait()
+            flusher.cancel()
         finally:
             with self._lock:
                 self._closed = True
+            self._log_strangers(self._strangers.drain())
             if initialized.is_set():
                 try:
                     await asyncio.wait_for(queue.join(), self._flush_s)
@@ -352,6 +386,23 @@ class TelegramNotifier:
             log.warning("TELEGRAM_ALERTS_DROPPED count=%s", missed)
             await self._send_all(app, f"{missed} alert(s) were dropped while Telegram was slow or down; see the log.")
 
+    async def _register_commands(self, app: _App) -> None:
+        """The command menu Telegram shows the operator; best effort, the commands work without it."""
+        try:
+            await app.bot.set_my_commands([BotCommand(name, text[:256]) for name, text in COMMANDS])
+        except Exception as exc:
+            log.warning("TELEGRAM_SET_COMMANDS_FAILED error=%s", redact(f"{type(exc).__name__}: {exc}"))
+
+    async def _flush_strangers(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            await _wait(stopping, THROTTLE_FLUSH_S)
+            self._log_strangers(self._strangers.due())
+
+    @staticmethod
+    def _log_strangers(lines: Sequence[tuple[Sender, int]]) -> None:
+        for (chat_id, user_id), messages in lines:
+            emit(Ev.TELEGRAM_UNAUTHORIZED, chat_id=chat_id, user_id=user_id, messages=messages)
+
     def _on_poll_error(self, exc: TelegramError) -> None:
         if isinstance(exc, Conflict):
             log.error(
@@ -371,11 +422,8 @@ class TelegramNotifier:
         chat, user = update.effective_chat, update.effective_user
         if chat is not None and user is not None and chat.id in self._chats and user.id in self._users:
             return
-        emit(
-            Ev.TELEGRAM_UNAUTHORIZED,
-            chat_id=chat.id if chat is not None else None,
-            user_id=user.id if user is not None else None,
-        )
+        sender = (chat.id if chat is not None else None, user.id if user is not None else None)
+        self._log_strangers(self._strangers.seen(sender))
         raise ApplicationHandlerStop
 
     async def _reply(self, update: Update, text: str) -> None:
@@ -383,24 +431,95 @@ class TelegramNotifier:
         if message is not None:
             await message.reply_text(redact(text)[:MAX_MESSAGE_CHARS])
 
-    async def _status(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    async def _serve(self, update: Update, command: str, render: Callable[[], str]) -> None:
+        """Run `render` off the event loop (it reads SQLite); a failure is one log line and a plain answer."""
         try:
-            text = render_status(await asyncio.to_thread(self._provider.status))
+            text = await asyncio.to_thread(render)
         except Exception as exc:
-            log.warning("TELEGRAM_COMMAND_FAILED command=status error=%s", redact(f"{type(exc).__name__}: {exc}"))
-            text = UNAVAILABLE.format(what="Status", error=type(exc).__name__)
+            log.warning("TELEGRAM_COMMAND_FAILED command=%s error=%s", command, redact(f"{type(exc).__name__}: {exc}"))
+            text = UNAVAILABLE.format(what=command.capitalize(), error=type(exc).__name__)
         await self._reply(update, text)
 
+    async def _status(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._serve(update, "status", lambda: render_status(self._provider.status()))
+
     async def _positions(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        try:
-            text = render_positions(await asyncio.to_thread(self._provider.positions))
-        except Exception as exc:
-            log.warning("TELEGRAM_COMMAND_FAILED command=positions error=%s", redact(f"{type(exc).__name__}: {exc}"))
-            text = UNAVAILABLE.format(what="Positions", error=type(exc).__name__)
-        await self._reply(update, text)
+        await self._serve(update, "positions", lambda: render_positions(self._provider.positions()))
 
     async def _help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await self._reply(update, HELP_TEXT)
+
+    async def _count(self, update: Update, context: ContextTypes.DEFAULT_TYPE, command: str) -> tuple[bool, int | None]:
+        """The command's optional count argument; (False, None) after replying with the usage when it is bad."""
+        default, most = COUNT_ARGS[command]
+        args = list(context.args or [])
+        if not args:
+            return True, default
+        if len(args) == 1 and args[0].isdigit() and 1 <= int(args[0]) <= most:
+            return True, int(args[0])
+        await self._reply(update, f"usage: /{command} [n], n a whole number from 1 to {most}")
+        return False, None
+
+    async def _profit(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        ok, days = await self._count(update, context, "profit")
+        if ok:
+            await self._serve(update, "profit", lambda: render_profit(self._provider.money(days), days))
+
+    async def _daily(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        ok, n = await self._count(update, context, "daily")
+        if ok and n is not None:
+            await self._serve(update, "daily", lambda: render_daily(self._provider.money(n), n, self._provider.now()))
+
+    async def _balance(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._serve(update, "balance", lambda: render_balance(self._provider.balance()))
+
+    async def _trades(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        ok, n = await self._count(update, context, "trades")
+        if ok and n is not None:
+            await self._serve(update, "trades", lambda: render_trades(self._provider.money(), n))
+
+    async def _performance(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._serve(update, "performance", lambda: render_performance(self._provider.money()))
+
+    async def _chart(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        try:
+            png = await asyncio.to_thread(self._provider.chart)
+        except Exception as exc:
+            log.warning("TELEGRAM_COMMAND_FAILED command=chart error=%s", redact(f"{type(exc).__name__}: {exc}"))
+            await self._reply(update, UNAVAILABLE.format(what="Chart", error=type(exc).__name__))
+            return
+        message = update.effective_message
+        if png is None:
+            await self._reply(update, "No realised PnL yet: nothing to draw.")
+        elif message is not None:
+            await message.reply_photo(photo=png, caption="Realised equity (USD); shaded: drawdown; dots: trades")
+
+    async def _set_pause(self, update: Update, paused: bool) -> None:
+        chat, user = update.effective_chat, update.effective_user
+        by = f"telegram user {user.id if user else '?'} in chat {chat.id if chat else '?'}"
+
+        def change() -> str:
+            if self._provider.set_entries_paused(paused, by=by):
+                if paused:
+                    return "New entries paused. Exits, stops and reconciliation go on. /resume to allow entries."
+                return "New entries allowed again."
+            return "New entries were already paused." if paused else "New entries were not paused."
+
+        await self._serve(update, "pause" if paused else "resume", change)
+
+    async def _pause(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._set_pause(update, True)
+
+    async def _resume(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._set_pause(update, False)
+
+    async def _unknown(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        first = (message.text or "").split(maxsplit=1)[0] if message is not None and message.text else ""
+        addressee = first.partition("@")[2].lower()
+        if addressee and addressee != (context.bot.username or "").lower():
+            return  # in a group, a command for another bot is none of ours
+        await self._reply(update, UNKNOWN_COMMAND)
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:

@@ -36,6 +36,9 @@ class StatusView:
     kill_switch_reasons: tuple[str, ...]
     as_of: str
     """When the view was taken, ISO 8601 UTC, from the daemon's clock."""
+    entries_paused_by: str | None = None
+    """Who sent /pause, while new entries are paused by an operator."""
+    entries_paused_since: str | None = None
 
 
 class StatusProvider(Protocol):
@@ -46,12 +49,26 @@ class StatusProvider(Protocol):
     def positions(self) -> list[PositionLine]: ...
 
 
+COMMANDS: tuple[tuple[str, str], ...] = (
+    ("status", "mode, kill switch, pause, open positions, equity, margin use"),
+    ("positions", "every open position: side, size, state, entry, stop, take-profit"),
+    ("profit", "[days] net PnL, fees, funding, win rate, profit factor, R, drawdown"),
+    ("daily", "[n] realised net PnL per UTC day, last n days (default 7)"),
+    ("balance", "venue equity and margin, realised PnL today / 7 days / all time"),
+    ("trades", "[n] the last n closed trades (default 10)"),
+    ("performance", "net PnL and win rate per symbol"),
+    ("chart", "the equity curve as a picture"),
+    ("pause", "stop opening new positions (exits and stops go on)"),
+    ("resume", "allow new positions again"),
+    ("help", "this list"),
+)
+"""The command menu (`setMyCommands`) and /help, from one list."""
+
 HELP_TEXT = (
     "Commands:\n"
-    "/status - system status: mode, kill switch, open positions, equity, margin use\n"
-    "/positions - every open position: side, size, state, entry, stop, take-profit\n"
-    "/help - this list\n"
-    "The bot is read-only: it cannot place, change or cancel orders. Alerts arrive here unasked."
+    + "".join(f"/{name} - {text}\n" for name, text in COMMANDS)
+    + "Only /pause and /resume change anything, and only whether new positions may open: the bot cannot place,"
+    " change or cancel an order. Alerts arrive here unasked."
 )
 
 
@@ -63,6 +80,15 @@ def _price(value: Decimal | None) -> str:
     return "-" if value is None else format(value, "f")
 
 
+def _entries(view: StatusView) -> str:
+    if view.entries_paused_by is None:
+        return "Operator pause: off"
+    return (
+        f"Operator pause: ON since {view.entries_paused_since} by {view.entries_paused_by} - no new entries; "
+        "exits and stops go on (/resume)"
+    )
+
+
 def render_status(view: StatusView) -> str:
     halted = ", ".join(view.kill_switch_reasons)
     kill = f"ACTIVE ({halted}) - new entries halted, protection continues" if halted else "off"
@@ -72,6 +98,7 @@ def render_status(view: StatusView) -> str:
             f"Status at {view.as_of}",
             f"Mode: {view.mode}",
             f"Kill switch: {kill}",
+            _entries(view),
             f"Open positions: {view.open_positions}",
             f"Equity: {_money(view.equity_usd)} USD",
             f"Margin utilisation: {margin}",

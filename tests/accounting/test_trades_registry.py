@@ -7,7 +7,7 @@ import itertools
 import logging
 import tempfile
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -88,13 +88,20 @@ def test_a_ledger_replayed_through_the_registry_gives_the_same_numbers(book: Pos
 _FILL_IDS = itertools.count()
 
 
-def _book(side: str, fills: list[tuple[str, bool, str, str, int]], stop: str) -> PositionBook:
+def _book(
+    side: str,
+    fills: list[tuple[str, bool, str, str, int]],
+    stop: str,
+    *,
+    start: datetime = T0,
+    symbol: str = "PF_XBTUSD",
+) -> PositionBook:
     return PositionBook(
         "x",
-        "PF_XBTUSD",
+        symbol,
         side,
         tuple(
-            LedgerFill(f"f{next(_FILL_IDS)}", s, e, Decimal(q), Decimal(p), T0 + timedelta(minutes=m))
+            LedgerFill(f"f{next(_FILL_IDS)}", s, e, Decimal(q), Decimal(p), start + timedelta(minutes=m))
             for i, (s, e, q, p, m) in enumerate(fills)
         ),
         initial_stop=Decimal(stop),

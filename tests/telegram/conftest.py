@@ -15,9 +15,9 @@ from pydantic import SecretStr
 from lifecycle.clock import FakeClock
 from lifecycle.killswitch import KillSwitch
 from scheduler.logsetup import PINNED_LOGGERS, configure_logging
+from scheduler.telegram.money_views import CommandProvider
 from scheduler.telegram.notifier import TelegramNotifier
 from scheduler.telegram.registry_status import RegistryStatusProvider
-from scheduler.telegram.views import StatusProvider
 from settings.config import TelegramSettings
 from store.registry import Registry
 from tests.telegram.fake_bot_api import FakeBotAPI
@@ -52,7 +52,8 @@ def log_buffer() -> Iterator[io.StringIO]:
     """The daemon's own root handler (kv, DEBUG, library pins, redaction) writing into a buffer."""
     root = logging.getLogger()
     saved_handlers, saved_level = list(root.handlers), root.level
-    names = (*PINNED_LOGGERS, "events", "scheduler.telegram")
+    # telegram.ext too: test_security lifts it to DEBUG, and left there it would log later tests' update texts
+    names = (*PINNED_LOGGERS, "telegram.ext", "events", "scheduler.telegram")
     saved_levels = {name: logging.getLogger(name).level for name in names}
     buffer = io.StringIO()
     configure_logging("kv", "DEBUG", stream=buffer)
@@ -101,7 +102,7 @@ def provider(registry: Registry) -> RegistryStatusProvider:
 def make_notifier(settings: TelegramSettings) -> Iterator[Callable[..., TelegramNotifier]]:
     started: list[TelegramNotifier] = []
 
-    def make(provider: StatusProvider, *, queue_size: int = 100, flush_s: float = 3.0) -> TelegramNotifier:
+    def make(provider: CommandProvider, *, queue_size: int = 100, flush_s: float = 3.0) -> TelegramNotifier:
         notifier = TelegramNotifier(
             settings,
             provider,

@@ -1,12 +1,15 @@
 """A fake Telegram Bot API on 127.0.0.1, enough for the real python-telegram-bot to poll and send.
 
 Routes `/bot<token>/<method>`: getMe, deleteWebhook, getUpdates (long-polls a queue of updates), sendMessage
-(recorded), setMyCommands. A wrong token gets 401 like the real API. `fail_next` injects a one-shot error
+and sendPhoto (recorded; a photo arrives as multipart/form-data, as python-telegram-bot uploads it), setMyCommands
+(the command list recorded). A wrong token gets 401 like the real API. `fail_next` injects a one-shot error
 (e.g. 429 with retry_after) for a method; `break_down` makes every call fail from then on.
 """
 
 from __future__ import annotations
 
+import email.parser
+import email.policy
 import itertools
 import json
 import threading
@@ -28,6 +31,20 @@ def _maybe_json(value: str) -> Any:
         return value
 
 
+def _multipart(content_type: str, body: bytes) -> dict[str, Any]:
+    """A multipart/form-data body: file parts as bytes, the other fields as JSON-or-text like a form post."""
+    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+    out: dict[str, Any] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        if not isinstance(name, str) or not isinstance(payload, bytes):
+            continue
+        out[name] = payload if part.get_filename() else _maybe_json(payload.decode())
+    return out
+
+
 @dataclass
 class _Fault:
     status: int
@@ -41,6 +58,10 @@ class FakeBotAPI:
     path_prefix: str = ""  # as behind a reverse proxy: https://host/<prefix>/bot<token>/<method>
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     sent: list[dict[str, Any]] = field(default_factory=list)
+    photos: list[dict[str, Any]] = field(default_factory=list)
+    """sendPhoto calls: chat_id, caption and the uploaded bytes under `photo`."""
+    commands: list[list[dict[str, str]]] = field(default_factory=list)
+    """Each setMyCommands call's command list."""
 
     def __post_init__(self) -> None:
         self._lock = threading.Condition()
@@ -172,8 +193,12 @@ class FakeBotAPI:
 
     def _params(self, request: BaseHTTPRequestHandler) -> dict[str, Any]:
         length = int(request.headers.get("Content-Length") or 0)
-        raw = request.rfile.read(length).decode() if length else ""
-        if request.headers.get("Content-Type", "").startswith("application/json"):
+        body = request.rfile.read(length) if length else b""
+        content_type = request.headers.get("Content-Type", "")
+        if content_type.startswith("multipart/form-data"):
+            return _multipart(content_type, body)
+        raw = body.decode()
+        if content_type.startswith("application/json"):
             loaded = json.loads(raw or "{}")
             return dict(loaded) if isinstance(loaded, dict) else {}
         return {k: _maybe_json(v) for k, v in urllib.parse.parse_qsl(raw)}
@@ -181,7 +206,25 @@ class FakeBotAPI:
     def _result(self, method: str, params: dict[str, Any]) -> Any:
         if method == "getMe":
             return {"id": BOT_ID, "is_bot": True, "first_name": "FakeBot", "username": BOT_USERNAME}
-        if method in ("deleteWebhook", "setMyCommands"):
+        if method == "setMyCommands":
+            with self._lock:
+                self.commands.append(list(params.get("commands") or []))
+            return True
+        if method == "sendPhoto":
+            photo = params.get("photo")
+            if not isinstance(photo, bytes):
+                return None  # a photo by URL or file id is not something the daemon sends
+            with self._lock:
+                self.photos.append(params)
+                message_id = next(self._message_ids)
+            return {
+                "message_id": message_id,
+                "date": 1_767_225_600,
+                "chat": {"id": int(params["chat_id"]), "type": "private"},
+                "photo": [{"file_id": f"photo{message_id}", "file_unique_id": f"u{message_id}", "width": 1000,
+                           "height": 500, "file_size": len(photo)}],
+            }  # fmt: skip
+        if method == "deleteWebhook":
             if params.get("drop_pending_updates") in (True, "true", "True"):
                 with self._lock:
                     self._updates.clear()

@@ -5,12 +5,15 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Callable
+from datetime import datetime
 
+from operations.money import MoneyView
+from scheduler.telegram.money_views import BalanceView
 from scheduler.telegram.notifier import TelegramNotifier
 from scheduler.telegram.registry_status import RegistryStatusProvider
 from scheduler.telegram.views import PositionLine, StatusView
 from store.registry import Registry
-from tests.telegram.conftest import OPERATOR, OPERATOR_CHAT, OPS_GROUP
+from tests.telegram.conftest import NOW, OPERATOR, OPERATOR_CHAT, OPS_GROUP
 from tests.telegram.fake_bot_api import BOT_USERNAME, FakeBotAPI
 
 MakeNotifier = Callable[..., TelegramNotifier]
@@ -86,6 +89,21 @@ class _BrokenProvider:
     def positions(self) -> list[PositionLine]:
         return []
 
+    def now(self) -> datetime:
+        return NOW
+
+    def money(self, days: int | None = None) -> MoneyView:
+        raise OSError("disk I/O error")
+
+    def balance(self) -> BalanceView:
+        raise OSError("disk I/O error")
+
+    def chart(self) -> bytes | None:
+        raise OSError("disk I/O error")
+
+    def set_entries_paused(self, paused: bool, *, by: str) -> bool:
+        raise OSError("disk I/O error")
+
 
 def test_a_failing_provider_gets_a_plain_answer_and_the_bot_keeps_serving(
     make_notifier: MakeNotifier, fake_api: FakeBotAPI, log_buffer: io.StringIO
@@ -93,8 +111,14 @@ def test_a_failing_provider_gets_a_plain_answer_and_the_bot_keeps_serving(
     _ready(make_notifier, _BrokenProvider())
     fake_api.push_command(OPERATOR_CHAT, OPERATOR, "/status")
     fake_api.push_command(OPERATOR_CHAT, OPERATOR, "/positions")
-    assert fake_api.wait_for(lambda: len(fake_api.sent_to(OPERATOR_CHAT)) >= 2)
-    status, positions = fake_api.sent_to(OPERATOR_CHAT)
+    for command in ("/profit", "/balance", "/chart", "/pause"):
+        fake_api.push_command(OPERATOR_CHAT, OPERATOR, command)
+    assert fake_api.wait_for(lambda: len(fake_api.sent_to(OPERATOR_CHAT)) >= 6)
+    status, positions, profit, balance, chart, pause = fake_api.sent_to(OPERATOR_CHAT)
     assert status.startswith("Status unavailable") and "OSError" in status
     assert positions == "No open positions."
-    assert "TELEGRAM_COMMAND_FAILED command=status" in log_buffer.getvalue()
+    for answer, what in ((profit, "Profit"), (balance, "Balance"), (chart, "Chart"), (pause, "Pause")):
+        assert answer.startswith(f"{what} unavailable") and "OSError" in answer
+    log = log_buffer.getvalue()
+    for command in ("status", "profit", "balance", "chart", "pause"):
+        assert f"TELEGRAM_COMMAND_FAILED command={command}" in log

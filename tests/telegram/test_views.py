@@ -43,6 +43,7 @@ def test_status_without_a_halt_or_venue_numbers_says_so() -> None:
         "Status at 2026-11-25T09:30:00Z",
         "Mode: live",
         "Kill switch: off",
+        "Operator pause: off",
         "Open positions: 0",
         "Equity: unknown USD",
         "Margin utilisation: unknown",
