@@ -1,0 +1,128 @@
+"""Backtest figures, each against a baseline measured in the same run (ratios, never a timed assertion):
+
+1. one symbol through the full engine (simulator, the daemon's jobs, registry) vs the strategy alone over the same
+   bars (its indicators and decision each bar: the floor a backtest cannot beat);
+2. the strategy's indicators rolled forward per bar (strategy.rolling) vs recomputed over the window every tick;
+3. 3 symbols end to end, audit included, on a slice, extrapolated to a year of hourly bars (stated as such);
+4. a 16-set grid on 2 local worker processes vs 1.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+
+from backtest import grid
+from backtest.params import Params
+from backtest.run import Spec
+from backtest.run import run as run_backtest
+from lifecycle.values import Candle, Instrument
+from settings.config import load_settings
+from simulator.prices import ReplayCandle
+from strategy.donchian import DonchianBreakout
+from strategy.signals import atr, donchian, ema
+from tests.backtest.series import walk
+
+ONE_SYMBOL_BARS = 1000
+YEAR_BARS = 24 * 365
+SLICE_BARS = 336  # 14 days of hourly bars per symbol, extrapolated to YEAR_BARS
+GRID_BARS = 150
+XBT = Instrument("PF_XBTUSD", "BTC", Decimal(1), Decimal("0.0001"), Decimal("0.0001"), Decimal(1), Decimal(50))
+
+
+def _spec(bars: Mapping[str, Sequence[ReplayCandle]]) -> Spec:
+    settings = load_settings(None)
+    params = Params.from_settings(settings).with_values({"take_profit_r": "2"})
+    return Spec({s: tuple(b) for s, b in bars.items()}, "1h", params, settings)
+
+
+def _candles(bars: Sequence[ReplayCandle]) -> list[Candle]:
+    return [Candle(b.time, b.open, b.high, b.low, b.close, b.volume) for b in bars]
+
+
+def strategy_alone(bars: Sequence[ReplayCandle], limit: int = 100) -> float:
+    """Bars per second: the strategy's decision on each bar's window, as the tick hands it over."""
+    candles = _candles(bars)
+    strategy = DonchianBreakout()
+    started = time.perf_counter()
+    for end in range(1, len(candles) + 1):
+        strategy.analyse("PF_XBTUSD", candles[max(0, end - limit) : end], XBT, Decimal(10000))
+    return len(candles) / (time.perf_counter() - started)
+
+
+def batch_indicators(bars: Sequence[ReplayCandle], limit: int = 100) -> float:
+    """Ticks per second: every indicator recomputed over the window (the strategy before strategy.rolling)."""
+    candles = _candles(bars)
+    started = time.perf_counter()
+    for end in range(51, len(candles) + 1):
+        window = candles[max(0, end - limit) : end]
+        donchian(window, 20), atr(window, 14), ema([c.close for c in window], 50)
+    return (len(candles) - 50) / (time.perf_counter() - started)
+
+
+def rolling_indicators(bars: Sequence[ReplayCandle], limit: int = 100, ticks_per_bar: int = 1) -> float:
+    """Ticks per second with strategy.rolling; `ticks_per_bar` > 1 is the daemon's case (a 60 s tick, 1 h bars)."""
+    candles = _candles(bars)
+    ind = DonchianBreakout().indicators
+    started = time.perf_counter()
+    for end in range(51, len(candles) + 1):
+        window = candles[max(0, end - limit) : end]
+        for _ in range(ticks_per_bar):
+            ind.update("PF_XBTUSD", window)
+            ind.donchian("PF_XBTUSD"), ind.atr("PF_XBTUSD"), ind.ema("PF_XBTUSD", window)
+    return (len(candles) - 50) * ticks_per_bar / (time.perf_counter() - started)
+
+
+def engine_rate(bars: Mapping[str, Sequence[ReplayCandle]]) -> tuple[float, int]:
+    spec = _spec(bars)
+    started = time.perf_counter()
+    result = run_backtest(spec)
+    elapsed = time.perf_counter() - started
+    if result.problems:
+        raise SystemExit(f"bench_backtest: the engine was not clean: {result.problems}")
+    return result.bars / elapsed, len(result.trades)
+
+
+def sweep_seconds(workers: int, specs: list[Spec]) -> float:
+    started = time.perf_counter()
+    rows = grid.run_local(specs, workers)
+    assert len(rows) == len(specs)
+    return time.perf_counter() - started
+
+
+def run() -> None:
+    one = walk(ONE_SYMBOL_BARS, seed=31)
+    floor = strategy_alone(one)
+    rate, trades = engine_rate({"PF_XBTUSD": one})
+    print(f"   one symbol, full engine: {rate:,.0f} bars/s ({trades} trades over {ONE_SYMBOL_BARS} bars)")
+    print(f"   strategy alone (floor): {floor:,.0f} bars/s; engine is {floor / rate:.1f}x slower than its floor")
+    batch, rolling = batch_indicators(one), rolling_indicators(one)
+    print(f"   indicators, one tick a bar: rolling {rolling:,.0f}/s vs batch {batch:,.0f}/s = {rolling / batch:.2f}x")
+    repeat = rolling_indicators(one[:300], ticks_per_bar=60)
+    print(f"   indicators, 60 ticks a bar (the daemon's 60 s tick on 1 h bars): {repeat / batch:.1f}x the batch rate")
+
+    three = {
+        "PF_XBTUSD": walk(SLICE_BARS, seed=41),
+        "PF_ETHUSD": walk(SLICE_BARS, seed=42, start=Decimal(3000)),
+        "PF_SOLUSD": walk(SLICE_BARS, seed=43, start=Decimal(150)),
+    }
+    started = time.perf_counter()
+    rate3, _ = engine_rate(three)
+    took = time.perf_counter() - started
+    print(
+        f"   3 symbols, {SLICE_BARS} hourly bars end to end (audit included): {took:.1f} s, {rate3:,.0f} bars/s;"
+        f" a year ({YEAR_BARS} bars) extrapolates to {YEAR_BARS / rate3:.0f} s"
+    )
+
+    settings = load_settings(None)
+    base = Spec({"PF_XBTUSD": tuple(walk(GRID_BARS, seed=51))}, "1h", Params.from_settings(settings), settings)
+    specs = grid.specs_for(base, grid.parse(["channel_bars=10,15,20,30", "take_profit_r=none,1,2,3"]))
+    cores = os.cpu_count() or 1
+    serial = sweep_seconds(1, specs)
+    parallel = sweep_seconds(2, specs)
+    print(
+        f"   grid of {len(specs)} sets x {GRID_BARS} bars: 1 worker {serial:.1f} s, 2 workers {parallel:.1f} s"
+        f" = {serial / parallel:.2f}x throughput ({cores} CPUs visible, shared with whatever else runs)"
+    )
