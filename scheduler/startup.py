@@ -30,7 +30,9 @@ from lifecycle.symbols import canonical_key
 from lifecycle.values import Instrument
 from operations import exits as exits_job
 from operations.context import DaemonContext
+from operations.pause import EntryPause
 from operations.recovery import recover_in_flight
+from operations.trades import log_session_summary
 from operations.wiring import ccxt_venue, limits_from, safety_from, strategy_from
 from scheduler import metrics, systemd_notify
 from scheduler.app import Daemon, JobRunner, JobSpec
@@ -208,6 +210,7 @@ def run_jobs(
     A job that finds the registry file damaged halts the daemon: INVARIANT_VIOLATION invariant=registry_damaged
     (an alert), the sticky kill switch, DAEMON_STOPPED reason=registry_damaged, then DaemonHalted (exit 3)."""
     daemon: Daemon | None = None
+    started_at = ctx.clock.now()
 
     def fatal(job: str, cause: str) -> None:
         ctx.safety.invariant_violated(REGISTRY_DAMAGED, f"job {job}: {cause}; restore the registry from backup")
@@ -245,6 +248,8 @@ def run_jobs(
         open_positions=open_positions,
         uptime_s=ctx.stats.uptime_s(),
     )
+    if runner.fatal is None:
+        log_session_summary(ctx.registry, started_at)  # SESSION_SUMMARY and its table (never raises)
     if runner.fatal is not None:
         raise DaemonHalted(damaged_message(ctx.registry.db.database, runner.fatal), EXIT_AUDIT)
     return reason
@@ -332,6 +337,7 @@ def _start(
         # keeps each snapshot to the recent window instead of the venue's whole history.
         fills_cursor=registry.last_fill_time(),
     )
+    ctx.safety.entry_pause = EntryPause(registry.db, clock)  # the operator's /pause, as the last run left it
     recover_and_reconcile(ctx, recovery_checks=recovery_checks, recovery_wait_s=recovery_wait_s)
     return Started(ctx, registry, audit)
 
@@ -367,7 +373,13 @@ def telegram_alerts(
         return ctx.last_margin.utilization_pct if ctx.last_margin else None
 
     provider = RegistryStatusProvider(
-        registry, mode=settings.mode, kill_switch=ctx.safety.killswitch, equity_usd=equity, margin_util_pct=margin_util
+        registry,
+        mode=settings.mode,
+        kill_switch=ctx.safety.killswitch,
+        equity_usd=equity,
+        margin_util_pct=margin_util,
+        available_margin_usd=lambda: ctx.last_margin.available_margin if ctx.last_margin else None,
+        entry_pause=ctx.safety.entry_pause,
     )
     notifier = TelegramNotifier(settings.telegram, provider)
     handler = AlertLogHandler(notifier)
