@@ -113,7 +113,7 @@ class _KrakenFuturesStream(ccxt.pro.krakenfutures):  # type: ignore[misc]
     def handle_message(self, client: Any, message: Any) -> Any:
         if self.on_any_message is not None:
             self.on_any_message(message)
-        if isinstance(message, dict) and message.get("feed") == "heartbeat":
+        if isinstance(message, dict) and message.get("feed") == "heartbeat" and "event" not in message:
             client.resolve(message, "heartbeat")
             return None
         return super().handle_message(client, message)

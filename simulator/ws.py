@@ -160,6 +160,7 @@ class FeedHub:
         self.connections: set[Connection] = set()
         self.accepted = 0  # connections ever accepted (tests read reconnects from it)
         self.auth_refused = 0
+        self.challenges_issued: list[str] = []  # for tests: what a signed challenge must never leak from
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._cursor: int | None = None
@@ -274,6 +275,7 @@ class FeedHub:
         elif msg.get("event") == "challenge":
             challenge = str(uuid.uuid4())
             conn.challenges.add(challenge)
+            self.challenges_issued.append(challenge)
             conn.enqueue({"event": "challenge", "message": challenge})
         elif msg.get("event") == "ping":
             conn.enqueue({"event": "pong"})
