@@ -249,14 +249,19 @@ def test_install_upgrade_rollback_and_key_backup_over_ssh(droplet: Droplet, sshd
     assert broken not in (d.prefix / ".deploy-history").read_text()
 
     # --- RUNBOOK "Key backup": the secrets (and the registry key file when configured) leave the host in a tar ---
+    registry_key = d.state / "position_registry.db.key"
+    assert registry_key.exists(), "the daemon creates the registry key at its first start"
+    rel = [str(p.relative_to(d.root)) for p in (d.etc / "secrets.toml", d.etc / "config.toml", registry_key)]
     backup = subprocess.run(
-        [*sshd.ssh.split(), "root@127.0.0.1", f"tar -C {d.etc} -cf - secrets.toml config.toml"],
+        [*sshd.ssh.split(), "root@127.0.0.1", f"tar -C {d.root} -cf - {' '.join(rel)}"],
         capture_output=True,
         timeout=60,
     )
-    assert backup.returncode == 0
+    assert backup.returncode == 0, backup.stderr
     archive = d.root / "keys-backup.tar"
     archive.write_bytes(backup.stdout)
     with tarfile.open(archive) as tar:
-        member = tar.extractfile("secrets.toml")
-        assert member is not None and simulator.api_key in member.read().decode()
+        secrets_member = tar.extractfile(rel[0])
+        assert secrets_member is not None and simulator.api_key in secrets_member.read().decode()
+        key_member = tar.extractfile(rel[2])
+        assert key_member is not None and key_member.read() == registry_key.read_bytes()

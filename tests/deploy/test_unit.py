@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.startup import EXIT_AUDIT, EXIT_CONFIG
+from scheduler import startup
 from settings.config import load_settings
 from tests.deploy.conftest import ROOT
 
@@ -61,8 +61,9 @@ def test_unit_is_notify_with_watchdog_and_does_not_restart_refusals() -> None:
     assert values["Type"] == ["notify"] and values["NotifyAccess"] == ["main"]
     assert 30 <= int(values["WatchdogSec"][0]) <= 600
     prevent = set(values["RestartPreventExitStatus"][0].split())
-    # bad config and a failed registry audit are never retried; 4 is reserved for the venue refusing the keys
-    assert {str(EXIT_CONFIG), str(EXIT_AUDIT), "4"} <= prevent
+    # bad config, a failed registry audit and the venue refusing the keys are never retried
+    refusals = {startup.EXIT_CONFIG, startup.EXIT_AUDIT, getattr(startup, "EXIT_AUTH", 4)}
+    assert {str(code) for code in refusals} <= prevent
     assert values["Restart"] == ["on-failure"]
     assert values["User"] == ["trading-bot"] and values["StateDirectory"] == ["trading-bot"]
     assert values["RestrictAddressFamilies"] == ["AF_INET AF_INET6 AF_UNIX"]
@@ -76,6 +77,8 @@ def test_host_config_puts_every_writable_file_under_the_state_directory() -> Non
     settings = load_settings(ROOT / "deploy" / "config.toml", {})
     assert settings.db_path.is_absolute()
     assert settings.db_path.parent == Path("/var/lib/trading-bot")
+    key_file = getattr(settings, "registry_key_file", None)
+    assert key_file is None or key_file.parent == settings.db_path.parent
     assert settings.venue.base_url == "https://demo-futures.kraken.com" and not settings.is_live_venue
     values = unit_values(UNIT.read_text())
     assert values["WorkingDirectory"] == ["/var/lib/trading-bot"]
