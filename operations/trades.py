@@ -12,15 +12,17 @@ fee rows.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TextIO
 
 import peewee as pw
 
 from lifecycle.accounting import (
+    EXIT_REASONS,
     LedgerFill,
     PositionBook,
     Summary,
@@ -188,7 +190,8 @@ def report_trade(registry: Registry, uid: str, *, reason: str | None = None) -> 
     """Emit `TRADE_CLOSED` for position `uid`, closed in `registry`, and return its record.
 
     `reason` is the close path's own word for why it closed (stop, take_profit, exit, phantom, liquidation,
-    manual, sync); without it the reason is read from the evidence (`lifecycle.accounting.classify_exit`).
+    manual, sync); without it, or with a word that is none of these, the reason is read from the evidence
+    (`lifecycle.accounting.classify_exit`).
     Returns None, and logs nothing, for a position that never had a fill (a cancelled or rejected entry) or is
     not terminal yet. Read-only; never raises for a position the registry holds."""
     registry.get(uid)  # binds the models to this registry's file (and raises UnknownPosition for a wrong uid)
@@ -196,8 +199,9 @@ def report_trade(registry: Registry, uid: str, *, reason: str | None = None) -> 
     if not books or books[0].closed is None:
         return None
     book = books[0]
-    if reason is not None:
-        book = PositionBook(**{**book.__dict__, "exit_reason": _REASON_ALIASES.get(reason, reason)})
+    named = _REASON_ALIASES.get(reason or "", reason)
+    if named in EXIT_REASONS:  # a caller's vaguer word ("reconcile", "exits") leaves the evidence's reason
+        book = PositionBook(**{**book.__dict__, "exit_reason": named})
     record = trade_record(book)
     emit(Ev.TRADE_CLOSED, None, **trade_closed_fields(record))
     return record
@@ -234,9 +238,9 @@ def session_table(s: Session) -> list[str]:
     return ["session summary", *(f"  {k.ljust(width)}  {v:>14}" for k, v in rows)]
 
 
-def log_session_summary(registry: Registry, since: datetime) -> Session | None:
-    """`SESSION_SUMMARY` and then the same as a small table, one log line per row (the daemon's stop, the paper
-    run's end). Never raises: a summary must not turn a clean stop into a failed one."""
+def log_session_summary(registry: Registry, since: datetime, stream: TextIO | None = None) -> Session | None:
+    """`SESSION_SUMMARY`, then the same as a small table on `stream` (stderr) (the daemon's stop, the paper run's
+    end). Never raises: a summary must not turn a clean stop into a failed one."""
     try:
         s = session(registry, since)
     except Exception as exc:
@@ -253,6 +257,8 @@ def log_session_summary(registry: Registry, since: datetime) -> Session | None:
         funding=cents(sm.funding),
         max_drawdown=cents(sm.max_drawdown),
     )
-    for line in session_table(s):
-        log.info("%s", line)
+    # The table is for the person at the terminal (make run, a service's journal): plain lines, not log records.
+    out = stream or sys.stderr
+    out.write("\n".join(session_table(s)) + "\n")
+    out.flush()
     return s

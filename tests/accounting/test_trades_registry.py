@@ -3,6 +3,7 @@ numbers, and a closed position reports TRADE_CLOSED with them."""
 
 from __future__ import annotations
 
+import io
 import itertools
 import logging
 import tempfile
@@ -135,6 +136,10 @@ def test_a_closed_position_reports_trade_closed_with_its_money(
     with caplog.at_level(logging.INFO, logger="events"):
         assert report_trade(reg, uid, reason="exit") is not None
     assert caplog.records[-1].getMessage().split("reason=")[1].startswith("strategy_exit")
+    # a vaguer word of a caller ("reconcile", "exits") leaves the evidence's reason
+    with caplog.at_level(logging.INFO, logger="events"):
+        report_trade(reg, uid, reason="reconcile")
+    assert caplog.records[-1].getMessage().split("reason=")[1].startswith("stop")
 
 
 def test_no_trade_for_an_open_position_or_a_never_filled_entry(
@@ -158,12 +163,13 @@ def test_session_summary_counts_the_trades_closed_since_the_start(
     write_book(reg, clock, _book("long", [("buy", True, "1", "100", 0), ("sell", False, "1", "130", 5)], "90"))
     write_book(reg, clock, _book("short", [("sell", True, "1", "100", 10), ("buy", False, "1", "120", 15)], "110"))
     write_book(reg, clock, _book("long", [("buy", True, "1", "100", 20)], "90"))  # still open: not a trade
+    table = io.StringIO()
     with caplog.at_level(logging.INFO):
-        s = log_session_summary(reg, T0)
+        s = log_session_summary(reg, T0, table)
     assert s is not None and (s.summary.trades, s.summary.wins, s.summary.net) == (2, 1, Decimal(10))
-    text = "\n".join(r.getMessage() for r in caplog.records)
+    text = "\n".join(r.getMessage() for r in caplog.records) + "\n" + table.getvalue()
     assert "SESSION_SUMMARY trades=2 wins=1 win_rate_pct=50 net_pnl=10 fees=0 funding=0 max_drawdown=20" in text
     assert "\n  net PnL (USD)                10.00\n" in text
     assert "\n  win rate                    50.0 %\n" in text
-    later = log_session_summary(reg, T0 + timedelta(minutes=12))
+    later = log_session_summary(reg, T0 + timedelta(minutes=12), io.StringIO())
     assert later is not None and later.summary.trades == 1
