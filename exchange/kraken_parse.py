@@ -292,7 +292,8 @@ def _history_venue_order(
         order_type=kind,
         size=quantity if reading == "original" else filled + quantity,
         filled=filled,
-        limit_price=opt_dec(order.get("limitPrice"), f"{what}.limitPrice"),
+        # the spec's history `limitPrice` is a required decimal: "0" (or "") where the order has no limit
+        limit_price=opt_dec(order.get("limitPrice"), f"{what}.limitPrice") or None,
         trigger_price=opt_dec(trigger_price, f"{what}.triggerPrice"),
         reduce_only=bool(order.get("reduceOnly", False)),
         status=_history_status(name, filled, quantity, reading),

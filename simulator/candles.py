@@ -59,6 +59,7 @@ class CandleBook:
     def candles(
         self, symbol: str, price_type: str, timeframe: str, from_s: int | None = None, to_s: int | None = None
     ) -> list[Bar]:
+        """Every bar of the range (no cap: `page` applies Kraken's)."""
         width_ms = TIMEFRAMES[timeframe] * 1000
         key = (symbol, price_type)
         bars, times = self._bars.get(key, []), self._times.get(key, [])
@@ -85,7 +86,16 @@ class CandleBook:
             out = [b for b in out if b.time_ms >= from_s * 1000]
         if to_s is not None:
             out = [b for b in out if b.time_ms <= to_s * 1000]
-        return out[:MAX_CANDLES] if from_s is not None else out[-MAX_CANDLES:]
+        return out
+
+    def page(
+        self, symbol: str, price_type: str, timeframe: str, from_s: int | None = None, to_s: int | None = None
+    ) -> tuple[list[Bar], bool]:
+        """At most `MAX_CANDLES` bars, and whether the range held more (Kraken's `more_candles`): from `from_s`
+        the oldest come first, without it the newest."""
+        out = self.candles(symbol, price_type, timeframe, from_s, to_s)
+        more = len(out) > MAX_CANDLES
+        return (out[:MAX_CANDLES] if from_s is not None else out[-MAX_CANDLES:]), more
 
 
 def _week_start(time_ms: int) -> int:

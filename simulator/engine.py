@@ -488,7 +488,7 @@ class Simulator:
             raise SimulatorError("invalidArgument", "triggerSignal must be one of mark, last, index")
         if cli_ord_id is not None:
             if len(cli_ord_id) > MAX_CLIENT_ORDER_ID:
-                return "clientOrderIdTooLong"
+                return "clientOrderIdTooBig"  # the spec's spelling (sendorder status enum)
             # Kraken's spec: "must be globally unique" -- a filled or cancelled order keeps its id for ever
             if cli_ord_id in self._cli_ids:
                 return "clientOrderIdAlreadyExist"

@@ -33,7 +33,8 @@ ACCOUNT_UID = "5f0c7e4e-5a3b-4c61-9a43-3d1f0b9c0d11"
 SIGNAL_TRIGGER = {"mark": "mark_price", "last": "last_price", "index": "spot_price"}
 SIGNAL_OPEN = {"mark": "mark", "last": "last", "index": "spot"}
 SIGNAL_HISTORY = {"mark": "MarkPrice", "last": "LastPrice", "index": "SpotPrice"}
-HISTORY_TYPE = {"lmt": "Limit", "post": "Post", "ioc": "IOC", "mkt": "Market", "stp": "Stop"}
+HISTORY_TYPE = {"lmt": "Limit", "post": "Post", "ioc": "IoC", "mkt": "Market"}  # the spec's `orderType` enum
+ACCOUNT_ID = 1234567  # `HistoricalTrigger.accountId`: a number in the spec
 
 
 def iso(when: datetime) -> str:
@@ -88,6 +89,8 @@ def instrument(spec: InstrumentSpec) -> Json:
         "postOnly": False,
         "feeScheduleUid": "eef90775-995b-4596-9257-0917f6134766",
         "retailMarginLevels": [],
+        "tradfi": False,
+        "mtf": False,
         "category": "",
         "tags": [],
         "base": spec.base,
@@ -355,31 +358,36 @@ def history_order(order: SimOrder) -> Json:
         "quantity": text(order.remaining),
         "filled": text(order.filled),
         "timestamp": to_ms(order.received),
-        "limitPrice": text(order.limit_price) if order.limit_price is not None else "",
+        # the spec's `limitPrice` is a required decimal string: "0" where the order has no limit (a market order)
+        "limitPrice": text(order.limit_price) if order.limit_price is not None else "0",
         "orderType": HISTORY_TYPE.get(order.order_type, "Limit"),
         "clientId": order.cli_ord_id or "",
         "reduceOnly": order.reduce_only,
         "lastUpdateTimestamp": to_ms(order.last_update),
+        "spotData": None,
     }
 
 
 def history_trigger(order: SimOrder) -> Json:
     return {
         "uid": order.order_id,
-        "accountId": ACCOUNT_UID,
+        "accountId": ACCOUNT_ID,
+        "accountUid": ACCOUNT_UID,
         "tradeable": order.symbol,
         "direction": "Buy" if order.side == "buy" else "Sell",
         "quantity": text(order.size),
         "timestamp": to_ms(order.received),
-        "limitPrice": text(order.limit_price) if order.limit_price is not None else None,
+        "limitPrice": text(order.limit_price) if order.limit_price is not None else "0",
         "orderType": "Limit" if order.limit_price is not None else "Market",
         "clientId": order.cli_ord_id or "",
         "reduceOnly": order.reduce_only,
         "lastUpdateTimestamp": to_ms(order.last_update),
         "triggerOptions": {
             "triggerPrice": text(order.stop_price or Decimal(0)),
-            "triggerSide": trigger_side(order).upper(),
+            "triggerSide": "Below" if trigger_side(order) == "trigger_below" else "Above",
             "triggerSignal": SIGNAL_HISTORY[order.trigger_signal],
+            "trailingStopOptions": None,
+            "limitPriceOffset": None,
         },
     }
 
@@ -418,7 +426,7 @@ def history_element(event: HistoryEvent) -> Json:
             "oldOrder": history_order(event.old_order),
             "newOrder": history_order(event.order),
             "reason": event.reason,
-            "reducedQuantity": "",
+            "reducedQuantity": "0",
         }
     elif event.kind is HistoryKind.ORDER_PLACED:
         body = {"order": history_order(event.order), "reason": "new_placed_order_by_user", "reducedQuantity": ""}

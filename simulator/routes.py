@@ -105,7 +105,7 @@ def tickers(sim: Simulator, req: Request) -> Response:
 def ticker(sim: Simulator, req: Request) -> Response:
     spec = sim.instruments.get(req.match["symbol"])
     if spec is None:
-        return fail(sim, "contractNotFound")
+        return fail(sim, "contractNotFound", 404)  # the spec: HTTP 404 with an error body
     return ok(sim, ticker=P.ticker(sim, spec))
 
 
@@ -129,8 +129,10 @@ def charts(sim: Simulator, req: Request) -> Response:
         to_s = int(req.get("to") or 0) or None
     except ValueError:
         return Response(400, {"error": "from and to are epoch seconds"})
-    bars = sim.candles.candles(symbol, ptype, tf, from_s, to_s)
-    return Response(200, {"candles": [P.candle(b) for b in bars], "more_candles": False})
+    # Kraken caps one answer and says so with `more_candles` (charts/api-public.yml); the cap is not documented:
+    # 2000 is what ccxt pages by.
+    bars, more = sim.candles.page(symbol, ptype, tf, from_s, to_s)
+    return Response(200, {"candles": [P.candle(b) for b in bars], "more_candles": more})
 
 
 def market_executions(sim: Simulator, req: Request) -> Response:

@@ -87,7 +87,7 @@ class SimVenue:
         self._spec(symbol)
         from_s = int(since.timestamp()) if since is not None else None
         try:
-            bars = self.sim.candles.candles(symbol, "trade", timeframe, from_s, None)
+            bars, _ = self.sim.candles.page(symbol, "trade", timeframe, from_s, None)
         except KeyError:
             raise ValueError(f"unknown timeframe {timeframe!r}; use 1m 5m 15m 30m 1h 4h 12h 1d 1w") from None
         bars = bars[:limit] if since is not None else bars[-limit:]

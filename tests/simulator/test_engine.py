@@ -244,7 +244,7 @@ def test_insufficient_funds_is_rejected_with_krakens_status(sim: Simulator) -> N
         ({"order_type": "lmt", "limit_price": D("60000.5")}, "invalidPrice"),
         ({"order_type": "fok"}, "invalidOrderType"),
         ({"side": "up"}, "invalidSide"),
-        ({"cli_ord_id": "x" * 101}, "clientOrderIdTooLong"),
+        ({"cli_ord_id": "x" * 101}, "clientOrderIdTooBig"),
     ],
 )
 def test_invalid_orders_get_krakens_status_strings(sim: Simulator, kwargs: dict[str, object], status: str) -> None:
