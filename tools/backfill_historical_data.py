@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -143,8 +143,12 @@ def stored_slots(symbol: str, timeframe: str, first: int) -> set[int]:
     return {int(r.open_ms) for r in query}
 
 
-def fill_gap(venue: Venue, series: Series, first: int, last: int) -> set[int]:
-    """Fetch [first, last] page by page and insert the missing candles; returns the slots written."""
+Advance = Callable[[int], None]
+
+
+def fill_gap(venue: Venue, series: Series, first: int, last: int, advance: Advance | None = None) -> set[int]:
+    """Fetch [first, last] page by page (by time: each request starts where the previous page ended) and insert
+    the missing candles; returns the slots written. `advance(n)` is told how many slots each page covered."""
     step = TIMEFRAME_SECONDS[series.timeframe] * 1000
     wanted = {t for t in series.missing if first <= t <= last}
     written: set[int] = set()
@@ -164,8 +168,25 @@ def fill_gap(venue: Venue, series: Series, first: int, last: int) -> set[int]:
         if rows:
             StoredCandle.insert_many(rows).on_conflict_ignore().as_rowcount().execute()
             written |= {int(str(r["open_ms"])) for r in rows}
+        if advance is not None:
+            advance(sum(1 for t in wanted if cursor <= t < cursor + page * step))
         cursor += page * step
     return written
+
+
+@contextmanager
+def progress(enabled: bool, total: int) -> Iterator[Advance | None]:
+    """A rich progress bar on stderr while candles are fetched, only on a terminal (never in --json or a pipe)."""
+    if not enabled or total == 0:
+        yield None
+        return
+    from rich.console import Console  # only on a terminal: a piped or --json run never loads rich
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("backfill"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("candles", total=total)
+        yield lambda n: bar.advance(task, n)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -206,12 +227,17 @@ def main(argv: Sequence[str]) -> int:
             for tf in timeframes:
                 slots = expected_slots(tf, now, args.hours)
                 have = stored_slots(symbol, tf, slots[0]) if exists and slots else set()
-                series = Series(symbol, tf, len(slots), [t for t in slots if t not in have])
-                if args.execute:
+                report.append(Series(symbol, tf, len(slots), [t for t in slots if t not in have]))
+        if args.execute:
+            on_terminal = sys.stderr.isatty() and not args.json
+            with progress(on_terminal, sum(len(s.missing) for s in report)) as advance:
+                for series in report:
                     for first, last, _ in series.gaps(series.missing):
-                        series.written += len(fill_gap(venue, series, first, last))
-                    series.unfillable = sorted(set(series.missing) - stored_slots(symbol, tf, slots[0]))
-                report.append(series)
+                        series.written += len(fill_gap(venue, series, first, last, advance))
+                    slots = expected_slots(series.timeframe, now, args.hours)
+                    series.unfillable = sorted(
+                        set(series.missing) - stored_slots(series.symbol, series.timeframe, slots[0])
+                    )
     remaining = sum(len(s.unfillable) if args.execute else len(s.missing) for s in report)
     if args.json:
         doc: dict[str, Any] = {
