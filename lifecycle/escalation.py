@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import Literal
 
-from specs.reconciliation import ISSUE_CLASSES, IssueClass, Rule
+from specs.reconciliation import ALL_CLASSES, IssueClass, Rule
 
 Level = Literal["ok", "warning", "critical"]
 PAUSE_ACTION = "pause_new_entries"
@@ -113,7 +113,7 @@ def evaluate_rule(
 class Escalator:
     def __init__(
         self,
-        classes: Sequence[IssueClass] = ISSUE_CLASSES,
+        classes: Sequence[IssueClass] = ALL_CLASSES,
         *,
         restart_firsts: Mapping[str, Sequence[int]] | None = None,
         restarted: bool = True,

@@ -13,6 +13,8 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
+from specs.reconciliation import JOINT_FIELDS
+
 EVENT_LOGGER = "events"
 
 
@@ -44,6 +46,7 @@ class Ev(StrEnum):
     CREATED_IN_FUTURE = "CREATED_IN_FUTURE"
     ENTRY_SLIPPAGE = "ENTRY_SLIPPAGE"
     ORDERS_SETTLED = "ORDERS_SETTLED"
+    JOINT_INVARIANT = "JOINT_INVARIANT"
     STARTUP_STEP = "STARTUP_STEP"
     DAEMON_STARTED = "DAEMON_STARTED"
     DAEMON_STOPPED = "DAEMON_STOPPED"
@@ -103,10 +106,17 @@ EVENTS: dict[Ev, EventSpec] = {
             "pending_adopted",
             "state_adjustments_logged",
             "state_adjustments_deduped",
+            *JOINT_FIELDS,
+            "synthetic_closes",
             "level",
             "complete",
         ),
-        "reconciliation issue classes and convergence counters",
+        "reconciliation issue classes, the joint invariants (registry x venue) and convergence counters",
+    ),
+    Ev.JOINT_INVARIANT: EventSpec(
+        logging.WARNING,
+        ("invariant", "key", "detail"),
+        "a joint invariant (registry x venue) broken past its grace: the order, fill or position it names",
     ),
     Ev.RECOVERY_MERGE_COLLISION: EventSpec(
         logging.WARNING, ("symbol_key", "survivor", "merged", "spellings"), "symbol-key collision resolved at startup"

@@ -111,10 +111,12 @@ def _cancel(ctx: DaemonContext, venue_order_id: str) -> _Cancel:
     try:
         ctx.venue.cancel_order(venue_order_id)
     except OrderNotFound:
+        ctx.cancelled_since_snapshot.add(venue_order_id)
         return _Cancel.NOT_ON_BOOK
     except VenueError as exc:
         log.warning("close: could not cancel order %s (%s); the stray-order check will see it", venue_order_id, exc)
         return _Cancel.FAILED
+    ctx.cancelled_since_snapshot.add(venue_order_id)
     return _Cancel.CANCELLED
 
 

@@ -10,8 +10,9 @@ from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from exchange.venue import Venue
-from lifecycle.events import Ev, emit
 from lifecycle.clock import Clock
+from lifecycle.events import Ev, emit
+from lifecycle.joint import JointMemory, JointReport
 from lifecycle.reconcile import ReconcileMemory, Reconciliation
 from lifecycle.values import Instrument, MarginSnapshot, VenueFill
 from operations.safety import Safety
@@ -65,6 +66,13 @@ class DaemonContext:
     recent_fills: tuple[VenueFill, ...] = ()
     fills_cursor: datetime | None = None
     last_margin: MarginSnapshot | None = None
+    joint_memory: JointMemory | None = None
+    last_joint: JointReport | None = None
+    last_marks: dict[str, Decimal] = field(default_factory=dict)
+    """The marks the protect job read last (the joint invariants check stop sides against them: no extra call)."""
+    cancelled_since_snapshot: set[str] = field(default_factory=set)
+    """Venue order ids cancelled since the last snapshot was taken: gone from the book though the snapshot lists
+    them (the joint invariants judge the book as it is after this cycle's actions)."""
     phantom_synthetic_closes: int = 0
     """Phantoms closed with a synthetic fill because no venue fill explained them (RECONCILIATION_REPORT)."""
     announced_unprotectable: set[str] = field(default_factory=set)

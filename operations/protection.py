@@ -360,6 +360,8 @@ def run(ctx: DaemonContext) -> None:
     """The protect job's body: one venue read of open orders and marks, then every exposed position."""
     open_orders = ctx.venue.open_orders()
     marks = current_marks(ctx)
+    if marks:
+        ctx.last_marks = marks
     for pos in ctx.registry.active_positions():
         if pos.state not in (State.OPEN, State.PROTECTED) or pos.remaining_qty <= 0:
             continue

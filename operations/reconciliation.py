@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 
 from exchange.errors import VenueError
+from lifecycle.events import Ev, emit
+from lifecycle.joint import HeldPosition, JointInputs, JointReport, OrderRow, evaluate
 from lifecycle.reconcile import (
     Action,
     AdoptPending,
@@ -21,11 +24,12 @@ from lifecycle.reconcile import (
     QtyMismatch,
     RegistryPosition,
     RelinkStop,
+    snapshot_problem,
 )
 from lifecycle.values import AccountSnapshot, PositionSide
 from lifecycle.values import OrderStatus as VenueStatus
 from operations import protection
-from operations.close import close_position
+from operations.close import close_position, settle_orders
 from operations.context import DaemonContext
 from operations.fills import ingest
 from specs.lifecycle import (
@@ -143,3 +147,74 @@ def close_phantom(ctx: DaemonContext, uid: str) -> None:
     log.warning("reconcile: no venue fill explains phantom %s; closed with a synthetic fill at its entry price", uid)
     reg.close_external(uid, cause="reconcile: position absent on the venue, no closing fill found (synthetic close)")
     close_position(ctx, uid, cause="reconcile: phantom", reason="phantom")
+
+
+def settle_strays(ctx: DaemonContext, snapshot: AccountSnapshot) -> int:
+    """Live venue orders of terminal positions (a close whose cancel failed, a fill that raced it): cancelled and
+    settled now through the one close's `settle_orders`. Returns how many positions were wound down."""
+    reg = ctx.registry
+    rows = reg.orders_matching(
+        {o.client_order_id for o in snapshot.open_orders if o.client_order_id},
+        {o.order_id for o in snapshot.open_orders},
+    )
+    states = reg.position_states({r.position_uid for r in rows})
+    done = 0
+    for uid in sorted({r.position_uid for r in rows if states.get(r.position_uid) in TERMINAL_STATES}):
+        pos = reg.get(uid)
+        left = settle_orders(ctx, pos, snapshot.open_orders)
+        emit(Ev.ORDERS_SETTLED, position=uid, state=pos.state, cancelled="stray", left=left)
+        done += 1
+    return done
+
+
+def evaluate_joint(ctx: DaemonContext, snapshot: AccountSnapshot | None) -> JointReport | None:
+    """The joint invariants over the registry as it stands after this cycle's actions and the snapshot already
+    taken (lifecycle.joint); None when the snapshot could not be classified."""
+    if snapshot is None or snapshot_problem(snapshot):
+        return None
+    gone = ctx.cancelled_since_snapshot
+    snapshot = replace(snapshot, open_orders=tuple(o for o in snapshot.open_orders if o.order_id not in gone))
+    reg = ctx.registry
+    active = reg.active_positions()
+    positions = [
+        HeldPosition(p.uid, p.symbol_key, PositionSide(p.side), p.state, p.remaining_qty, p.sl_order_id, p.tp_order_id)
+        for p in active
+    ]
+    named = reg.orders_matching(
+        {o.client_order_id for o in snapshot.open_orders if o.client_order_id}
+        | {f.client_order_id for f in snapshot.fills if f.client_order_id},
+        {o.order_id for o in snapshot.open_orders} | {f.order_id for f in snapshot.fills},
+    )
+    open_rows = [o for o in reg.unresolved_orders() if o.status == OrderStatus.OPEN]
+    by_coid = {o.client_order_id: o for o in [*named, *open_rows]}
+    states = reg.position_states({o.position_uid for o in by_coid.values()})
+    rows = [
+        OrderRow(o.client_order_id, o.venue_order_id, o.position_uid, states.get(o.position_uid, ""), o.status)
+        for o in by_coid.values()
+    ]
+    known = reg.fill_ids_known([f.fill_id for f in snapshot.fills])
+    ours = {o.client_order_id for o in named} | {o.venue_order_id for o in named if o.venue_order_id}
+    created = {p.uid: ctx.created_of(p.uid, p.created) for p in active}
+    held = {p.symbol_key: created[p.uid] for p in active if p.state in EXPOSED_STATES}
+    unbooked = [
+        f
+        for f in snapshot.fills
+        if f.fill_id not in known
+        and ((f.client_order_id or "") in ours or f.order_id in ours or (f.symbol in held and f.time >= held[f.symbol]))
+    ]
+    placements = {p.uid: protection.stop_placements_last_hour(ctx, p.uid) for p in active if p.state in EXPOSED_STATES}
+    report, ctx.joint_memory = evaluate(
+        JointInputs(
+            positions,
+            rows,
+            snapshot,
+            unbooked,
+            ctx.last_marks,
+            placements,
+            ctx.limits.max_replacements_per_hour,
+            ctx.limits.max_stop_distance_pct,
+        ),
+        ctx.joint_memory,
+    )
+    ctx.last_joint = report
+    return report

@@ -55,6 +55,10 @@ class Safety:
     def observe_margin(self, utilization_pct: Decimal) -> None:
         _announce(self.killswitch.observe_margin(utilization_pct))
 
+    def observe_auth(self, locked: bool, detail: str) -> None:
+        """Feed the venue breaker's auth lock: KILL_SWITCH_ACTIVATED/RELEASED reason=auth_failed on a change."""
+        _announce(self.killswitch.observe_auth(locked, detail))
+
     def invariant_violated(self, invariant: str, detail: str) -> None:
         emit(Ev.INVARIANT_VIOLATION, invariant=invariant, detail=detail)
         _announce(self.killswitch.trip_invariant(f"{invariant}: {detail}"))
@@ -63,9 +67,11 @@ class Safety:
     def invariant_halted(self) -> bool:
         return INVARIANT_VIOLATION in self.killswitch.active_reasons
 
-    def observe_report(self, report: ReconciliationReport, at: datetime) -> str:
-        """Feed one reconciliation report; emit ESCALATION for each new critical hit; return the level."""
-        evaluation = self.escalator.observe(report.counters(), at, complete=report.complete)
+    def observe_report(self, report: ReconciliationReport, at: datetime, joint: Mapping[str, int] | None = None) -> str:
+        """Feed one reconciliation report (and the joint invariants' counters); emit ESCALATION for each new
+        critical hit; return the level."""
+        counters = {**report.counters(), **(joint or {})}
+        evaluation = self.escalator.observe(counters, at, complete=report.complete)
         firsts = self.escalator.restart_firsts
         if self._remember_restarts is not None and firsts != self._remembered:
             self._remember_restarts(firsts)

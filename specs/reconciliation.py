@@ -99,3 +99,83 @@ REPORT_FIELDS: tuple[str, ...] = (
     "state_adjustments_logged",
     "state_adjustments_deduped",
 )
+
+
+# --- joint invariants: the registry x the venue ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JointInvariant:
+    """A property of the registry and the venue together, evaluated by every reconciliation from the snapshot it
+    already took. `grace_cycles`: how many consecutive cycles a finding may last before it counts (a stop placed
+    by the next protect run, a fill booked by the next fill poll); thresholds and escalation as for the classes
+    above."""
+
+    id: str
+    field: str
+    meaning: str
+    grace_cycles: int
+    warning: Rule
+    critical: Rule
+    escalates: bool
+
+
+JOINT_INVARIANTS: tuple[JointInvariant, ...] = (
+    JointInvariant(
+        "J1",
+        "stray_venue_orders",
+        "a live venue order owned by a terminal position, or by no position at all while reduce-only on a symbol"
+        " we hold (and not adopted as that position's stop or take-profit)",
+        1,
+        Rule("per_cycle_at_least", n=1),
+        Rule("consecutive_cycles", n=3),
+        escalates=True,
+    ),
+    JointInvariant(
+        "J2",
+        "unprotected_exposure",
+        "an exposed position the venue holds without exactly one live stop covering its quantity on the protective"
+        " side of the mark",
+        1,
+        Rule("per_cycle_at_least", n=1),
+        Rule("consecutive_cycles", n=3),
+        escalates=True,
+    ),
+    JointInvariant(
+        "J3",
+        "unbooked_fills",
+        "a venue fill of one of our orders, or on a symbol we hold, that is not in the ledger",
+        1,
+        Rule("per_cycle_at_least", n=1),
+        Rule("consecutive_cycles", n=3),
+        escalates=True,
+    ),
+    JointInvariant(
+        "J4",
+        "order_status_drift",
+        "an order row whose status disagrees with the venue (recorded open but not on the book, or recorded"
+        " settled but resting on the book)",
+        2,
+        Rule("per_cycle_at_least", n=1),
+        Rule("consecutive_cycles", n=5),
+        escalates=False,
+    ),
+    JointInvariant(
+        "J5",
+        "stop_churn",
+        "more stop placements for one position in the last hour than protect.max_replacements_per_hour",
+        0,
+        Rule("per_cycle_at_least", n=1),
+        Rule("per_cycle_at_least", n=1),
+        escalates=True,
+    ),
+)
+
+JOINT_FIELDS: tuple[str, ...] = tuple(j.field for j in JOINT_INVARIANTS)
+
+JOINT_CLASSES: tuple[IssueClass, ...] = tuple(
+    IssueClass(j.field, j.meaning, "0", j.warning, j.critical, j.escalates) for j in JOINT_INVARIANTS
+)
+"""The joint invariants as issue classes, so the escalator evaluates their thresholds like the seed's six."""
+
+ALL_CLASSES: tuple[IssueClass, ...] = ISSUE_CLASSES + JOINT_CLASSES

@@ -19,12 +19,14 @@ from lifecycle.reconcile import (
 from lifecycle.values import AccountSnapshot
 from operations.context import DaemonContext
 from operations.exits import fills_window_start
-from operations.reconciliation import execute, registry_inputs
+from operations.reconciliation import evaluate_joint, execute, registry_inputs, settle_strays
+from specs.reconciliation import JOINT_FIELDS
 
 log = logging.getLogger(__name__)
 
 
 def take_snapshot(ctx: DaemonContext) -> AccountSnapshot | None:
+    ctx.cancelled_since_snapshot.clear()
     try:
         snapshot = ctx.venue.snapshot(fills_window_start(ctx))
     except VenueError as exc:
@@ -65,9 +67,21 @@ def emit_report(
                 position=issue.uid or "-",
                 detail=issue.detail,
             )
+    joint = ctx.last_joint if rec.report.complete else None
+    for finding in joint.findings if joint is not None else ():
+        emit(Ev.JOINT_INVARIANT, invariant=finding.field, key=finding.key, detail=finding.detail)
     report = rec.report
-    level = ctx.safety.observe_report(report, ctx.clock.now())
-    emit(Ev.RECONCILIATION_REPORT, None, **report.counters(), level=level, complete=report.complete)
+    joint_counts = joint.counters() if joint is not None else dict.fromkeys(JOINT_FIELDS, 0)
+    level = ctx.safety.observe_report(report, ctx.clock.now(), joint_counts)
+    emit(
+        Ev.RECONCILIATION_REPORT,
+        None,
+        **report.counters(),
+        **joint_counts,
+        synthetic_closes=ctx.phantom_synthetic_closes,
+        level=level,
+        complete=report.complete,
+    )
 
 
 def run(ctx: DaemonContext) -> Reconciliation:
@@ -83,6 +97,9 @@ def run(ctx: DaemonContext) -> Reconciliation:
     )
     ctx.reconcile_memory = rec.memory
     execute(ctx, rec.actions, snapshot)
+    if snapshot is not None and rec.report.complete:
+        settle_strays(ctx, snapshot)
+    ctx.last_joint = evaluate_joint(ctx, snapshot)
     emit_report(ctx, rec, {p.uid: p.remaining_qty for p in positions}, venue_sizes(snapshot))
     ctx.last_reconciliation = rec
     return rec
