@@ -100,7 +100,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     install_excepthooks()
     settings, found = _config(args)
-    configure_logging(args.log_format or settings.log.format, settings.log.level, secrets=settings.secret_values())
+    configure_logging(
+        args.log_format or settings.log.format,
+        settings.log.level,
+        secrets=settings.secret_values(),
+        quiet_cycles=settings.log.quiet_cycles,
+    )
     try:
         if found is not None:
             step("config_file", found.describe())

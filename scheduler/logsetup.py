@@ -26,6 +26,7 @@ from typing import IO, Literal
 
 from lifecycle.events import render_kv, render_value
 from lifecycle.redaction import Redactor
+from scheduler.quiet import QuietRoutine
 
 PINNED_LOGGERS = ("ccxt", "ccxt.base.exchange", "httpx", "httpcore", "urllib3", "telegram", "apscheduler")
 _RESERVED = frozenset({"ts", "level", "event", "logger"})
@@ -127,8 +128,10 @@ def configure_logging(
     stream: IO[str] | None = None,
     secrets: Iterable[str] = (),
     library_levels: Mapping[str, str] | None = None,
+    quiet_cycles: int | None = None,
 ) -> logging.Handler:
-    """Install the root handler; returns it. `library_levels` overrides the WARNING pin of PINNED_LOGGERS."""
+    """Install the root handler; returns it. `library_levels` overrides the WARNING pin of PINNED_LOGGERS;
+    `quiet_cycles` prints routine report lines only on change or every that many (scheduler.quiet)."""
     if fmt not in ("kv", "json"):
         raise ValueError(f"log format must be 'kv' or 'json', not {fmt!r}")
     numeric = logging.getLevelName(level.upper())
@@ -143,6 +146,8 @@ def configure_logging(
     handler = _OurHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else KvFormatter())
     handler.addFilter(RedactionFilter())
+    if quiet_cycles is not None:
+        handler.addFilter(QuietRoutine(quiet_cycles))
     # The level on the handler too: a logger set lower for its own readers (the metrics endpoint reads every
     # event) must not print more than the operator asked for.
     handler.setLevel(numeric)

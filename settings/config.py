@@ -216,6 +216,8 @@ class StreamSettings(_Section):
 class LogSettings(_Section):
     format: Literal["kv", "json"] = "kv"
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # a routine (all-zero) reconciliation or clean audit line is printed on change or every this many (scheduler.quiet)
+    quiet_cycles: int = Field(default=10, ge=1, le=100_000)
 
     @field_validator("level", mode="before")
     @classmethod
