@@ -42,10 +42,10 @@ class CancelClock:
 
         def handle(method: str, raw_path: str, body: str, headers: Any) -> Any:
             target = self.target
-            if target is not None and raw_path.split("?")[0].endswith("/cancelorder") and target in raw_path + body:
-                if not self.seen.is_set():
-                    self.at = time.perf_counter()
-                    self.seen.set()
+            cancel = raw_path.split("?")[0].endswith("/cancelorder")
+            if target is not None and cancel and target in raw_path + body and not self.seen.is_set():
+                self.at = time.perf_counter()
+                self.seen.set()
             return original(method, raw_path, body, headers)
 
         w.server.handle = handle  # type: ignore[method-assign]
