@@ -93,9 +93,11 @@ def measure(runs: int = RUNS) -> tuple[list[float], list[float]]:
             while time.monotonic() < deadline and not any("open_orders" in c.feeds for c in w.server.ws.connections):
                 time.sleep(0.01)
             streamed = [one_trigger(w, runner, clock, lambda: None) for _ in range(runs)]
-        polled = [
-            one_trigger(w, runner, clock, lambda: runner.run("exits", lambda: exits.run(w.ctx))) for _ in range(runs)
-        ]
+
+        def poll_now() -> None:
+            runner.run("exits", lambda: exits.run(w.ctx))
+
+        polled = [one_trigger(w, runner, clock, poll_now) for _ in range(runs)]
     return streamed, polled
 
 
