@@ -209,7 +209,7 @@ class CcxtVenue:
         with self._lock:
             if charge is not None:
                 self._budget.spend(charge.bucket, charge.cost, charge.priority, charge.what)
-            self._breaker.before_call()
+            self._breaker.before_call(private=charge is not None)  # public endpoints carry no charge
             self._ex.last_status = None
             self._ex.last_body = None
             try:
@@ -224,7 +224,7 @@ class CcxtVenue:
                 if translation.venue_failure:
                     self._breaker.record_failure(translation.error)
                 else:
-                    self._breaker.record_success()
+                    self._breaker.record_answer(translation.error)  # an auth failure is never a success
                 if charge is not None and isinstance(translation.error, RateLimited):
                     self._budget.exhausted(charge.bucket)
                 raise translation.error from None
@@ -536,7 +536,7 @@ class CcxtVenue:
                 if translation.venue_failure:
                     self._breaker.record_failure(translation.error)
                 else:
-                    self._breaker.record_success()
+                    self._breaker.record_answer(translation.error)  # an auth failure is never a success
                 if isinstance(translation.error, RateLimited):
                     self._budget.exhausted(B.Bucket.DERIVATIVES)
                 if translation.place_outcome is None:

@@ -20,6 +20,8 @@ from lifecycle.events import Ev
 
 MARGIN_CRITICAL = "margin_critical"
 INVARIANT_VIOLATION = "invariant_violation"
+AUTH_FAILED = "auth_failed"
+"""The venue keeps refusing our API key: entries halt until a private probe succeeds (exchange.breaker)."""
 
 
 class KillSwitchConfigError(ValueError):
@@ -60,6 +62,7 @@ class KillSwitch:
         self._margin_active = False
         self._calm_cycles = 0
         self._invariant_details: list[str] = []
+        self._auth_active = False
 
     @property
     def allows_new_entries(self) -> bool:
@@ -72,6 +75,8 @@ class KillSwitch:
             reasons.append(INVARIANT_VIOLATION)
         if self._margin_active:
             reasons.append(MARGIN_CRITICAL)
+        if self._auth_active:
+            reasons.append(AUTH_FAILED)
         return tuple(reasons)
 
     @property
@@ -99,6 +104,13 @@ class KillSwitch:
             )
             return [KillSwitchChange("released", MARGIN_CRITICAL, detail)]
         return []
+
+    def observe_auth(self, locked: bool, detail: str) -> list[KillSwitchChange]:
+        """`auth_failed` follows the venue breaker's auth lock: active while private calls are locked out."""
+        if locked == self._auth_active:
+            return []
+        self._auth_active = locked
+        return [KillSwitchChange("activated" if locked else "released", AUTH_FAILED, detail)]
 
     def trip_invariant(self, detail: str) -> list[KillSwitchChange]:
         """Sticky until restart. Later violations are remembered but do not re-announce an active halt."""

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import peewee as pw
 
-from exchange.errors import VenueError
+from exchange.errors import AuthenticationFailed, VenueError
 from exchange.venue import Venue
 from lifecycle.clock import Clock, SystemClock, to_ms
 from lifecycle.errors import IllegalTransition, OverfillError
@@ -62,6 +62,8 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
 EXIT_AUDIT = 3
+EXIT_AUTH = 4
+"""The venue refused the API key at startup: systemd must not restart (RestartPreventExitStatus); fix the key."""
 REGISTRY_DAMAGED = "registry_damaged"
 
 
@@ -155,6 +157,24 @@ def connect_venue(venue: Venue, symbols: Sequence[str], canonical: Callable[[str
     return instruments
 
 
+def check_auth(venue: Venue) -> None:
+    """One private call (the margin account) before anything else private: a refused key stops here with its own
+    exit code, instead of a daemon that starts, fails every job and keeps sending the bad key (issue 9)."""
+    try:
+        venue.margin()
+    except AuthenticationFailed as exc:
+        raise StartupRefused(
+            "auth",
+            f"the venue refused the API key ({exc}); fix venue.api_key / venue.api_secret (wrong, revoked, or"
+            " without the trading permission) and start again: not restarted automatically",
+            EXIT_AUTH,
+        ) from None
+    except VenueError as exc:  # unreachable or slow: the first reconciliation says more; not an auth verdict
+        step("auth", f"not verified ({type(exc).__name__}); reconciliation will retry")
+        return
+    step("auth", "ok")
+
+
 def recover_and_reconcile(ctx: DaemonContext, *, recovery_checks: int, recovery_wait_s: float) -> None:
     recovered = recover_in_flight(ctx, checks=recovery_checks, wait_s=recovery_wait_s)
     step("recovery", recovered.detail)
@@ -182,8 +202,20 @@ def halt_on_breach(ctx: DaemonContext, job: str, exc: Exception) -> None:
         ctx.safety.invariant_violated(type(exc).__name__, f"job {job}: {exc}")
 
 
+def _then_observe_auth(ctx: DaemonContext, job: Callable[[], object]) -> Callable[[], object]:
+    """After every job: the venue breaker's auth lock drives the auth_failed kill switch at once."""
+
+    def run() -> object:
+        try:
+            return job()
+        finally:
+            health_job.observe_auth(ctx)
+
+    return run
+
+
 def build_jobs(ctx: DaemonContext, intervals: Intervals, audit: Callable[[], AuditReport] | None) -> list[JobSpec]:
-    return [
+    jobs = [
         # exits first: a position a stop or TP already closed must not get a fresh protective order.
         JobSpec("exits", lambda: exits_job.run(ctx), intervals.protect),
         JobSpec("protect", lambda: protect_job.run(ctx), intervals.protect),
@@ -191,6 +223,7 @@ def build_jobs(ctx: DaemonContext, intervals: Intervals, audit: Callable[[], Aud
         JobSpec("tick", lambda: tick_job.run(ctx), intervals.tick),
         JobSpec("health", lambda: health_job.run(ctx, audit), intervals.health),
     ]
+    return [JobSpec(j.name, _then_observe_auth(ctx, j.func), j.seconds) for j in jobs]
 
 
 def run_jobs(
@@ -324,6 +357,7 @@ def _start(
     # Startup re-hashes every chained row (issue 9): a same-length edit before the anchors must not trade.
     run_startup_audit(registry_audit(registry, clock, settings.intervals.full_audit, force_full=True))
     instruments = connect_venue(venue, settings.symbols, canonical_key)
+    check_auth(venue)
     keys = tuple(canonical_key(s) for s in settings.symbols)
     ctx = DaemonContext(
         registry=registry,

@@ -29,6 +29,22 @@ def check_margin(ctx: DaemonContext) -> None:
     ctx.safety.observe_margin(margin.utilization_pct)
 
 
+def observe_auth(ctx: DaemonContext) -> None:
+    """The venue breaker's auth lock (exchange.breaker) halts entries: KILL_SWITCH_ACTIVATED reason=auth_failed
+    while private calls are locked out, released once a private probe succeeds."""
+    breaker = getattr(ctx.venue, "breaker", None)
+    locked = getattr(breaker, "auth_locked", None)
+    if not isinstance(locked, bool):
+        return  # a venue without our breaker (a test double)
+    detail = (
+        f"private venue calls locked after repeated authentication failures ({getattr(breaker, 'auth_detail', '')});"
+        " fix venue.api_key / venue.api_secret"
+        if locked
+        else "a private venue call succeeded again"
+    )
+    ctx.safety.observe_auth(locked, detail)
+
+
 def report_corrupted_rows(report: AuditReport) -> None:
     """One CORRUPTED_POSITION line per offending row the audit names, so the incident capture has them all."""
     for field, rows in report.details.items():
