@@ -35,6 +35,7 @@ import ccxt
 from pydantic import SecretStr
 
 import lifecycle.symbols as symbols
+from exchange import account_log as account_log_parse
 from exchange import budget as B
 from exchange import kraken_parse as kp
 from exchange.breaker import CircuitBreaker
@@ -50,6 +51,8 @@ from exchange.errors import (
 )
 from exchange.rounding import round_price, round_size
 from exchange.venue import require_complete, require_edit_prices
+from lifecycle.account_log import PAGE as ACCOUNT_LOG_PAGE
+from lifecycle.account_log import AccountLogEntry
 from lifecycle.clock import Clock, SystemClock, to_ms
 from lifecycle.redaction import Redactor
 from lifecycle.values import (
@@ -394,6 +397,17 @@ class CcxtVenue:
             return kp.fills(raw, self._key)
 
         return self._read(load, _Charge(B.Bucket.DERIVATIVES, cost, priority, "fills"))
+
+    def account_log(self, after_id: int | None, limit: int = ACCOUNT_LOG_PAGE) -> list[AccountLogEntry]:
+        """One page of the account log by entry id, ascending (`from` is inclusive, so the cursor plus one)."""
+        params: dict[str, Any] = {"sort": "asc", "count": limit}
+        if after_id is not None:
+            params["from"] = after_id + 1
+
+        def load() -> list[AccountLogEntry]:
+            return account_log_parse.entries(self._ex.historyGetAccountLog(params), self._key)
+
+        return self._read(load, _Charge(B.Bucket.HISTORY, B.COST_HISTORY, B.Priority.HISTORY, "history/account-log"))
 
     def fills_since(self, since: datetime | None) -> list[VenueFill]:
         """Page backwards from the newest fill with `lastFillTime` until the cursor is passed.

@@ -17,6 +17,8 @@ from decimal import Decimal
 from typing import Protocol
 
 from exchange.errors import InvalidOrderRequest, OrderNotSent, VenueError
+from lifecycle.account_log import PAGE as ACCOUNT_LOG_PAGE
+from lifecycle.account_log import AccountLogEntry
 from lifecycle.values import (
     AccountSnapshot,
     Candle,
@@ -61,6 +63,11 @@ class Venue(Protocol):
 
     def fills_since(self, since: datetime | None) -> list[VenueFill]:
         """All fills strictly after `since` (oldest first), paging past the venue's 100-fill window."""
+        ...
+
+    def account_log(self, after_id: int | None, limit: int = ACCOUNT_LOG_PAGE) -> list[AccountLogEntry]:
+        """Account-log entries with an id above `after_id` (from the first when None), oldest first, at most
+        `limit`: one page. Fees and funding are read from it (lifecycle.account_log, operations.account_log)."""
         ...
 
     def find_order(self, client_order_id: str) -> VenueOrder | None:

@@ -15,7 +15,10 @@ from decimal import Decimal
 from exchange.errors import OrderNotFound, OrderRejected, UnknownSymbol
 from exchange.rounding import round_price, round_size
 from exchange.venue import require_complete, require_edit_prices
+from lifecycle.account_log import PAGE as ACCOUNT_LOG_PAGE
+from lifecycle.account_log import AccountLogEntry
 from lifecycle.clock import from_ms
+from lifecycle.symbols import canonical_key
 from lifecycle.values import (
     AccountSnapshot,
     Candle,
@@ -118,6 +121,23 @@ class SimVenue:
 
     def open_orders(self) -> list[VenueOrder]:
         return [_order(o) for o in self.sim.open_orders()]
+
+    def account_log(self, after_id: int | None, limit: int = ACCOUNT_LOG_PAGE) -> list[AccountLogEntry]:
+        with self.sim.lock:
+            booked = [e for e in self.sim.account_log.entries if after_id is None or e.id > after_id]
+        return [
+            AccountLogEntry(
+                entry_id=e.id,
+                time=e.time,
+                info=e.info,
+                cash=e.is_cash,
+                symbol=canonical_key(e.contract.upper()) if e.contract else None,
+                fill_id=e.execution,
+                fee=e.fee,
+                realized_funding=e.realized_funding,
+            )
+            for e in sorted(booked, key=lambda e: e.id)[:limit]
+        ]
 
     def fills_since(self, since: datetime | None) -> list[VenueFill]:
         """Pages back through the venue's 100-fill window exactly as the REST client must."""
