@@ -185,3 +185,22 @@ def test_a_crashing_thread_prints_one_redacted_line_not_a_traceback() -> None:
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 2 and "Traceback" not in out.stderr and "SECRETKEY" not in out.stderr
     assert "uncaught ValueError in thread clock" in lines[0] and "uncaught RuntimeError in the main thread" in lines[1]
+
+
+def test_a_paper_config_file_keeps_its_db_path_and_timeframe(tmp_path: Path) -> None:
+    db = tmp_path / "state" / "mine.db"
+    config = write(tmp_path / "paper.toml", f'mode = "paper"\ndb_path = "{db}"\ntimeframe = "5m"\n')
+    out = subprocess.run(
+        [sys.executable, "-m", "scheduler", "--config", str(config), "--duration", "2"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert db.exists() and not (tmp_path / "var").exists()  # nothing written or archived under var/paper
+    config_line = next(line for line in out.stderr.splitlines() if "STARTUP_STEP step=config " in line)
+    assert "timeframe=5m" in config_line and f"db={db}" in config_line and "paper_speed=60" in config_line
+    assert "var/paper/config.toml" not in out.stderr  # the tools' config is make run's alone
