@@ -16,6 +16,9 @@ Version 3 adds `entry_pause`, the operator's /pause and /resume of new entries (
 Version 4 adds `chain_seal`, which records the key that keys the chains and signs the anchors (`store.keys`).
 Existing rows are not rewritten: a legacy registry is sealed at the daemon's first keyed start with the boundary
 where its chains end then (rows before it stay sha256, rows after it are keyed).
+
+Version 5 adds `account_charge` and `account_log_cursor`: the fees and funding read from the venue's account log,
+attributed to positions, and how far the log has been read (docs/money.md).
 """
 
 from __future__ import annotations
@@ -26,7 +29,15 @@ from collections.abc import Callable, Mapping
 import peewee as pw
 
 from lifecycle.errors import RegistryVersionError
-from store.models import SCHEMA_VERSION, V1_MODELS, ChainAnchor, ChainSeal, EntryPause
+from store.models import (
+    SCHEMA_VERSION,
+    V1_MODELS,
+    AccountCharge,
+    AccountLogCursor,
+    ChainAnchor,
+    ChainSeal,
+    EntryPause,
+)
 
 Migration = Callable[[pw.Database], None]
 
@@ -74,7 +85,18 @@ def _v4_chain_seal(db: pw.Database) -> None:
         db.create_tables([ChainSeal], safe=False)
 
 
-MIGRATIONS: dict[int, Migration] = {1: _v1_create, 2: _v2_chain_anchor, 3: _v3_entry_pause, 4: _v4_chain_seal}
+def _v5_account_charges(db: pw.Database) -> None:
+    with db.bind_ctx([AccountCharge, AccountLogCursor]):
+        db.create_tables([AccountCharge, AccountLogCursor], safe=False)
+
+
+MIGRATIONS: dict[int, Migration] = {
+    1: _v1_create,
+    2: _v2_chain_anchor,
+    3: _v3_entry_pause,
+    4: _v4_chain_seal,
+    5: _v5_account_charges,
+}
 """version -> the step that brings the schema from version-1 to version. Add entries; never edit old ones."""
 
 

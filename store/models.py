@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import peewee as pw
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 db_proxy = pw.DatabaseProxy()
 
@@ -125,6 +125,36 @@ class EntryPause(BaseModel):
     at_ms = pw.BigIntegerField()
 
 
+class AccountCharge(BaseModel):
+    """A fee or funding entry of the venue's account log (schema version 5), one row per log entry id, so reading
+    the log twice changes nothing. `amount` is the account's change (a fee is negative). `position` is NULL until
+    the row is attributed: by its fill id for a fee, by symbol and time for funding (operations.account_log)."""
+
+    entry_id = pw.BigIntegerField(unique=True)
+    kind = pw.CharField()  # fee | funding
+    amount = pw.TextField()  # Decimal as text
+    at_ms = pw.BigIntegerField(index=True)
+    symbol_key = pw.CharField(null=True)
+    fill_id = pw.CharField(null=True, index=True)
+    position = pw.ForeignKeyField(Position, null=True, backref="charges", on_delete="RESTRICT")
+    recorded_ms = pw.BigIntegerField()
+
+
+class AccountLogCursor(BaseModel):
+    """How far the account log has been read (schema version 5): the highest entry id seen, fee or not."""
+
+    name = pw.CharField(primary_key=True)  # "account_log"
+    last_entry_id = pw.BigIntegerField()
+    updated_ms = pw.BigIntegerField()
+
+
 V1_MODELS: tuple[type[BaseModel], ...] = (Position, Order, Fill, Transition, SchemaVersion)
 """The tables schema version 1 created (frozen: migration 1 must build the same schema forever)."""
-ALL_MODELS: tuple[type[BaseModel], ...] = (*V1_MODELS, ChainAnchor, EntryPause, ChainSeal)
+ALL_MODELS: tuple[type[BaseModel], ...] = (
+    *V1_MODELS,
+    ChainAnchor,
+    EntryPause,
+    ChainSeal,
+    AccountCharge,
+    AccountLogCursor,
+)
