@@ -49,7 +49,7 @@ from scheduler.telegram.registry_status import RegistryStatusProvider
 from settings.config import Settings
 from store import writer_lock
 from store.anchors import audit_and_anchor
-from store.audit import AuditReport
+from store.audit import DEFAULT_MAX_STOP_DISTANCE_PCT, AuditReport
 from store.db import RegistryOpenError
 from store.integrity import registry_damage, schema_drift, structure_check
 from store.keys import KeyFileError
@@ -289,7 +289,12 @@ def run_jobs(
 
 
 def registry_audit(
-    registry: Registry, clock: Clock, full_every_s: float, *, force_full: bool = False
+    registry: Registry,
+    clock: Clock,
+    full_every_s: float,
+    *,
+    force_full: bool = False,
+    max_stop_distance_pct: Decimal = DEFAULT_MAX_STOP_DISTANCE_PCT,
 ) -> Callable[[], AuditReport]:
     """The audit of every health cycle: from the chain anchors, or in full when the last full audit is
     `full_every_s` old (store.anchors); each clean run moves the anchors forward. `force_full`: the startup audit,
@@ -298,7 +303,12 @@ def registry_audit(
 
     def audit() -> AuditReport:
         return audit_and_anchor(
-            registry.db, to_ms(clock.now()), full_every_ms=full_every_ms, force_full=force_full, keyed=registry.keyed()
+            registry.db,
+            to_ms(clock.now()),
+            full_every_ms=full_every_ms,
+            force_full=force_full,
+            keyed=registry.keyed(),
+            max_stop_distance_pct=max_stop_distance_pct,
         )
 
     return audit
@@ -353,9 +363,12 @@ def _start(
     check_structure(registry.db, db_path)
     run_merge(lambda: merge_registry(registry.db, clock))
 
-    audit = registry_audit(registry, clock, settings.intervals.full_audit)
+    max_stop = settings.risk.max_stop_distance_pct
+    audit = registry_audit(registry, clock, settings.intervals.full_audit, max_stop_distance_pct=max_stop)
     # Startup re-hashes every chained row (issue 9): a same-length edit before the anchors must not trade.
-    run_startup_audit(registry_audit(registry, clock, settings.intervals.full_audit, force_full=True))
+    run_startup_audit(
+        registry_audit(registry, clock, settings.intervals.full_audit, force_full=True, max_stop_distance_pct=max_stop)
+    )
     instruments = connect_venue(venue, settings.symbols, canonical_key)
     check_auth(venue)
     keys = tuple(canonical_key(s) for s in settings.symbols)

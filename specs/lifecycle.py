@@ -114,6 +114,7 @@ TRANSITIONS: tuple[TransitionSpec, ...] = (
     ),
 )
 
+
 class State(StrEnum):
     """The states by name, so code says `State.OPEN` and a typo fails `mypy` (the table above stays the source)."""
 
@@ -294,6 +295,13 @@ INVARIANTS: tuple[InvariantSpec, ...] = (
         "fill_side_mismatch",
         "a ledger fill on the wrong side for its position (a long's entries are buys and its exits sells, the reverse"
         " for a short): the hash-chained ledger vouches for the direction of every position",
+    ),
+    InvariantSpec(
+        "INV-13",
+        "invalid_stop_prices",
+        "an active position whose stop price cannot protect it: further from its entry than"
+        " risk.max_stop_distance_pct (default 25 %), the rule of lifecycle.stops.stop_problem that the protection"
+        " planner applies before sending a stop (a hand-set stop_price = 1 on a 71k long)",
     ),
 )
 

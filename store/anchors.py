@@ -15,10 +15,19 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 
 import peewee as pw
 
-from store.audit import CHAINS, SCOPE_FULL, UNREADABLE_ANCHOR, AuditReport, ChainHead, run_audit
+from store.audit import (
+    CHAINS,
+    DEFAULT_MAX_STOP_DISTANCE_PCT,
+    SCOPE_FULL,
+    UNREADABLE_ANCHOR,
+    AuditReport,
+    ChainHead,
+    run_audit,
+)
 from store.keys import Keyed, anchor_signature
 
 DEFAULT_FULL_AUDIT_EVERY_MS = 24 * 3600 * 1000
@@ -133,12 +142,13 @@ def audit_and_anchor(
     full_every_ms: int = DEFAULT_FULL_AUDIT_EVERY_MS,
     force_full: bool = False,
     keyed: Keyed | None = None,
+    max_stop_distance_pct: Decimal = DEFAULT_MAX_STOP_DISTANCE_PCT,
 ) -> AuditReport:
     """The daemon's audit: full when due (or forced), else from the anchors; a clean result moves the anchors.
     `keyed`: the registry's key and seal (required for a keyed registry)."""
     heads, stored = _heads_to_check(db, keyed)
     full = force_full or full_audit_due(stored, now_ms, full_every_ms)
-    report = run_audit(db, anchors=heads, full=full, keyed=keyed)
+    report = run_audit(db, anchors=heads, full=full, keyed=keyed, max_stop_distance_pct=max_stop_distance_pct)
     if report.ok:
         record_anchors(db, report, now_ms, keyed)
     return report

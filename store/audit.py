@@ -39,12 +39,14 @@ import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from decimal import Decimal, InvalidOperation
 from operator import itemgetter, methodcaller
 from pathlib import Path
 from typing import Any
 
 import peewee as pw
 
+from lifecycle.stops import stop_problem
 from specs.lifecycle import (
     ACTIVE_STATES,
     CREATIONS,
@@ -104,6 +106,7 @@ class AuditReport:
     fill_chain_breaks: int = 0
     invalid_position_values: int = 0
     fill_side_mismatch: int = 0
+    invalid_stop_prices: int = 0
     details: dict[str, list[str]] = field(default_factory=dict)
     """Up to DETAIL_LIMIT offending rows per non-zero field (position uids, `transition#id`, `fill#id`)."""
     scope: str = SCOPE_FULL
@@ -289,6 +292,36 @@ def _aggregate_queries(transitions_after: int = 0, fills_after: int = 0) -> list
         ),
         ("fill_side_mismatch", side_sql, (fills_after, sides, fitting)),
     ]
+
+
+DEFAULT_MAX_STOP_DISTANCE_PCT = Decimal(25)
+"""risk.max_stop_distance_pct's default: the audit's bound when the caller does not pass the configured one."""
+
+
+def _stop_prices(db: pw.Database, max_distance_pct: Decimal) -> Outcome:
+    """INV-13 over the active positions (few: one per symbol at most), through `lifecycle.stops.stop_problem`, the
+    same rule the protection planner applies before sending a stop. The mark is not in the registry: the side of
+    the mark is the planner's and reconciliation's check. Rows INV-11 already counts (an invalid side, a price that
+    is not a positive decimal) are left to it, so each root cause counts once."""
+    sql = (
+        "SELECT uid, side, entry_price, stop_price FROM position"
+        " WHERE state IN (SELECT value FROM json_each(?)) AND stop_price IS NOT NULL ORDER BY id"
+    )
+    count, labels = 0, list[str]()
+    for uid, side, entry_text, stop_text in _execute(db, sql, (json.dumps(sorted(ACTIVE_STATES)),)).fetchall():
+        try:
+            entry = None if entry_text is None else Decimal(str(entry_text))
+            stop = Decimal(str(stop_text))
+        except (InvalidOperation, ValueError):
+            continue
+        if side not in POSITION_SIDES or not stop.is_finite() or stop <= 0 or (entry is not None and entry <= 0):
+            continue
+        problem = stop_problem(side, entry, stop, None, max_distance_pct)
+        if problem is not None:
+            count += 1
+            if len(labels) < DETAIL_LIMIT:
+                labels.append(f"{uid} ({problem})")
+    return count, labels
 
 
 def _aggregates(db: pw.Database) -> dict[str, tuple[int, list[str]]]:
@@ -700,6 +733,7 @@ def run_audit(
     workers: int | None = None,
     chunk_rows: int = CHUNK_ROWS,
     keyed: Keyed | None = None,
+    max_stop_distance_pct: Decimal = DEFAULT_MAX_STOP_DISTANCE_PCT,
 ) -> AuditReport:
     """Audit the registry behind `db` (read-only: it writes nothing, so it runs on a `readonly=True` connection).
 
@@ -758,6 +792,7 @@ def run_audit(
         if keyed is not None and table in keyed.broken:
             breaks, labels = breaks + 1, [keyed.broken[table], *labels][:DETAIL_LIMIT]
         results[f"{table}_chain_breaks"] = (breaks, labels)
+    results["invalid_stop_prices"] = _stop_prices(db, max_stop_distance_pct)
     counts = {name: results[name][0] for name in INVARIANT_FIELDS}
     details = {name: results[name][1] for name in INVARIANT_FIELDS if results[name][0]}
     # Count on from a held anchor in either scope: its rows were counted when it was checked above.

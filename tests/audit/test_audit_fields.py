@@ -125,6 +125,12 @@ def stop_price_garbled(c: sqlite3.Connection) -> None:
     c.execute("UPDATE position SET stop_price = '6x000' WHERE id = ?", (pid,))
 
 
+def stop_price_hand_set_to_one(c: sqlite3.Connection) -> None:
+    # issue 9: a same-shape, valid price that no planner would choose (the entry is 100 or more)
+    (pid,) = one(c, ACTIVE_PROTECTED)
+    c.execute("UPDATE position SET stop_price = '1' WHERE id = ?", (pid,))
+
+
 CASES: list[tuple[Callable[[sqlite3.Connection], None], set[str]]] = [
     (dup_symbol, {"duplicate_active_symbol_keys"}),
     (active_with_closed_ms, {"non_terminal_in_closed_history"}),
@@ -143,6 +149,7 @@ CASES: list[tuple[Callable[[sqlite3.Connection], None], set[str]]] = [
     (side_flipped, {"fill_side_mismatch"}),
     (side_garbled, {"invalid_position_values"}),
     (stop_price_garbled, {"invalid_position_values"}),
+    (stop_price_hand_set_to_one, {"invalid_stop_prices"}),
 ]
 
 
