@@ -22,7 +22,7 @@ from simulator.candles import CandleBook
 from simulator.faults import FaultKind, FaultPlan
 from simulator.instruments import DEFAULT_INSTRUMENTS, InstrumentSpec
 from simulator.ledger import AccountLog, PositionChange
-from simulator.margin import AccountState, compute_account, initial_rate
+from simulator.margin import AccountState, compute_account, initial_margin
 from simulator.models import (
     ORDER_TYPES,
     TRIGGER_TYPES,
@@ -72,6 +72,9 @@ class SimConfig:
     request_log_limit: int | None = None  # keep only the newest N requests (long paper runs); None keeps all
     rate_limits: RateLimits = field(default_factory=RateLimits)  # Kraken's REST budgets (simulator/ratelimit.py)
     funding_rate_hourly: Decimal = Decimal("0.00001")  # relative; longs pay shorts at each full hour when > 0
+    # Kraken refuses new orders past an open-order count (`tooManyOrders`) and positions past the instrument's
+    # `maxPositionSize` (`maxPositionViolation`); it publishes neither number per account, so these are ours.
+    max_open_orders: int = 500
     replay: dict[str, list[ReplayCandle]] = field(default_factory=dict)
 
 
@@ -426,6 +429,10 @@ class Simulator:
                 if allowed < size:
                     reduced = size - allowed
                     order.size = allowed
+            if not reduce_only and self._beyond_max_position(order):
+                return self._reject(
+                    "maxPositionViolation", symbol, side, order_type, size, limit_price, cli_ord_id, False
+                )
             if not reduce_only and not self._margin_ok(order):
                 return self._reject(
                     "insufficientAvailableFunds", symbol, side, order_type, size, limit_price, cli_ord_id, False
@@ -494,6 +501,8 @@ class Simulator:
                 return "clientOrderIdAlreadyExist"
         if spec.symbol in self._suspended:
             return "marketSuspended"
+        if len(self._open) >= self.config.max_open_orders:
+            return "tooManyOrders"
         return None
 
     def _reject(
@@ -551,6 +560,11 @@ class Simulator:
         sign = 1 if side == "buy" else -1
         return abs(pos.size) if pos.size * sign < 0 else Decimal(0)
 
+    def _beyond_max_position(self, order: SimOrder) -> bool:
+        pos = self._positions.get(order.symbol)
+        held = pos.size if pos else Decimal(0)
+        return abs(held + order.sign * order.size) > self.instruments[order.symbol].max_position_size
+
     def _margin_ok(self, order: SimOrder) -> bool:
         spec = self.instruments[order.symbol]
         account = self.account()
@@ -561,7 +575,11 @@ class Simulator:
             return True
         price = order.limit_price or order.stop_price or self._mark[order.symbol]
         notional = increasing * price * spec.contract_size
-        needed = notional * initial_rate(spec, self._leverage.get(order.symbol)) + notional * self.config.taker_fee
+        held_usd = abs(held) * self._mark[order.symbol] * spec.contract_size if held * order.sign > 0 else Decimal(0)
+        lev = self._leverage.get(order.symbol)
+        # the margin this order adds at the tier the position would reach, plus the taker fee
+        needed = initial_margin(spec, held_usd + notional, lev) - initial_margin(spec, held_usd, lev)
+        needed += notional * self.config.taker_fee
         return needed <= account.available_margin
 
     def _crosses(self, order: SimOrder, quote: Quote) -> bool:

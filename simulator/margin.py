@@ -46,9 +46,34 @@ class AccountState:
 
 
 def initial_rate(spec: InstrumentSpec, max_leverage: Decimal | None) -> Decimal:
+    """The first tier's initial rate, or 1 / max leverage when higher: what a position below the second tier
+    pays per USD of notional."""
     if max_leverage is not None and max_leverage > 0:
         return max(spec.initial_margin, Decimal(1) / max_leverage)
     return spec.initial_margin
+
+
+def tiered(spec: InstrumentSpec, notional: Decimal, *, maintenance: bool = False) -> Decimal:
+    """Margin on `notional` USD of position under the instrument's tiers, each rate applying to the part of the
+    position inside its band (how Kraken's `marginLevels` read for a linear contract; the band arithmetic is
+    our reading, the spec gives only the levels)."""
+    tiers = spec.margin_tiers
+    total = Decimal(0)
+    for i, tier in enumerate(tiers):
+        upper = tiers[i + 1].from_notional if i + 1 < len(tiers) else None
+        if notional <= tier.from_notional:
+            break
+        part = (notional if upper is None else min(notional, upper)) - tier.from_notional
+        total += part * (tier.maintenance if maintenance else tier.initial)
+    return total
+
+
+def initial_margin(spec: InstrumentSpec, notional: Decimal, max_leverage: Decimal | None) -> Decimal:
+    """Tiered initial margin, or the position's notional over a chosen max leverage when that is more."""
+    tiered_im = tiered(spec, notional)
+    if max_leverage is not None and max_leverage > 0:
+        return max(tiered_im, notional / max_leverage)
+    return tiered_im
 
 
 def compute_account(
@@ -63,15 +88,17 @@ def compute_account(
     im = Decimal(0)
     mm = Decimal(0)
     exposure: dict[str, Decimal] = {}
+    held_notional: dict[str, Decimal] = {}
     for pos in positions:
         spec = specs[pos.symbol]
         mark = marks[pos.symbol]
         notional = abs(pos.size) * mark * spec.contract_size
         pnl += pos.size * (mark - pos.entry_price) * spec.contract_size
-        im += notional * initial_rate(spec, leverage.get(pos.symbol))
-        mm += notional * spec.maintenance_margin
+        im += initial_margin(spec, notional, leverage.get(pos.symbol))
+        mm += tiered(spec, notional, maintenance=True)
         exposure[pos.symbol] = pos.size
-    order_im = Decimal(0)
+        held_notional[pos.symbol] = notional
+    adding: dict[str, Decimal] = {}
     for order in open_orders:
         if order.reduce_only:
             continue
@@ -80,5 +107,10 @@ def compute_account(
         # The part of an order that would reduce the current position needs no extra margin.
         increasing = order.remaining if held * order.sign >= 0 else max(Decimal(0), order.remaining - abs(held))
         price = order.limit_price or order.stop_price or marks[order.symbol]
-        order_im += increasing * price * spec.contract_size * initial_rate(spec, leverage.get(order.symbol))
+        adding[order.symbol] = adding.get(order.symbol, Decimal(0)) + increasing * price * spec.contract_size
+    order_im = Decimal(0)
+    for symbol, extra in adding.items():
+        spec, lev, held_usd = specs[symbol], leverage.get(symbol), held_notional.get(symbol, Decimal(0))
+        # orders margin at the tier the position would reach if they filled
+        order_im += initial_margin(spec, held_usd + extra, lev) - initial_margin(spec, held_usd, lev)
     return AccountState(balance, pnl, Decimal(0), im, im + order_im, mm)

@@ -64,6 +64,17 @@ def error(sim: Simulator, code: str) -> Json:
 
 
 # ---------------------------------------------------------------------- market data
+def margin_levels(spec: InstrumentSpec) -> list[Json]:
+    return [
+        {
+            "numNonContractUnits": num(tier.from_notional),
+            "initialMargin": num(tier.initial),
+            "maintenanceMargin": num(tier.maintenance),
+        }
+        for tier in spec.margin_tiers
+    ]
+
+
 def instrument(spec: InstrumentSpec) -> Json:
     return {
         "symbol": spec.symbol,
@@ -73,22 +84,16 @@ def instrument(spec: InstrumentSpec) -> Json:
         "contractSize": num(spec.contract_size),
         "contractValueTradePrecision": spec.contract_value_trade_precision,
         "impactMidSize": 1,
-        "maxPositionSize": 1000000,
+        "maxPositionSize": num(spec.max_position_size),
         "openingDate": "2022-03-22T13:15:36.000Z",
-        "marginLevels": [
-            {
-                "numNonContractUnits": 0,
-                "initialMargin": num(spec.initial_margin),
-                "maintenanceMargin": num(spec.maintenance_margin),
-            }
-        ],
+        "marginLevels": margin_levels(spec),
         "fundingRateCoefficient": 8,
         "maxRelativeFundingRate": 0.001,
         "isin": "",
         "contractValue": 1,
         "postOnly": False,
         "feeScheduleUid": "eef90775-995b-4596-9257-0917f6134766",
-        "retailMarginLevels": [],
+        "retailMarginLevels": margin_levels(spec),  # the spec's PF_XBTUSD example lists the same tiers
         "tradfi": False,
         "mtf": False,
         "category": "",

@@ -121,3 +121,19 @@ def test_trigger_history_edits_are_read(ccxt_venue: CcxtVenue, sim: Simulator) -
     found = kp.history_order(raw, "sl-1", str, True)
 
     assert found is not None and found.trigger_price == moved and found.status is OrderStatus.OPEN
+
+
+def test_too_many_orders_is_a_rejection_with_krakens_reason(ccxt_venue: CcxtVenue, sim: Simulator) -> None:
+    """`tooManyOrders` comes back as a status ccxt does not raise for; the adapter must still call it REJECTED."""
+    from dataclasses import replace
+
+    sim.config = replace(sim.config, max_open_orders=1)
+    bid = sim.quote(XBT).bid
+    first = ccxt_venue.place_order(
+        OrderRequest(XBT, Side.BUY, OrderType.LIMIT, Decimal("0.01"), "lim-1", limit_price=bid - 900)
+    )
+    second = ccxt_venue.place_order(
+        OrderRequest(XBT, Side.BUY, OrderType.LIMIT, Decimal("0.01"), "lim-2", limit_price=bid - 900)
+    )
+    assert first.outcome is OrderOutcome.ACCEPTED
+    assert second.outcome is OrderOutcome.REJECTED and second.reason == "tooManyOrders"
