@@ -101,14 +101,20 @@ def build_view(
     since: datetime | None = None,
     until: datetime | None = None,
     charges_recorded: int = 0,
+    account_events: Sequence[PnlEvent] = (),
 ) -> MoneyView:
-    """Pure: the view of `books` over [since, until) (either end open when None)."""
+    """Pure: the view of `books` over [since, until) (either end open when None). `account_events` are fees and
+    funding of no position (operations.trades.load_unattributed_charges): in the window's net, in no trade."""
     trades = sorted(
         (trade_record(b) for b in books if b.closed is not None and _inside(b.closed, since, until)),
         key=lambda t: (t.closed, t.uid),
     )
     events = sorted(
-        (e for b in books for e in position_events(b) if _inside(e.time, since, until)),
+        (
+            e
+            for e in [*(e for b in books for e in position_events(b)), *account_events]
+            if _inside(e.time, since, until)
+        ),
         key=lambda e: (e.time, e.uid),
     )
     curve = equity_curve(events)

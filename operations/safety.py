@@ -32,6 +32,7 @@ class Safety:
         self.escalator = escalator
         self._remember_restarts = remember_restarts
         self._remembered = escalator.restart_firsts
+        self.critical_fields: tuple[str, ...] = ()
 
     entry_pause: EntryPause | None = None
     """The operator's /pause (operations.pause), set by the daemon; like the halts it stops new entries only."""
@@ -78,4 +79,5 @@ class Safety:
             self._remembered = firsts
         for hit in evaluation.new_critical_hits:
             emit(Ev.ESCALATION, None, **hit.fields())
+        self.critical_fields = tuple(sorted({h.field for h in evaluation.critical_hits}))
         return evaluation.level

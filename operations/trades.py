@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, TextIO
@@ -23,7 +23,9 @@ import peewee as pw
 
 from lifecycle.accounting import (
     EXIT_REASONS,
+    Charge,
     LedgerFill,
+    PnlEvent,
     PositionBook,
     Summary,
     TradeRecord,
@@ -39,7 +41,7 @@ from lifecycle.clock import from_ms, to_ms
 from lifecycle.events import Ev, emit
 from lifecycle.units import units_to_qty
 from specs.lifecycle import TERMINAL_STATES
-from store.models import Fill, Order, Position, Transition
+from store.models import AccountCharge, Fill, Order, Position, Transition
 from store.registry import Registry
 
 log = logging.getLogger("scheduler.session")
@@ -121,7 +123,38 @@ def load_books(*, uids: Iterable[str] | None = None, closed_since_ms: int | None
     )
     for owner, cause in _tuples(closing.order_by(_id(Transition))):
         causes[int(owner)] = cause
-    return [_book(r, fills[r.pk], purposes, first_stop.get(r.pk), causes.get(r.pk, "")) for r in rows if r.pk in fills]
+    charged: dict[int, list[Charge]] = {}
+    if _has_charges():
+        charge_query = AccountCharge.select(
+            AccountCharge.position, AccountCharge.entry_id, AccountCharge.kind, AccountCharge.amount,
+            AccountCharge.at_ms,
+        ).where(AccountCharge.position.in_(pks)).order_by(AccountCharge.entry_id)  # fmt: skip
+        for owner, entry_id, kind, amount, at_ms in _tuples(charge_query):
+            charged.setdefault(int(owner), []).append(Charge(str(entry_id), kind, Decimal(amount), from_ms(at_ms)))
+    return [
+        replace(
+            _book(r, fills[r.pk], purposes, first_stop.get(r.pk), causes.get(r.pk, "")),
+            charges=tuple(charged.get(r.pk, ())),
+        )
+        for r in rows
+        if r.pk in fills
+    ]
+
+
+def _has_charges() -> bool:
+    return CHARGE_TABLE in Position._meta.database.get_tables()
+
+
+def load_unattributed_charges() -> list[PnlEvent]:
+    """Fees and funding of no position of ours (a trade by hand, a fill not in the ledger yet): account money all
+    the same, so the account's net includes them (uid `-`)."""
+    if not _has_charges():
+        return []
+    query = AccountCharge.select(
+        AccountCharge.kind, AccountCharge.amount, AccountCharge.at_ms, AccountCharge.symbol_key
+    )
+    rows = _tuples(query.where(AccountCharge.position.is_null(True)).order_by(AccountCharge.entry_id))
+    return [PnlEvent(from_ms(at_ms), "-", symbol or "-", kind, Decimal(amount)) for kind, amount, at_ms, symbol in rows]
 
 
 def _book(row: _Row, fills: Sequence[_FillRow], purposes: dict[str, str], stop: str | None, cause: str) -> PositionBook:

@@ -1,8 +1,10 @@
 """`python -m tools.pre_flight_check [--config FILE] [--db PATH] [--max-skew-s N] [--json]`: before going live.
 
 Everything `check_live_readiness` checks, plus: the registry's health and audit (`check_db_health`), the config
-file's permissions (owner only), threshold consistency (THRESHOLD_MISMATCH), the kill-switch settings, and
-that every exposed position has a live stop-loss on the venue. Read-only. Exit 0 when all pass, 1 otherwise.
+file's permissions (owner only), threshold consistency (THRESHOLD_MISMATCH), the kill-switch settings, that every
+exposed position has a live stop-loss on the venue, the joint invariants at this instant (registry quantities match
+the venue, no stray live order, every stop on the protective side of the mark) and the running daemon's own safety
+state (not READY while it is halted or escalated). Read-only. Exit 0 when all pass, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -12,14 +14,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from exchange.errors import VenueError
+from exchange.venue import Venue
 from lifecycle.clock import SystemClock
 from lifecycle.values import OrderStatus
+from operations.daemon_state import read_state
 from settings.config import Settings, check_thresholds
 from settings.secrets_guard import permission_problem
 from specs.lifecycle import ACTIVE_STATES
 from store.models import Position
 from tools import check_db_health
 from tools._cli import ToolError, make_parser, run_tool
+from tools._joint import describe, joint_now
 from tools._venue import add_common, build_venue, load, read_registry
 from tools.check_live_readiness import Check, add_skew, config_check, render, venue_checks
 from tools.check_tp_coverage import assess
@@ -91,6 +96,53 @@ def protection_checks(settings: Settings, path: Path, live_ids: set[str]) -> lis
     return [Check("positions_protected", not unprotected, detail, fix if unprotected else "")]
 
 
+def daemon_state_check(path: Path) -> list[Check]:
+    """The running daemon's own word on its safety state (operations.daemon_state), when it has one."""
+    state = read_state(path)
+    if state is None:
+        return [Check("daemon_state", True, "no daemon state file beside the registry (daemon not run yet)")]
+    ok = state.state == "trading" and not state.escalations
+    detail = f"daemon pid {state.pid} reported {state.state} at {state.at.isoformat()}"
+    if state.escalations:
+        detail += f"; critical escalations: {', '.join(state.escalations)}"
+    fix = "resolve the escalation (RUNBOOK incident playbook) and restart the daemon" if not ok else ""
+    return [Check("daemon_state", ok, detail, fix)]
+
+
+def joint_checks(settings: Settings, venue: Venue, path: Path) -> list[Check]:
+    """Registry x venue, read with the daemon's own rules (tools._joint): quantities, stray orders, protection."""
+    try:
+        now = joint_now(settings, venue, path)
+    except ToolError as exc:
+        return [Check("registry_matches_venue", False, str(exc), "retry once the venue answers")]
+    strays = describe(now.findings, "stray_venue_orders")
+    unprotected = describe(now.findings, "unprotected_exposure")
+    return [
+        Check(
+            "registry_matches_venue",
+            not now.qty_mismatch,
+            "; ".join(now.qty_mismatch) or "every registry quantity matches the venue",
+            "python -m tools.sync_positions (dry-run) and the RUNBOOK's qty_mismatch playbook"
+            if now.qty_mismatch
+            else "",
+        ),
+        Check(
+            "no_stray_orders",
+            not strays,
+            "; ".join(strays) or "no live venue order without a live owner",
+            "cancel them on the venue (or let the daemon's reconciliation settle them), then re-run" if strays else "",
+        ),
+        Check(
+            "stops_protective",
+            not unprotected,
+            "; ".join(unprotected) or "each exposed position has exactly one live stop on the protective side",
+            "python -m tools.recover_sl_order_ids --execute, or let the daemon's protect job act"
+            if unprotected
+            else "",
+        ),
+    ]
+
+
 def preflight(args: argparse.Namespace) -> list[Check]:
     settings, cfg = config_check(lambda: load(args.config))
     checks = [cfg, *file_checks(args.config)]
@@ -112,6 +164,8 @@ def preflight(args: argparse.Namespace) -> list[Check]:
         except VenueError as exc:
             return [*checks, Check("positions_protected", False, f"open orders unreadable: {exc}", "retry")]
         checks += protection_checks(settings, path, {o.order_id for o in orders if o.status is OrderStatus.OPEN})
+        checks += joint_checks(settings, venue, path)
+    checks += daemon_state_check(path)
     return checks
 
 

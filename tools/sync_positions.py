@@ -42,6 +42,7 @@ from tools._venue import (
     ToolEnv,
     add_common,
     build_venue,
+    check_registry_file,
     daemon_context,
     db_path,
     open_registry,
@@ -136,6 +137,7 @@ def main(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     env = prepare(args, execute=args.execute)
     path = db_path(args, env.settings)
+    _require_registry(path, env.settings.db_path, execute=args.execute)
     clock = SystemClock()
     venue = build_venue(env.settings, clock)
     rec = diff(args, venue, path, clock)
@@ -185,6 +187,17 @@ def main(argv: Sequence[str]) -> int:
         sys.stderr.write(f"error: {len(outcome.failed)} action(s) failed (see the report)\n")
         return 1
     return 1 if pending or _needs_operator(others) else 0
+
+
+def _require_registry(path: Path, configured: Path, *, execute: bool) -> None:
+    """A registry that does not exist is a mistyped path (exit 2), never an empty registry "in sync". Only
+    `--execute` on the configured registry itself may create it (a first import before the daemon's first start)."""
+    if path.exists():
+        check_registry_file(path)
+        return
+    if execute and path.resolve() == configured.resolve():
+        return
+    check_registry_file(path)  # raises: does not exist, nothing created
 
 
 def _needs_operator(others: Sequence[Issue]) -> bool:

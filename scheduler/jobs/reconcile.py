@@ -8,6 +8,7 @@ ids (an indexed lookup), so a cycle costs the same after a year of trading as on
 from __future__ import annotations
 
 import logging
+import os
 from decimal import Decimal
 
 from exchange.errors import VenueError
@@ -18,6 +19,7 @@ from lifecycle.reconcile import (
 )
 from lifecycle.values import AccountSnapshot
 from operations.context import DaemonContext
+from operations.daemon_state import DaemonState, write_state
 from operations.exits import fills_window_start
 from operations.reconciliation import evaluate_joint, execute, registry_inputs, settle_strays
 from specs.reconciliation import JOINT_FIELDS
@@ -73,6 +75,7 @@ def emit_report(
     report = rec.report
     joint_counts = joint.counters() if joint is not None else dict.fromkeys(JOINT_FIELDS, 0)
     level = ctx.safety.observe_report(report, ctx.clock.now(), joint_counts)
+    publish_state(ctx)
     emit(
         Ev.RECONCILIATION_REPORT,
         None,
@@ -103,3 +106,17 @@ def run(ctx: DaemonContext) -> Reconciliation:
     emit_report(ctx, rec, {p.uid: p.remaining_qty for p in positions}, venue_sizes(snapshot))
     ctx.last_reconciliation = rec
     return rec
+
+
+def publish_state(ctx: DaemonContext) -> None:
+    """The daemon's safety state beside the registry, for `pre_flight_check` (operations.daemon_state)."""
+    database = str(ctx.registry.db.database)
+    if not database or database.startswith(":memory:") or database.startswith("file:"):
+        return  # an in-memory registry (tests, throwaway runs) has no folder to publish into
+    try:
+        write_state(
+            database,
+            DaemonState(ctx.safety.state, ctx.safety.critical_fields, ctx.clock.now(), os.getpid()),
+        )
+    except OSError as exc:
+        log.warning("reconcile: could not write the daemon state file (%s); pre_flight_check cannot see it", exc)

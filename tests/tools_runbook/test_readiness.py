@@ -76,7 +76,8 @@ def test_pre_flight_passes_then_fails_on_an_unprotected_position(env: Env) -> No
         env.sim.cancel_order(order.order_id)
     bad = run_tool("pre_flight_check", *env.args("--max-skew-s", "60", "--json"))
     assert bad.code == 1
-    assert [n for n, passed in _checks(bad.json()).items() if not passed] == ["positions_protected"]
+    # The registry's own record (positions_protected) and the joint invariant J2 (stops_protective) both see it.
+    assert [n for n, passed in _checks(bad.json()).items() if not passed] == ["positions_protected", "stops_protective"]
 
 
 def test_pre_flight_flags_permissions_thresholds_and_kill_switch(env: Env) -> None:
