@@ -137,9 +137,16 @@ IGNORE = shutil.ignore_patterns(
 )  # fmt: skip
 
 
-def make_copy(parent: Path) -> Path:
+def make_copy(parent: Path, head: bool) -> Path:
+    """The work tree as it is on disk, or (`head`) the last commit: other people's uncommitted work in progress
+    can break a module's tests, and a red baseline measures nothing."""
     tree = parent / "tree"
-    shutil.copytree(ROOT, tree, ignore=IGNORE, symlinks=True)
+    if head:
+        tree.mkdir()
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", "HEAD"], check=True, capture_output=True)
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+    else:
+        shutil.copytree(ROOT, tree, ignore=IGNORE, symlinks=True)
     probe = subprocess.run(
         [sys.executable, "-c", "import lifecycle, specs, store; print(lifecycle.__file__, specs.__file__)"],
         cwd=tree,
@@ -212,18 +219,50 @@ def cosmic_ray_pass(module: str, tree: Path, cmd: list[str]) -> list[Mutant]:
     dump = subprocess.run(
         [str(bindir / "cosmic-ray"), "dump", db.name], cwd=tree, check=True, capture_output=True, text=True
     )
-    lines = [text.strip() for text in (tree / module).read_text().splitlines()]
+    source = (tree / module).read_text()
+    lines = [text.strip() for text in source.splitlines()]
+    unevaluated = signature_spans(source)
     out: list[Mutant] = []
     for row in dump.stdout.splitlines():
         item, result = json.loads(row)
         if result is None or result["worker_outcome"] == "skipped":
             continue
         [mutation] = item["mutations"]
-        line = mutation["start_pos"][0]
+        line, col = mutation["start_pos"]
         outcome = result["test_outcome"] or "incompetent"
+        if any(span_contains(span, (line, col)) for span in unevaluated):
+            outcome = "annotation"
         code = lines[line - 1]
         nth = lines[:line].count(code)
         out.append(Mutant(module, mutation["operator_name"], line, code, outcome, result.get("diff") or "", nth))
+    return out
+
+
+Span = tuple[tuple[int, int], tuple[int, int]]
+
+
+def span_contains(span: Span, pos: tuple[int, int]) -> bool:
+    return span[0] <= pos < span[1]
+
+
+def _span(node: ast.expr | ast.stmt) -> Span:
+    return (node.lineno, node.col_offset), (node.end_lineno or node.lineno, node.end_col_offset or 0)
+
+
+def signature_spans(source: str) -> list[Span]:
+    """Where a mutation cannot change behaviour because the code is never evaluated: annotations (every module of
+    the core has `from __future__ import annotations`) and a `def`'s parameter list outside its default values
+    (cosmic-ray reads the bare `*` of keyword-only parameters as a multiplication). Mutants there are reported as
+    `annotation` and not counted."""
+    out: list[Span] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.AnnAssign):
+            out.append(_span(node.annotation))
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            header = ((node.lineno, node.col_offset), _span(node.body[0])[0])
+            defaults = [_span(d) for d in [*node.args.defaults, *node.args.kw_defaults] if d is not None]
+            cuts = sorted([header[0], *(p for d in defaults for p in d), header[1]])
+            out.extend((cuts[i], cuts[i + 1]) for i in range(0, len(cuts), 2))
     return out
 
 
@@ -336,12 +375,12 @@ def text_pass(module: str, tree: Path, cmd: list[str], kind: str) -> list[Mutant
 # --- driver -----------------------------------------------------------------------------------------------------
 
 
-def run_module(module: str, equiv: set[Equivalent]) -> ModuleResult:
+def run_module(module: str, equiv: set[Equivalent], head: bool = False) -> ModuleResult:
     res = ModuleResult(module)
     started = time.monotonic()
     path, _, kind = module.partition("#")
     with tempfile.TemporaryDirectory(prefix="mutate-") as tmp:
-        tree = make_copy(Path(tmp))
+        tree = make_copy(Path(tmp), head)
         if not (tree / path).exists():
             res.error = "module does not exist in this tree"
             return res
@@ -365,15 +404,18 @@ def run_module(module: str, equiv: set[Equivalent]) -> ModuleResult:
 
 
 def table(results: list[ModuleResult]) -> str:
-    rows = ["| module | mutants | killed | survived | equivalent | score | time |", "|---|---|---|---|---|---|---|"]
+    rows = [
+        "| module | mutants | killed | survived | equivalent | in annotations | score | time |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in results:
         if r.error:
-            rows.append(f"| `{r.module}` | — | — | — | — | not run: {r.error} | |")
+            rows.append(f"| `{r.module}` | — | — | — | — | — | not run: {r.error} | |")
             continue
         killed = r.count("killed") + r.count("incompetent")
         rows.append(
             f"| `{r.module}` | {len(r.mutants)} | {killed} | {r.count('survived')} | {r.count('equivalent')} |"
-            f" {r.score:.1f} % | {r.seconds:.0f} s |"
+            f" {r.count('annotation')} | {r.score:.1f} % | {r.seconds:.0f} s |"
         )
     return "\n".join(rows)
 
@@ -382,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--module", action="append", help="one of MODULES (repeatable); default: all")
     parser.add_argument("--jobs", type=int, default=1, help="modules run side by side (each in its own copy)")
+    parser.add_argument("--head", action="store_true", help="mutate the last commit, not the work tree on disk")
     parser.add_argument("--list", action="store_true", help="print the modules and their tests, run nothing")
     args = parser.parse_args(argv)
     modules = args.module or list(MODULES)
@@ -396,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def one(module: str) -> ModuleResult:
         print(f"MUTATE_START module={module}", flush=True)
-        r = run_module(module, equiv)
+        r = run_module(module, equiv, args.head)
         print(f"MUTATE_DONE module={module} mutants={len(r.mutants)} score={r.score:.1f} {r.error}", flush=True)
         for m in r.mutants:
             if m.outcome == "survived":
