@@ -225,6 +225,20 @@ def test_install_upgrade_rollback_and_key_backup_over_ssh(droplet: Droplet, sshd
     assert d.head() == second and d.active() and d.pid() != old_pid
     assert "DAEMON_STARTED" in d.log()
 
+    # --- a commit that does not even import: pre-flight refuses it, the running daemon is never touched ---------
+    running_pid = d.pid()
+    unimportable = commit(
+        d.workstation,
+        "tools/pre_flight_check.py",
+        "import module_that_does_not_exist  # noqa\n" + (d.workstation / "tools" / "pre_flight_check.py").read_text(),
+        "an unimportable release",
+    )
+    pre = deploy(d, sshd)
+    assert pre.returncode == 1, pre.stdout + pre.stderr
+    assert f"pre-flight failed for {unimportable}" in pre.stderr and "the service was not restarted" in pre.stderr
+    assert d.head() == second and d.pid() == running_pid and d.active()
+    git(d.workstation, "revert", "--no-edit", "-q", "HEAD")
+
     # --- a commit whose daemon cannot start: the gate fails and the previous commit runs again ------------------
     broken = commit(
         d.workstation,
