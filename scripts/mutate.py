@@ -39,7 +39,9 @@ TIMEOUT_S = 120.0
 MODULES: dict[str, list[str]] = {
     "specs/lifecycle.py#guards": [
         "tests/lifecycle/test_machine_spec.py",
-        "tests/safety",
+        "tests/safety/test_safety_properties.py",
+        "tests/safety/test_spec_edits.py",
+        "tests/safety/test_expected_guards.py",
         "tests/lifecycle/test_registry_transitions.py",
     ],
     "lifecycle/machine.py": [
