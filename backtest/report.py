@@ -2,8 +2,8 @@
 the account's mark-to-market equity curve, and buy-and-hold over the same bars beside them.
 
 The simulator's fills carry no fee field (as on Kraken), so each fill's fee is booked here at the run's rate:
-`qty x price x contract size x fee_rate`, the amount the engine took from the balance. The simulator books no
-funding, so funding is zero (docs/backtest.md).
+`qty x price x contract size x fee_rate`, the amount the engine took from the balance. Funding is the engine's
+own hourly booking (its account log), given to the trade that held the symbol at that hour (backtest.run).
 """
 
 from __future__ import annotations
@@ -83,13 +83,11 @@ class Report:
 
 
 def book(trade: Trade, uid: str, fee_rate: Decimal) -> PositionBook:
-    fills = tuple(
-        LedgerFill(f"{uid}:{i}", f.side, f.is_entry, f.qty, f.price, f.time) for i, f in enumerate(trade.fills)
-    )
+    fills = tuple(LedgerFill(f.fill_id, f.side, f.is_entry, f.qty, f.price, f.time) for f in trade.fills)
     charges = tuple(
         Charge(f"{uid}:fee:{i}", "fee", -_EXACT.multiply(f.qty * f.price, trade.contract_size * fee_rate), f.time)
         for i, f in enumerate(trade.fills)
-    )
+    ) + tuple(Charge(f"{uid}:funding:{i}", "funding", amount, when) for i, (when, amount) in enumerate(trade.funding))
     return PositionBook(
         uid=uid,
         symbol=trade.symbol,
@@ -141,7 +139,8 @@ def build(result: Result) -> Report:
 
 
 def open_value(result: Result, marks: dict[str, Decimal]) -> Decimal:
-    """Realised minus fees of every position plus the open ones' PnL at `marks`: what the account gained."""
+    """Realised minus fees plus funding of every position, plus the open ones' PnL at `marks`: what the account
+    gained, from the ledger alone."""
     total = ZERO
     for i, trade in enumerate(result.trades):
         b = book(trade, str(i), result.fee_rate)

@@ -20,16 +20,17 @@ from pathlib import Path
 
 from backtest.bars import width_seconds
 from backtest.params import Params
+from exchange.venue import Venue
 from lifecycle.clock import FakeClock, to_ms
 from operations import exits
 from operations.context import DaemonContext, Limits
-from scheduler.jobs import health, protect, reconcile, tick
 from operations.wiring import limits_from, safety_from
+from scheduler.jobs import health, protect, reconcile, tick
 from settings.config import Settings
 from simulator.engine import SimConfig, Simulator
 from simulator.instruments import DEFAULT_INSTRUMENTS
 from simulator.prices import ReplayCandle
-from simulator.replay import ReplayVenue, install
+from simulator.replay import BarReplay, ReplayVenue, install
 from store.anchors import audit_and_anchor
 from store.audit import AuditReport
 from store.registry import Registry
@@ -61,6 +62,7 @@ class EquityPoint:
 
 @dataclass(frozen=True)
 class Fill:
+    fill_id: str
     time: datetime
     side: str
     qty: Decimal
@@ -78,6 +80,7 @@ class Trade:
     stop_price: Decimal | None
     contract_size: Decimal
     fills: tuple[Fill, ...]
+    funding: tuple[tuple[datetime, Decimal], ...] = ()  # (time, amount received; negative = paid)
 
 
 @dataclass
@@ -108,12 +111,23 @@ def build_limits(settings: Settings, params: Params, symbols: Sequence[str], tim
     )
 
 
-def run(spec: Spec, observe: Callable[[DaemonContext], None] | None = None) -> Result:
-    """Run the backtest; `observe(ctx)` is called after the jobs of every bar (tests record decisions there)."""
+VenueFactory = Callable[[Simulator, dict[str, BarReplay], str], Venue]
+
+
+def replay_venue(sim: Simulator, replays: dict[str, BarReplay], timeframe: str) -> Venue:
+    """The backtest's venue: the engine in process, its candles straight from the replay."""
+    return ReplayVenue(sim, replays, timeframe)
+
+
+def run(
+    spec: Spec, observe: Callable[[DaemonContext], None] | None = None, venue: VenueFactory = replay_venue
+) -> Result:
+    """Run the backtest; `observe(ctx)` is called after the jobs of every bar (tests record decisions there).
+    `venue` builds the jobs' venue over the engine (the parity test passes the HTTP server + ccxt adapter)."""
     if spec.registry_path is not None:
-        return _run(spec, spec.registry_path, observe)
+        return _run(spec, spec.registry_path, observe, venue)
     with tempfile.TemporaryDirectory(prefix="backtest-", dir=_scratch_dir()) as tmp:
-        return _run(spec, Path(tmp) / "registry.db", observe)
+        return _run(spec, Path(tmp) / "registry.db", observe, venue)
 
 
 def _scratch_dir() -> str | None:
@@ -123,7 +137,9 @@ def _scratch_dir() -> str | None:
     return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
 
 
-def _run(spec: Spec, registry_path: Path, observe: Callable[[DaemonContext], None] | None) -> Result:
+def _run(
+    spec: Spec, registry_path: Path, observe: Callable[[DaemonContext], None] | None, make_venue: VenueFactory
+) -> Result:
     width = width_seconds(spec.timeframe)
     symbols = sorted(spec.bars)
     start = min(spec.bars[s][0].time for s in symbols)
@@ -144,7 +160,7 @@ def _run(spec: Spec, registry_path: Path, observe: Callable[[DaemonContext], Non
         replay={s: list(spec.bars[s][:1]) for s in symbols},  # the warm-up instant prices at the first open
     )
     sim = Simulator(config, clock=clock)
-    venue = ReplayVenue(sim, install(sim, spec.bars, width), spec.timeframe)
+    venue = make_venue(sim, install(sim, spec.bars, width), spec.timeframe)
     registry = Registry.open(registry_path, clock)
     try:
         ctx = DaemonContext(
@@ -177,7 +193,7 @@ def _run(spec: Spec, registry_path: Path, observe: Callable[[DaemonContext], Non
         if not report.ok:
             result.problems.append(f"registry audit not clean: {report.summary()}")
         result.problems += _reconciliation_problems(ctx)
-        result.trades = _trades(registry, ctx)
+        result.trades = _with_funding(_trades(registry, ctx), sim)
         for s in symbols:
             result.first_close[s] = spec.bars[s][0].close
             result.last_close[s] = spec.bars[s][-1].close
@@ -235,6 +251,7 @@ def _trades(registry: Registry, ctx: DaemonContext) -> list[Trade]:
             continue
         fills = tuple(
             Fill(
+                fill_id=str(r["fill_id"]),
                 time=_dt(r["fill_time"]),
                 side=str(r["side"]),
                 qty=_dec(r["qty"]),
@@ -257,6 +274,30 @@ def _trades(registry: Registry, ctx: DaemonContext) -> list[Trade]:
         )
     trades.sort(key=lambda t: (t.opened, t.symbol))
     return trades
+
+
+def _with_funding(trades: list[Trade], sim: Simulator) -> list[Trade]:
+    """Each hourly funding booking in the engine's account log, given to the trade that held the symbol then:
+    booked after the trade's first fill and before its last exit fill, in the log's own order (a fill and a
+    funding booking can carry the same instant: a stop matched in the step, or an exit sent after it)."""
+    log = sim.account_log.entries
+    booked = {e.execution: e.id for e in log if e.execution is not None}
+    bookings = [e for e in log if e.realized_funding]
+    out = []
+    for trade in trades:
+        first = min(booked[f.fill_id] for f in trade.fills)
+        exits = [booked[f.fill_id] for f in trade.fills if not f.is_entry]
+        last = max(exits) if trade.closed is not None and exits else None
+        mine = tuple(
+            (e.time, e.realized_funding)
+            for e in bookings
+            if e.realized_funding is not None
+            and e.contract == trade.symbol.lower()
+            and first < e.id
+            and (last is None or e.id < last)
+        )
+        out.append(dataclasses.replace(trade, funding=mine))
+    return out
 
 
 def _dec(value: object) -> Decimal:

@@ -10,7 +10,7 @@ stop. A flat account gets the usual path (low first on an up bar, high first on 
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -78,15 +78,14 @@ class BarReplay:
         self._shock = price
         self.price = price
 
-    def closed_and_forming(self, now: datetime, limit: int) -> list[Candle]:
-        """The last `limit` bars opened by `now`; the forming one shows only its open (all that is known of it)."""
-        now_ms = to_ms(now)
-        end = bisect_right(self.opens, now_ms)
-        if end == 0 or limit <= 0:
-            return []
-        out = self._candles[max(0, end - limit) : end]
-        last = self.bars[end - 1]
-        if now_ms - self.opens[end - 1] < self.width_ms:
+    def between(self, start_ms: int, end_ms: int, now_ms: int) -> list[Candle]:
+        """The bars opening in [start_ms, end_ms] (end_ms <= now_ms); one still forming at `now_ms` shows only
+        its open (all that is known of it then)."""
+        lo = bisect_left(self.opens, start_ms)
+        hi = bisect_right(self.opens, end_ms)
+        out = self._candles[lo:hi]
+        if hi > lo and now_ms - self.opens[hi - 1] < self.width_ms:
+            last = self.bars[hi - 1]
             out[-1] = Candle(last.time, last.open, last.open, last.open, last.open, Decimal(0))
         return out
 
@@ -129,7 +128,11 @@ class ReplayVenue(SimVenue):
         replay = self.replays.get(symbol)
         if replay is None or timeframe != self.timeframe:
             return super().candles(symbol, timeframe, since, limit)
-        if since is not None:
-            bars = replay.closed_and_forming(self.sim.now(), len(replay.bars))
-            return [c for c in bars if c.time >= since][:limit]
-        return replay.closed_and_forming(self.sim.now(), limit)
+        # The window the ccxt adapter asks Kraken's charts endpoint for (exchange.ccxt_venue.candles): by time,
+        # `limit` bars back from now, or `limit` bars on from `since`, never past now.
+        now_ms = to_ms(self.sim.now()) // 1000 * 1000
+        width_ms = replay.width_ms
+        if since is None:
+            return replay.between(now_ms - width_ms * limit, now_ms, now_ms)
+        start_ms = to_ms(since) // 1000 * 1000
+        return replay.between(start_ms, min(start_ms + width_ms * limit - 1000, now_ms), now_ms)

@@ -58,6 +58,7 @@ def test_net_pnl_is_the_ledger_at_the_fee_rate(tmp_path: Path) -> None:
     report = build(result)
     assert report.closed.trades >= 2
     assert report.fees > 0
+    assert report.funding != 0
     assert open_value(result, {"PF_XBTUSD": bars[-1].close}) == report.net_pnl
     without_fees = build(run(replace(s, fee_rate=D(0))))
     assert without_fees.fees == 0
