@@ -280,7 +280,15 @@ class OrderStream:
 
     def _client(self) -> _KrakenFuturesStream:
         ex = _KrakenFuturesStream(
-            {"apiKey": self._key, "secret": self._secret, "timeout": int(self._timeout_s * 1000), "verbose": False}
+            {
+                "apiKey": self._key,
+                "secret": self._secret,
+                "timeout": int(self._timeout_s * 1000),
+                "verbose": False,
+                # ccxt would space every send by krakenfutures' REST rateLimit (600 ms), the subscribes included;
+                # a connection sends five frames (Kraken allows 100 per second) and one public REST read
+                "enableRateLimit": False,
+            }
         )
         ex.verbose = False  # never: ccxt's verbose mode prints every frame, the signed challenge included
         ex.urls["api"].update(api_urls(self._base_url))  # update, never replace: the dict also holds `ws`

@@ -37,6 +37,7 @@ def protected_long(w: World) -> tuple[str, str, str]:
 
 @contextmanager
 def streaming(w: World, gaps: list[str], max_silence_s: float = 5.0) -> Iterator[OrderStream]:
+    w.server.ws.heartbeat_s = 0.1  # well inside max_silence_s: only an injected stall makes the stream silent
     runner = JobRunner(w.registry.db, w.ctx.stats)
     handler = DaemonStreamHandler(w.ctx, runner, gaps.append)
     stream = OrderStream(
