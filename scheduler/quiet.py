@@ -15,21 +15,14 @@ import logging
 from lifecycle.events import Ev
 
 DEFAULT_QUIET_CYCLES = 10
-_RECONCILIATION_COUNTERS = (
-    "orphaned",
-    "phantom",
-    "qty_mismatch",
-    "qty_synced",
-    "pending_adopted",
-    "state_adjustments_logged",
-    "state_adjustments_deduped",
-)
+# Every other field of RECONCILIATION_REPORT is a count: routine when all of them are 0, whatever fields are added.
+_NOT_COUNTS = frozenset({"level", "complete"})
 
 
 def is_routine(event: str, fields: dict[str, object]) -> bool:
     if event == Ev.RECONCILIATION_REPORT.value:
         return (
-            all(str(fields.get(name, 0)) == "0" for name in _RECONCILIATION_COUNTERS)
+            all(str(value) == "0" for name, value in fields.items() if name not in _NOT_COUNTS)
             and fields.get("level", "ok") == "ok"
             and fields.get("complete", True) is True
         )

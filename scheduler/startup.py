@@ -12,6 +12,7 @@ startup, and halts the running daemon with exit 3 when a job meets it later (`Da
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
@@ -28,6 +29,7 @@ from lifecycle.errors import IllegalTransition, OverfillError
 from lifecycle.events import EVENT_LOGGER, Ev, emit
 from lifecycle.symbols import canonical_key
 from lifecycle.values import Instrument
+from operations import account_log
 from operations import exits as exits_job
 from operations.context import DaemonContext
 from operations.pause import EntryPause
@@ -222,7 +224,10 @@ def build_jobs(ctx: DaemonContext, intervals: Intervals, audit: Callable[[], Aud
         JobSpec("reconcile", lambda: reconcile_job.run(ctx), intervals.reconcile),
         JobSpec("tick", lambda: tick_job.run(ctx), intervals.tick),
         JobSpec("health", lambda: health_job.run(ctx, audit), intervals.health),
-    ]
+        # fees and funding for the money view (operations.account_log: the log has a history budget of its own)
+        JobSpec("account_log", lambda: account_log.ingest(ctx.registry, ctx.venue, ctx.clock),
+                account_log.interval(intervals.health)),
+    ]  # fmt: skip
     return [JobSpec(j.name, _then_observe_auth(ctx, j.func), j.seconds) for j in jobs]
 
 
@@ -282,6 +287,8 @@ def run_jobs(
         uptime_s=ctx.stats.uptime_s(),
     )
     if runner.fatal is None:
+        with contextlib.suppress(Exception):  # the last fills' fees, best effort: the stop must not fail on them
+            account_log.ingest(ctx.registry, ctx.venue, ctx.clock, max_pages=2)
         log_session_summary(ctx.registry, started_at)  # SESSION_SUMMARY and its table (never raises)
     if runner.fatal is not None:
         raise DaemonHalted(damaged_message(ctx.registry.db.database, runner.fatal), EXIT_AUDIT)

@@ -25,7 +25,7 @@ from typing import Any
 
 from lifecycle.accounting import Summary, TradeRecord, cents
 from operations.money import MoneyView, build_view
-from operations.trades import load_books, load_charge_count
+from operations.trades import load_books, load_charge_count, load_unattributed_charges
 from tools._cli import UsageError, make_parser, run_tool, write_json, write_text
 from tools._venue import read_registry
 
@@ -226,6 +226,7 @@ def main(argv: Sequence[str]) -> int:
     with read_registry(args.db):
         books = load_books()
         charges = load_charge_count()
+        account_events = load_unattributed_charges()
     if not books:
         raise UsageError(f"registry {args.db} holds no trade yet (no position has a fill): nothing to report")
     if charges == 0 and not args.gross:
@@ -233,7 +234,9 @@ def main(argv: Sequence[str]) -> int:
             f"registry {args.db} holds trades but no fee or funding rows (the account log was never read into it):"
             " its net PnL would leave them out; pass --gross to report without them"
         )
-    view = build_view(books, since=args.since, until=args.until, charges_recorded=charges)
+    view = build_view(
+        books, since=args.since, until=args.until, charges_recorded=charges, account_events=account_events
+    )
     if not view.trades and not view.events:
         raise UsageError("no trade closed and no PnL realised in the window: widen --since/--until")
     files: list[tuple[Path, bytes]] = []

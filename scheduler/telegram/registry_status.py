@@ -17,7 +17,7 @@ from lifecycle.killswitch import KillSwitch
 from operations.equity_plot import equity_png
 from operations.money import MoneyView, build_view
 from operations.pause import EntryPause
-from operations.trades import load_books, load_charge_count
+from operations.trades import load_books, load_charge_count, load_unattributed_charges
 from scheduler.telegram.money_views import BalanceView
 from scheduler.telegram.views import PositionLine, StatusView
 from store.registry import PositionView, Registry
@@ -87,7 +87,12 @@ class RegistryStatusProvider:
         """The money view of the last `days` days (all history when None), read from the ledger."""
         self._registry.active_positions()  # a Registry call points the models at this registry's file
         since = None if days is None else self.now() - timedelta(days=days)
-        return build_view(load_books(), since=since, charges_recorded=load_charge_count())
+        return build_view(
+            load_books(),
+            since=since,
+            charges_recorded=load_charge_count(),
+            account_events=load_unattributed_charges(),
+        )
 
     def balance(self) -> BalanceView:
         now = self.now()

@@ -1,0 +1,99 @@
+"""Fees and funding from the venue's account log, durable in the registry (`account_charge`, schema version 5).
+
+Raw SQL, as `store.pause`: the rows are written by their own job and never bind a model. Idempotent by the log's
+entry id (`INSERT OR IGNORE`), and the cursor moves in the same transaction as the rows it covers, so a crash
+between a page and its rows re-reads the page instead of losing it.
+
+Attribution: a fee belongs to the position of the fill it books (its `execution` is our ledger's fill id); funding
+belongs to the position that held the symbol at that instant (entered before it, not closed before it). A row
+that cannot be attributed yet (the fill is not in the ledger yet) keeps `position` NULL and is tried again.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from decimal import Decimal
+
+import peewee as pw
+
+from lifecycle.account_log import ChargeRow
+from lifecycle.clock import to_ms
+
+CURSOR = "account_log"
+
+
+def _sql(db: pw.Database, sql: str, params: Sequence[object] = ()) -> sqlite3.Cursor:
+    cursor: sqlite3.Cursor = db.execute_sql(sql, tuple(params))  # type: ignore[no-untyped-call]
+    return cursor
+
+
+def last_entry_id(db: pw.Database) -> int | None:
+    row = _sql(db, 'SELECT "last_entry_id" FROM "account_log_cursor" WHERE "name" = ?', (CURSOR,)).fetchone()
+    return None if row is None else int(row[0])
+
+
+def _owner(db: pw.Database, row: ChargeRow | tuple[str, str | None, str | None, int]) -> int | None:
+    kind, symbol, fill_id, at_ms = (
+        (row.kind, row.symbol, row.fill_id, to_ms(row.time)) if isinstance(row, ChargeRow) else row
+    )
+    if kind == "fee" and fill_id:
+        found = _sql(db, 'SELECT "position_id" FROM "fill" WHERE "fill_id" = ?', (fill_id,)).fetchone()
+        return None if found is None else int(found[0])
+    if kind == "funding" and symbol:
+        found = _sql(
+            db,
+            'SELECT p."id" FROM "position" p WHERE p."symbol_key" = ? AND (p."closed_ms" IS NULL OR p."closed_ms" >= ?)'
+            ' AND EXISTS (SELECT 1 FROM "fill" f WHERE f."position_id" = p."id" AND f."is_entry" AND f."fill_ms" <= ?)'
+            ' ORDER BY p."id" DESC LIMIT 1',
+            (symbol, at_ms, at_ms),
+        ).fetchone()
+        return None if found is None else int(found[0])
+    return None
+
+
+def record(db: pw.Database, rows: Sequence[ChargeRow], *, through_entry_id: int, now_ms: int) -> int:
+    """Store `rows` (attributed where possible) and move the cursor to `through_entry_id`, in one transaction.
+    Returns how many rows were new."""
+    added = 0
+    with db.atomic("IMMEDIATE"):
+        for row in rows:
+            cur = _sql(
+                db,
+                'INSERT OR IGNORE INTO "account_charge" ("entry_id", "kind", "amount", "at_ms", "symbol_key",'
+                ' "fill_id", "position_id", "recorded_ms") VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+                (row.entry_id, row.kind, format(row.amount, "f"), to_ms(row.time), row.symbol, row.fill_id,
+                 _owner(db, row), now_ms),
+            )  # fmt: skip
+            added += cur.rowcount
+        _sql(
+            db,
+            'INSERT INTO "account_log_cursor" ("name", "last_entry_id", "updated_ms") VALUES (?, ?, ?)'
+            ' ON CONFLICT ("name") DO UPDATE SET "last_entry_id" = MAX("last_entry_id", excluded."last_entry_id"),'
+            ' "updated_ms" = excluded."updated_ms"',
+            (CURSOR, through_entry_id, now_ms),
+        )
+    return added
+
+
+def attribute_pending(db: pw.Database) -> tuple[int, int]:
+    """Attribute the rows still without a position where that is now possible. Returns (attributed, still open)."""
+    pending = _sql(
+        db, 'SELECT "id", "kind", "symbol_key", "fill_id", "at_ms" FROM "account_charge" WHERE "position_id" IS NULL'
+    ).fetchall()
+    done = 0
+    with db.atomic("IMMEDIATE"):
+        for pk, kind, symbol, fill_id, at_ms in pending:
+            owner = _owner(db, (str(kind), symbol, fill_id, int(at_ms)))
+            if owner is not None:
+                _sql(db, 'UPDATE "account_charge" SET "position_id" = ? WHERE "id" = ?', (owner, pk))
+                done += 1
+    return done, len(pending) - done
+
+
+def totals(db: pw.Database) -> dict[str, Decimal]:
+    """Sum of the amounts per kind (for reports and tests)."""
+    out: dict[str, Decimal] = {"fee": Decimal(0), "funding": Decimal(0)}
+    for kind, amount in _sql(db, 'SELECT "kind", "amount" FROM "account_charge"').fetchall():
+        out[str(kind)] = out.get(str(kind), Decimal(0)) + Decimal(str(amount))
+    return out
