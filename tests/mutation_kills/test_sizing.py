@@ -82,3 +82,4 @@ def test_a_short_take_profit_at_or_below_zero_is_none() -> None:
     assert take_profit_at(Decimal(10), Decimal(15), Decimal(2), Decimal("0.5"), long=False) is None  # exactly 0
     assert take_profit_at(Decimal(10), Decimal(16), Decimal(2), Decimal("0.5"), long=False) is None  # below 0
     assert take_profit_at(Decimal(10), Decimal(14), Decimal(2), Decimal("0.5"), long=False) == Decimal(2)
+    assert take_profit_at(Decimal(10), Decimal("14.75"), Decimal(2), Decimal("0.5"), long=False) == Decimal("0.5")
