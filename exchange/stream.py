@@ -214,6 +214,36 @@ class OrderStream:
 
     # ------------------------------------------------------------------ the loop
     async def _run(self) -> None:
+        # Deliveries run beside the feeds: a watch loop that waited for the job lock would miss the next message
+        # (ccxt resolves a future only if one is waiting; an update meanwhile stays in its cache until another
+        # arrives). The queue outlives a reconnect, so what was received is delivered whatever the socket does.
+        self._outbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        deliverer = asyncio.ensure_future(self._deliveries())
+        try:
+            await self._connect_forever()
+        finally:
+            deliverer.cancel()
+            await asyncio.gather(deliverer, return_exceptions=True)
+
+    async def _deliveries(self) -> None:
+        while True:
+            items = [await self._outbox.get()]
+            while not self._outbox.empty():
+                items.append(self._outbox.get_nowait())  # a burst: one ingest, one lock acquisition
+            fills = [f for kind, item in items if kind == "fills" for f in item]
+            if fills and not await asyncio.to_thread(self._deliver, fills):
+                self.stats.delivery_failures += 1
+                self._gap("delivery_failed")
+            for kind, item in items:
+                if kind != "orders":
+                    continue
+                orders, venue_cancels = item
+                try:
+                    await asyncio.to_thread(self._handler.on_orders, orders, venue_cancels)
+                except Exception:
+                    log.exception("order stream: the order-updates handler failed")
+
+    async def _connect_forever(self) -> None:
         attempt = 0
         while not self._stopping.is_set():
             self.stats.state = "connecting"
@@ -365,10 +395,7 @@ class OrderStream:
                         lag_ms=lag_ms,
                         detail=f"a fill arrived {lag_ms} ms after the venue's timestamp",
                     )
-            delivered = await asyncio.to_thread(self._deliver, fills)
-            if not delivered:
-                self.stats.delivery_failures += 1
-                self._gap("delivery_failed")
+            self._outbox.put_nowait(("fills", fills))
 
     def _deliver(self, fills: Sequence[VenueFill]) -> bool:
         try:
@@ -407,7 +434,7 @@ class OrderStream:
                     parsed.append(vo)
             self.stats.order_updates += len(orders)
             if parsed or venue_cancels:
-                await asyncio.to_thread(self._handler.on_orders, parsed, venue_cancels)
+                self._outbox.put_nowait(("orders", (parsed, venue_cancels)))
 
     async def _heartbeats(self, ex: _KrakenFuturesStream) -> None:
         while True:
