@@ -16,6 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
+from exchange.budget import BudgetDeferred
 from exchange.errors import InvalidOrderRequest, OrderNotSent, VenueError
 from lifecycle.account_log import PAGE as ACCOUNT_LOG_PAGE
 from lifecycle.account_log import AccountLogEntry
@@ -34,7 +35,8 @@ from lifecycle.values import (
 )
 
 # SizeBelowMinimum and InvalidPrice (exchange/rounding.py) are OrderNotSent too; named here for the reader.
-NOT_SENT_ERRORS: tuple[type[VenueError], ...] = (OrderNotSent,)
+# BudgetDeferred: our copy of Kraken's rate budget held the call back (exchange/budget.py); nothing left either.
+NOT_SENT_ERRORS: tuple[type[VenueError], ...] = (OrderNotSent, BudgetDeferred)
 
 
 def require_complete(request: OrderRequest) -> None:

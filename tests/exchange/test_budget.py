@@ -130,3 +130,16 @@ def test_resolving_an_ambiguous_send_reads_history_from_the_send_only(
     pages = [r.query for r in sim.request_log if "/api/history/" in r.path]
     assert len(pages) <= 2  # one /orders page (found there, or empty) and at most one /triggers page
     assert all("since=" in q for q in pages)
+
+
+def test_an_entry_the_budget_cannot_afford_is_not_sent(ccxt_venue: CcxtVenue, sim: Simulator) -> None:
+    """Deferred means not sent: callers close the intent as not sent (`NOT_SENT_ERRORS`), never UNKNOWN."""
+    from exchange.venue import NOT_SENT_ERRORS
+
+    ccxt_venue.instruments()  # public, free
+    ccxt_venue.budget.exhausted(Bucket.DERIVATIVES)
+    before = len(sim.request_log)
+    with pytest.raises(NOT_SENT_ERRORS) as caught:
+        ccxt_venue.place_order(OrderRequest(XBT, Side.BUY, OrderType.MARKET, Decimal("0.01"), "entry-deferred"))
+    assert isinstance(caught.value, BudgetDeferred)
+    assert len(sim.request_log) == before and not sim.order_log
