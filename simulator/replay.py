@@ -128,11 +128,13 @@ class ReplayVenue(SimVenue):
         replay = self.replays.get(symbol)
         if replay is None or timeframe != self.timeframe:
             return super().candles(symbol, timeframe, since, limit)
-        # The window the ccxt adapter asks Kraken's charts endpoint for (exchange.ccxt_venue.candles): by time,
-        # `limit` bars back from now, or `limit` bars on from `since`, never past now.
+        # What the ccxt adapter returns (exchange.ccxt_venue.candles): the charts window by time (`limit` bars back
+        # from now, or on from `since`, never past now), then its newest `limit` bars, the forming one included.
         now_ms = to_ms(self.sim.now()) // 1000 * 1000
         width_ms = replay.width_ms
         if since is None:
-            return replay.between(now_ms - width_ms * limit, now_ms, now_ms)
-        start_ms = to_ms(since) // 1000 * 1000
-        return replay.between(start_ms, min(start_ms + width_ms * limit - 1000, now_ms), now_ms)
+            bars = replay.between(now_ms - width_ms * limit, now_ms, now_ms)
+        else:
+            start_ms = to_ms(since) // 1000 * 1000
+            bars = replay.between(start_ms, min(start_ms + width_ms * limit - 1000, now_ms), now_ms)
+        return bars[-limit:] if limit else bars
