@@ -55,8 +55,8 @@ MODULES: dict[str, list[str]] = {
     "lifecycle/escalation.py": ["tests/safety/test_escalation.py"],
     "lifecycle/killswitch.py": ["tests/safety/test_killswitch.py"],
     "strategy/sizing.py": ["tests/strategy"],
-    "lifecycle/fills.py": ["tests/fills"],
-    "lifecycle/protection.py": ["tests/protection"],
+    "lifecycle/fills.py": ["tests/reconcile", "tests/joint"],
+    "lifecycle/protection.py": ["tests/reconcile", "tests/joint"],
     # The audit's SQL runs against the field, kill, value, anchor and chain tests; the corruption corpus (about a
     # minute a run) is left out to keep one pass near 20 minutes.
     "store/audit.py#sql": [
