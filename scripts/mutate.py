@@ -44,6 +44,13 @@ MODULES: dict[str, list[str]] = {
         "tests/safety/test_expected_guards.py",
         "tests/lifecycle/test_registry_transitions.py",
     ],
+    # The spec's Python (terminal flags, state sets, fill_side, the vocabulary checks), by cosmic-ray.
+    "specs/lifecycle.py": [
+        "tests/lifecycle/test_machine_spec.py",
+        "tests/safety/test_safety_properties.py",
+        "tests/safety/test_expected_guards.py",
+        "tests/lifecycle/test_registry_transitions.py",
+    ],
     "lifecycle/machine.py": [
         "tests/lifecycle/test_machine_spec.py",
         "tests/safety/test_safety_properties.py",
