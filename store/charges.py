@@ -97,3 +97,11 @@ def totals(db: pw.Database) -> dict[str, Decimal]:
     for kind, amount in _sql(db, 'SELECT "kind", "amount" FROM "account_charge"').fetchall():
         out[str(kind)] = out.get(str(kind), Decimal(0)) + Decimal(str(amount))
     return out
+
+
+def rows(db: pw.Database, kind: str) -> list[tuple[Decimal, int | None]]:
+    """(amount, position id or None) of every stored row of `kind`, in log order (for reports and tests)."""
+    found = _sql(
+        db, 'SELECT "amount", "position_id" FROM "account_charge" WHERE "kind" = ? ORDER BY "entry_id"', (kind,)
+    )
+    return [(Decimal(str(a)), None if p is None else int(p)) for a, p in found.fetchall()]
