@@ -237,7 +237,7 @@ def test_install_upgrade_rollback_and_key_backup_over_ssh(droplet: Droplet, sshd
     assert pre.returncode == 1, pre.stdout + pre.stderr
     assert f"pre-flight failed for {unimportable}" in pre.stderr and "the service was not restarted" in pre.stderr
     assert d.head() == second and d.pid() == running_pid and d.active()
-    git(d.workstation, "revert", "--no-edit", "-q", "HEAD")
+    git(d.workstation, "revert", "--no-edit", "HEAD")
 
     # --- a commit whose daemon cannot start: the gate fails and the previous commit runs again ------------------
     broken = commit(
