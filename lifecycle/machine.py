@@ -10,6 +10,8 @@ computes them from the database, so the machine itself touches nothing.
 
 from __future__ import annotations
 
+import inspect
+import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -131,6 +133,47 @@ def machine_for(state: str) -> StateMachine:
     return PositionMachine(start_value=state)
 
 
+_REUSED = threading.local()
+_GUARD_ARGS: tuple[tuple[str, str], ...] = tuple(
+    (name, next(iter(inspect.signature(getattr(_Guards, name)).parameters.keys() - {"self"})))
+    for name in sorted(GUARDS)
+)
+_VERDICTS: dict[tuple[str, str, tuple[bool, ...]], str] = {}
+"""(state, event, every guard's verdict on the facts) -> the machine's target, "" when no guard let it through.
+The machine's answer depends on the facts only through the guards, so one evaluation per distinct verdict vector
+(a few dozen in all) answers every later transition in microseconds (issue 9 §5)."""
+
+
+def _evaluate(sm: StateMachine, event: str, facts: Facts) -> str:
+    """The machine's target for `event` given `facts`, "" when no transition's guard allows it."""
+    try:
+        sm.send(event, **asdict(facts))
+    except TransitionNotAllowed:
+        return ""
+    except BaseException:
+        _REUSED.machine = None  # never reuse a machine an unexpected error left mid-step
+        raise
+    return str(sm.current_state_value)
+
+
+def _guard_vector(facts: Facts) -> tuple[bool, ...]:
+    values = asdict(facts)
+    return tuple(bool(getattr(_Guards, name)(_Guards(), **{arg: values[arg]})) for name, arg in _GUARD_ARGS)
+
+
+def _reused_machine(state: str) -> StateMachine:
+    """One machine per thread, built once and set back to `state` for each evaluation (issue 9 §5): building a
+    python-statemachine machine was most of the cost of a registry transition write. Setting the current state is
+    a restore (no hooks fire), exactly what `machine_for` does on construction."""
+    sm: StateMachine | None = getattr(_REUSED, "machine", None)
+    if sm is None:
+        sm = machine_for(state)
+        _REUSED.machine = sm
+    else:
+        sm.current_state_value = state
+    return sm
+
+
 def next_state(state: str, event: str, facts: Facts, *, uid: str = "?") -> str:
     """The target of `event` from `state` given `facts`, evaluated by the machine.
 
@@ -142,13 +185,18 @@ def next_state(state: str, event: str, facts: Facts, *, uid: str = "?") -> str:
     legal = _LEGAL[state]
     if event not in legal:
         raise IllegalTransition(uid, state, event, legal)
-    sm = machine_for(state)
-    try:
-        sm.send(event, **asdict(facts))
-    except TransitionNotAllowed:
+    key = (state, event, _guard_vector(facts))
+    target = _VERDICTS.get(key)
+    if target is None:
+        target = _evaluate(_reused_machine(state), event, facts)
+        if not target:  # a refusal is confirmed on a fresh machine before it is remembered
+            _REUSED.machine = None
+            target = _evaluate(machine_for(state), event, facts)
+        _VERDICTS[key] = target
+    if not target:
         condition = spec_condition(state, event)
-        raise GuardFailed(uid, state, event, condition, facts.describe(), legal) from None
-    return str(sm.current_state_value)
+        raise GuardFailed(uid, state, event, condition, facts.describe(), legal)
+    return target
 
 
 def spec_condition(state: str, event: str) -> str:
