@@ -71,8 +71,19 @@ class EventSpec:
 EVENTS: dict[Ev, EventSpec] = {
     Ev.CYCLE_SUMMARY: EventSpec(
         logging.INFO,
-        ("cycle", "duration_ms", "positions", "state", "orders_placed", "margin_util_pct", "entries_allowed"),
-        "per-tick metrics (duration, positions, state)",
+        (
+            "cycle",
+            "duration_ms",
+            "positions",
+            "state",
+            "orders_placed",
+            "margin_util_pct",
+            "entries_allowed",
+            "stream",
+            "stream_fills",
+            "stream_gaps",
+        ),
+        "per-tick metrics (duration, positions, state; the order stream's state and counters when it runs)",
     ),
     Ev.DECISION_TRACE: EventSpec(
         logging.INFO, ("symbol", "verdict", "reason", "inputs"), "per-coin signal analysis result"

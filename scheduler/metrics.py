@@ -16,6 +16,7 @@ Series (all prefixed `trader_`):
   invariant_violations_total{invariant}, registry_audit_violations    joint/registry invariants, the audit
   orders_total{purpose,outcome}, orders_rejected_total{purpose}, orders_outcome_unknown_total{purpose},
   protective_orders_placed_total{kind}
+  stream_connected, stream_disconnects_total{reason}, stream_lag_total{state}   the order stream (docs/stream.md)
 """
 
 from __future__ import annotations
@@ -125,6 +126,13 @@ class Metrics:
         self.protective_placed = Counter(
             "trader_protective_orders_placed", "Stop-loss / take-profit orders placed", ["kind"], registry=r
         )
+        self.stream_connected = Gauge(
+            "trader_stream_connected", "1 while the order stream is subscribed (STREAM_CONNECTED)", registry=r
+        )
+        self.stream_disconnects = Counter(
+            "trader_stream_disconnects", "STREAM_DISCONNECTED lines by reason", ["reason"], registry=r
+        )
+        self.stream_lag = Counter("trader_stream_lag", "STREAM_LAG lines by state", ["state"], registry=r)
         self.breaker_state.set(0)
         self.kill_switch.set(0)
         self.entries_allowed.set(1)
@@ -181,6 +189,14 @@ class Metrics:
             self.orders_unknown.labels(purpose=_label(fields.get("purpose"))).inc()
         elif event == Ev.PROTECTIVE_ORDER_PLACED:
             self.protective_placed.labels(kind=_label(fields.get("kind"))).inc()
+        elif event == Ev.STREAM_CONNECTED:
+            self.stream_connected.set(1)
+        elif event == Ev.STREAM_DISCONNECTED:
+            self.stream_connected.set(0)
+            reason = str(fields.get("reason"))
+            self.stream_disconnects.labels(reason=reason if reason in ("silent", "auth_refused") else "closed").inc()
+        elif event == Ev.STREAM_LAG:
+            self.stream_lag.labels(state=_label(fields.get("state"))).inc()
 
     @staticmethod
     def _set(gauge: Gauge, value: object, scale: float = 1.0) -> None:

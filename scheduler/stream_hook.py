@@ -21,6 +21,7 @@ from lifecycle.values import VenueFill, VenueOrder
 from operations.context import DaemonContext
 from operations.fills import ingest
 from scheduler.app import Daemon, JobRunner
+from scheduler.stream_status import STREAMS
 from settings.config import StreamSettings
 from specs.lifecycle import Event
 
@@ -97,35 +98,12 @@ def order_stream(
             max_silence_s=settings.max_silence_s,
             degraded_after_s=settings.degraded_after_s,
         )
-        STREAMS.current = stream
+        STREAMS.stream = stream
         stream.start()
         try:
             yield stream
         finally:
             stream.stop()
-            STREAMS.current = None
+            STREAMS.stream = None
 
     return running
-
-
-class _Current:
-    """The running stream of this process, for CYCLE_SUMMARY, /status and the metrics endpoint (or None)."""
-
-    current: OrderStream | None = None
-
-
-STREAMS = _Current()
-
-
-def stream_fields() -> dict[str, object]:
-    """The stream's counters as event fields (empty when no stream runs)."""
-    stream = STREAMS.current
-    if stream is None:
-        return {}
-    s = stream.stats
-    return {
-        "stream_state": s.state,
-        "stream_fills": s.fills_received,
-        "stream_gaps": s.gaps,
-        "stream_last_message_age_s": s.last_message_age_s(),
-    }

@@ -27,6 +27,7 @@ from operations.exits import fills_window_start
 from operations.fills import ingest
 from operations.submit import submit
 from scheduler.jobs import decide
+from scheduler.stream_status import stream_fields
 from specs.lifecycle import Event, State
 from store.registry import PositionView
 
@@ -157,5 +158,6 @@ def run(ctx: DaemonContext) -> TickResult:
         orders_placed=ctx.stats.orders_placed,
         margin_util_pct=margin.utilization_pct.quantize(Decimal("0.01")) if margin else None,
         entries_allowed=ctx.entries_allowed,
+        **stream_fields(),  # the order stream's state and counters, when one runs (scheduler.stream_hook)
     )
     return TickResult(entries=entries, decisions=len(plans))

@@ -23,6 +23,7 @@ ALERT_EVENTS: frozenset[str] = frozenset(
         Ev.POSITION_UNPROTECTABLE.value,  # no stop can be placed: only the operator can close it
         Ev.STOP_CHURN_LIMIT.value,  # stops keep vanishing: protection has stopped retrying for the hour
         Ev.CORRUPTED_POSITION.value,  # the runbook escalates on repeated ones: each names the row to look at
+        Ev.STREAM_LAG.value,  # only state=degraded: the order stream down past stream.degraded_after_s
     }
 )
 
@@ -41,6 +42,8 @@ def _is_alert(event: str, fields: object) -> bool:
             return violations is not None and int(str(violations)) > 0
         except ValueError:
             return True  # an unreadable count is itself suspicious
+    if event == Ev.STREAM_LAG.value:
+        return isinstance(fields, dict) and fields.get("state") == "degraded"  # a silence or a late fill is not
     return True
 
 

@@ -18,6 +18,7 @@ from operations.equity_plot import equity_png
 from operations.money import MoneyView, build_view
 from operations.pause import EntryPause
 from operations.trades import load_books, load_charge_count, load_unattributed_charges
+from scheduler.stream_status import status_line
 from scheduler.telegram.money_views import BalanceView
 from scheduler.telegram.views import PositionLine, StatusView
 from store.registry import PositionView, Registry
@@ -78,6 +79,7 @@ class RegistryStatusProvider:
             as_of=_iso(self._registry.clock.now()),
             entries_paused_by=pause.by if paused and pause is not None else None,
             entries_paused_since=_iso(pause.at) if paused and pause is not None and pause.at is not None else None,
+            stream=status_line(),
         )
 
     def now(self) -> datetime:

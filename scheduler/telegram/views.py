@@ -39,6 +39,8 @@ class StatusView:
     entries_paused_by: str | None = None
     """Who sent /pause, while new entries are paused by an operator."""
     entries_paused_since: str | None = None
+    stream: str | None = None
+    """The order stream's one-line health (scheduler.stream_status), when a stream runs."""
 
 
 class StatusProvider(Protocol):
@@ -102,6 +104,7 @@ def render_status(view: StatusView) -> str:
             f"Open positions: {view.open_positions}",
             f"Equity: {_money(view.equity_usd)} USD",
             f"Margin utilisation: {margin}",
+            *([f"Order {view.stream}"] if view.stream else []),
         ]
     )
 
