@@ -12,6 +12,7 @@ dir (keyed by the schema, so a schema change rebuilds it).
 from __future__ import annotations
 
 import os
+import secrets
 import time
 
 import peewee as pw
@@ -36,6 +37,15 @@ def _anchors_before_tail(db: pw.SqliteDatabase) -> dict[str, audit.ChainHead]:
         rows = _one(db, f'SELECT count(*) FROM "{table}" WHERE id <= {through}')
         anchors[table] = audit.ChainHead(through, str(row_hash), rows)
     return anchors
+
+
+def _hash_all(db: pw.SqliteDatabase, key: bytes | None) -> None:
+    """Every chain range through the bulk path (SQL rendering, type checks, one digest per row, the joined
+    comparison) with `key`: what the audit spends per row, keyed or not. The factory's rows are sha256, so the
+    keyed pass ends in a mismatch, found by the same final comparison a passing range makes: the work is equal."""
+    for table, spec in audit.CHAINS.items():
+        for lo, hi in audit._ranges(db, table, audit.CHUNK_ROWS):
+            audit._fast_range(db, spec, lo, hi, audit._prev_hash_before(db, spec, lo), key)
 
 
 def _timed(label: str, fn: object) -> float:
@@ -92,6 +102,16 @@ def run() -> None:
         t_tail = _timed(
             "daemon audit: from anchors, 1% tail", lambda: tail.append(audit.run_audit(db, anchors=anchors, full=False))
         )
+        t_tail_one = _timed(
+            "  same, one connection", lambda: audit.run_audit(db, anchors=anchors, full=False, workers=1)
+        )
+        t_tail_four = _timed(
+            "  same, with workers", lambda: audit.run_audit(db, anchors=anchors, full=False, workers=audit.MAX_WORKERS)
+        )
+        key = secrets.token_bytes(32)
+        t_unkeyed = _timed("bulk chain hashing, sha256", lambda: _hash_all(db, None))
+        t_keyed = _timed("bulk chain hashing, keyed BLAKE2b", lambda: _hash_all(db, key))
+        t_unkeyed2 = _timed("bulk chain hashing, sha256 (again)", lambda: _hash_all(db, None))
     finally:
         db.close()
     print(f"   violations_total={report[-1].violations_total} (one connection: {report[0].violations_total})")
@@ -106,17 +126,24 @@ def run() -> None:
         f"   ratio daemon audit / plain scan: {t_tail / t_scan:.0f}x; daemon audit / full audit: {t_tail / t_all:.2f}"
     )
     print(f"   split (one connection): aggregates {t_agg:.2f} s, chains {t_tc + t_fc:.2f} s")
+    print(
+        f"   daemon audit workers: default {t_tail:.3f} s, one connection {t_tail_one:.3f} s, with workers"
+        f" {t_tail_four:.3f} s (ratio workers/one: {t_tail_four / t_tail_one:.2f})"
+    )
+    base = min(t_unkeyed, t_unkeyed2)
+    print(
+        f"   keyed chain: every chained row through the bulk path keyed {t_keyed:.2f} s vs sha256 {base:.2f} s:"
+        f" ratio {t_keyed / base:.3f} (goal <= 1.10; the whole full audit also pays the aggregates, so its ratio is"
+        " smaller still)"
+    )
     print(f"   chains: bulk path {t_tc + t_fc:.2f} s vs row by row {t_exact:.2f} s ({t_exact / (t_tc + t_fc):.1f}x)")
     verdict = "MET" if t_tail <= GOAL_SECONDS else "NOT MET"
+    print(f"   goal: the health cycle's tail audit <= {GOAL_SECONDS:.0f} s on this machine: {verdict} ({t_tail:.2f} s)")
+    full_verdict = "MET" if t_all <= GOAL_SECONDS and t_all <= 3 * t_read else "NOT MET"
     print(
-        f"   goal: the daemon's audit (startup, every health cycle) <= {GOAL_SECONDS:.0f} s on this machine: {verdict}"
-        f" ({t_tail:.2f} s)"
-    )
-    full_verdict = "within" if t_all <= GOAL_SECONDS else "above"
-    print(
-        f"   full re-hash of every chained row: {t_all:.2f} s ({full_verdict} the goal; one connection {t_one:.2f} s);"
-        " it runs at most once per intervals.full_audit (default daily) inside the health job, at startup only when"
-        " one is due, and in tools.check_db_health"
+        f"   goal: the full audit (every startup since issue 9, daily in the health job, tools.check_db_health)"
+        f" <= {GOAL_SECONDS:.0f} s and <= 3x a full-row read: {full_verdict} ({t_all:.2f} s, {t_all / t_read:.1f}x;"
+        f" one connection {t_one:.2f} s)"
     )
     if t_all > GOAL_SECONDS:
         print("   its floor is CPU: every row's hashed columns read by SQLite plus one sha256 each, on 2 cores")
