@@ -1,0 +1,110 @@
+"""operations.account_log over the simulator's own account log (SimVenue, in process) and a real registry file:
+idempotent by entry id, attribution when the fill arrives later, funding by symbol and time, a venue failure
+leaves the cursor where it was."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from exchange.errors import VenueUnavailable
+from lifecycle.account_log import AccountLogEntry
+from lifecycle.clock import FakeClock
+from lifecycle.values import OrderRequest, OrderType, Side
+from operations import account_log
+from operations.trades import load_books, load_unattributed_charges
+from simulator.engine import SimConfig, Simulator
+from simulator.venue import SimVenue
+from store import charges
+from store.registry import Registry
+
+
+@pytest.fixture
+def parts(tmp_path: Path) -> Iterator[tuple[Simulator, SimVenue, Registry, FakeClock]]:
+    clock = FakeClock()
+    sim = Simulator(SimConfig(seed=5, history_minutes=30, funding_rate_hourly=Decimal("0.0001")), clock=clock)
+    reg = Registry.open(tmp_path / "reg.db", clock)
+    yield sim, SimVenue(sim), reg, clock
+    reg.close()
+
+
+def _buy(venue: SimVenue, coid: str, size: str) -> None:
+    result = venue.place_order(OrderRequest("PF_XBTUSD", Side.BUY, OrderType.MARKET, Decimal(size), coid))
+    assert result.fills, result
+
+
+def test_fees_wait_for_their_fill_then_funding_finds_the_position(
+    parts: tuple[Simulator, SimVenue, Registry, FakeClock],
+) -> None:
+    sim, venue, reg, clock = parts
+    _buy(venue, "ours-1", "0.01")
+    first = account_log.ingest(reg, venue, clock)
+    assert (first.new_charges, first.unattributed) == (1, 1)  # the fee is read before its fill is in the ledger
+    assert [e.kind for e in load_unattributed_charges()] == ["fee"]  # account money meanwhile, in no trade
+
+    pos = reg.open_intent(symbol="PF_XBTUSD", side="long", target_qty=Decimal("0.01"), stop_price=None, cause="t")
+    [fill] = venue.fills_since(None)
+    reg.record_venue_fill(pos.uid, fill, is_entry=True)
+    second = account_log.ingest(reg, venue, clock)
+    assert (second.entries, second.new_charges, second.attributed_later, second.unattributed) == (0, 0, 1, 0)
+
+    sim.advance(3600)  # a full hour: the simulator books funding on the open long
+    third = account_log.ingest(reg, venue, clock)
+    assert third.new_charges == 1 and third.unattributed == 0
+    [book] = load_books()
+    kinds = sorted(c.kind for c in book.charges)
+    assert kinds == ["fee", "funding"]
+    fee = next(c.amount for c in book.charges if c.kind == "fee")
+    expected_fee = -(fill.size * fill.price * sim.config.taker_fee)
+    assert fee == expected_fee
+    funding = next(c.amount for c in book.charges if c.kind == "funding")
+    assert funding < 0  # a long pays when the rate is positive
+
+    again = account_log.ingest(reg, venue, clock)
+    assert (again.entries, again.new_charges) == (0, 0)
+    assert len(charges.rows(reg.db, "fee")) == 1 and len(charges.rows(reg.db, "funding")) == 1
+
+
+class _Down:
+    """A venue whose account log is unreachable (the rest is never asked)."""
+
+    def account_log(self, after_id: int | None, limit: int = 500) -> list[AccountLogEntry]:
+        raise VenueUnavailable("connection refused")
+
+
+def test_a_venue_failure_leaves_the_cursor_and_says_incomplete(
+    parts: tuple[Simulator, SimVenue, Registry, FakeClock],
+) -> None:
+    _sim, venue, reg, clock = parts
+    _buy(venue, "ours-1", "0.01")
+    account_log.ingest(reg, venue, clock)
+    cursor = charges.last_entry_id(reg.db)
+    assert cursor is not None
+    down = account_log.ingest(reg, _Down(), clock)  # type: ignore[arg-type]
+    assert not down.complete and down.entries == 0
+    assert charges.last_entry_id(reg.db) == cursor
+
+
+def test_pages_are_read_until_a_short_one(parts: tuple[Simulator, SimVenue, Registry, FakeClock]) -> None:
+    _sim, venue, reg, clock = parts
+    for i in range(4):
+        _buy(venue, f"ours-{i}", "0.01")
+    # 4 fills book 8 entries (cash and position legs); pages of 3 need 3 reads, the last one short
+    calls: list[int | None] = []
+
+    class Paged:
+        def account_log(self, after_id: int | None, limit: int = 500) -> list[AccountLogEntry]:
+            calls.append(after_id)
+            return venue.account_log(after_id, 3)
+
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr(account_log, "PAGE", 3)
+    try:
+        read = account_log.ingest(reg, Paged(), clock)  # type: ignore[arg-type]
+    finally:
+        monkey.undo()
+    assert read.complete and read.entries == 8 and read.new_charges == 4
+    assert calls == [None, 3, 6]
