@@ -132,26 +132,33 @@ def test_pause_and_resume_are_logged_with_who_asked_and_survive_a_restart(
     make_notifier: MakeNotifier, fake_api: FakeBotAPI, ledger: tuple[Registry, FakeClock], log_buffer: io.StringIO
 ) -> None:
     reg, clock = ledger
-    provider = _provider(reg, clock)
-    assert make_notifier(provider).wait_ready(10)
+    first = make_notifier(_provider(reg, clock))
+    assert first.wait_ready(10)
     paused, again, status = _ask(fake_api, "/pause", "/pause", "/status")
     assert paused.startswith("New entries paused.") and again == "New entries were already paused."
     who = f"telegram user {OPERATOR} in chat {OPERATOR_CHAT}"
     assert f"Operator pause: ON since 2026-11-25T09:30:00Z by {who}" in status
     assert len(re.findall(rf"ENTRIES_PAUSED by=\"{who}\"", log_buffer.getvalue())) == 1
+    first.stop(timeout=10)
 
-    # A restart: a new pause over the same file is still paused; the daemon's safety refuses entries and says so.
-    reopened = EntryPause(reg.db, clock)
-    safety = Safety(KillSwitch(Decimal("80"), Decimal("5"), 2), Escalator())
-    safety.entry_pause = reopened
-    assert reopened.paused and not safety.allows_new_entries and safety.state == "paused_operator"
-    assert pause_store.history(reg.db)[-1].by == who
-
-    clock.advance(60)
-    resumed, status_after = _ask(fake_api, "/resume", "/status")
-    assert resumed == "New entries allowed again." and "Operator pause: off" in status_after
-    assert "ENTRIES_RESUMED" in log_buffer.getvalue()
-    assert not EntryPause(reg.db, clock).paused and [r.paused for r in pause_store.history(reg.db)] == [True, False]
+    # A restart: the file opened afresh, a new pause, a new bot. Still paused; the daemon's safety refuses entries.
+    later = FakeClock(NOW + timedelta(hours=1))
+    reopened = Registry.open(Path(str(reg.db.database)), later)
+    try:
+        restarted = _provider(reopened, later)
+        assert make_notifier(restarted).wait_ready(10)
+        [status_after_restart] = _ask(fake_api, "/status")
+        assert f"Operator pause: ON since 2026-11-25T09:30:00Z by {who}" in status_after_restart
+        safety = Safety(KillSwitch(Decimal("80"), Decimal("5"), 2), Escalator())
+        safety.entry_pause = EntryPause(reopened.db, later)
+        assert not safety.allows_new_entries and safety.state == "paused_operator"
+        resumed, status_resumed = _ask(fake_api, "/resume", "/status")
+        assert resumed == "New entries allowed again." and "Operator pause: off" in status_resumed
+        assert "ENTRIES_RESUMED" in log_buffer.getvalue()
+        assert not EntryPause(reopened.db, later).paused
+        assert [(r.paused, r.by) for r in pause_store.history(reopened.db)] == [(True, who), (False, who)]
+    finally:
+        reopened.close()
 
 
 def test_a_strangers_flood_is_one_line_per_sender_per_minute(
