@@ -93,7 +93,26 @@ def record_anchors(db: pw.Database, report: AuditReport, now_ms: int, keyed: Key
 def clear_anchors(db: pw.Database) -> int:
     """Forget every anchor (the operator's way out after investigating an anchor finding); the next audit is full."""
     with db.atomic("IMMEDIATE"):
-        return int(_execute(db, "DELETE FROM chain_anchor").rowcount)
+        cleared = int(_execute(db, "DELETE FROM chain_anchor").rowcount)
+        if _has_table(db, "chain_seal"):  # the reset is the one legitimate way an anchor disappears
+            _execute(db, "UPDATE chain_seal SET anchor_signature = NULL")
+        return cleared
+
+
+def _has_table(db: pw.Database, name: str) -> bool:
+    return _execute(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
+
+
+def signed_anchors_missing(
+    db: pw.Database, keyed: Keyed | None, heads: Mapping[str, ChainHead]
+) -> dict[str, ChainHead]:
+    """`heads`, or every chain as UNREADABLE_ANCHOR when the anchor table is empty although the seal still holds an
+    anchor signature: the anchors were deleted outside a reset (which clears the signatures too), e.g. to hide a
+    rewrite behind a 'first' full audit."""
+    if keyed is None or heads or not _has_table(db, "chain_seal"):
+        return dict(heads)
+    (signed,) = _execute(db, "SELECT count(*) FROM chain_seal WHERE anchor_signature IS NOT NULL").fetchone()
+    return dict.fromkeys(CHAINS, UNREADABLE_ANCHOR) if signed else dict(heads)
 
 
 def full_audit_due(anchors: Mapping[str, StoredAnchor], now_ms: int, full_every_ms: int) -> bool:
@@ -122,7 +141,7 @@ def _heads_to_check(
     except AnchorTableDamaged:
         return dict.fromkeys(CHAINS, UNREADABLE_ANCHOR), {}
     if not stored:
-        return {}, {}
+        return signed_anchors_missing(db, keyed, {}), {}
     heads = {name: stored[name].head if name in stored else UNREADABLE_ANCHOR for name in CHAINS}
     if keyed is not None:
         heads = vouched_heads(db, keyed, heads)

@@ -30,7 +30,14 @@ from typing import Any
 import peewee as pw
 
 from lifecycle.errors import RegistryVersionError
-from store.anchors import AnchorTableDamaged, StoredAnchor, clear_anchors, load_anchors, vouched_heads
+from store.anchors import (
+    AnchorTableDamaged,
+    StoredAnchor,
+    clear_anchors,
+    load_anchors,
+    signed_anchors_missing,
+    vouched_heads,
+)
 from store.audit import CHAINS, AuditReport, quick_check, run_audit
 from store.db import RegistryOpenError, connect
 from store.integrity import schema_drift
@@ -284,7 +291,7 @@ def _audit(db: pw.SqliteDatabase, report: HealthReport, keyed: Keyed | None = No
     # what a chain alone cannot show (rows deleted at its end).
     heads = {name: anchor.head for name, anchor in report.anchors.items()}
     if keyed is not None:
-        heads = vouched_heads(db, keyed, heads)
+        heads = signed_anchors_missing(db, keyed, vouched_heads(db, keyed, heads))
     report.audit = run_audit(db, anchors=heads, full=True, keyed=keyed)
     if not report.audit.ok:
         report.problems.append(report.audit.summary())

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from lifecycle.clock import FakeClock
-from store.anchors import audit_and_anchor
+from store.anchors import audit_and_anchor, clear_anchors
 from store.audit import AuditReport, KeyRequired, run_audit
 from store.db import connect
 from store.keys import KeyFileError, default_key_path, load_seal, read_key, verify_seal
@@ -225,3 +225,19 @@ def test_keyed_rows_use_the_key_only_after_the_seal(tmp_path: Path) -> None:
     registry.close()
     assert keyed_audit(path).ok
     assert pos.uid
+
+
+def test_anchors_deleted_outside_a_reset_are_a_finding_and_a_reset_is_not(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    keyed_registry(path).close()
+    assert anchor(path).ok
+    with raw(path) as c:  # a rewrite with recomputed hashes over a chain that has no keyed row is not possible
+        c.execute("DELETE FROM chain_anchor")  # here (keyed from 0); the anchors' deletion itself must show
+    report = anchor(path)
+    assert report.fill_chain_breaks == 1 and report.transition_chain_breaks == 1, report.summary()
+    db = connect(path)
+    try:
+        clear_anchors(db)  # the operator's reset (check_db_health --reset-anchors --execute)
+    finally:
+        db.close()
+    assert anchor(path).ok
