@@ -136,12 +136,61 @@ def candidate_positions() -> list[Position]:
     return out
 
 
-def table_violations(step: Stepper, events: tuple[str, ...]) -> list[str]:
-    """Every step the machine allows from a safe configuration that breaks a property (the inductive step)."""
+def table_violations(step: Stepper, events: tuple[str, ...], states: frozenset[str] = ALL_STATES) -> list[str]:
+    """Every step the machine allows from a safe configuration that breaks a property (the inductive step);
+    `states` narrows the sources (a one-edge edit can only change steps out of its source)."""
     out: list[str] = []
     for p in candidate_positions():
+        if p.state not in states:
+            continue
         for event in events:
             target = step(p.state, event, p.facts())
             if target is not None:
                 out.extend(f"{v} [{p}]" for v in step_violations(p, event, target))
+    return out
+
+
+# --- liveness: what the machine must never refuse ------------------------------------------------------------
+# The safety properties above catch a guard that is too weak; these catch one that is too strong. Each is a fact
+# the venue (or we) can report in that situation, which the lifecycle has to be able to record.
+
+
+def must_accept(p: Position) -> list[tuple[str, str]]:
+    """(event, target) pairs the machine must accept from `p`, by what the states mean."""
+    out: list[tuple[str, str]] = []
+    if p.state == "PENDING_ENTRY":
+        out.append(("entry_acknowledged", "ENTRY_OPEN"))  # the venue accepted the entry order
+    if p.state in ENTERING and p.entry_fills > 0:
+        out.append(("entry_filled", "OPEN"))  # the entry filled: the position exists whatever happened since
+    if p.state in ENTERING and p.entry_fills == 0:
+        out.append(("entry_cancelled", "CANCELLED"))  # nothing filled and the order is gone
+    if p.state == "PENDING_ENTRY" and p.entry_fills == 0:
+        out.append(("entry_rejected", "REJECTED"))  # the venue refused the order
+    if p.state == "OPEN" and p.has_stop:
+        out.append(("protection_confirmed", "PROTECTED"))
+    if p.state == "PROTECTED":
+        out.append(("protection_lost", "OPEN"))  # the venue cancelled our stop: never refuse to record it
+    if p.state in ("OPEN", "PROTECTED"):
+        out.append(("exit_requested", "EXITING"))  # an exit is never blocked
+    if p.state == "EXITING" and p.remaining_units > 0:
+        out.append(("exit_failed", "OPEN"))  # still exposed: back to where protect watches it
+    if p.state in HOLDING and p.remaining_units == 0:
+        out.append(("position_closed", "CLOSED"))  # flat by the ledger: it can always be closed
+    return out
+
+
+def liveness_violations(
+    step: Stepper, events: tuple[str, ...] | None = None, states: frozenset[str] = ALL_STATES
+) -> list[str]:
+    """Every fact a safe boundary configuration must accept that the machine refuses (or sends elsewhere)."""
+    out: list[str] = []
+    for p in candidate_positions():
+        if p.state not in states:
+            continue
+        for event, target in must_accept(p):
+            if events is not None and event not in events:
+                continue
+            got = step(p.state, event, p.facts())
+            if got != target:
+                out.append(f"{p.state} --{event}--> expected {target}, machine gives {got} [{p}]")
     return out

@@ -15,6 +15,8 @@ from tests.safety.properties import (
     candidate_positions,
     check_state,
     check_step,
+    liveness_violations,
+    must_accept,
     real_stepper,
     state_violations,
     step_violations,
@@ -26,6 +28,15 @@ EVENTS = tuple(dict.fromkeys((*EXPECTED_EVENTS, *spec.EVENTS)))
 
 def test_no_allowed_step_from_a_safe_position_breaks_a_property() -> None:
     assert table_violations(real_stepper, EVENTS) == []
+
+
+def test_the_real_machine_accepts_every_fact_it_must() -> None:
+    assert liveness_violations(real_stepper) == []
+
+
+def test_every_non_terminal_state_has_something_it_must_accept() -> None:
+    must = {p.state for p in candidate_positions() if must_accept(p)}
+    assert must == {"PENDING_ENTRY", "ENTRY_OPEN", "OPEN", "PROTECTED", "EXITING"}
 
 
 def test_the_table_check_explores_every_state_and_edge() -> None:

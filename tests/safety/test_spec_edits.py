@@ -13,7 +13,13 @@ from hypothesis.stateful import run_state_machine_as_test
 from lifecycle.machine import build_machine
 from specs import lifecycle as spec
 from tests.safety.lifecycle_model import lifecycle_model
-from tests.safety.properties import SafetyViolation, class_stepper, table_violations
+from tests.safety.properties import (
+    SafetyViolation,
+    candidate_positions,
+    class_stepper,
+    liveness_violations,
+    table_violations,
+)
 from tests.safety.test_expected_guards import differences
 from tests.safety.test_safety_properties import EVENTS
 
@@ -97,3 +103,41 @@ GUARDED = [(t.source, t.event, t.condition) for t in spec.TRANSITIONS if t.condi
 def test_dropping_any_guard_breaks_a_property(source: str, event: str, guard: str) -> None:
     """Beyond the three named edits: no guard of the spec is decorative."""
     assert table_violations(class_stepper(build_machine(without_guard(source, event))), EVENTS)
+
+
+GUARD_NAMES = ("has_fills", "has_no_fills", "has_stop_order", "has_open_qty", "is_flat")
+# Adding has_stop_order to an edge out of PROTECTED changes nothing a position can do: PROTECTED always has a
+# stop (a state property; the registry refuses to clear it there), so these two edits are equivalent.
+EQUIVALENT_EDITS = {
+    ("PROTECTED", "protection_lost", "has_stop_order"),
+    ("PROTECTED", "exit_requested", "has_stop_order"),
+}
+
+
+def with_guard(index: int, guard: str) -> tuple[spec.TransitionSpec, ...]:
+    return tuple(replace(t, condition=guard) if i == index else t for i, t in enumerate(spec.TRANSITIONS))
+
+
+def test_every_guard_dropped_swapped_or_added_breaks_a_safety_or_liveness_property() -> None:
+    """What `make mutate`'s guard pass does, checked by the hand-written properties alone (no expected table)."""
+    unnoticed = []
+    for i, t in enumerate(spec.TRANSITIONS):
+        for guard in ("", *GUARD_NAMES):
+            if guard == t.condition or (t.source, t.event, guard) in EQUIVALENT_EDITS:
+                continue
+            step = class_stepper(build_machine(with_guard(i, guard)))
+            # Only the edited edge changed, so only steps out of its source by its event are checked (fast).
+            events, states = (t.event,), frozenset({t.source})
+            if not (table_violations(step, events, states) or liveness_violations(step, events, states)):
+                unnoticed.append(f"{t.source} --{t.event}--> {t.condition!r} -> {guard!r}")
+    assert unnoticed == []
+
+
+def test_the_equivalent_edits_really_change_nothing_a_safe_position_can_do() -> None:
+    real = class_stepper(build_machine(spec.TRANSITIONS))
+    for i, t in enumerate(spec.TRANSITIONS):
+        for source, event, guard in EQUIVALENT_EDITS:
+            if (t.source, t.event) == (source, event):
+                edited = class_stepper(build_machine(with_guard(i, guard)))
+                for p in candidate_positions():
+                    assert edited(p.state, event, p.facts()) == real(p.state, event, p.facts())
