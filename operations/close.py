@@ -21,6 +21,7 @@ from exchange.errors import OrderNotFound, VenueError
 from lifecycle.values import OrderStatus as VenueStatus
 from lifecycle.values import VenueOrder
 from operations.context import DaemonContext
+from operations.trades import report_trade
 from specs.lifecycle import ORDER_UNRESOLVED_STATUSES, TERMINAL_STATES, Event, OrderStatus
 from store.registry import OrderView, PositionView
 
@@ -121,5 +122,5 @@ def _cancel(ctx: DaemonContext, venue_order_id: str) -> _Cancel:
 
 
 def _report_trade(ctx: DaemonContext, uid: str, reason: str) -> None:
-    """TRADE_CLOSED for the money view (issue #7) is emitted from here once `operations.trades` lands."""
-    log.debug("close: %s closed (%s)", uid, reason)
+    """TRADE_CLOSED for the money view (issue 10: operations.trades, lifecycle.accounting)."""
+    report_trade(ctx.registry, uid, reason=reason)
