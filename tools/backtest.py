@@ -10,8 +10,11 @@ clean last reconciliation; 1: it did not (a bug in the engine, named on stderr);
 from __future__ import annotations
 
 import argparse
+import logging
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -20,6 +23,7 @@ from typing import Any
 from backtest import bars, grid, report
 from backtest.params import Params, ParamsError
 from backtest.run import Spec, run
+from lifecycle.events import EVENT_LOGGER
 from lifecycle.symbols import canonical_key
 from simulator.instruments import DEFAULT_INSTRUMENTS
 from tools._cli import ProblemsFound, UsageError, _OneLineParser, bounded_decimal, bounded_int, run_tool, write_json
@@ -51,6 +55,7 @@ def parser() -> argparse.ArgumentParser:
         metavar="USD",
     )
     p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.add_argument("--events", action="store_true", help="print the daemon's event lines (thousands) on stderr")
     p.add_argument("--plot", type=Path, default=None, metavar="FILE.png", help="write the equity curve here")
     p.add_argument("--registry", type=Path, default=None, metavar="FILE", help="keep the run's registry (new file)")
     p.add_argument("--allow-gaps", action="store_true", help="run over missing bars (held at the last close)")
@@ -168,9 +173,32 @@ def build_spec(args: argparse.Namespace) -> tuple[Spec, list[dict[str, str]]]:
     return spec, sets
 
 
+@contextmanager
+def quiet_events(show: bool) -> Iterator[None]:
+    """The jobs log one event line per decision, order and fill; a backtest reports them in its summary, so they
+    reach stderr only with --events (without any handler, Python would print every warning among them)."""
+    logger = logging.getLogger(EVENT_LOGGER)
+    handler: logging.Handler = logging.StreamHandler(sys.stderr) if show else logging.NullHandler()
+    propagate, level = logger.propagate, logger.level
+    logger.propagate = False
+    if show:
+        logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate, logger.level = propagate, level
+
+
 def main(argv: Sequence[str]) -> int:
     args = parser().parse_args(argv)
     spec, sets = build_spec(args)
+    with quiet_events(args.events):
+        return _main(args, spec, sets)
+
+
+def _main(args: argparse.Namespace, spec: Spec, sets: list[dict[str, str]]) -> int:
     if args.grid is not None:
         return _sweep(args, spec, sets)
     result = run(spec)

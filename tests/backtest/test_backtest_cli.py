@@ -53,6 +53,9 @@ def test_text_report(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = cli(capsys, "--candles", str(store), "--symbols", "PF_XBTUSD", "--timeframe", "1h")
     assert code == 0, err
     assert "net PnL" in out and "buy and hold" in out and "registry audit clean; last reconciliation clean" in out
+    assert err == ""  # the daemon's event lines (warnings among them) stay out of the report...
+    code, out, err = cli(capsys, "--candles", str(store), "--symbols", "PF_XBTUSD", "--timeframe", "1h", "--events")
+    assert code == 0 and "DECISION_TRACE" in err  # ...unless asked for
 
 
 def _gappy(tmp_path: Path) -> Path:
