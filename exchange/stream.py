@@ -309,21 +309,7 @@ class OrderStream:
         )
 
     def _client(self) -> _KrakenFuturesStream:
-        ex = _KrakenFuturesStream(
-            {
-                "apiKey": self._key,
-                "secret": self._secret,
-                "timeout": int(self._timeout_s * 1000),
-                "verbose": False,
-                # ccxt would space every send by krakenfutures' REST rateLimit (600 ms), the subscribes included;
-                # a connection sends five frames (Kraken allows 100 per second) and one public REST read
-                "enableRateLimit": False,
-            }
-        )
-        ex.verbose = False  # never: ccxt's verbose mode prints every frame, the signed challenge included
-        ex.urls["api"].update(api_urls(self._base_url))  # update, never replace: the dict also holds `ws`
-        ex.urls["api"]["ws"] = self.url
-        ex.options["maxRetriesOnFailure"] = 0
+        ex = make_client(self._key, self._secret, self._base_url, self._timeout_s)
         ex.on_any_message = self._touch
         return ex
 
@@ -460,6 +446,56 @@ class OrderStream:
                     detail=f"no message for {age:.1f} s (max_silence_s={self.max_silence_s:g}); reconnecting",
                 )
                 raise _Silent()
+
+
+def make_client(api_key: str, api_secret: str, base_url: str | None, timeout_s: float) -> _KrakenFuturesStream:
+    ex = _KrakenFuturesStream(
+        {
+            "apiKey": api_key,
+            "secret": api_secret,
+            "timeout": int(timeout_s * 1000),
+            "verbose": False,
+            # ccxt would space every send by krakenfutures' REST rateLimit (600 ms), the subscribes included;
+            # a connection sends five frames (Kraken allows 100 per second) and one public REST read
+            "enableRateLimit": False,
+        }
+    )
+    ex.verbose = False  # never: ccxt's verbose mode prints every frame, the signed challenge included
+    ex.urls["api"].update(api_urls(base_url or LIVE_BASE_URL))  # update, never replace: the dict also holds `ws`
+    ex.urls["api"]["ws"] = ws_url(base_url)
+    ex.options["maxRetriesOnFailure"] = 0
+    return ex
+
+
+def probe(*, api_key: str, api_secret: str, base_url: str | None, timeout_s: float = 10.0) -> tuple[bool, str]:
+    """One connection as the daemon's stream makes it: challenge, signed subscribe to `fills`, its snapshot.
+    For `pre_flight_check`; the detail never carries the secret or the signed challenge."""
+    url = ws_url(base_url)
+    redact = Redactor()
+    redact.register(api_key)
+    redact.register(api_secret)
+
+    async def attempt() -> tuple[bool, str]:
+        ex = make_client(api_key, api_secret, base_url, timeout_s)
+        started = time.monotonic()
+        try:
+            await asyncio.wait_for(ex.watch_my_trades(), timeout_s)
+            ms = int((time.monotonic() - started) * 1000)
+            return True, f"{url}: challenge signed, subscribed to fills, snapshot in {ms} ms"
+        except Exception as exc:
+            text = str(exc)
+            if AUTH_REFUSED in text:
+                return False, f"{url}: the venue refused the signed challenge (auth_refused)"
+            signed = ex.options.get("signedChallenge")
+            if isinstance(signed, str) and signed:
+                redact.register(signed)
+            detail = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+            return False, redact(f"{url}: {detail}")[:240]
+        finally:
+            with contextlib.suppress(Exception):
+                await ex.close()
+
+    return asyncio.run(attempt())
 
 
 def _key(venue_symbol: str) -> str:

@@ -143,6 +143,23 @@ def joint_checks(settings: Settings, venue: Venue, path: Path) -> list[Check]:
     ]
 
 
+def stream_check(settings: Settings) -> list[Check]:
+    """The order stream's websocket (docs/stream.md): reachable, and the key's signed challenge accepted."""
+    from exchange.stream import probe  # ccxt.pro is heavy: only a config that reached the venue loads it
+
+    venue = settings.venue
+    if venue.api_key is None or venue.api_secret is None:
+        return []
+    ok, detail = probe(
+        api_key=venue.api_key.get_secret_value(),
+        api_secret=venue.api_secret.get_secret_value(),
+        base_url=venue.base_url,
+        timeout_s=venue.timeout_ms / 1000,
+    )
+    fix = "" if ok else "the daemon trades on REST polling without it; RUNBOOK 'Websocket health' (stream.enabled)"
+    return [Check("order_stream", ok, detail, fix)]
+
+
 def preflight(args: argparse.Namespace) -> list[Check]:
     settings, cfg = config_check(lambda: load(args.config))
     checks = [cfg, *file_checks(args.config)]
@@ -158,6 +175,8 @@ def preflight(args: argparse.Namespace) -> list[Check]:
         return [*checks, Check("venue_reachable", False, str(exc), "set the venue section of the config")]
     vchecks = venue_checks(settings, venue, SystemClock(), args.max_skew_s)
     checks += vchecks
+    if settings.stream.enabled and all(c.ok for c in vchecks):
+        checks += stream_check(settings)
     if all(c.ok for c in vchecks + db):
         try:
             orders = venue.open_orders()

@@ -12,7 +12,7 @@ import ccxt
 import pytest
 
 from exchange.ccxt_venue import api_urls
-from exchange.stream import _KrakenFuturesStream, ws_url
+from exchange.stream import _KrakenFuturesStream, probe, ws_url
 from simulator.server import SimulatorServer
 from simulator.ws import sign_challenge
 from tests.stream.conftest import API_KEY, API_SECRET, XBT, market
@@ -180,3 +180,13 @@ def test_server_stop_ends_every_connection_thread(server: SimulatorServer) -> No
     run(scenario())
     assert started.is_set()
     assert server.ws.accepted == 1
+
+
+def test_probe_for_pre_flight_check(server: SimulatorServer) -> None:
+    ok, detail = probe(api_key=API_KEY, api_secret=API_SECRET, base_url=server.base_url, timeout_s=5)
+    assert ok and "subscribed to fills" in detail
+    wrong = "b3RoZXItc2VjcmV0LW90aGVyLXNlY3JldC1vdGhlci1zZWNyZXQ="
+    ok, detail = probe(api_key=API_KEY, api_secret=wrong, base_url=server.base_url, timeout_s=5)
+    assert not ok and "auth_refused" in detail and wrong not in detail
+    ok, detail = probe(api_key=API_KEY, api_secret=API_SECRET, base_url="http://127.0.0.1:9", timeout_s=2)
+    assert not ok and detail.startswith("ws://127.0.0.1:9/ws/v1: ") and API_SECRET not in detail
