@@ -94,19 +94,36 @@ config_check() {
         --check "$ETC/config.toml")
 }
 
+registry_health() {  # tools.check_db_health on the configured registry with its key file; the reason on stdout
+    local paths db key out
+    paths="$(cd / && as_service env TRADER_SECRETS_FILE="$ETC/secrets.toml" "$DIR/.venv/bin/python" -c '
+import sys
+from pathlib import Path
+from settings.config import load_settings
+s = load_settings(Path(sys.argv[1]))
+print(s.db_path, getattr(s, "registry_key_file", None) or "-")' "$ETC/config.toml" 2>&1)" || { echo "config: $(echo "$paths" | tail -n 1)"; return 1; }
+    read -r db key <<< "$paths"
+    [[ -f "$db" ]] || return 0  # no registry yet (the first start creates it)
+    local args=(--db "$db")
+    [[ "$key" == "-" ]] || args+=(--key-file "$key")
+    if ! out="$(cd / && as_service "$DIR/.venv/bin/python" -m tools.check_db_health "${args[@]}" 2>&1)"; then
+        echo "$(echo "$out" | grep -v '^[[:space:]]*$' | tail -n 2 | paste -sd';' -)"
+        return 1
+    fi
+}
+
 preflight() {  # prints the failing check on stderr and returns 1
-    local out db
+    local out
     if ! out="$(config_check 2>&1)"; then
         echo "pre-flight: config check failed: $(echo "$out" | head -n 3 | paste -sd';' -)" >&2
         return 1
     fi
-    db="$(echo "$out" | sed -n 's/.* db=\([^ ]*\) .*/\1/p')"
     if ! out="$(cd / && "$DIR/.venv/bin/python" -c 'import scheduler.__main__, tools.pre_flight_check' 2>&1)"; then
         echo "pre-flight: the new code does not import: $(echo "$out" | tail -n 1)" >&2
         return 1
     fi
-    if [[ -n "$db" && -f "$db" ]] && ! out="$(cd / && as_service "$DIR/.venv/bin/python" -m tools.check_db_health --db "$db" 2>&1)"; then
-        echo "pre-flight: registry health failed: $(echo "$out" | tail -n 2 | paste -sd';' -)" >&2
+    if ! out="$(registry_health)"; then
+        echo "pre-flight: registry health failed: $out" >&2
         return 1
     fi
     return 0
@@ -122,10 +139,8 @@ gate() {  # gate SINCE_EPOCH: 0 when the new process started cleanly and keeps r
                 echo "gate: $SERVICE logged DAEMON_STARTED, then stopped" >&2
                 return 1
             fi
-            out="$(config_check 2>/dev/null)" || true
-            db="$(echo "$out" | sed -n 's/.* db=\([^ ]*\) .*/\1/p')"
-            if [[ -n "$db" ]] && ! out="$(cd / && as_service "$DIR/.venv/bin/python" -m tools.check_db_health --db "$db" 2>&1)"; then
-                echo "gate: registry audit not clean after the restart: $(echo "$out" | tail -n 1)" >&2
+            if ! out="$(registry_health)"; then
+                echo "gate: registry audit not clean after the restart: $out" >&2
                 return 1
             fi
             return 0

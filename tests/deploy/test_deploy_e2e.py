@@ -239,6 +239,15 @@ def test_install_upgrade_rollback_and_key_backup_over_ssh(droplet: Droplet, sshd
     assert d.head() == second and d.pid() == running_pid and d.active()
     git(d.workstation, "revert", "--no-edit", "HEAD")
 
+    # --- the registry key file missing on the host: pre-flight refuses, nothing is deployed ---------------------
+    key = d.state / "position_registry.db.key"
+    key.rename(d.state / "key.away")
+    nokey = deploy(d, sshd)
+    assert nokey.returncode == 1, nokey.stdout + nokey.stderr
+    assert "pre-flight: registry health failed" in nokey.stderr and "position_registry.db.key" in nokey.stderr
+    assert d.head() == second and d.pid() == running_pid and d.active()
+    (d.state / "key.away").rename(key)
+
     # --- a commit whose daemon cannot start: the gate fails and the previous commit runs again ------------------
     broken = commit(
         d.workstation,
