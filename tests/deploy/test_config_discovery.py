@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -204,3 +205,38 @@ def test_a_paper_config_file_keeps_its_db_path_and_timeframe(tmp_path: Path) -> 
     config_line = next(line for line in out.stderr.splitlines() if "STARTUP_STEP step=config " in line)
     assert "timeframe=5m" in config_line and f"db={db}" in config_line and "paper_speed=60" in config_line
     assert "var/paper/config.toml" not in out.stderr  # the tools' config is make run's alone
+
+
+def test_make_run_writes_a_0600_config_that_the_tools_use_against_the_paper_daemon(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "scheduler", "--paper", "--duration", "40"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    config = tmp_path / "var" / "paper" / "config.toml"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not config.exists():
+            time.sleep(0.2)
+        assert config.exists(), "var/paper/config.toml was not written"
+        assert oct(config.stat().st_mode & 0o777) == "0o600"
+        tool = subprocess.run(
+            [sys.executable, "-m", "tools.check_tp_coverage", "--config", "var/paper/config.toml", "--json"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert tool.returncode in (0, 1), tool.stderr  # 1: coverage problems found, still a working tool run
+        assert tool.stdout.strip().startswith("{")
+    finally:
+        daemon.terminate()
+        _, err = daemon.communicate(timeout=60)
+    assert "step=tools" in err and "var/paper/config.toml (0600)" in err
+    assert not config.exists()  # removed when the daemon stops: its keys die with the session
