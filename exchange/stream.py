@@ -12,7 +12,8 @@ Health: `STREAM_CONNECTED` when the fills snapshot has arrived; `STREAM_DISCONNE
 the last message and the next retry; `STREAM_LAG` when no message (heartbeats included) came for
 `max_silence_s` (`state=silent`: the connection is then dropped and opened again), when a fill arrives later
 than that after the venue's timestamp (`state=late`), or once per outage when the stream has been down for
-`degraded_after_s` (`state=degraded`). Every gap (a reconnect, a silence, a failed delivery) calls
+`degraded_after_s` (`state=degraded`). Every gap (a reconnect, a silence, a fill `seq` that skips one, a failed
+delivery) calls
 `handler.on_gap(reason)`: the daemon answers with an immediate REST reconciliation, which stays the truth.
 
 Reconnects back off exponentially from `backoff_initial_s`, capped at `backoff_max_s`, with full jitter.
@@ -84,6 +85,7 @@ class StreamStats:
     order_updates: int = 0
     heartbeats: int = 0
     gaps: int = 0
+    seq_gaps: int = 0
     delivery_failures: int = 0
     last_lag_ms: int | None = None
     last_message_monotonic: float | None = None
@@ -352,6 +354,7 @@ class OrderStream:
 
     async def _fills(self, ex: _KrakenFuturesStream) -> None:
         first = True
+        last_seq: int | None = None
         while True:
             trades = await ex.watch_my_trades()
             signed = ex.options.get("signedChallenge")
@@ -366,6 +369,13 @@ class OrderStream:
                 self.stats.down_since_monotonic = None
                 self._degraded_reported = False
                 emit(Ev.STREAM_CONNECTED, url=self.url, snapshot_fills=len(fills), connects=self.stats.connects)
+            seqs = sorted(_seqs(trades))
+            if seqs:
+                if not is_snapshot and last_seq is not None and seqs[0] > last_seq + 1:
+                    # a fill's sequence number skipped: one was lost or is late; REST tells which
+                    self.stats.seq_gaps += 1
+                    self._gap("missed_sequence")
+                last_seq = max(seqs[-1], last_seq if last_seq is not None else seqs[-1])
             if not fills:
                 continue
             self.stats.fills_received += len(fills)
@@ -496,6 +506,17 @@ def probe(*, api_key: str, api_secret: str, base_url: str | None, timeout_s: flo
                 await ex.close()
 
     return asyncio.run(attempt())
+
+
+def _seqs(trades: Sequence[Any]) -> list[int]:
+    """The `seq` of each fill element (Kraken numbers the account's fills; the simulator contiguously)."""
+    out: list[int] = []
+    for trade in trades:
+        info = trade.get("info") if isinstance(trade, dict) else None
+        seq = info.get("seq") if isinstance(info, dict) else None
+        if isinstance(seq, int) and not isinstance(seq, bool):
+            out.append(seq)
+    return out
 
 
 def _key(venue_symbol: str) -> str:

@@ -108,12 +108,16 @@ def test_duplicate_and_reordered_messages_reach_the_handler_as_they_come(server:
         server.ws.faults.add("duplicate", "fills")
         dup = market(server.sim)
         wait_until(lambda: rec.fill_ids().count(dup) >= 1, what="the duplicated fill")
+        market(server.sim)  # one more in order: a duplicate is not a gap
+        wait_until(lambda: len(set(rec.fill_ids())) == 2, what="the next fill")
+        assert rec.gaps == []
         server.ws.faults.add("reorder", "fills", delay=0.3)
         late = market(server.sim)
         early = market(server.sim)
         wait_until(lambda: late in rec.fill_ids() and early in rec.fill_ids(), what="both fills")
     ids = rec.fill_ids()
     assert ids.index(early) < ids.index(late)  # delivered out of order; fill ids make that harmless downstream
+    assert rec.gaps == ["missed_sequence"]  # the overtaking fill's seq skipped one: reconcile from REST now
 
 
 def test_a_dropped_connection_reconnects_reports_a_gap_and_the_snapshot_brings_the_lost_fill(
