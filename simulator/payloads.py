@@ -176,6 +176,27 @@ def order_json(order: SimOrder, *, symbol: str | None = None) -> Json:
     }
 
 
+def cancel_event(order: SimOrder) -> Json:
+    """The spec's `CancelEvent` (an order) or `CancelTriggerEvent` (a stop or take-profit: `orderTrigger`)."""
+    if order.is_trigger:
+        return {"type": "CANCEL", "uid": order.order_id, "orderTrigger": trigger_json(order)}
+    return {"type": "CANCEL", "uid": order.order_id, "order": order_json(order)}
+
+
+def edited_json(order: SimOrder) -> Json:
+    """The `old`/`new` of an EDIT event: the spec's `OrderJson` (`limitPrice` a number, 0 for a stop-market;
+    `type` stp for any trigger), plus the trigger fields a stop's edit must show."""
+    if not order.is_trigger:
+        return order_json(order)
+    out = order_json(order)
+    out["type"] = "stp"
+    out["limitPrice"] = num(order.limit_price) if order.limit_price is not None else 0
+    out["triggerPrice"] = num(order.stop_price)
+    out["triggerSide"] = trigger_side(order)
+    out["triggerSignal"] = SIGNAL_TRIGGER[order.trigger_signal]
+    return out
+
+
 def trigger_side(order: SimOrder) -> str:
     falling = (order.order_type == "stp") == (order.side == "sell")
     return "trigger_below" if falling else "trigger_above"
@@ -275,10 +296,8 @@ def status_order(order: SimOrder, *, symbol: str | None = None) -> Json:
         status = "CANCELLED"
     elif order.is_trigger:
         status = "TRIGGER_PLACED"
-    elif order.filled > 0:
-        status = "PARTIALLY_FILLED"
     else:
-        status = "ENTERED_BOOK"
+        status = "ENTERED_BOOK"  # partly filled too: the spec's `OrderStatusJson` has no partial status
     inner = order_json(order, symbol=symbol)
     inner["type"] = "TRIGGER_ORDER" if order.is_trigger else "ORDER"
     inner["priceTriggerOptions"] = (
@@ -291,6 +310,7 @@ def status_order(order: SimOrder, *, symbol: str | None = None) -> Json:
         else None
     )
     inner["triggerTime"] = None
+    inner["algoId"] = None
     return {"order": inner, "status": status, "updateReason": None, "error": None}
 
 

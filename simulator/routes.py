@@ -275,7 +275,7 @@ def cancelorder(sim: Simulator, req: Request) -> Response:
     if order is not None:
         body["order_id"] = order.order_id
         if status == "cancelled":
-            body["orderEvents"] = [{"type": "CANCEL", "uid": order.order_id, "order": P.order_json(order)}]
+            body["orderEvents"] = [P.cancel_event(order)]
     return ok(sim, cancelStatus=body)
 
 
@@ -289,7 +289,7 @@ def cancelallorders(sim: Simulator, req: Request) -> Response:
             "cancelOnly": symbol or "all",
             "status": "cancelled" if cancelled else "noOrdersToCancel",
             "cancelledOrders": [{"order_id": o.order_id} for o in cancelled],
-            "orderEvents": [{"type": "CANCEL", "uid": o.order_id, "order": P.order_json(o)} for o in cancelled],
+            "orderEvents": [P.cancel_event(o) for o in cancelled],
         },
     )
 
@@ -327,9 +327,10 @@ def editorder(sim: Simulator, req: Request) -> Response:
     )
     body: Json = {"status": status, "orderId": order_id, "receivedTime": P.iso(sim.now()), "orderEvents": []}
     if old is not None and new is not None:
-        render = P.trigger_json if new.is_trigger else P.order_json
         body["orderId"] = new.order_id
-        body["orderEvents"] = [{"type": "EDIT", "old": render(old), "new": render(new), "reducedQuantity": None}]
+        body["orderEvents"] = [
+            {"type": "EDIT", "old": P.edited_json(old), "new": P.edited_json(new), "reducedQuantity": None}
+        ]
     return ok(sim, editStatus=body)
 
 
@@ -370,7 +371,7 @@ def batchorder(sim: Simulator, req: Request) -> Response:
             cstatus, order = sim.cancel_order(item.get("order_id"), item.get("cliOrdId"))
             entry: Json = {"status": cstatus, "order_id": item.get("order_id"), "orderEvents": []}
             if order is not None and cstatus == "cancelled":
-                entry["orderEvents"] = [{"type": "CANCEL", "uid": order.order_id, "order": P.order_json(order)}]
+                entry["orderEvents"] = [P.cancel_event(order)]
             results.append(entry)
         else:
             results.append({"status": "invalidArgument", "order_tag": tag, "orderEvents": []})

@@ -33,6 +33,7 @@ READ_CHECKS: tuple[Check, ...] = (
     Check("openpositions", lambda ex: ex.privateGetOpenpositions(), S.OpenPositionsResponse),
     Check("openorders", lambda ex: ex.privateGetOpenorders(), S.OpenOrdersResponse),
     Check("fills", lambda ex: ex.privateGetFills(), S.FillsResponse),
+    Check("orders/status", lambda ex: ex.privateGetOrdersStatus(), S.OrdersStatusResponse),
     Check("history orders", lambda ex: ex.historyGetOrders({"count": 100}), S.OrdersHistory),
     Check("history triggers", lambda ex: ex.historyGetTriggers({"count": 100}), S.TriggersHistory),
     Check("account-log", lambda ex: ex.historyGetAccountLog({"count": 100}), S.AccountLog),

@@ -205,6 +205,131 @@ class AccountsResponse(SuccessResponse):
     accounts: Accounts
 
 
+class OrderJson(Spec):
+    """trading/public.yml `OrderJson` (the order inside PLACE, EXECUTION, EDIT and CANCEL events): every field
+    required, `limitPrice` a number."""
+
+    orderId: StrictStr
+    cliOrdId: StrictStr | None
+    type: Literal["lmt", "ioc", "post", "liquidation", "assignment", "stp", "unwind", "block", "fok"]
+    symbol: StrictStr
+    side: Literal["buy", "sell"]
+    quantity: Num
+    filled: Num
+    limitPrice: Num
+    reduceOnly: StrictBool
+    timestamp: StrictStr
+    lastUpdateTimestamp: StrictStr
+
+
+class OrderTriggerJson(Spec):
+    """trading/public.yml `OrderTriggerJson` (the `orderTrigger` of a PLACE event for a stop or take-profit)."""
+
+    uid: StrictStr
+    clientId: StrictStr | None
+    type: Literal["lmt", "ioc", "post", "liquidation", "assignment", "stp", "unwind", "fok"]
+    symbol: StrictStr
+    side: Literal["buy", "sell"]
+    quantity: Num | None
+    limitPrice: Num | None
+    triggerPrice: Num | None
+    triggerSide: Literal["trigger_above", "trigger_below"] | None
+    triggerSignal: Literal["mark_price", "last_price", "spot_price"] | None
+    reduceOnly: StrictBool
+    timestamp: StrictStr
+    lastUpdateTimestamp: StrictStr
+
+
+class PlaceEvent(Spec):
+    """trading/public.yml `PlaceEvent`."""
+
+    type: Literal["PLACE"]
+    order: OrderJson
+    reducedQuantity: Num | None
+
+
+class PlaceTriggerEvent(Spec):
+    """trading/public.yml `PlaceTriggerEvent`."""
+
+    type: Literal["PLACE"]
+    orderTrigger: OrderTriggerJson
+
+
+class ExecuteEvent(Spec):
+    """trading/public.yml `ExecuteEvent`."""
+
+    type: Literal["EXECUTION"]
+    executionId: StrictStr
+    price: Num
+    amount: Num
+    orderPriorEdit: OrderJson | None
+    orderPriorExecution: OrderJson
+    takerReducedQuantity: Num | None
+
+
+class EditEvent(Spec):
+    """trading/public.yml `EditEvent`: `old` and `new` are `OrderJson`."""
+
+    type: Literal["EDIT"]
+    old: OrderJson
+    new: OrderJson
+    reducedQuantity: Num | None
+
+
+class CancelEvent(Spec):
+    """trading/public.yml `CancelEvent`."""
+
+    type: Literal["CANCEL"]
+    uid: StrictStr
+    order: OrderJson | None
+
+
+class CancelTriggerEvent(Spec):
+    """trading/public.yml `CancelTriggerEvent`: a cancelled stop or take-profit comes as `orderTrigger`."""
+
+    type: Literal["CANCEL"]
+    uid: StrictStr
+    orderTrigger: OrderTriggerJson | None
+
+
+# `OrderEvent` oneOf
+OrderEvent = PlaceEvent | PlaceTriggerEvent | ExecuteEvent | EditEvent | CancelEvent | CancelTriggerEvent
+
+
+class CachedOrderJson(Spec):
+    """trading/public.yml `CachedOrderJson` (the order of `orders/status`): `algoId` among the required."""
+
+    type: Literal["TRIGGER_ORDER", "ORDER"]
+    orderId: StrictStr
+    cliOrdId: StrictStr | None
+    symbol: StrictStr
+    side: StrictStr
+    quantity: Num | None
+    filled: Num | None
+    limitPrice: Num | None
+    reduceOnly: StrictBool
+    timestamp: StrictStr
+    lastUpdateTimestamp: StrictStr
+    algoId: StrictStr | None
+    priceTriggerOptions: dict[str, object] | None
+    triggerTime: StrictStr | None
+
+
+class OrderStatusDetailsJson(Spec):
+    """trading/public.yml `OrderStatusDetailsJson`: `status` is `OrderStatusJson` (no PARTIALLY_FILLED in it)."""
+
+    order: CachedOrderJson
+    status: Literal[
+        "ENTERED_BOOK", "FULLY_EXECUTED", "REJECTED", "CANCELLED", "TRIGGER_PLACED", "TRIGGER_ACTIVATION_FAILURE"
+    ]
+    updateReason: StrictStr | None
+    error: StrictStr | None
+
+
+class OrdersStatusResponse(SuccessResponse):
+    orders: list[OrderStatusDetailsJson]
+
+
 SEND_STATUSES = Literal[
     "placed", "partiallyFilled", "filled", "cancelled", "edited", "marketSuspended", "marketInactive",
     "invalidPrice", "invalidSize", "tooManySmallOrders", "insufficientAvailableFunds", "wouldCauseLiquidation",
@@ -220,7 +345,7 @@ class SendOrderJson(Spec):
     """trading/public.yml `SendOrderJson`: `status` (its enum) required; `orderEvents` a list."""
 
     status: SEND_STATUSES
-    orderEvents: list[dict[str, object]] | None = None
+    orderEvents: list[OrderEvent] | None = None
     order_id: StrictStr | None = None
     receivedTime: StrictStr | None = None
     cliOrdId: StrictStr | None = None
@@ -238,7 +363,7 @@ class EditOrderStatus(Spec):
         "outsidePriceCollar", "postWouldExecute", "wouldNotReducePosition", "orderForEditNotFound",
         "orderForEditNotAStop",
     ]  # fmt: skip
-    orderEvents: list[dict[str, object]]
+    orderEvents: list[OrderEvent]
     orderId: StrictStr | None = None
 
 
@@ -250,6 +375,7 @@ class CancelOrderStatusJson(Spec):
     """trading/public.yml `CancelOrderStatusJson`: `status` in cancelled, filled, notFound."""
 
     status: Literal["cancelled", "filled", "notFound"]
+    orderEvents: list[OrderEvent] | None = None
     order_id: StrictStr | None = None
     receivedTime: StrictStr | None = None
 

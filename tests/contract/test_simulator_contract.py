@@ -104,6 +104,16 @@ def test_order_answers_match_the_spec(world: tuple[Simulator, SimulatorServer, A
     assert problems(S.CancelOrderResponse, cancelled) == []
     again = ex.privatePostCancelorder({"order_id": oid})
     assert problems(S.CancelOrderResponse, again) == [] and again["cancelStatus"]["status"] == "notFound"
+    market = ex.privatePostSendorder({"orderType": "mkt", "symbol": XBT, "side": "buy", "size": 0.01})
+    assert problems(S.SendOrderResponse, market) == [] and market["sendStatus"]["status"] == "placed"
+    stop = ex.privatePostSendorder({"orderType": "stp", "symbol": XBT, "side": "sell", "size": 0.01,
+                                    "stopPrice": float(quote.mark - 3000), "reduceOnly": "true"})  # fmt: skip
+    assert problems(S.SendOrderResponse, stop) == []
+    sid = stop["sendStatus"]["order_id"]
+    moved = ex.privatePostEditorder({"orderId": sid, "stopPrice": float(quote.mark - 2900)})
+    assert problems(S.EditOrderResponse, moved) == [] and moved["editStatus"]["status"] == "edited"
+    gone = ex.privatePostCancelorder({"order_id": sid})
+    assert problems(S.CancelOrderResponse, gone) == []
 
 
 def test_error_envelopes_match_the_spec(world: tuple[Simulator, SimulatorServer, Any, str]) -> None:
