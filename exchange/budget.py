@@ -46,6 +46,15 @@ COST_ORDER_STATUS = 1
 COST_HISTORY = 1  # history orders, triggers, executions (history bucket)
 
 
+def cost_account_log(count: int) -> int:
+    """The account log's cost in the history bucket grows with `count` (Kraken's guide: 1-25 → 1, 26-50 → 2,
+    51-1000 → 3, 1001-5000 → 6, more → 10)."""
+    for bound, cost in ((25, 1), (50, 2), (1000, 3), (5000, 6)):
+        if count <= bound:
+            return cost
+    return 10
+
+
 class BudgetDeferred(RateLimited):
     """The local budget cannot afford this call now without eating into a higher priority's reserve: nothing
     was sent; the caller retries next cycle."""
@@ -144,4 +153,5 @@ __all__ = [
     "BudgetDeferred",
     "ClientBudget",
     "Priority",
+    "cost_account_log",
 ]

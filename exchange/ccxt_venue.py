@@ -407,7 +407,8 @@ class CcxtVenue:
         def load() -> list[AccountLogEntry]:
             return account_log_parse.entries(self._ex.historyGetAccountLog(params), self._key)
 
-        return self._read(load, _Charge(B.Bucket.HISTORY, B.COST_HISTORY, B.Priority.HISTORY, "history/account-log"))
+        cost = B.cost_account_log(limit)  # Kraken charges the account log by `count`: 3 tokens for 500
+        return self._read(load, _Charge(B.Bucket.HISTORY, cost, B.Priority.HISTORY, "history/account-log"))
 
     def fills_since(self, since: datetime | None) -> list[VenueFill]:
         """Page backwards from the newest fill with `lastFillTime` until the cursor is passed.

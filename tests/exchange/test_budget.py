@@ -143,3 +143,17 @@ def test_an_entry_the_budget_cannot_afford_is_not_sent(ccxt_venue: CcxtVenue, si
         ccxt_venue.place_order(OrderRequest(XBT, Side.BUY, OrderType.MARKET, Decimal("0.01"), "entry-deferred"))
     assert isinstance(caught.value, BudgetDeferred)
     assert len(sim.request_log) == before and not sim.order_log
+
+
+def test_the_account_log_is_charged_by_count_as_the_venue_charges_it(ccxt_venue: CcxtVenue, sim: Simulator) -> None:
+    from exchange.budget import cost_account_log
+    from simulator.ratelimit import account_log_cost
+
+    assert [cost_account_log(n) for n in (1, 25, 26, 50, 51, 1000, 1001, 5000, 5001)] == [
+        account_log_cost(n) for n in (1, 25, 26, 50, 51, 1000, 1001, 5000, 5001)
+    ]
+    before = ccxt_venue.budget.available(Bucket.HISTORY)
+    ccxt_venue.account_log(None, 500)
+    assert before - ccxt_venue.budget.available(Bucket.HISTORY) == pytest.approx(3, abs=0.01)
+    [record] = [r for r in sim.request_log if r.path.endswith("/account-log")]
+    assert record.extra["cost"] == "3"
