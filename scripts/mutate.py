@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -191,10 +191,10 @@ def test_files(module: str, tree: Path) -> list[str]:
 TEST_ENV = {"PYTHONDONTWRITEBYTECODE": "1", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
 
 
-def test_command(paths: list[str]) -> list[str]:
+def test_command(paths: list[str], extra: Sequence[str] = ()) -> list[str]:
     return [
         sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "_hypothesis_pytestplugin",
-        "--hypothesis-profile=ci", *paths,
+        "--hypothesis-profile=ci", *extra, *paths,
     ]  # fmt: skip
 
 
@@ -394,7 +394,7 @@ def text_pass(module: str, tree: Path, cmd: list[str], kind: str, timeout: float
 # --- driver -----------------------------------------------------------------------------------------------------
 
 
-def run_module(module: str, equiv: set[Equivalent], head: bool = False) -> ModuleResult:
+def run_module(module: str, equiv: set[Equivalent], head: bool = False, extra: Sequence[str] = ()) -> ModuleResult:
     res = ModuleResult(module)
     started = time.monotonic()
     path, _, kind = module.partition("#")
@@ -407,7 +407,7 @@ def run_module(module: str, equiv: set[Equivalent], head: bool = False) -> Modul
         if not paths:
             res.error = "no tests found for it"
             return res
-        cmd = test_command(paths)
+        cmd = test_command(paths, extra)
         t0 = time.monotonic()
         passed, last = run_tests(cmd, tree, BASELINE_TIMEOUT_S)
         if not passed:
@@ -450,6 +450,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--module", action="append", help="one of MODULES (repeatable); default: all")
     parser.add_argument("--jobs", type=int, default=1, help="modules run side by side (each in its own copy)")
     parser.add_argument("--head", action="store_true", help="mutate the last commit, not the work tree on disk")
+    parser.add_argument(
+        "--pytest-arg", action="append", default=[], help="passed to every pytest run, e.g. --deselect=ID (say why)"
+    )
     parser.add_argument("--list", action="store_true", help="print the modules and their tests, run nothing")
     args = parser.parse_args(argv)
     modules = args.module or list(MODULES)
@@ -464,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def one(module: str) -> ModuleResult:
         print(f"MUTATE_START module={module}", flush=True)
-        r = run_module(module, equiv, args.head)
+        r = run_module(module, equiv, args.head, args.pytest_arg)
         print(f"MUTATE_DONE module={module} mutants={len(r.mutants)} score={r.score:.1f} {r.error}", flush=True)
         for m in r.mutants:
             if m.outcome == "survived":
