@@ -33,7 +33,7 @@ from specs import lifecycle as spec
 from store import chain, migrations
 from store.db import bind, connect
 from store.keys import ChainKey, Keyed, default_key_path, load_seal, prepare, verify_seal
-from store.models import Fill, Order, Position, Transition, db_proxy
+from store.models import Fill, Order, Position, db_proxy
 
 POSITION_SIDES = spec.POSITION_SIDES
 ORDER_SIDES = ("buy", "sell")
@@ -255,13 +255,16 @@ class Registry:
         return to_ms(self.clock.now())
 
     def _row(self, uid: str) -> Position:
-        row = Position.get_or_none(Position.uid == uid)
-        if row is None:
+        # a raw query: the same row as Position.get_or_none(Position.uid == uid) without building its SQL each time
+        rows = list(Position.raw('SELECT * FROM "position" WHERE uid = ? LIMIT 1', uid))
+        if not rows:
             raise UnknownPosition(uid)
+        row: Position = rows[0]
         return row
 
     def _facts(self, row: Position) -> Facts:
-        entries = Fill.select().where((Fill.position == _pk(row)) & (Fill.is_entry == True)).count()  # noqa: E712
+        # raw SQL on the hot path: peewee's query building was most of a transition's CPU (bench_registry)
+        (entries,) = self._sql("SELECT count(*) FROM fill WHERE position_id = ? AND is_entry", (_pk(row),)).fetchone()
         return Facts(
             fills_count=entries,
             has_stop=bool(row.sl_order_id and row.sl_order_id.strip()),
@@ -269,18 +272,21 @@ class Registry:
         )
 
     def _log(self, row: Position, event: str, source: str | None, target: str, cause: str, at_ms: int) -> None:
-        last = Transition.select(Transition.row_hash).order_by(_pkf(Transition).desc()).first()
-        prev = chain.GENESIS if last is None else last.row_hash
-        Transition.create(
-            position=_pk(row),
-            event=event,
-            source=source,
-            target=target,
-            cause=cause,
-            at_ms=at_ms,
-            prev_hash=prev,
-            row_hash=chain.transition_hash(prev, _pk(row), event, source, target, cause, at_ms, key=self._secret),
+        prev = self._last_hash("transition")
+        row_hash = chain.transition_hash(prev, _pk(row), event, source, target, cause, at_ms, key=self._secret)
+        self._sql(
+            'INSERT INTO "transition" (position_id, event, source, target, cause, at_ms, prev_hash, row_hash)'
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (_pk(row), event, source, target, cause, at_ms, prev, row_hash),
         )
+
+    def _sql(self, sql: str, params: tuple[object, ...] = ()) -> Any:
+        return self.db.execute_sql(sql, params)  # type: ignore[no-untyped-call]
+
+    def _last_hash(self, table: str) -> str:
+        """The chain's last stored hash (GENESIS when empty): one indexed lookup of the last rowid."""
+        found = self._sql(f'SELECT row_hash FROM "{table}" ORDER BY id DESC LIMIT 1').fetchone()  # noqa: S608
+        return chain.GENESIS if found is None else str(found[0])
 
     def _append_fill(
         self,
@@ -295,30 +301,15 @@ class Registry:
         price: str,
         fill_ms: int,
     ) -> bool:
-        last = Fill.select(Fill.row_hash).order_by(_pkf(Fill).desc()).first()
-        prev = chain.GENESIS if last is None else last.row_hash
-        inserted = (
-            Fill.insert(
-                fill_id=fill_id,
-                position=_pk(row),
-                client_order_id=client_order_id,
-                venue_order_id=venue_order_id,
-                side=side,
-                is_entry=is_entry,
-                qty_units=units,
-                price=price,
-                fill_ms=fill_ms,
-                recorded_ms=self._now_ms(),
-                prev_hash=prev,
-                row_hash=chain.fill_hash(
-                    prev, fill_id, _pk(row), side, is_entry, units, price, fill_ms, key=self._secret
-                ),
-            )
-            .on_conflict_ignore()
-            .as_rowcount()
-            .execute()
-        )
-        return bool(inserted)
+        prev = self._last_hash("fill")
+        row_hash = chain.fill_hash(prev, fill_id, _pk(row), side, is_entry, units, price, fill_ms, key=self._secret)
+        cursor = self._sql(
+            "INSERT OR IGNORE INTO fill (fill_id, position_id, client_order_id, venue_order_id, side, is_entry,"
+            " qty_units, price, fill_ms, recorded_ms, prev_hash, row_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (fill_id, _pk(row), client_order_id, venue_order_id, side, int(is_entry), units, price, fill_ms,
+             self._now_ms(), prev, row_hash),
+        )  # fmt: skip
+        return bool(cursor.rowcount)
 
     def _average_entry(self, row: Position) -> str | None:
         # Recomputed from the whole ledger so that the result does not depend on the order fills arrived in.
@@ -478,7 +469,10 @@ class Registry:
             row.state = target
             row.updated_ms = now
             row.closed_ms = now if target in spec.TERMINAL_STATES else None
-            row.save()
+            self._sql(
+                'UPDATE "position" SET state = ?, updated_ms = ?, closed_ms = ? WHERE id = ?',
+                (row.state, row.updated_ms, row.closed_ms, _pk(row)),
+            )
             self._log(row, event, source, target, cause, now)
         self._emit(row, event, source, target, cause)
         return _position_view(row)
