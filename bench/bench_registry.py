@@ -23,6 +23,7 @@ from functools import partial
 from pathlib import Path
 
 from lifecycle.clock import FakeClock
+from specs.lifecycle import Event
 from store import chain
 from store.db import PRAGMAS, bind
 from store.registry import Registry
@@ -51,7 +52,7 @@ def _protection_flips(reg: Registry) -> Callable[[int], None]:
     def flip(k: int) -> None:
         bind(reg.db)
         for i in range(k):
-            reg.apply(pos.uid, events[i % 2], cause="bench")
+            reg.apply(pos.uid, Event(events[i % 2]), cause="bench")
 
     return flip
 

@@ -34,6 +34,11 @@ class GuardFailed(IllegalTransition):
         super().__init__(position_uid, state, event, legal, detail=f"condition {condition} is false: {facts}")
 
 
+class IllegalOrderTransition(LifecycleError):
+    """An order row asked to move along an edge the spec's order lifecycle (specs.lifecycle.ORDER_TRANSITIONS)
+    does not have, e.g. a filled order back to open. Nothing is written."""
+
+
 class UnknownPosition(LifecycleError, LookupError):
     def __init__(self, uid: str) -> None:
         self.uid = uid

@@ -16,7 +16,7 @@ from lifecycle.joint import JointMemory, JointReport
 from lifecycle.reconcile import ReconcileMemory, Reconciliation
 from lifecycle.values import Instrument, MarginSnapshot, VenueFill
 from operations.safety import Safety
-from scheduler.app import RunStats
+from operations.stats import RunStats
 from store.registry import Registry
 from strategy.base import Strategy
 

@@ -150,8 +150,10 @@ def protect(
     open_orders: Sequence[VenueOrder],
     *,
     marks: dict[str, Decimal] | None = None,
+    relink_only: bool = False,
 ) -> ProtectOutcome:
-    """Plan and execute protection for one position."""
+    """Plan and execute protection for one position. `relink_only` (recover_sl_order_ids): only adopt live stops
+    and take-profits the ownership rule gives this position; send and cancel nothing."""
     outcome = ProtectOutcome(pos.uid)
     actions = plan(
         protectee(pos),
@@ -161,6 +163,8 @@ def protect(
         claimed=claimed_elsewhere(ctx, pos.uid, pos.symbol_key),
         stop_placements_last_hour=stop_placements_last_hour(ctx, pos.uid),
     )
+    if relink_only:
+        actions = tuple(a for a in actions if isinstance(a, AdoptStop | AdoptTrigger | AdoptTakeProfit))
     for action in actions:
         if not _execute(ctx, pos.uid, action, outcome, open_orders):
             break

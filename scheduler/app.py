@@ -18,7 +18,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import FrameType
 
@@ -27,6 +27,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from lifecycle.events import Ev, emit
+from operations.stats import RunStats
 from scheduler import metrics
 from store.integrity import registry_damage
 
@@ -38,19 +39,6 @@ class JobSpec:
     name: str
     func: Callable[[], object]
     seconds: float
-
-
-@dataclass
-class RunStats:
-    """Counters for CYCLE_SUMMARY and the final DAEMON_STOPPED line. Written only by the serialised jobs."""
-
-    cycles: int = 0
-    orders_placed: int = 0
-    job_failures: int = 0
-    started_monotonic: float = field(default_factory=time.monotonic)
-
-    def uptime_s(self) -> int:
-        return int(time.monotonic() - self.started_monotonic)
 
 
 class JobRunner:

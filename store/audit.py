@@ -56,6 +56,7 @@ from specs.lifecycle import (
     STATE_NAMES,
     TABLE,
     TERMINAL_STATES,
+    State,
     fill_side,
 )
 from store import chain
@@ -286,8 +287,8 @@ def _aggregate_queries(transitions_after: int = 0, fills_after: int = 0) -> list
         ),
         (
             "protected_without_stop",
-            "SELECT uid FROM position WHERE state = 'PROTECTED' AND coalesce(trim(sl_order_id), '') = '' ORDER BY id",
-            (),
+            "SELECT uid FROM position WHERE state = ? AND coalesce(trim(sl_order_id), '') = '' ORDER BY id",
+            (State.PROTECTED.value,),
         ),
         (
             "terminal_with_open_qty",

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import peewee as pw
 
 from lifecycle.clock import Clock, from_ms, to_ms
-from lifecycle.errors import LifecycleError, OverfillError, UnknownPosition
+from lifecycle.errors import IllegalOrderTransition, LifecycleError, OverfillError, UnknownPosition
 from lifecycle.events import Ev, emit
 from lifecycle.machine import IMPORTED_STATE, INITIAL_STATE, Facts, next_state
 from lifecycle.symbols import canonical_key
@@ -39,8 +39,8 @@ POSITION_SIDES = spec.POSITION_SIDES
 ORDER_SIDES = ("buy", "sell")
 ORDER_TYPES = ("market", "limit", "stop", "take_profit")
 PURPOSES = ("entry", "stop", "take_profit", "exit")
-ORDER_STATUSES = ("intent", "open", "filled", "cancelled", "rejected", "unknown")
-UNRESOLVED_STATUSES = ("intent", "unknown", "open")
+ORDER_STATUSES = spec.ORDER_STATUSES
+UNRESOLVED_STATUSES = spec.ORDER_UNRESOLVED_STATUSES
 MAX_CLIENT_ORDER_ID = 100
 _COID_OK = re.compile(r"[A-Za-z0-9-]{1,100}")
 
@@ -456,7 +456,7 @@ class Registry:
         self._emit(row, "import", None, IMPORTED_STATE, cause)
         return _position_view(row)
 
-    def apply(self, uid: str, event: str, *, cause: str) -> PositionView:
+    def apply(self, uid: str, event: spec.Event, *, cause: str) -> PositionView:
         """Take `event` on position `uid` if the spec allows it for the position's facts; log it in the same commit.
 
         Raises IllegalTransition / GuardFailed (nothing written) or UnknownPosition.
@@ -499,7 +499,7 @@ class Registry:
                 )
                 row.remaining_qty_units = 0
                 row.save()
-            view = self.apply(uid, "position_closed", cause=cause)
+            view = self.apply(uid, spec.Event.POSITION_CLOSED, cause=cause)
         return view
 
     def set_protection(
@@ -511,7 +511,7 @@ class Registry:
             for name, value in (("sl_order_id", sl_order_id), ("tp_order_id", tp_order_id)):
                 if value is not None and not value.strip():
                     raise RegistryUsageError(f"{name} must be a venue order id, got {value!r}; use clear=True")
-            if row.state == "PROTECTED" and clear and not sl_order_id:
+            if row.state == spec.State.PROTECTED and clear and not sl_order_id:
                 # INV-07: a PROTECTED position always names its stop; losing it is a transition, not an edit
                 raise RegistryUsageError(
                     f"position {uid} is PROTECTED: apply protection_lost before clearing its stop-loss order id"
@@ -608,6 +608,11 @@ class Registry:
         status = _check(status, ORDER_STATUSES, "order status")
         with self.db.atomic("IMMEDIATE"):
             order = self._order(client_order_id)
+            if not spec.order_edge_legal(order.status, status):
+                raise IllegalOrderTransition(
+                    f"order {client_order_id} cannot go from {order.status} to {status} (specs.lifecycle"
+                    ".ORDER_TRANSITIONS); nothing written"
+                )
             order.status = status
             if venue_order_id is not None:
                 order.venue_order_id = venue_order_id

@@ -84,4 +84,3 @@ def joint_now(settings: Settings, venue: Venue, path: Path) -> JointNow:
 
 def describe(findings: tuple[Finding, ...], field: str) -> list[str]:
     return [f"{f.key}: {f.detail}" for f in findings if f.field == field]
-

@@ -13,13 +13,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from lifecycle.values import OrderStatus
-from specs.lifecycle import ACTIVE_STATES
+from specs.lifecycle import ACTIVE_STATES, PROTECTABLE_STATES
 from store.models import Position
 from tools._cli import make_parser, run_tool, write_json, write_text
 from tools._venue import add_common, build_venue, db_path, prepare, read_registry, venue_call
 
 # EXITING is left out on purpose: its exit is in flight and the stop may legitimately be gone already.
-NEEDS_PROTECTION = frozenset({"OPEN", "PROTECTED"})
+NEEDS_PROTECTION = PROTECTABLE_STATES
 
 
 @dataclass(frozen=True)

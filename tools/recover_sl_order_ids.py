@@ -14,16 +14,20 @@ import sys
 from collections.abc import Sequence
 from datetime import timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any
 
-from lifecycle.clock import SystemClock
+from exchange.venue import Venue
+from lifecycle.clock import Clock, SystemClock
 from lifecycle.reconcile import MissingStop, RelinkStop, reconcile
-from store.registry import Registry
+from operations import protection
+from settings.config import Settings
 from tools._cli import ProblemsFound, dry_run_prefix, make_parser, run_tool, write_json, write_text
 from tools._venue import (
     add_common,
     build_venue,
     check_registry_file,
+    daemon_context,
     db_path,
     open_registry,
     prepare,
@@ -33,13 +37,18 @@ from tools._venue import (
 )
 
 
-def _relink(registry: Registry, relinks: Sequence[RelinkStop], done: list[str]) -> None:
-    """Write each relink (and confirm protection of an OPEN position); `done` lists the uids written so far."""
+def _relink(
+    env_settings: Settings, path: Path, venue: Venue, clock: Clock, relinks: Sequence[RelinkStop], done: list[str]
+) -> None:
+    """Write each relink through the daemon's protection planner in relink-only mode: the one ownership rule (a stop
+    another position ever owned, open or closed, is never taken) decides, and nothing new is placed here."""
+    registry = open_registry(path, clock, role="recover_sl_order_ids --execute")
+    ctx = daemon_context(env_settings, registry, venue, clock, env_settings.protect.default_stop_pct)
+    open_orders = venue.open_orders()
     for r in relinks:
-        registry.set_protection(r.uid, sl_order_id=r.order_id)
-        if registry.get(r.uid).state == "OPEN":
-            registry.apply(r.uid, "protection_confirmed", cause=f"recover_sl_order_ids: relinked stop {r.order_id}")
-        done.append(r.uid)
+        outcome = protection.protect(ctx, registry.get(r.uid), open_orders, relink_only=True)
+        if outcome.relinked is not None:
+            done.append(r.uid)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -67,7 +76,10 @@ def main(argv: Sequence[str]) -> int:
     done: list[str] = []
     if args.execute and relinks:
         with registry_errors(path):
-            _relink(open_registry(path, clock, role="recover_sl_order_ids --execute"), relinks, done)
+            _relink(env.settings, path, venue, clock, relinks, done)
+        # A relink the ownership rule refused (a stop another position owned) leaves the position needing a stop.
+        missing += [MissingStop(r.uid) for r in relinks if r.uid not in done]
+        relinks = [r for r in relinks if r.uid in done]
     if args.json:
         doc: dict[str, Any] = {
             "db": str(path),

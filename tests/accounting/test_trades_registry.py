@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from lifecycle.accounting import LedgerFill, PositionBook, trade_record
 from lifecycle.clock import FakeClock
 from operations.trades import load_books, log_session_summary, report_trade
+from specs.lifecycle import Event
 from store.registry import Registry
 from tests.accounting.test_accounting_properties import T0, books
 
@@ -45,11 +46,11 @@ def write_book(reg: Registry, clock: FakeClock, book: PositionBook, *, stop_purp
         reg.record_fill(fill_id=f.fill_id, client_order_id=coid, side=f.side, qty=f.qty, price=f.price,
                         fill_time=f.time)  # fmt: skip
         if not opened:
-            reg.apply(pos.uid, "entry_acknowledged", cause="test")
-            reg.apply(pos.uid, "entry_filled", cause="test")
+            reg.apply(pos.uid, Event.ENTRY_ACKNOWLEDGED, cause="test")
+            reg.apply(pos.uid, Event.ENTRY_FILLED, cause="test")
             opened = True
     if reg.get(pos.uid).remaining_qty == 0:
-        reg.apply(pos.uid, "position_closed", cause="closing fills brought the quantity to zero")
+        reg.apply(pos.uid, Event.POSITION_CLOSED, cause="closing fills brought the quantity to zero")
     return pos.uid
 
 
@@ -149,7 +150,7 @@ def test_no_trade_for_an_open_position_or_a_never_filled_entry(
     book = _book("short", [("sell", True, "2", "3000", 0)], stop="3100")
     uid = write_book(reg, clock, book)
     cancelled = reg.open_intent(symbol="PF_ETHUSD", side="long", target_qty=Decimal(1), stop_price=None, cause="t")
-    reg.apply(cancelled.uid, "entry_rejected", cause="test")
+    reg.apply(cancelled.uid, Event.ENTRY_REJECTED, cause="test")
     with caplog.at_level(logging.INFO, logger="events"):
         assert report_trade(reg, uid) is None
         assert report_trade(reg, cancelled.uid) is None

@@ -9,7 +9,8 @@ import time
 import pytest
 
 from lifecycle.events import EVENT_LOGGER
-from scheduler.app import Daemon, JobRunner, JobSpec, RunStats
+from operations.stats import RunStats
+from scheduler.app import Daemon, JobRunner, JobSpec
 
 
 def test_jobs_are_single_instance_and_coalesced() -> None:

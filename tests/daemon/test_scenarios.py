@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from simulator.engine import SimConfig
+from specs.lifecycle import Event
 from tests.daemon.harness import captured_events, world
 
 XBT = "PF_XBTUSD"
@@ -326,7 +327,7 @@ def test_a_job_hitting_an_illegal_transition_halts_entries(tmp_path: Path) -> No
         # An ordinary failure is not a breach: the job fails and the next run goes on.
         assert runner.run("tick", venue_timeout) is False
         assert not ev.named("INVARIANT_VIOLATION") and w.ctx.entries_allowed
-        ok = runner.run("reconcile", lambda: w.registry.apply(pos.uid, "protection_confirmed", cause="bug"))
+        ok = runner.run("reconcile", lambda: w.registry.apply(pos.uid, Event.PROTECTION_CONFIRMED, cause="bug"))
         assert ok is False
         failed = ev.named("JOB_FAILED")
         assert [f["job"] for f in failed] == ["tick", "reconcile"] and "IllegalTransition" in str(failed[1]["error"])

@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from lifecycle.clock import FakeClock
+from specs.lifecycle import Event
 from store.registry import Registry
 from tests.daemon.procs import ROOT, daemon, live_simulator, write_config
 from tests.lifecycle.helpers import drive_to
@@ -48,7 +49,7 @@ def test_symbol_drift_is_merged_at_startup_and_logged_once(tmp_path: Path) -> No
         pos = registry.open_intent(
             symbol="PF_XBTUSD", side="long", target_qty=Decimal("0.01"), stop_price=Decimal(1), cause="test"
         )
-        registry.apply(pos.uid, "entry_cancelled", cause="test")
+        registry.apply(pos.uid, Event.ENTRY_CANCELLED, cause="test")
         uids.append(pos.uid)
     registry.close()
     with sqlite3.connect(path) as conn:  # rows an older version stored in other spellings

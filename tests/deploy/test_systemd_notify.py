@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from operations.stats import RunStats
 from scheduler import systemd_notify
-from scheduler.app import JobRunner, RunStats
+from scheduler.app import JobRunner
 from tests.deploy.conftest import ROOT
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import peewee as pw
 
-from scheduler.app import JobRunner, RunStats
+from operations.stats import RunStats
+from scheduler.app import JobRunner
 from store.integrity import RegistryDamaged, registry_damage
 from tests.daemon.procs import daemon, live_simulator, write_config
 from tests.failfast.helpers import closed_history, flip_bytes_mid_file

@@ -8,6 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from lifecycle.clock import FakeClock
+from specs.lifecycle import Event
 from store import chain
 from store.registry import PositionView, Registry
 
@@ -59,17 +60,17 @@ def drive_to(reg: Registry, state: str, symbol: str = "PF_XBTUSD") -> PositionVi
         p = reg.import_position(symbol=symbol, side="long", qty=QTY, entry_price=Decimal("100"), cause="test")
         if state == "PROTECTED":
             reg.set_protection(p.uid, sl_order_id="sl-1")
-            reg.apply(p.uid, "protection_confirmed", cause="test")
+            reg.apply(p.uid, Event.PROTECTION_CONFIRMED, cause="test")
         if state in ("EXITING", "CLOSED"):
-            reg.apply(p.uid, "exit_requested", cause="test")
+            reg.apply(p.uid, Event.EXIT_REQUESTED, cause="test")
         if state == "CLOSED":
             exit_fill(reg, p.uid)
-            reg.apply(p.uid, "position_closed", cause="test")
+            reg.apply(p.uid, Event.POSITION_CLOSED, cause="test")
         return reg.get(p.uid)
     p = reg.open_intent(symbol=symbol, side="long", target_qty=QTY, stop_price=Decimal("90"), cause="test")
     follow = {"ENTRY_OPEN": "entry_acknowledged", "CANCELLED": "entry_cancelled", "REJECTED": "entry_rejected"}
     if state in follow:
-        reg.apply(p.uid, follow[state], cause="test")
+        reg.apply(p.uid, Event(follow[state]), cause="test")
     out = reg.get(p.uid)
     assert out.state == state
     return out

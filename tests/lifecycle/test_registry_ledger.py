@@ -13,6 +13,7 @@ import pytest
 
 from lifecycle.clock import FakeClock
 from lifecycle.errors import MalformedSymbol, OverfillError
+from specs.lifecycle import Event
 from store.registry import DuplicateActivePosition, FillOnTerminalPosition, Registry, RegistryUsageError
 from tests.lifecycle.helpers import drive_to, entry_fill, exit_fill, open_registry, snapshot, verify_chains
 
@@ -34,7 +35,7 @@ def test_failed_log_write_leaves_neither_state_nor_row(tmp_path: Path) -> None:
     _abort_inserts_into(path, "transition")
     before = snapshot(path)
     with pytest.raises(Exception, match="injected failure"):
-        reg.apply(pos.uid, "entry_acknowledged", cause="ack")
+        reg.apply(pos.uid, Event.ENTRY_ACKNOWLEDGED, cause="ack")
     assert snapshot(path) == before
     assert reg.get(pos.uid).state == "PENDING_ENTRY"
     reg.close()
@@ -157,7 +158,7 @@ def test_entry_fill_on_terminal_position_is_refused(tmp_path: Path) -> None:
     reg = open_registry(tmp_path / "reg.db")
     pos = drive_to(reg, "PENDING_ENTRY")
     coid = reg.record_order_intent(pos.uid, purpose="entry", side="buy", order_type="market", qty=Decimal("0.5"))
-    reg.apply(pos.uid, "entry_cancelled", cause="gone")
+    reg.apply(pos.uid, Event.ENTRY_CANCELLED, cause="gone")
     with pytest.raises(FillOnTerminalPosition, match="run reconciliation"):
         reg.record_fill(
             fill_id="late",

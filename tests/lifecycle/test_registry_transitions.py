@@ -13,6 +13,7 @@ import pytest
 from lifecycle.errors import GuardFailed, IllegalTransition, UnknownPosition
 from lifecycle.machine import spec_condition
 from specs import lifecycle as spec
+from specs.lifecycle import Event
 from store.registry import Registry
 from tests.lifecycle.helpers import drive_to, entry_fill, exit_fill, open_registry, snapshot, verify_chains
 
@@ -78,14 +79,14 @@ def test_state_event_pair_through_registry(tmp_path: Path, state: str, event: st
             VIOLATE[cond](reg, pos.uid)
             before = snapshot(path)
             with pytest.raises(GuardFailed, match=cond):
-                reg.apply(pos.uid, event, cause="guard should fail")
+                reg.apply(pos.uid, Event(event), cause="guard should fail")
             assert snapshot(path) == before
             reg.close()
             return  # the satisfying case runs on a fresh position below
         SATISFY[cond](reg, pos.uid)
         n_before = len(_log_rows(path, pos.uid))
         clock_before = reg.clock.now()
-        out = reg.apply(pos.uid, event, cause="legal")
+        out = reg.apply(pos.uid, Event(event), cause="legal")
         target = spec.TABLE[(state, event)]
         assert out.state == target == reg.get(pos.uid).state
         assert (out.closed is not None) == (target in spec.TERMINAL_STATES)
@@ -97,7 +98,7 @@ def test_state_event_pair_through_registry(tmp_path: Path, state: str, event: st
     else:
         before = snapshot(path)
         with pytest.raises(IllegalTransition) as exc:
-            reg.apply(pos.uid, event, cause="illegal")
+            reg.apply(pos.uid, Event(event), cause="illegal")
         assert not isinstance(exc.value, GuardFailed)
         assert f"in {state} cannot take {event}" in str(exc.value)
         assert snapshot(path) == before
@@ -113,7 +114,7 @@ def test_guarded_edges_succeed_when_satisfied(tmp_path: Path, state: str, event:
     reg = open_registry(path)
     pos = drive_to(reg, state)
     SATISFY[spec_condition(state, event)](reg, pos.uid)
-    assert reg.apply(pos.uid, event, cause="legal").state == spec.TABLE[(state, event)]
+    assert reg.apply(pos.uid, Event(event), cause="legal").state == spec.TABLE[(state, event)]
     verify_chains(path)
     reg.close()
 
@@ -121,5 +122,5 @@ def test_guarded_edges_succeed_when_satisfied(tmp_path: Path, state: str, event:
 def test_unknown_position(tmp_path: Path) -> None:
     reg = open_registry(tmp_path / "reg.db")
     with pytest.raises(UnknownPosition, match="nope"):
-        reg.apply("nope", "entry_acknowledged", cause="x")
+        reg.apply("nope", Event.ENTRY_ACKNOWLEDGED, cause="x")
     reg.close()

@@ -15,8 +15,9 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from lifecycle.events import Ev, emit
+from operations.stats import RunStats
 from scheduler import metrics
-from scheduler.app import JobRunner, RunStats
+from scheduler.app import JobRunner
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana-dashboard.json"

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from exchange.stream import OrderStream
-from scheduler.app import Daemon, JobRunner, JobSpec, RunStats
+from operations.stats import RunStats
+from scheduler.app import Daemon, JobRunner, JobSpec
 from scheduler.stream_hook import DaemonStreamHandler, reconcile_now
 from simulator.ws import sign_challenge
 from tests.daemon.harness import API_KEY, API_SECRET, World, captured_events, world

@@ -19,6 +19,7 @@ from scheduler.telegram.money_views import CommandProvider
 from scheduler.telegram.notifier import TelegramNotifier
 from scheduler.telegram.registry_status import RegistryStatusProvider
 from settings.config import TelegramSettings
+from specs.lifecycle import Event
 from store.registry import Registry
 from tests.telegram.fake_bot_api import FakeBotAPI
 
@@ -74,7 +75,7 @@ def registry(tmp_path: Path) -> Iterator[Registry]:
                               cause="test")  # fmt: skip
     reg.update_prices(btc.uid, stop_price=Decimal("89000"))
     reg.set_protection(btc.uid, sl_order_id="sl-1")
-    reg.apply(btc.uid, "protection_confirmed", cause="test")
+    reg.apply(btc.uid, Event.PROTECTION_CONFIRMED, cause="test")
     eth = reg.import_position(symbol="PF_ETHUSD", side="short", qty=Decimal("3"), entry_price=Decimal("3050.25"),
                               cause="test")  # fmt: skip
     reg.update_prices(eth.uid, stop_price=Decimal("3150"))

@@ -6,6 +6,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from lifecycle.clock import FakeClock
+from specs.lifecycle import Event
 from store.registry import Registry
 from tests.tools_runbook.conftest import Env, registry_dump, run_tool
 from tools.monitor_trade_execution import slippage_bps
@@ -26,7 +27,7 @@ def test_monitor_reports_hand_computed_metrics(env: Env) -> None:
     entry = reg.record_order_intent(pos.uid, purpose="entry", side="buy", order_type="limit", qty=Decimal(2),
                                     limit_price=Decimal(100))  # fmt: skip
     reg.mark_order(entry.client_order_id, status="open", venue_order_id="v-1")
-    reg.apply(pos.uid, "entry_acknowledged", cause="t")
+    reg.apply(pos.uid, Event.ENTRY_ACKNOWLEDGED, cause="t")
     clock.advance(4)
     for fid, qty, price in (("f1", Decimal(1), Decimal(101)), ("f2", Decimal(1), Decimal(103))):
         reg.record_fill(fill_id=fid, client_order_id=entry.client_order_id, side="buy", qty=qty, price=price,
