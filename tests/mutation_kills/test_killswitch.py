@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from lifecycle.killswitch import MARGIN_CRITICAL, KillSwitch, KillSwitchConfigError
+from lifecycle.killswitch import AUTH_FAILED, INVARIANT_VIOLATION, MARGIN_CRITICAL, KillSwitch, KillSwitchConfigError
 
 
 def test_a_threshold_of_exactly_100_is_allowed_and_trips_at_100() -> None:
@@ -55,3 +55,24 @@ def test_a_reported_change_is_an_immutable_value() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         change.kind = "released"  # type: ignore[misc]
     assert len({change, dataclasses.replace(change)}) == 1  # hashable, equal by value
+
+
+def test_the_auth_lock_halts_entries_while_locked_and_announces_each_change_once() -> None:
+    ks = KillSwitch(Decimal(80), Decimal(5), 1)
+    assert ks.observe_auth(False, "fine") == []  # not locked at the start: nothing to release
+    assert ks.allows_new_entries
+    [change] = ks.observe_auth(True, "3 refused keys")
+    assert (change.kind, change.reason, change.detail) == ("activated", AUTH_FAILED, "3 refused keys")
+    assert ks.observe_auth(True, "still refused") == []
+    assert ks.active_reasons == (AUTH_FAILED,) and not ks.allows_new_entries
+    [release] = ks.observe_auth(False, "probe ok")
+    assert (release.kind, release.reason) == ("released", AUTH_FAILED)
+    assert ks.active_reasons == () and ks.allows_new_entries
+
+
+def test_all_three_reasons_are_reported_together_in_a_fixed_order() -> None:
+    ks = KillSwitch(Decimal(80), Decimal(5), 1)
+    ks.observe_auth(True, "locked")
+    ks.observe_margin(Decimal(90))
+    ks.trip_invariant("broken")
+    assert ks.active_reasons == (INVARIANT_VIOLATION, MARGIN_CRITICAL, AUTH_FAILED)
