@@ -72,10 +72,12 @@ class Venue(Protocol):
         `limit`: one page. Fees and funding are read from it (lifecycle.account_log, operations.account_log)."""
         ...
 
-    def find_order(self, client_order_id: str) -> VenueOrder | None:
+    def find_order(self, client_order_id: str, *, sent_after: datetime | None = None) -> VenueOrder | None:
         """Evidence lookup by client order id across open orders, order and trigger history.
 
-        Returns None only when no source knows the order (which on Kraken is evidence, not proof)."""
+        `sent_after`: when the caller knows the order cannot be older (the intent's creation time), history is read
+        from then on instead of the whole lookback, which spares Kraken's 100-token history budget. Returns None
+        only when no source knows the order (which on Kraken is evidence, not proof)."""
         ...
 
     def snapshot(self, fills_since: datetime | None) -> AccountSnapshot:

@@ -158,10 +158,10 @@ class SimVenue:
         chosen.sort(key=lambda f: (f.time, f.seq))
         return [_fill(f) for f in chosen]
 
-    def find_order(self, client_order_id: str) -> VenueOrder | None:
+    def find_order(self, client_order_id: str, *, sent_after: datetime | None = None) -> VenueOrder | None:
         """Open orders, then history newest first. An accepted order beats any rejection under the same id (ids
         are globally unique: a later rejection is a refused retry), and a `clientOrderIdAlreadyExist` refusal is
-        never evidence of anything."""
+        never evidence of anything. In process there is no budget to spare: `sent_after` is accepted and unused."""
         for order in self.sim.open_orders():
             if order.cli_ord_id == client_order_id:
                 return _order(order)
