@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 import os
+import pty
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -18,7 +21,7 @@ from operations.equity_plot import LOSS_COLOUR, WIN_COLOUR
 from store.registry import Registry
 from tests.accounting.test_accounting_properties import T0
 from tests.accounting.test_trades_registry import _book, write_book
-from tests.tools_runbook.conftest import Run, run_tool
+from tests.tools_runbook.conftest import ROOT, Run, run_tool
 
 
 def report(*args: str) -> Run:
@@ -186,3 +189,29 @@ def test_numbers_are_decimal_exact(tmp_path: Path) -> None:
     run = report("--db", str(path), "--gross", "--json")
     assert run.code == 0, run.err
     assert run.json()["summary"]["net_trades"] == str(Decimal("0.03"))
+
+
+def test_a_terminal_gets_rich_tables(three_trades: Path) -> None:
+    """On a terminal the same report is drawn with rich (box-drawing tables); the figures are the same."""
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADER_")}
+    env.update(PYTHONPATH=str(ROOT), COLUMNS="160", TERM="xterm")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tools.report", "--db", str(three_trades), "--gross"],
+        cwd=ROOT, env=env, stdout=slave, stderr=subprocess.PIPE, text=False,
+    )  # fmt: skip
+    os.close(slave)
+    chunks: list[bytes] = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the terminal's other end closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    assert proc.wait(60) == 0
+    text = b"".join(chunks).decode()
+    assert "┃" in text or "│" in text  # rich's tables
+    assert "Summary (USD)" in text and "40.00" in text and "Traceback" not in text
