@@ -262,6 +262,13 @@ class Registry:
         row: Position = rows[0]
         return row
 
+    def _row_by_id(self, position_id: int) -> Position:
+        rows = list(Position.raw('SELECT * FROM "position" WHERE id = ? LIMIT 1', position_id))
+        if not rows:
+            raise UnknownPosition(f"#{position_id}")
+        row: Position = rows[0]
+        return row
+
     def _facts(self, row: Position) -> Facts:
         # raw SQL on the hot path: peewee's query building was most of a transition's CPU (bench_registry)
         (entries,) = self._sql("SELECT count(*) FROM fill WHERE position_id = ? AND is_entry", (_pk(row),)).fetchone()
@@ -313,12 +320,12 @@ class Registry:
 
     def _average_entry(self, row: Position) -> str | None:
         # Recomputed from the whole ledger so that the result does not depend on the order fills arrived in.
-        fills = Fill.select(Fill.qty_units, Fill.price).where((Fill.position == _pk(row)) & (Fill.is_entry == True))  # noqa: E712
+        fills = self._sql("SELECT qty_units, price FROM fill WHERE position_id = ? AND is_entry", (_pk(row),))
         total = 0
         notional = Decimal(0)
-        for f in fills:
-            total += f.qty_units
-            notional += Decimal(f.qty_units) * Decimal(f.price)
+        for qty_units, price in fills.fetchall():
+            total += qty_units
+            notional += Decimal(qty_units) * Decimal(price)
         if total == 0:
             return None
         return _text((notional / Decimal(total)).normalize())
@@ -624,9 +631,10 @@ class Registry:
         return _order_view(order, uid)
 
     def _order(self, client_order_id: str) -> Order:
-        order = Order.get_or_none(Order.client_order_id == client_order_id)
-        if order is None:
+        rows = list(Order.raw('SELECT * FROM "order" WHERE client_order_id = ? LIMIT 1', client_order_id))
+        if not rows:
             raise LifecycleError(f"no order with client order id {client_order_id!r} in the registry")
+        order: Order = rows[0]
         return order
 
     def _order_views(self, where: Any) -> list[OrderView]:
@@ -714,7 +722,7 @@ class Registry:
         with self.db.atomic("IMMEDIATE"):
             order = self._order(client_order_id)
             return self._record(
-                order.position,
+                self._row_by_id(order.position_id),  # type: ignore[attr-defined]  # peewee's FK id column
                 fill_id=fill_id,
                 client_order_id=client_order_id,
                 venue_order_id=venue_order_id or order.venue_order_id,
@@ -755,7 +763,7 @@ class Registry:
     ) -> bool:
         side = _check(side, ORDER_SIDES, "fill side")
         units = _positive_units(qty, "fill quantity")
-        if Fill.select().where(Fill.fill_id == fill_id).exists():
+        if self._sql("SELECT 1 FROM fill WHERE fill_id = ?", (fill_id,)).fetchone() is not None:
             return False
         expected = spec.fill_side(row.side, is_entry)
         if side != expected:
@@ -794,7 +802,10 @@ class Registry:
         if is_entry:
             row.entry_price = self._average_entry(row)
         row.updated_ms = self._now_ms()
-        row.save()
+        self._sql(
+            'UPDATE "position" SET remaining_qty_units = ?, entry_price = ?, updated_ms = ? WHERE id = ?',
+            (row.remaining_qty_units, row.entry_price, row.updated_ms, _pk(row)),
+        )
         return True
 
     def fill_ids_known(self, fill_ids: Collection[str]) -> set[str]:
