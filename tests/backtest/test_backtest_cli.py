@@ -27,7 +27,7 @@ def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 @pytest.fixture
 def store(tmp_path: Path) -> Path:
     return write_store(
-        tmp_path / "candles.db", {"PF_XBTUSD": walk(260, seed=3), "PF_ETHUSD": walk(260, seed=4, start=Decimal(3000))}
+        tmp_path / "candles.db", {"PF_XBTUSD": walk(180, seed=3), "PF_ETHUSD": walk(180, seed=4, start=Decimal(3000))}
     )
 
 
@@ -40,7 +40,7 @@ def test_json_report_registry_and_plot(tmp_path: Path, store: Path, capsys: pyte
     assert code == 0, err
     doc = json.loads(out)
     assert doc["audit"] == "registry audit clean" and doc["problems"] == []
-    assert doc["bars"] == 260 and doc["fee_rate"] == "0.001"
+    assert doc["bars"] == 180 and doc["fee_rate"] == "0.001"
     assert doc["trades"] + doc["open_positions"] >= 2
     assert Decimal(doc["net_pnl"]) == Decimal(doc["final_equity"]) - Decimal(doc["starting_usd"])
     for key in ("max_drawdown", "win_rate_pct", "profit_factor", "average_r", "exposure_pct", "buy_and_hold_pct"):

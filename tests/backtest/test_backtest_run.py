@@ -32,7 +32,7 @@ def spec(bars: dict[str, list[ReplayCandle]], **params: str) -> Spec:
 
 def test_backtest_trades_through_the_jobs_and_ends_clean(tmp_path: Path) -> None:
     kept = tmp_path / "run.db"
-    series = {"PF_XBTUSD": walk(400, seed=3), "PF_ETHUSD": walk(400, seed=4, start=D(3000))}
+    series = {"PF_XBTUSD": walk(250, seed=3), "PF_ETHUSD": walk(250, seed=4, start=D(3000))}
     s = replace(spec(series, take_profit_r="2"), registry_path=kept)
     result = run(s)
     assert result.problems == []
