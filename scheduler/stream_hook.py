@@ -39,12 +39,20 @@ class DaemonStreamHandler:
         self.closed_by_stream = 0
 
     def on_fills(self, fills: Sequence[VenueFill]) -> bool:
+        unowned: list[VenueFill] = []
+
         def run() -> None:
             result = ingest(self._ctx, fills, source="stream")
             self.recorded += len(result.recorded)
             self.closed_by_stream += sum(1 for _, event in result.events if event is Event.POSITION_CLOSED)
+            unowned.extend(result.unowned)
 
-        return self._runner.timed_run("stream", run)
+        ok = self._runner.timed_run("stream", run)
+        if unowned:
+            # fills nothing we hold explains (a position opened by hand, a liquidation of something untracked):
+            # reconciliation judges them; now rather than at its next interval
+            self._reconcile_now("unowned_fill")
+        return ok
 
     def on_orders(self, orders: Sequence[VenueOrder], venue_cancels: int) -> None:
         if venue_cancels:

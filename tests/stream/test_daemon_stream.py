@@ -146,3 +146,13 @@ def test_a_gap_moves_the_reconcile_job_to_now() -> None:
         wait_until(ran.is_set, timeout_s=5.0, what="the reconcile job to run again at once, not in an hour")
     finally:
         daemon.shutdown()
+
+
+def test_a_fill_nothing_explains_asks_for_a_reconciliation_now(tmp_path: Path) -> None:
+    gaps: list[str] = []
+    with world(tmp_path) as w, streaming(w, gaps):
+        w.sim.open_position_direct("PF_ETHUSD", "long", Decimal("0.1"))  # opened by hand: an orphan's fill
+        wait_until(lambda: "unowned_fill" in gaps, what="the reconciliation request")
+        assert w.registry.active_positions() == []  # the stream records nothing it cannot attribute
+        w.reconcile()  # reconciliation, the judge of unexplained fills: a suspect at the first sighting,
+        assert w.reconcile().report.orphaned == 1  # an orphan at the second
