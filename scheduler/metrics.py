@@ -11,9 +11,10 @@ Series (all prefixed `trader_`):
   breaker_state (0 closed, 1 half-open, 2 open), breaker_opened_total  the API circuit breaker
   kill_switch_active, kill_switch_activations_total{reason}, entries_allowed
   open_positions, margin_utilization_pct                              from CYCLE_SUMMARY
-  reconciliation_last{field}, reconciliation_complete, reconciliation_reports_total,
+  reconciliation_last{field} (every counter, joint invariants included), reconciliation_complete,
+  reconciliation_reports_total,
   reconciliation_issues_total{issue}, escalations_total{field}        RECONCILIATION_REPORT / _ISSUE, ESCALATION
-  invariant_violations_total{invariant}, registry_audit_violations    joint/registry invariants, the audit
+  invariant_violations_total{invariant}, joint_invariants_total{invariant}, registry_audit_violations
   orders_total{purpose,outcome}, orders_rejected_total{purpose}, orders_outcome_unknown_total{purpose},
   protective_orders_placed_total{kind}
   stream_connected, stream_disconnects_total{reason}, stream_lag_total{state}   the order stream (docs/stream.md)
@@ -113,6 +114,12 @@ class Metrics:
         self.invariant_violations = Counter(
             "trader_invariant_violations", "INVARIANT_VIOLATION lines by invariant", ["invariant"], registry=r
         )
+        self.joint_invariants = Counter(
+            "trader_joint_invariants",
+            "JOINT_INVARIANT lines (registry x venue, past their grace) by invariant",
+            ["invariant"],
+            registry=r,
+        )
         self.audit_violations = Gauge(
             "trader_registry_audit_violations", "violations_total of the last registry audit", registry=r
         )
@@ -168,8 +175,10 @@ class Metrics:
             self.kill_switch.set(0)
         elif event == Ev.RECONCILIATION_REPORT:
             self.reconciliation_reports.inc()
-            for name in RECONCILIATION_FIELDS:
-                self._set(self.reconciliation_last.labels(field=name), fields.get(name))
+            # every counter of the report, the joint-invariant ones included (stray orders, unbooked fills, ...)
+            for name, value in fields.items():
+                if name not in ("level", "complete") and _number(value) is not None:
+                    self._set(self.reconciliation_last.labels(field=_label(name)), value)
             complete = fields.get("complete")
             if isinstance(complete, bool):
                 self.reconciliation_complete.set(int(complete))
@@ -179,6 +188,8 @@ class Metrics:
             self.escalations.labels(field=_label(fields.get("field"))).inc()
         elif event == Ev.INVARIANT_VIOLATION:
             self.invariant_violations.labels(invariant=_label(fields.get("invariant"))).inc()
+        elif event == Ev.JOINT_INVARIANT:
+            self.joint_invariants.labels(invariant=_label(fields.get("invariant"))).inc()
         elif event == Ev.REGISTRY_AUDIT_REPORT:
             self._set(self.audit_violations, fields.get("violations_total"))
         elif event == Ev.ORDER_SUBMITTED:

@@ -18,6 +18,7 @@ from lifecycle.events import Ev, emit
 from operations.stats import RunStats
 from scheduler import metrics
 from scheduler.app import JobRunner
+from specs.reconciliation import JOINT_FIELDS
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana-dashboard.json"
@@ -63,9 +64,11 @@ def test_events_become_metrics_on_a_loopback_only_endpoint() -> None:
             pending_adopted=0,
             state_adjustments_logged=2,
             state_adjustments_deduped=5,
+            **dict.fromkeys(JOINT_FIELDS, 4),
             level="warning",
             complete=True,
         )
+        emit(Ev.JOINT_INVARIANT, invariant="stray_order", key="PF_XBTUSD", detail="x")
         emit(Ev.RECONCILIATION_ISSUE, issue="orphaned", symbol="PF_XBTUSD", position="-", detail="x")
         emit(Ev.API_CIRCUIT_BREAKER_OPENED, failures=5, open_seconds=60, last_error="timeout")
         emit(Ev.KILL_SWITCH_ACTIVATED, reason="margin_critical", detail="85 > 80")
@@ -115,6 +118,8 @@ def test_events_become_metrics_on_a_loopback_only_endpoint() -> None:
     assert got["trader_reconciliation_last{field=qty_synced}"] == 3
     assert got["trader_reconciliation_last{field=state_adjustments_deduped}"] == 5
     assert got["trader_reconciliation_complete"] == 1
+    assert JOINT_FIELDS and all(got[f"trader_reconciliation_last{{field={name}}}"] == 4 for name in JOINT_FIELDS)
+    assert got["trader_joint_invariants_total{invariant=stray_order}"] == 1
     assert got["trader_reconciliation_issues_total{issue=orphaned}"] == 1
     assert got["trader_breaker_state"] == 2 and got["trader_breaker_opened_total"] == 1
     assert got["trader_kill_switch_active"] == 1
