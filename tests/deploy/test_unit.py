@@ -62,7 +62,7 @@ def test_unit_is_notify_with_watchdog_and_does_not_restart_refusals() -> None:
     assert 30 <= int(values["WatchdogSec"][0]) <= 600
     prevent = set(values["RestartPreventExitStatus"][0].split())
     # bad config, a failed registry audit and the venue refusing the keys are never retried
-    refusals = {startup.EXIT_CONFIG, startup.EXIT_AUDIT, getattr(startup, "EXIT_AUTH", 4)}
+    refusals = {startup.EXIT_CONFIG, startup.EXIT_AUDIT, startup.EXIT_AUTH}
     assert {str(code) for code in refusals} <= prevent
     assert values["Restart"] == ["on-failure"]
     assert values["User"] == ["trading-bot"] and values["StateDirectory"] == ["trading-bot"]
