@@ -17,6 +17,7 @@ from types import FrameType
 
 from lifecycle.clock import FakeClock, SystemClock
 from simulator.engine import SimConfig, Simulator
+from simulator.ratelimit import RateLimits
 from simulator.server import SimulatorServer
 
 TICK_REAL_SECONDS = 0.1
@@ -39,6 +40,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second (default 1)")
     parser.add_argument("--starting-usd", type=_decimal, default=Decimal(10000), help="USD collateral (10000)")
     parser.add_argument("--history-minutes", type=int, default=3 * 1440, help="candle history before start")
+    parser.add_argument(
+        "--no-rate-limits", action="store_true", help="do not enforce Kraken's REST rate budgets (default: enforced)"
+    )
     args = parser.parse_args(argv)
     if (args.api_key is None) != (args.api_secret is None):
         parser.error("give both --api-key and --api-secret, or neither (auth disabled)")
@@ -47,11 +51,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def config_from_args(args: argparse.Namespace) -> SimConfig:
+    return SimConfig(
+        seed=args.seed,
+        starting_usd=args.starting_usd,
+        history_minutes=args.history_minutes,
+        rate_limits=RateLimits(enabled=not args.no_rate_limits),
+    )
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     clock = FakeClock(SystemClock().now())  # simulated time starts at wall time, then runs at --speed
-    config = SimConfig(seed=args.seed, starting_usd=args.starting_usd, history_minutes=args.history_minutes)
-    sim = Simulator(config, clock=clock)
+    sim = Simulator(config_from_args(args), clock=clock)
     # Building the candle history takes seconds of wall time: catch up before serving, or every client's
     # clock-skew check (check_live_readiness, the daemon's snapshot) sees a simulator behind from its first answer.
     sim.advance(max(0.0, (SystemClock().now() - clock.now()).total_seconds()))

@@ -67,3 +67,10 @@ def test_simulated_time_starts_level_with_the_wall_clock_after_the_history_is_bu
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_rate_budgets_are_on_unless_turned_off() -> None:
+    from simulator.__main__ import config_from_args, parse_args
+
+    assert config_from_args(parse_args([])).rate_limits.enabled
+    assert not config_from_args(parse_args(["--no-rate-limits"])).rate_limits.enabled
