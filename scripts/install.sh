@@ -5,12 +5,14 @@
 #   sudo /opt/trading-bot/scripts/install.sh --venv-only     # (deploys) only the venv for this checkout's lock
 #
 # What it does, each step idempotent:
-#   1. the system user `trading-bot` (no login shell, no home outside its state directory);
-#   2. /etc/trading-bot (root:trading-bot 0750), /var/lib/trading-bot (trading-bot 0700);
-#   3. /etc/trading-bot/config.toml from deploy/config.toml when absent (root:trading-bot 0640), and an empty
-#      secrets file /etc/trading-bot/secrets.toml (trading-bot 0600) for the API keys;
-#   4. the venv from requirements.lock (hash-checked, nothing else installed), one per lock content under
-#      .venvs/, `.venv` switched to it atomically;
+#   1. the venv from requirements.lock (hash-checked, nothing else installed), one per lock content under
+#      .venvs/, `.venv` switched to it atomically; first, so a bad lock or an unreachable index stops the install
+#      before anything else exists;
+#   2. the system user `trading-bot` (no login shell, no home outside its state directory);
+#   3. /etc/trading-bot (root:trading-bot 0750), /var/lib/trading-bot (trading-bot 0700);
+#   4. /etc/trading-bot/config.toml from deploy/config.toml when absent (root:trading-bot 0640), and an empty
+#      secrets file /etc/trading-bot/secrets.toml (trading-bot 0600) for the API keys; both must be readable by
+#      the service user;
 #   5. checks the config as the service user exactly as the daemon will load it;
 #   6. the systemd unit, daemon-reload, enable (and start with --start).
 # Anything wrong: one line naming the cause and the fix, exit non-zero, and the files it had not reached yet
