@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -18,6 +19,7 @@ from backtest import grid
 from backtest.params import Params
 from backtest.run import Spec
 from backtest.run import run as run_backtest
+from lifecycle.events import EVENT_LOGGER
 from lifecycle.values import Candle, Instrument
 from settings.config import load_settings
 from simulator.prices import ReplayCandle
@@ -93,6 +95,17 @@ def sweep_seconds(workers: int, specs: list[Spec]) -> float:
 
 
 def run() -> None:
+    # The jobs log an event line per decision, order and fill (warnings among them): not bench output.
+    events = logging.getLogger(EVENT_LOGGER)
+    propagate = events.propagate
+    events.propagate = False
+    try:
+        _figures()
+    finally:
+        events.propagate = propagate
+
+
+def _figures() -> None:
     one = walk(ONE_SYMBOL_BARS, seed=31)
     floor = strategy_alone(one)
     rate, trades = engine_rate({"PF_XBTUSD": one})
