@@ -177,6 +177,14 @@ class OrderStatus(StrEnum):
 
 
 ORDER_STATUSES: tuple[str, ...] = tuple(OrderStatus)
+ORDER_STATUS_MEANINGS: dict[str, str] = {
+    OrderStatus.INTENT: "recorded, not (yet) known to be sent",
+    OrderStatus.OPEN: "acknowledged by the venue, resting on the book (partly filled or not)",
+    OrderStatus.FILLED: "filled (in full, or partly and then ended)",
+    OrderStatus.CANCELLED: "cancelled by us or the venue, or never sent (`not_sent:` reason)",
+    OrderStatus.REJECTED: "refused by the venue",
+    OrderStatus.UNKNOWN: "sent, outcome unknown: resolved by evidence, never by a re-send",
+}
 ORDER_TERMINAL_STATUSES: frozenset[str] = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED})
 ORDER_UNRESOLVED_STATUSES: tuple[str, ...] = (OrderStatus.INTENT, OrderStatus.UNKNOWN, OrderStatus.OPEN)
 

@@ -69,6 +69,25 @@ def render() -> str:
             f"| {'yes' if c.escalates else 'no'} |"
         )
     out += ["", f"Report fields: {', '.join(f'`{f}`' for f in rc.REPORT_FIELDS)}.", ""]
+    out += [
+        "## Joint invariants (registry x venue)",
+        "",
+        "Evaluated by every reconciliation from the snapshot it already took; a finding counts once it has lasted"
+        " longer than its grace (consecutive cycles). Reported in `RECONCILIATION_REPORT` beside the fields above.",
+        "",
+        "| Id | Report field | Meaning | Grace (cycles) | Warning | Critical | Escalates |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for j in rc.JOINT_INVARIANTS:
+        out.append(
+            f"| {j.id} | `{j.field}` | {_cell(j.meaning)} | {j.grace_cycles} | {_rule(j.warning)} "
+            f"| {_rule(j.critical)} | {'yes' if j.escalates else 'no'} |"
+        )
+    out += ["", "## Order lifecycle", "", "| Status | Meaning |", "|---|---|"]
+    out += [f"| `{s}` | {_cell(lc.ORDER_STATUS_MEANINGS[s])} |" for s in lc.ORDER_STATUSES]
+    out += ["", "| From | To | Why |", "|---|---|---|"]
+    out += [f"| `{e.source}` | `{e.target}` | {_cell(e.why)} |" for e in lc.ORDER_TRANSITIONS]
+    out += ["", "Any other edge raises `IllegalOrderTransition` (the same status again is always legal).", ""]
     return "\n".join(out)
 
 
