@@ -167,6 +167,9 @@ def test_install_upgrade_rollback_and_key_backup_over_ssh(droplet: Droplet, sshd
     assert untracked.returncode == 1 and "untracked files (notes.txt)" in untracked.stderr
     assert git(d.remote, "rev-parse", "HEAD") == first
     (d.workstation / "notes.txt").unlink()
+    dry = deploy(d, sshd, "--dry-run")
+    assert dry.returncode == 0 and "dry run, nothing was executed" in dry.stdout, dry.stderr
+    assert git(d.remote, "rev-parse", "HEAD") == first
 
     # --- RUNBOOK "Install": clone on the host, install.sh, keys, start ------------------------------------------
     clone = sshd.run(f"git clone -q {d.remote} {d.prefix}")
