@@ -4,9 +4,10 @@
 The readers use the peewee models as bound by the caller: the daemon's `Registry` (every `Registry` call rebinds
 the models to its own file) or a read-only tool's `read_registry`. Nothing here writes.
 
-Fees and funding come from the venue's account log (docs/money.md); until its rows are in the registry a trade's
-`fees` and `funding` are 0 and say so nowhere else, which is why the report tool warns about a registry without
-fee rows.
+Fees and funding are the `account_charge` rows the account_log job attributed to each position (docs/money.md).
+Until a position's rows are read, its `fees` and `funding` are 0 and nothing in the record says so: that is why
+the report tool refuses a registry without any fee row (unless `--gross`) and the Telegram replies say "none
+recorded yet", and why `TRADE_CLOSED` may show the fee of the last fill only in later reports.
 """
 
 from __future__ import annotations
