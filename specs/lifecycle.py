@@ -92,8 +92,22 @@ TRANSITIONS: tuple[TransitionSpec, ...] = (
         "",
         "the venue cancelled our stop (silently, or it was rejected on edit); protect must re-place it",
     ),
-    TransitionSpec("exit_requested", "OPEN", "EXITING", "", "we submitted an exit order"),
-    TransitionSpec("exit_requested", "PROTECTED", "EXITING", "", "we submitted an exit order, or a stop triggered"),
+    TransitionSpec(
+        "exit_requested",
+        "OPEN",
+        "EXITING",
+        "",
+        "we are sending a reduce-only exit: the strategy's exit signal, an entry that slipped past"
+        " risk.max_entry_slippage_r, or a crossed stop level with protect.on_crossed_stop = exit (EXITING is kept"
+        " because these exits are ours to send and can fail, which exit_failed must be able to say)",
+    ),
+    TransitionSpec(
+        "exit_requested",
+        "PROTECTED",
+        "EXITING",
+        "",
+        "we are sending a reduce-only exit (the strategy's exit signal); the stop stays live until the exit fills",
+    ),
     TransitionSpec(
         "exit_failed", "EXITING", "OPEN", "has_open_qty", "the exit order was refused or cancelled; still exposed"
     ),
