@@ -97,11 +97,13 @@ def sweep_seconds(workers: int, specs: list[Spec]) -> float:
 def run() -> None:
     # The jobs log an event line per decision, order and fill (warnings among them): not bench output.
     events = logging.getLogger(EVENT_LOGGER)
-    propagate = events.propagate
+    propagate, sink = events.propagate, logging.NullHandler()  # a handler, or Python's last resort prints them
     events.propagate = False
+    events.addHandler(sink)
     try:
         _figures()
     finally:
+        events.removeHandler(sink)
         events.propagate = propagate
 
 
