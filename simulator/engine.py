@@ -22,7 +22,7 @@ from simulator.candles import CandleBook
 from simulator.faults import FaultKind, FaultPlan
 from simulator.instruments import DEFAULT_INSTRUMENTS, InstrumentSpec
 from simulator.ledger import AccountLog, PositionChange
-from simulator.margin import AccountState, compute_account, initial_margin
+from simulator.margin import AccountState, Holding, compute_account, initial_margin
 from simulator.models import (
     ORDER_TYPES,
     TRIGGER_TYPES,
@@ -75,6 +75,10 @@ class SimConfig:
     # Kraken refuses new orders past an open-order count (`tooManyOrders`) and positions past the instrument's
     # `maxPositionSize` (`maxPositionViolation`); it publishes neither number per account, so these are ours.
     max_open_orders: int = 500
+    # non-USD collateral held in the flex account (currency -> quantity, e.g. {"XBT": Decimal("0.05")}), valued at
+    # the mark of PF_<currency>USD less `collateral_haircut` (Kraken's accounts example: 3 % on XBT)
+    collateral: dict[str, Decimal] = field(default_factory=dict)
+    collateral_haircut: Decimal = Decimal("0.03")
     replay: dict[str, list[ReplayCandle]] = field(default_factory=dict)
 
 
@@ -115,6 +119,9 @@ class Simulator:
         self._next_funding = _next_hour(self.clock.now())
         self.order_log: list[AcceptedOrder] = []
         self.instruments: dict[str, InstrumentSpec] = {spec.symbol: spec for spec in self.config.instruments}
+        no_mark = {c for c in self.config.collateral if f"PF_{c}USD" not in self.instruments}
+        if no_mark:
+            raise ValueError(f"SimConfig.collateral needs a PF_<currency>USD instrument for {sorted(no_mark)}")
         unknown = set(self.config.replay) - set(self.instruments)
         if unknown:
             raise ValueError(f"SimConfig.replay names unknown instruments {sorted(unknown)}; use PF_*USD ids")
@@ -365,7 +372,16 @@ class Simulator:
                 self._mark,
                 self.instruments,
                 self._leverage,
+                self._holdings(),
             )
+
+    def _holdings(self) -> tuple[Holding, ...]:
+        keep = 1 - self.config.collateral_haircut
+        out = []
+        for currency, quantity in sorted(self.config.collateral.items()):
+            value = quantity * self._mark[f"PF_{currency}USD"]
+            out.append(Holding(currency, quantity, value, value * keep))
+        return tuple(out)
 
     def leverage_preferences(self) -> dict[str, Decimal]:
         with self.lock:

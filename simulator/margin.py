@@ -1,4 +1,5 @@
-"""Flex (multi-collateral) account arithmetic, as Kraken's `accounts.flex` reports it (USD collateral only).
+"""Flex (multi-collateral) account arithmetic, as Kraken's `accounts.flex` reports it: USD plus optional other
+currencies held as collateral at their mark, less a haircut.
 
 Pure functions over positions, open orders and prices, so the engine and the tests share one definition.
 """
@@ -14,13 +15,28 @@ from simulator.models import SimOrder, SimPosition
 
 
 @dataclass(frozen=True)
+class Holding:
+    """A non-USD collateral currency: `value` at its mark in USD, `collateral` = value × (1 − haircut)."""
+
+    currency: str
+    quantity: Decimal
+    value: Decimal
+    collateral: Decimal
+
+
+@dataclass(frozen=True)
 class AccountState:
-    balance_value: Decimal  # USD collateral: deposits + realised PnL - fees
+    usd: Decimal  # USD collateral: deposits + realised PnL - fees ± funding
     pnl: Decimal  # unrealised PnL of open positions at mark
     unrealized_funding: Decimal
     initial_margin: Decimal
     initial_margin_with_orders: Decimal
     maintenance_margin: Decimal
+    holdings: tuple[Holding, ...] = ()
+
+    @property
+    def balance_value(self) -> Decimal:
+        return self.usd + sum((h.value for h in self.holdings), Decimal(0))
 
     @property
     def portfolio_value(self) -> Decimal:
@@ -28,7 +44,7 @@ class AccountState:
 
     @property
     def collateral_value(self) -> Decimal:
-        return self.balance_value  # USD has no haircut
+        return self.usd + sum((h.collateral for h in self.holdings), Decimal(0))  # USD has no haircut
 
     @property
     def total_unrealized(self) -> Decimal:
@@ -83,6 +99,7 @@ def compute_account(
     marks: Mapping[str, Decimal],
     specs: Mapping[str, InstrumentSpec],
     leverage: Mapping[str, Decimal],
+    holdings: tuple[Holding, ...] = (),
 ) -> AccountState:
     pnl = Decimal(0)
     im = Decimal(0)
@@ -113,4 +130,4 @@ def compute_account(
         spec, lev, held_usd = specs[symbol], leverage.get(symbol), held_notional.get(symbol, Decimal(0))
         # orders margin at the tier the position would reach if they filled
         order_im += initial_margin(spec, held_usd + extra, lev) - initial_margin(spec, held_usd, lev)
-    return AccountState(balance, pnl, Decimal(0), im, im + order_im, mm)
+    return AccountState(balance, pnl, Decimal(0), im, im + order_im, mm, holdings)

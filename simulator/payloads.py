@@ -344,19 +344,27 @@ def position_json(pos: SimPosition, leverage: Decimal | None, *, symbol: str | N
 
 
 def accounts(account: AccountState) -> Json:
-    usd = account.balance_value
+    usd = account.usd
+    currencies: Json = {
+        "USD": {
+            "quantity": num(usd),
+            "value": num(usd),
+            "collateral": num(usd),
+            "available": num(max(Decimal(0), min(usd, account.available_margin))),
+        }
+    }
+    for holding in account.holdings:
+        currencies[holding.currency] = {
+            "quantity": num(holding.quantity),
+            "value": num(holding.value),
+            "collateral": num(holding.collateral),
+            "available": num(holding.quantity),  # as in Kraken's example: nothing is reserved from a coin itself
+        }
     return {
         "cash": {"type": "cashAccount", "balances": {"usd": 0, "xbt": 0}},
         "flex": {
             "type": "multiCollateralMarginAccount",
-            "currencies": {
-                "USD": {
-                    "quantity": num(usd),
-                    "value": num(usd),
-                    "collateral": num(usd),
-                    "available": num(max(Decimal(0), min(usd, account.available_margin))),
-                }
-            },
+            "currencies": currencies,
             "initialMargin": num(account.initial_margin),
             "initialMarginWithOrders": num(account.initial_margin_with_orders),
             "maintenanceMargin": num(account.maintenance_margin),
