@@ -6,10 +6,11 @@ anchors too, so rows deleted at the end of a chain, or a damaged anchor, are fin
 when anything is wrong, 2 when the file is missing. A damaged, locked or foreign file gets one line naming the
 file and what to do, never a traceback.
 
-A keyed registry (`store.keys`) is verified with its key: `--key-file PATH`, by default `<db>.key` (the daemon's
-default for `registry_key_file`). Without the key a keyed registry cannot be verified: exit 2 with one line
-saying where the key was expected. SQLite's `integrity_check` and the schema drift check (`store.integrity`:
-append-only triggers, unique indexes, columns) are reported as problems too.
+A keyed registry (`store.keys`) is verified with its key: `--key-file PATH`, else `registry_key_file` from
+`--config FILE`, else `<db>.key` (the daemon's default for `registry_key_file`). Without the key a keyed registry
+cannot be verified: exit 2 with one line saying where the key was expected. SQLite's `integrity_check` and the
+schema drift check (`store.integrity`: append-only triggers, unique indexes, columns) are reported as problems
+too.
 
 `--reset-anchors [--execute]` is the one write: after an anchor finding has been investigated (and the chain
 restored or rebuilt), it forgets the anchors, so the daemon's next audit is full and anchors the chains where
@@ -457,9 +458,20 @@ def _run_reset(args: Any) -> int:
     return EXIT_OK if report.ok else EXIT_PROBLEMS
 
 
+def _key_file(args: Any) -> Path | None:
+    """--key-file, else the daemon config's registry_key_file when --config is given, else None (DB.key)."""
+    if args.key_file is not None or args.config is None:
+        key_file: Path | None = args.key_file
+        return key_file
+    from tools._venue import load  # only with --config: the check itself reads nothing but the registry
+
+    configured: Path | None = load(args.config).registry_key_file
+    return configured
+
+
 def _run_check(args: Any) -> int:
     path: Path = args.db
-    report = check(path, busy_timeout_ms=args.busy_timeout_ms, key_file=args.key_file)
+    report = check(path, busy_timeout_ms=args.busy_timeout_ms, key_file=_key_file(args))
     if args.json:
         write_json(report.to_json())
     else:
@@ -489,7 +501,14 @@ def main(argv: Sequence[str]) -> int:
         type=Path,
         default=None,
         metavar="PATH",
-        help="the registry's key file (the daemon's registry_key_file; default: DB.key beside the registry)",
+        help="the registry's key file (default: registry_key_file from --config, else DB.key beside the registry)",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the daemon's config, read only for registry_key_file (the check never needs anything else from it)",
     )
     parser.add_argument(
         "--reset-anchors",

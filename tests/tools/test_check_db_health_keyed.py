@@ -64,3 +64,16 @@ def test_a_dropped_append_only_trigger_or_unique_index_is_a_problem(tmp_path: Pa
         c.execute(f'DROP INDEX "{index}"')
     result = health(path2)
     assert result.returncode == 1 and "unique index on position(uid) is missing" in result.stderr
+
+
+def test_the_key_file_can_come_from_the_daemon_config(tmp_path: Path) -> None:
+    path = keyed(tmp_path / "r.db")
+    elsewhere = tmp_path / "keys" / "registry.key"
+    elsewhere.parent.mkdir()
+    default_key_path(path).rename(elsewhere)
+    config = tmp_path / "daemon.toml"
+    config.write_text(f'db_path = "{path}"\nregistry_key_file = "{elsewhere}"\n')
+    assert health(path).returncode == 2
+    result = health(path, "--config", str(config))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"key:             {elsewhere} (key id" in result.stdout
