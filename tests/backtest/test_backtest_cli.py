@@ -139,3 +139,18 @@ def test_allow_gaps_runs_over_the_hole(tmp_path: Path, capsys: pytest.CaptureFix
                          "--allow-gaps", "--json")  # fmt: skip
     assert code == 0, err
     assert json.loads(out)["bars"] == 120  # the three missing hours are stepped through at the last close
+
+
+def test_config_sets_the_risk_and_the_symbols(tmp_path: Path, store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "trader.toml"
+    config.write_text(
+        'symbols = ["PF_ETHUSD"]\ntimeframe = "1h"\n[risk]\nrisk_per_trade_pct = 0.25\ntake_profit_r = 1.5\n'
+        "atr_stop_multiple = 3\n"
+    )
+    config.chmod(0o600)
+    code, out, err = cli(capsys, "--candles", str(store), "--config", str(config), "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["params"]["risk_per_trade_pct"] == "0.25"
+    assert doc["params"]["take_profit_r"] == "1.5" and doc["params"]["atr_stop_multiple"] == "3"
+    assert doc["bars"] == 180  # PF_ETHUSD, the config's only symbol, at the config's timeframe
