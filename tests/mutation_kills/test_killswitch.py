@@ -76,3 +76,14 @@ def test_all_three_reasons_are_reported_together_in_a_fixed_order() -> None:
     ks.observe_margin(Decimal(90))
     ks.trip_invariant("broken")
     assert ks.active_reasons == (INVARIANT_VIOLATION, MARGIN_CRITICAL, AUTH_FAILED)
+
+
+def test_an_invariant_trip_is_announced_once_and_every_detail_is_kept() -> None:
+    # (tests/safety/test_killswitch.py states this too, in a test currently red for another reason: it lists the
+    # public methods and the auth lock added one.)
+    ks = KillSwitch(Decimal(80), Decimal(5), 1)
+    [change] = ks.trip_invariant("first")
+    assert (change.kind, change.reason, change.detail) == ("activated", INVARIANT_VIOLATION, "first")
+    assert ks.trip_invariant("second") == []
+    assert ks.invariant_details == ("first", "second")
+    assert ks.active_reasons == (INVARIANT_VIOLATION,)
