@@ -136,27 +136,7 @@ def ingest(ctx: DaemonContext, fills: Sequence[VenueFill], *, source: str = "fil
             ctx.registry.apply(uid, event, cause=f"{source}: entry filled on the venue")
             events.append((uid, event))
         elif event is Event.POSITION_CLOSED:
-            reason = exit_reason([a for a in recorded if a.uid == uid], ctx.registry, uid)
-            close_position(ctx, uid, cause=f"{source}: closing fills brought the quantity to zero", reason=reason)
+            # The exit reason is read from the evidence by the accounting's one rule (lifecycle.accounting).
+            close_position(ctx, uid, cause=f"{source}: closing fills brought the quantity to zero", reason=source)
             events.append((uid, event))
     return IngestResult(recorded, unowned, tuple(events))
-
-
-def exit_reason(closing: Sequence[Attributed], registry: Registry, uid: str) -> str:
-    """What closed the position, from its last closing fill: our stop, take-profit or exit order, or someone else."""
-    exits = [a for a in closing if not a.is_entry]
-    if not exits:
-        return "sync"
-    last = exits[-1]
-    if last.role is FillRole.EXTERNAL_CLOSE:
-        return "manual"
-    coid = last.fill.client_order_id
-    order = registry.order_by_client_id(coid) if coid else None
-    if order is None:
-        pos = registry.get(uid)
-        if last.fill.order_id == pos.sl_order_id:
-            return "stop"
-        if last.fill.order_id == pos.tp_order_id:
-            return "take_profit"
-        return "manual"
-    return {"stop": "stop", "take_profit": "take_profit", "exit": "exit"}.get(order.purpose, "manual")
