@@ -34,6 +34,7 @@ SIGNAL_TRIGGER = {"mark": "mark_price", "last": "last_price", "index": "spot_pri
 SIGNAL_OPEN = {"mark": "mark", "last": "last", "index": "spot"}
 SIGNAL_HISTORY = {"mark": "MarkPrice", "last": "LastPrice", "index": "SpotPrice"}
 HISTORY_TYPE = {"lmt": "Limit", "post": "Post", "ioc": "IoC", "mkt": "Market"}  # the spec's `orderType` enum
+COUNTERPARTY_UID = "00000000-0000-4000-8000-000000000000"  # the synthetic book's side of every fill
 ACCOUNT_ID = 1234567  # `HistoricalTrigger.accountId`: a number in the spec
 
 
@@ -425,11 +426,32 @@ def history_trigger(order: SimOrder) -> Json:
     }
 
 
+def counterparty(fill: SimFill) -> Json:
+    """The other side of one of our fills: the synthetic book's order, in the spec's `HistoricalOrder` shape."""
+    return {
+        "uid": COUNTERPARTY_UID,
+        "accountUid": COUNTERPARTY_UID,
+        "tradeable": fill.symbol,
+        "direction": "Sell" if fill.side == "buy" else "Buy",
+        "quantity": "0",
+        "filled": text(fill.size),
+        "timestamp": to_ms(fill.time),
+        "limitPrice": text(fill.price),
+        "orderType": "Limit",
+        "clientId": "",
+        "reduceOnly": False,
+        "lastUpdateTimestamp": to_ms(fill.time),
+        "spotData": None,
+    }
+
+
 def execution(fill: SimFill, order: SimOrder, mark: Decimal | None = None) -> Json:
     return {
         "uid": fill.fill_id,
-        "makerOrder": {"uid": "", "tradeable": fill.symbol, "direction": "Sell" if fill.side == "buy" else "Buy"},
+        "makerOrder": counterparty(fill),
         "takerOrder": history_order(order),
+        "makerOrderData": None,  # nullable in the spec; fees are in the account log
+        "takerOrderData": None,
         "timestamp": to_ms(fill.time),
         "quantity": text(fill.size),
         "price": text(fill.price),
@@ -443,7 +465,7 @@ def history_element(event: HistoryEvent) -> Json:
     body: Json
     if event.kind is HistoryKind.EXECUTION:
         assert event.fill is not None
-        body = {"execution": execution(event.fill, event.order)}
+        body = {"execution": execution(event.fill, event.order), "takerReducedQuantity": ""}
     elif event.kind is HistoryKind.TRIGGER_UPDATED:
         assert event.old_order is not None
         body = {

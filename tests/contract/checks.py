@@ -36,6 +36,7 @@ READ_CHECKS: tuple[Check, ...] = (
     Check("orders/status", lambda ex: ex.privateGetOrdersStatus(), S.OrdersStatusResponse),
     Check("history orders", lambda ex: ex.historyGetOrders({"count": 100}), S.OrdersHistory),
     Check("history triggers", lambda ex: ex.historyGetTriggers({"count": 100}), S.TriggersHistory),
+    Check("history executions", lambda ex: ex.historyGetExecutions({"count": 100}), S.ExecutionsHistory),
     Check("account-log", lambda ex: ex.historyGetAccountLog({"count": 100}), S.AccountLog),
 )
 

@@ -529,6 +529,49 @@ class TriggersHistory(Spec):
     continuationToken: StrictStr | None = None
 
 
+class HistoricalExecution(Spec):
+    """history/api-public.yml `HistoricalExecution`: both orders in full, decimals as strings,
+    `makerOrderData`/`takerOrderData` required (nullable)."""
+
+    uid: StrictStr
+    makerOrder: HistoricalOrder
+    takerOrder: HistoricalOrder
+    timestamp: Millis
+    quantity: DecimalString
+    price: DecimalString
+    markPrice: DecimalString
+    limitFilled: StrictBool
+    usdValue: DecimalString
+    makerOrderData: dict[str, object] | None
+    takerOrderData: dict[str, object] | None
+
+
+class HistoricalExecutionDetails(Spec):
+    """history/api-public.yml `HistoricalExecutionDetails`: `takerReducedQuantity` a string ("sometimes empty")."""
+
+    execution: HistoricalExecution
+    takerReducedQuantity: StrictStr
+
+
+class HistoricalExecutionEvent(Spec):
+    Execution: HistoricalExecutionDetails
+
+
+class HistoricalExecutionElement(Spec):
+    uid: StrictStr
+    timestamp: Millis
+    event: HistoricalExecutionEvent
+
+
+class ExecutionsHistory(Spec):
+    """history/api-public.yml `/executions` answer."""
+
+    len: StrictInt
+    elements: list[HistoricalExecutionElement]
+    accountUid: StrictStr | None = None
+    continuationToken: StrictStr | None = None
+
+
 INFO = Literal[
     "futures trade", "futures liquidation", "futures assignor", "futures assignee", "futures unwind counterparty",
     "futures unwind bankrupt", "covered liquidation", "funding rate change", "conversion", "interest payment",
