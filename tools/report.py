@@ -1,4 +1,5 @@
-"""`python -m tools.report [--db PATH] [--since WHEN] [--until WHEN] [--json] [--csv FILE] [--plot FILE.png]`.
+"""`python -m tools.report [--db PATH] [--since WHEN] [--until WHEN] [--period day|week|month] [--json] [--csv FILE]
+[--plot FILE.png] [--gross]`.
 
 The money view of the registry, read-only: the trade history (positions closed in the window), realised net PnL
 per UTC day, and summary statistics (win rate, profit factor, average R, expectancy, max drawdown); `--csv` writes
@@ -23,7 +24,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from lifecycle.accounting import Summary, TradeRecord, cents
+from lifecycle.accounting import PERIODS, Summary, TradeRecord, cents
 from operations.money import MoneyView, build_view
 from operations.trades import load_books, load_charge_count, load_unattributed_charges
 from tools._cli import UsageError, make_parser, run_tool, write_json, write_text
@@ -151,6 +152,8 @@ def report_json(path: Path, view: MoneyView, *, fees_known: bool) -> dict[str, A
             "max_drawdown": cents(s.max_drawdown),
         },
         "daily": [{"day": day.date().isoformat(), "net": cents(v)} for day, v in view.by_period("day")],
+        "weekly": [{"week": _period_label(w, "week"), "net": cents(v)} for w, v in view.by_period("week")],
+        "monthly": [{"month": _period_label(m, "month"), "net": cents(v)} for m, v in view.by_period("month")],
         "trades": [trade_row(t) for t in view.trades],
     }
 
@@ -172,9 +175,17 @@ def plain_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[s
     return [line.rstrip(), "-" * len(line.rstrip()), *(b.rstrip() for b in body)]
 
 
-def render_text(view: MoneyView, *, fees_known: bool, terminal: bool) -> None:
+def _period_label(start: datetime, period: str) -> str:
+    if period == "week":
+        year, week, _ = start.isocalendar()
+        return f"{year}-W{week:02d}"
+    return start.strftime("%Y-%m") if period == "month" else start.date().isoformat()
+
+
+def render_text(view: MoneyView, *, fees_known: bool, terminal: bool, period: str = "day") -> None:
     trades = [[trade_row(t)[c] for c in TRADE_COLUMNS] for t in view.trades]
-    daily = [[day.date().isoformat(), _num(v)] for day, v in view.by_period("day")]
+    daily = [[_period_label(start, period), _num(v)] for start, v in view.by_period(period)]
+    heading = f"Realised net PnL per UTC {period} (USD)"
     summary = summary_rows(view, fees_known=fees_known)
     if terminal:
         from rich.console import Console
@@ -185,20 +196,23 @@ def render_text(view: MoneyView, *, fees_known: bool, terminal: bool) -> None:
         console = Console(file=sys.stdout, width=max(console.width, 140))
         for title, headers, rows in (
             ("Trades", TRADE_COLUMNS, trades),
-            ("Realised net PnL per UTC day (USD)", ("day", "net"), daily),
+            (heading, (period, "net"), daily),
             ("Summary (USD)", ("", ""), [list(r) for r in summary]),
         ):
             table = Table(title=title, show_header=bool(headers[0]))
             for h in headers:
                 table.add_column(
-                    h, justify="left" if h in ("closed", "uid", "symbol", "side", "reason", "day", "") else "right"
+                    h,
+                    justify="right"
+                    if h in ("qty", "entry", "exit", "realised", "fees", "funding", "net", "r")
+                    else "left",
                 )
             for r in rows:
                 table.add_row(*r)
             console.print(table)
         return
-    lines = ["Trades", *plain_table(TRADE_COLUMNS, trades), "", "Realised net PnL per UTC day (USD)"]
-    lines += plain_table(("day", "net"), daily)
+    lines = ["Trades", *plain_table(TRADE_COLUMNS, trades), "", heading]
+    lines += plain_table((period, "net"), daily)
     width = max(len(k) for k, _ in summary)
     lines += ["", "Summary (USD)", *(f"{k.ljust(width)}  {v}" for k, v in summary)]
     write_text(lines)
@@ -210,6 +224,9 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--until", type=when, default=None, metavar="WHEN", help="up to (not including) this")
     parser.add_argument("--csv", type=Path, default=None, metavar="FILE", help="also write the trade history as CSV")
     parser.add_argument("--plot", type=Path, default=None, metavar="FILE.png", help="also draw the equity curve")
+    parser.add_argument(
+        "--period", choices=PERIODS, default="day", help="the PnL table per UTC day, ISO week or month (default day)"
+    )
     parser.add_argument(
         "--gross", action="store_true", help="report a registry that holds no fee rows (fees and funding left out)"
     )
@@ -254,7 +271,7 @@ def main(argv: Sequence[str]) -> int:
         document["written"] = [str(p) for p, _ in files]
         write_json(document)
     else:
-        render_text(view, fees_known=fees_known, terminal=sys.stdout.isatty())
+        render_text(view, fees_known=fees_known, terminal=sys.stdout.isatty(), period=args.period)
         for target, _ in files:
             write_text([f"wrote {target}"])
     return 0

@@ -81,6 +81,9 @@ def test_report_json_csv_and_plot(three_trades: Path, tmp_path: Path) -> None:
     # R: 30 / (|100 - 90| x 1) = 3; the short -20 / (|100 - 105| x 2) = -2; 30 / (|200 - 180| x 0.5) = 3
     assert s["average_r"] == "1.3333"
     assert [d["net"] for d in doc["daily"]] == ["30.00", "-20.00", "30.00"]
+    # Saturday and Sunday are ISO week 48, Monday 2026-11-30 week 49; all in November
+    assert doc["weekly"] == [{"week": "2026-W48", "net": "10.00"}, {"week": "2026-W49", "net": "30.00"}]
+    assert doc["monthly"] == [{"month": "2026-11", "net": "40.00"}]
     assert [t["reason"] for t in doc["trades"]] == ["stop", "strategy_exit", "strategy_exit"]
     assert doc["fees_recorded"] is False
     assert doc["written"] == [str(csv_path), str(png_path)]
@@ -103,6 +106,9 @@ def test_a_window_selects_trades_by_close_and_text_is_plain_off_a_terminal(three
     assert "Trades" in run.out and "┃" not in run.out  # no rich box drawing into a pipe
     assert "net PnL (trades)    10.00" in run.out  # -20 + 30
     assert "2026-11-28" not in run.out
+    monthly = report("--db", str(three_trades), "--gross", "--period", "month")
+    assert monthly.code == 0 and "Realised net PnL per UTC month (USD)" in monthly.out
+    assert "\n2026-11  40.00\n" in monthly.out
 
 
 def _nothing_written(tmp_path: Path, before: set[str]) -> None:
@@ -116,6 +122,7 @@ def _nothing_written(tmp_path: Path, before: set[str]) -> None:
         ("since_after_until", ["--gross", "--since", "2026-12-02", "--until", "2026-12-01"], "is not before --until"),
         ("no_fee_rows", [], "no fee or funding rows"),
         ("bad_date", ["--since", "yesterday"], "is not a date or time"),
+        ("bad_period", ["--gross", "--period", "year"], "invalid choice"),
         ("plot_folder_missing", ["--gross", "--plot", "{tmp}/nowhere/x.png"], "does not exist"),
         ("plot_not_png", ["--gross", "--plot", "{tmp}/x.jpg"], "name the file *.png"),
         ("empty_window", ["--gross", "--since", "2030-01-01"], "no trade closed"),
