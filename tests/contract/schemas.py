@@ -384,6 +384,63 @@ class CancelOrderResponse(SuccessResponse):
     cancelStatus: CancelOrderStatusJson
 
 
+class BatchInstructionResult(Spec):
+    """trading/public.yml `BatchInstructionResult`: `status` and `orderEvents` required. Its status enum spells
+    `clientOrderIdTooLong` where `SendOrderJson` says `clientOrderIdTooBig` (the spec disagrees with itself)."""
+
+    status: Literal[
+        "placed", "edited", "cancelled", "invalidOrderType", "invalidSide", "invalidSize", "invalidPrice",
+        "insufficientAvailableFunds", "selfFill", "tooManySmallOrders", "marketSuspended", "marketInactive",
+        "clientOrderIdAlreadyExist", "clientOrderIdTooLong", "outsidePriceCollar", "postWouldExecute",
+        "iocWouldNotExecute",
+    ]  # fmt: skip
+    orderEvents: list[OrderEvent]
+    order_id: StrictStr | None = None
+    order_tag: StrictStr | None = None
+    dateTimeReceived: StrictStr | None = None
+
+
+class BatchOrderResponse(SuccessResponse):
+    batchStatus: list[BatchInstructionResult]
+
+
+class CancelAllOrdersStatusJson(Spec):
+    """trading/public.yml `CancelAllOrdersStatusJson`: every field required. Its events are `CancelEvent`s; a
+    cancelled stop is accepted as `CancelTriggerEvent` too (how `cancelorder` reports one)."""
+
+    cancelOnly: StrictStr
+    cancelledOrders: list[dict[str, object]]
+    orderEvents: list[CancelEvent | CancelTriggerEvent]
+    receivedTime: StrictStr
+    status: Literal["noOrdersToCancel", "cancelled"]
+
+
+class CancelAllOrdersResponse(SuccessResponse):
+    cancelStatus: CancelAllOrdersStatusJson
+
+
+class DeadManSwitchStatusJson(Spec):
+    """trading/public.yml `DeadManSwitchStatusJson`."""
+
+    currentTime: StrictStr
+    triggerTime: StrictStr
+
+
+class DeadManSwitchResponse(SuccessResponse):
+    status: DeadManSwitchStatusJson
+
+
+class LeveragePreference(Spec):
+    """trading/public.yml `LeveragePreference`."""
+
+    symbol: StrictStr
+    maxLeverage: Num
+
+
+class LeveragePreferencesResponse(SuccessResponse):
+    leveragePreferences: list[LeveragePreference]
+
+
 # ---------------------------------------------------------------------- history/api-public.yml (history v3)
 class HistoricalOrder(Spec):
     """history/api-public.yml `HistoricalOrder`: decimals are strings; `orderType` enum; `spotData` required

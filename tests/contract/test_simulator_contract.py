@@ -155,3 +155,39 @@ def test_over_budget_answers_match_the_spec(world: tuple[Simulator, SimulatorSer
     assert status == 429 and body == b"Rate limited."  # the spec's RateLimited: text/plain
     level[Bucket.DERIVATIVES].level = float(sim.config.rate_limits.derivatives_units)
     level[Bucket.HISTORY].level = float(sim.config.rate_limits.history_tokens)
+
+
+# last in the module: it cancels the shared account's XBT orders
+def test_batch_cancel_all_dead_man_and_leverage_answers_match_the_spec(
+    world: tuple[Simulator, SimulatorServer, Any, str],
+) -> None:
+    sim, _, ex, _ = world
+    quote = sim.quote(XBT)
+    batch = ex.privatePostBatchorder(
+        {
+            "batchOrder": [
+                {"order": "send", "order_tag": "1", "orderType": "lmt", "symbol": XBT, "side": "buy", "size": 0.01,
+                 "limitPrice": float(quote.bid - 5000), "cliOrdId": "batch-1"},
+                {"order": "send", "order_tag": "2", "orderType": "stp", "symbol": XBT, "side": "sell", "size": 0.01,
+                 "stopPrice": float(quote.mark - 5000), "cliOrdId": "batch-2"},
+            ]
+        }
+    )  # fmt: skip
+    assert problems(S.BatchOrderResponse, batch) == []
+    placed = [r["order_id"] for r in batch["batchStatus"]]
+    cancel = ex.privatePostBatchorder({"batchOrder": [{"order": "cancel", "order_id": placed[0]}]})
+    assert problems(S.BatchOrderResponse, cancel) == [] and cancel["batchStatus"][0]["status"] == "cancelled"
+    everything = ex.privatePostCancelallorders({"symbol": XBT})
+    assert problems(S.CancelAllOrdersResponse, everything) == []
+    assert everything["cancelStatus"]["status"] == "cancelled"
+    kinds = {"order" if "order" in e else "orderTrigger" for e in everything["cancelStatus"]["orderEvents"]}
+    assert kinds == {"order", "orderTrigger"}  # a resting limit and stops were among them
+    nothing = ex.privatePostCancelallorders({"symbol": XBT})
+    assert problems(S.CancelAllOrdersResponse, nothing) == []
+    assert nothing["cancelStatus"]["status"] == "noOrdersToCancel"
+    switch = ex.privatePostCancelallordersafter({"timeout": 60})
+    assert problems(S.DeadManSwitchResponse, switch) == []
+    ex.privatePostCancelallordersafter({"timeout": 0})
+    ex.privatePutLeveragepreferences({"symbol": XBT, "maxLeverage": 10})
+    prefs = ex.privateGetLeveragepreferences()
+    assert problems(S.LeveragePreferencesResponse, prefs) == [] and prefs["leveragePreferences"]
