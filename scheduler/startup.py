@@ -36,7 +36,7 @@ from operations.pause import EntryPause
 from operations.recovery import recover_in_flight
 from operations.trades import log_session_summary
 from operations.wiring import ccxt_venue, limits_from, safety_from, strategy_from
-from scheduler import metrics, systemd_notify
+from scheduler import control_server, metrics, systemd_notify
 from scheduler.app import Daemon, JobRunner, JobSpec
 from scheduler.jobs import health as health_job
 from scheduler.jobs import protect as protect_job
@@ -264,6 +264,8 @@ def run_jobs(
         # without $NOTIFY_SOCKET): scheduler.metrics, scheduler.systemd_notify.
         hooks.enter_context(metrics.serving(metrics_port))
         daemon.start()
+        # --execute tools hand their operation to the running daemon here (one writer; operations.control).
+        hooks.enter_context(control_server.serving(ctx.registry.db.database, ctx, runner.run))
         if stream is not None:
             hooks.enter_context(stream(daemon))  # the order stream (scheduler.stream_hook), once jobs can run
         emit(Ev.DAEMON_STARTED, None, **started_fields)

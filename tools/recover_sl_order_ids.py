@@ -20,7 +20,7 @@ from typing import Any
 from exchange.venue import Venue
 from lifecycle.clock import Clock, SystemClock
 from lifecycle.reconcile import MissingStop, RelinkStop, reconcile
-from operations import protection
+from operations import control, protection
 from settings.config import Settings
 from tools._cli import ProblemsFound, dry_run_prefix, make_parser, run_tool, write_json, write_text
 from tools._venue import (
@@ -42,6 +42,12 @@ def _relink(
 ) -> None:
     """Write each relink through the daemon's protection planner in relink-only mode: the one ownership rule (a stop
     another position ever owned, open or closed, is never taken) decides, and nothing new is placed here."""
+    answer = control.ask(path, "recover_sl_order_ids")
+    if answer is not None:  # the daemon holds the registry: it relinks under its job lock (operations.control)
+        done.extend(
+            r.uid for r in relinks if any(r.uid in line for line in answer.lines if line.startswith("relinked"))
+        )
+        return
     registry = open_registry(path, clock, role="recover_sl_order_ids --execute")
     ctx = daemon_context(env_settings, registry, venue, clock, env_settings.protect.default_stop_pct)
     open_orders = venue.open_orders()

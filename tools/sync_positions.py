@@ -14,7 +14,6 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from functools import partial
@@ -25,9 +24,8 @@ from exchange.venue import Venue
 from lifecycle.clock import SystemClock
 from lifecycle.reconcile import ClosePhantom, ImportOrphan, Issue, Reconciliation, reconcile
 from lifecycle.values import AccountSnapshot
-from operations import protection
-from operations.reconciliation import close_phantom
-from specs.lifecycle import State
+from operations import control, sync
+from operations.sync import Outcome
 from tools._cli import (
     ProblemsFound,
     bounded_decimal,
@@ -55,12 +53,6 @@ from tools._venue import (
 FILL_LOOKBACK = timedelta(hours=24)
 
 
-@dataclass
-class Outcome:
-    done: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-
-
 def diff(args: argparse.Namespace, venue: Venue, inputs_path: Path, clock: SystemClock) -> Reconciliation:
     """Two snapshots, the second judged with the first's memory: only confirmed findings become actions."""
     memory = None
@@ -82,40 +74,16 @@ def diff(args: argparse.Namespace, venue: Venue, inputs_path: Path, clock: Syste
 def execute(
     env: ToolEnv, args: argparse.Namespace, venue: Venue, path: Path, clock: SystemClock, rec: Reconciliation
 ) -> Outcome:
-    """The daemon's own operations: imports protected by the one planner (a stop on the protective side of the
-    current mark, or the reason none can be sent), phantoms closed by the one close (their orders cancelled, the
-    venue's real closing fills booked)."""
-    out = Outcome()
+    """The daemon's own operation (operations.sync): run by the daemon when it holds the registry (handed over its
+    control socket, operations.control), else here."""
+    answer = control.ask(path, "sync_positions", {"confirm_wait_s": args.confirm_wait_s})
+    if answer is not None:
+        done = [line for line in answer.lines if not line.startswith("FAILED: ")]
+        failed = [line.removeprefix("FAILED: ") for line in answer.lines if line.startswith("FAILED: ")]
+        return Outcome(["(run by the daemon) " + line for line in done], failed)
     registry = open_registry(path, clock, must_exist=False, role="sync_positions --execute")
     ctx = daemon_context(env.settings, registry, venue, clock, args.stop_pct)
-    open_orders = venue_call("reading open orders", venue.open_orders)
-    marks = protection.current_marks(ctx)
-    for action in rec.actions:
-        if isinstance(action, ImportOrphan):
-            pos = registry.import_position(
-                symbol=action.symbol,
-                side=action.side.value,
-                qty=action.qty,
-                entry_price=action.entry_price,
-                cause="sync_positions: venue position with no registry position (operator import)",
-            )
-            result = protection.protect(ctx, registry.get(pos.uid), open_orders, marks=marks)
-            after = registry.get(pos.uid)
-            line = f"imported {action.symbol} {action.side.value} {action.qty} as {after.uid} ({after.state})"
-            if after.state == State.PROTECTED and after.sl_order_id:
-                out.done.append(f"{line}, stop {after.sl_order_id} at {after.stop_price}")
-            else:
-                why = "; ".join(result.problems) or "the stop was not accepted (see ORDER_REJECTED_BY_VENUE)"
-                out.failed.append(f"{line} but NO stop is live: {why}")
-        elif isinstance(action, ClosePhantom):
-            before = registry.get(action.uid)
-            close_phantom(ctx, action.uid)
-            after = registry.get(action.uid)
-            if after.state != before.state:
-                out.done.append(f"closed phantom {action.uid} {before.symbol_key} ({before.state} -> {after.state})")
-            else:
-                out.failed.append(f"phantom {action.uid} left {after.state}: the venue still shows its entry order")
-    return out
+    return sync.sync(ctx, rec.actions)
 
 
 def main(argv: Sequence[str]) -> int:
