@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from scheduler.__main__ import _config as daemon_config
 from scheduler.__main__ import parse_args
 from scheduler.paper import PAPER_FAULTS, history_minutes, paper_config_text
 from settings.config import ConfigError, load_settings
@@ -104,22 +105,21 @@ def test_the_real_daemon_refuses_a_bad_speed_in_one_line() -> None:
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "--speed must be a number" in out.stderr
 
 
-def test_without_a_config_the_daemon_refuses_in_one_line(tmp_path: Path) -> None:
-    out = run_daemon(env={"TRADER_CONFIG": ""}, cwd=tmp_path)
-    assert out.returncode == 2 and "TRADER_CONFIG is set but empty" in out.stderr
-    env = {k: v for k, v in os.environ.items() if k != "TRADER_CONFIG"}
-    bare = subprocess.run(
-        [sys.executable, "-m", "scheduler"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env={**env, "PYTHONPATH": str(ROOT)},
-        timeout=60,
-        check=False,
-    )
+def test_without_a_config_the_daemon_refuses_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TRADER_CONFIG", "")
+    with pytest.raises(SystemExit) as empty:
+        daemon_config(parse_args([]))
+    assert empty.value.code == 2 and "TRADER_CONFIG is set but empty" in capsys.readouterr().err
+    monkeypatch.delenv("TRADER_CONFIG")
     if Path("/etc/trading-bot/config.toml").exists():
         pytest.skip("this machine has /etc/trading-bot/config.toml")
-    assert bare.returncode == 2 and bare.stderr.count("\n") == 1 and "no config file found" in bare.stderr
+    with pytest.raises(SystemExit) as none:
+        daemon_config(parse_args([]))
+    err = capsys.readouterr().err
+    assert none.value.code == 2 and err.count("\n") == 1 and "no config file found" in err
 
 
 def test_the_config_in_the_working_directory_is_used_and_named(tmp_path: Path) -> None:
