@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from lifecycle.values import OrderStatus
 from specs.lifecycle import ACTIVE_STATES, PROTECTABLE_STATES
 from store.models import Position
 from tools._cli import make_parser, run_tool, write_json, write_text
+from tools._joint import joint_now
 from tools._venue import add_common, build_venue, db_path, prepare, read_registry, venue_call
 
 # EXITING is left out on purpose: its exit is in flight and the stop may legitimately be gone already.
@@ -85,6 +86,15 @@ def main(argv: Sequence[str]) -> int:
         orders = venue_call("reading open orders", venue.open_orders)
         live_ids = {o.order_id for o in orders if o.status is OrderStatus.OPEN}
     report = assess(rows, live_ids, env.settings.risk.take_profit_r is not None)
+    if not args.offline:
+        # The daemon's joint invariant J2 at this instant: a live stop on the wrong side of the mark, or one that
+        # covers less than the position, is a gap even though its id is recorded and live.
+        joint = joint_now(env.settings, venue, path)
+        unprotected = {f.key: f.detail for f in joint.findings if f.field == "unprotected_exposure"}
+        report = [
+            replace(c, gaps=(*c.gaps, f"J2: {unprotected[c.uid]}")) if c.uid in unprotected and not c.gaps else c
+            for c in report
+        ]
     gaps = [c for c in report if c.gaps]
     if args.json:
         doc: dict[str, Any] = {

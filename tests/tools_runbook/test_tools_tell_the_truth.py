@@ -63,3 +63,15 @@ def test_a_mistyped_db_is_a_usage_error_everywhere(env: Env) -> None:
         assert run.code == 2, (tool, run.out, run.err)
         assert "does not exist" in run.err
         assert not typo.exists()
+
+
+def test_check_tp_coverage_reads_the_joint_invariant_a_stop_covering_half_is_a_gap(env: Env) -> None:
+    _import_and_protect(env)
+    assert run_tool("check_tp_coverage", *env.args()).code == 0
+    [stop] = [o for o in env.sim.open_orders() if o.order_type == "stp"]
+    status, _, _ = env.sim.edit_order(
+        stop.order_id, size=stop.size / 2, stop_price=stop.stop_price, qty_mode="ABSOLUTE"
+    )
+    assert status == "edited"
+    run = run_tool("check_tp_coverage", *env.args())
+    assert run.code == 1 and "J2: stop covers" in run.out
