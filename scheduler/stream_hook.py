@@ -1,5 +1,5 @@
 """The order stream inside the daemon (docs/stream.md): fills go through the one door, `operations.fills.ingest`,
-under the same job lock as every job (`JobRunner.timed_run`, job name `stream`); every gap in the stream asks the
+under the same job lock as every job (`JobRunner.run`, job name `stream`); every gap in the stream asks the
 scheduler to run the `reconcile` job now. REST polling (exits, reconcile) keeps running whatever the stream does.
 
 Order updates have no door of their own yet: a removal the venue made (not our cancel, not a fill; e.g.
@@ -20,6 +20,7 @@ from exchange.stream import OrderStream
 from lifecycle.values import VenueFill, VenueOrder
 from operations.context import DaemonContext
 from operations.fills import ingest
+from scheduler import metrics
 from scheduler.app import Daemon, JobRunner
 from scheduler.stream_status import STREAMS
 from settings.config import StreamSettings
@@ -47,7 +48,11 @@ class DaemonStreamHandler:
             self.closed_by_stream += sum(1 for _, event in result.events if event is Event.POSITION_CLOSED)
             unowned.extend(result.unowned)
 
-        ok = self._runner.timed_run("stream", run)
+        # `run`, not `timed_run`: the systemd watchdog follows the scheduled jobs only (a stream delivering fills
+        # must not keep a stalled scheduler looking alive); the duration still goes to the metrics endpoint
+        started = time.monotonic()
+        ok = self._runner.run("stream", run)
+        metrics.job_finished("stream", time.monotonic() - started, ok)
         if unowned:
             # fills nothing we hold explains (a position opened by hand, a liquidation of something untracked):
             # reconciliation judges them; now rather than at its next interval
