@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,35 @@ def test_lock_files_match_pyproject() -> None:
         pins = [line for line in text.splitlines() if re.match(r"^[a-z0-9]", line)]
         assert pins and all("==" in line for line in pins)
         assert text.count("--hash=sha256:") >= len(pins)
+
+
+SANDBOXED_DAEMON = """
+import ctypes, mmap, runpy, sys
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.prctl(65, 1, 0, 0, 0) != 0:  # PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN (Linux >= 6.3)
+    print("NO_MDWE"); sys.exit(0)
+try:
+    mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+    print("MDWE_NOT_ENFORCED"); sys.exit(1)
+except OSError:
+    pass
+sys.argv = ["scheduler", *sys.argv[1:]]
+runpy.run_module("scheduler", run_name="__main__")
+"""
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv (util-linux) is not installed")
+def test_the_daemon_trades_with_no_capabilities_and_memory_deny_write_execute(tmp_path: Path) -> None:
+    # What the unit's CapabilityBoundingSet=, NoNewPrivileges= and MemoryDenyWriteExecute= take away, applied to a
+    # real paper session (ccxt signing, HTTP, SQLite, threads) with the kernel's own mechanisms.
+    out = subprocess.run(
+        [
+            "setpriv", "--no-new-privs", "--bounding-set=-all", "--inh-caps=-all",
+            sys.executable, "-c", SANDBOXED_DAEMON, "--paper", "--duration", "6", "--db", str(tmp_path / "r.db"),
+        ],
+        cwd=ROOT, capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    if "NO_MDWE" in out.stdout:
+        pytest.skip("this kernel has no PR_SET_MDWE (Linux < 6.3)")
+    assert out.returncode == 0, out.stdout + out.stderr[-3000:]
+    assert "DAEMON_STARTED" in out.stderr and "DAEMON_STOPPED" in out.stderr
