@@ -271,6 +271,8 @@ def _place_take_profit(
         return  # a take-profit only beside a live stop
     if pos.tp_order_id and _filled(ctx, pos, pos.tp_order_id):
         return  # it filled: the position is closing
+    if pos.tp_order_id:
+        _settle_lost(ctx, pos.uid, pos.tp_order_id)  # gone without a fill: its row says so before a new one is sent
     if derived:
         ctx.registry.update_prices(pos.uid, take_profit_price=trigger)
     sent = _submit_closing_trigger(ctx, pos, "take_profit", OrderType.TAKE_PROFIT, trigger, size)
