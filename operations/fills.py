@@ -106,13 +106,14 @@ def _settle_filled_orders(registry: Registry, client_order_ids: set[str]) -> Non
     send's answer said (a reply lost and resolved from history, a status read as `open` a moment too early)."""
     for coid in sorted(client_order_ids):
         order = registry.order_by_client_id(coid)
-        if order is None or order.status not in ORDER_UNRESOLVED_STATUSES:
+        if order is None or order.status not in (*ORDER_UNRESOLVED_STATUSES, OrderStatus.CANCELLED):
             continue
         filled = sum(
             (Decimal(str(f["qty"])) for f in registry.fills(order.position_uid) if f["client_order_id"] == coid),
             Decimal(0),
         )
-        if filled >= order.qty:
+        if filled >= order.qty or (order.status == OrderStatus.CANCELLED and filled > 0):
+            # A `cancelled` answer with filled=0 can be wrong (ccxt issue 28210): the fills are the stronger evidence.
             registry.mark_order(coid, status=OrderStatus.FILLED, reason="its fills cover its size")
 
 
