@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Regenerate the hash-pinned lock files from pyproject.toml (called by `make lock`):
 #   requirements.lock      the daemon's runtime dependencies (the host's venv: scripts/install.sh, deploys)
-#   requirements-dev.lock  the same plus the dev extra (make install, CI); other extras are installed by the
-#                          targets that need them
+#   requirements-dev.lock  the same plus every extra (dev, backtest-cluster, ...): make install, CI; mypy and the
+#                          tests see every optional import
 # Usage: scripts/lock.sh [UV]   (UV: the uv executable, default `uv` on PATH)
 # Resolution is universal (every platform's wheels hashed) for Python 3.11, the project's floor; each file's
 # header records the fingerprint of the dependency declarations it came from (scripts/lock_input.py).
@@ -28,4 +28,4 @@ compile() {  # compile OUTPUT [uv args...]
     echo "lock.sh: wrote $out ($(grep -c '^[a-z0-9]' "$out") packages)"
 }
 compile requirements.lock
-compile requirements-dev.lock --extra dev
+compile requirements-dev.lock --all-extras
