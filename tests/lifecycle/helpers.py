@@ -6,6 +6,7 @@ import itertools
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
+from typing import cast
 
 from lifecycle.clock import FakeClock
 from specs.lifecycle import Event
@@ -99,3 +100,11 @@ def verify_chains(path: Path) -> None:
             prev = row_hash
     finally:
         con.close()
+
+
+def as_event(name: str) -> Event:
+    """`Event(name)`, or the bare name when the spec has no such event: a caller that bypasses the type (a typo in
+    untyped code, a value read from outside) must still be refused by the registry with IllegalTransition."""
+    if name in {e.value for e in Event}:
+        return Event(name)
+    return cast(Event, name)

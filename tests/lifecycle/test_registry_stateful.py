@@ -20,10 +20,10 @@ from lifecycle.errors import GuardFailed, IllegalTransition, OverfillError
 from lifecycle.symbols import canonical_key
 from lifecycle.units import qty_to_units, units_to_qty
 from specs import lifecycle as spec
-from specs.lifecycle import Event
 from store.anchors import audit_and_anchor
 from store.audit import run_audit
 from store.registry import DuplicateActivePosition, FillOnTerminalPosition, Registry, RegistryUsageError
+from tests.lifecycle.helpers import as_event
 from tests.safety.properties import Position, check_state
 
 SPELLINGS = [
@@ -132,15 +132,15 @@ class RegistryVsModel(RuleBasedStateMachine):
         target = spec.TABLE.get((p.state, event))
         if target is None:
             with pytest.raises(IllegalTransition) as exc:
-                self.reg.apply(uid, Event(event), cause="random")
+                self.reg.apply(uid, as_event(event), cause="random")
             assert not isinstance(exc.value, GuardFailed)
             return
         cond = next(t.condition for t in spec.TRANSITIONS if (t.source, t.event) == (p.state, event))
         if not guard_holds(cond, p):
             with pytest.raises(GuardFailed):
-                self.reg.apply(uid, Event(event), cause="random")
+                self.reg.apply(uid, as_event(event), cause="random")
             return
-        view = self.reg.apply(uid, Event(event), cause="random")
+        view = self.reg.apply(uid, as_event(event), cause="random")
         assert view.state == target
         p.state = target
 

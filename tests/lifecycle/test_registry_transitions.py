@@ -15,7 +15,7 @@ from lifecycle.machine import spec_condition
 from specs import lifecycle as spec
 from specs.lifecycle import Event
 from store.registry import Registry
-from tests.lifecycle.helpers import drive_to, entry_fill, exit_fill, open_registry, snapshot, verify_chains
+from tests.lifecycle.helpers import as_event, drive_to, entry_fill, exit_fill, open_registry, snapshot, verify_chains
 
 ALL_EVENTS = [*spec.EVENTS, *spec.CREATION_EVENTS, "no_such_event"]
 PAIRS = list(itertools.product(spec.STATE_NAMES, ALL_EVENTS))
@@ -98,7 +98,7 @@ def test_state_event_pair_through_registry(tmp_path: Path, state: str, event: st
     else:
         before = snapshot(path)
         with pytest.raises(IllegalTransition) as exc:
-            reg.apply(pos.uid, Event(event), cause="illegal")
+            reg.apply(pos.uid, as_event(event), cause="illegal")
         assert not isinstance(exc.value, GuardFailed)
         assert f"in {state} cannot take {event}" in str(exc.value)
         assert snapshot(path) == before
