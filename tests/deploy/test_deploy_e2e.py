@@ -121,14 +121,16 @@ def droplet(sshd: Sshd, simulator: Simulator) -> Iterator[Droplet]:
                 break
             p.chmod(0o755)
     # The workstation: a clone of this commit; the remote: a bare repository on the same machine.
+    # (CI may hand us a detached or shallow clone: the workstation gets its own branch either way.)
     subprocess.run(["git", "clone", "-q", str(ROOT), str(d.workstation)], check=True)
     git(d.workstation, "config", "user.email", "deploy-test@example.invalid")
     git(d.workstation, "config", "user.name", "deploy test")
-    subprocess.run(["git", "clone", "-q", "--bare", str(d.workstation), str(d.remote)], check=True)
+    git(d.workstation, "checkout", "-q", "-B", "release")
+    subprocess.run(["git", "init", "-q", "--bare", str(d.remote)], check=True)
     git(d.workstation, "remote", "set-url", "origin", str(d.remote))
-    git(d.workstation, "fetch", "-q", "origin")
-    branch = git(d.workstation, "rev-parse", "--abbrev-ref", "HEAD")
-    git(d.workstation, "branch", "-q", f"--set-upstream-to=origin/{branch}")
+    git(d.workstation, "push", "-q", "origin", "release")
+    git(d.remote, "symbolic-ref", "HEAD", "refs/heads/release")
+    git(d.workstation, "branch", "-q", "--set-upstream-to=origin/release")
     try:
         yield d
     finally:
