@@ -127,6 +127,7 @@ def droplet(sshd: Sshd, simulator: Simulator) -> Iterator[Droplet]:
     git(d.workstation, "config", "user.name", "deploy test")
     git(d.workstation, "checkout", "-q", "-B", "release")
     subprocess.run(["git", "init", "-q", "--bare", str(d.remote)], check=True)
+    git(d.remote, "config", "receive.shallowUpdate", "true")
     git(d.workstation, "remote", "set-url", "origin", str(d.remote))
     git(d.workstation, "push", "-q", "origin", "release")
     git(d.remote, "symbolic-ref", "HEAD", "refs/heads/release")
