@@ -25,6 +25,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ from store.anchors import (
     signed_anchors_missing,
     vouched_heads,
 )
-from store.audit import CHAINS, AuditReport, quick_check, run_audit
+from store.audit import CHAINS, DEFAULT_MAX_STOP_DISTANCE_PCT, AuditReport, quick_check, run_audit
 from store.db import RegistryOpenError, connect
 from store.integrity import schema_drift
 from store.keys import Keyed, KeyFileError, default_key_path, load_seal, read_key, verify_seal
@@ -287,20 +288,31 @@ def _keyed(db: pw.SqliteDatabase, path: Path, key_file: Path | None, report: Hea
     return verify_seal(db, key)
 
 
-def _audit(db: pw.SqliteDatabase, report: HealthReport, keyed: Keyed | None = None) -> None:
+def _audit(
+    db: pw.SqliteDatabase,
+    report: HealthReport,
+    keyed: Keyed | None = None,
+    max_stop_distance_pct: Decimal = DEFAULT_MAX_STOP_DISTANCE_PCT,
+) -> None:
     # Full even with anchors: this is the check an operator trusts, so every row is re-hashed; the anchors add
     # what a chain alone cannot show (rows deleted at its end).
     heads = {name: anchor.head for name, anchor in report.anchors.items()}
     if keyed is not None:
         heads = signed_anchors_missing(db, keyed, vouched_heads(db, keyed, heads))
-    report.audit = run_audit(db, anchors=heads, full=True, keyed=keyed)
+    report.audit = run_audit(db, anchors=heads, full=True, keyed=keyed, max_stop_distance_pct=max_stop_distance_pct)
     if not report.audit.ok:
         report.problems.append(report.audit.summary())
         if _has_anchor_finding(report.audit):
             report.notes.append(f"a chain no longer passes through its anchor: {RESET_HINT}")
 
 
-def check(path: Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS, key_file: Path | None = None) -> HealthReport:
+def check(
+    path: Path,
+    *,
+    busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+    key_file: Path | None = None,
+    max_stop_distance_pct: Decimal = DEFAULT_MAX_STOP_DISTANCE_PCT,
+) -> HealthReport:
     """Inspect `path` without writing to it; raises ToolError subclasses for files that cannot be inspected."""
     size = _existing_registry_file(path)
     try:
@@ -324,7 +336,7 @@ def check(path: Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS, key_fil
                     report.rows[model._meta.table_name] = model.select().count()
         _read_anchors(db, report, present)
         if {"position", "transition", "fill"} <= present:
-            _audit(db, report, keyed)
+            _audit(db, report, keyed, max_stop_distance_pct)
     except (pw.DatabaseError, sqlite3.DatabaseError) as exc:  # raw cursors raise sqlite3's own errors
         raise ProblemsFound(_describe_sqlite_error(path, exc)) from None
     finally:
@@ -458,20 +470,22 @@ def _run_reset(args: Any) -> int:
     return EXIT_OK if report.ok else EXIT_PROBLEMS
 
 
-def _key_file(args: Any) -> Path | None:
-    """--key-file, else the daemon config's registry_key_file when --config is given, else None (DB.key)."""
-    if args.key_file is not None or args.config is None:
-        key_file: Path | None = args.key_file
-        return key_file
+def _from_config(args: Any) -> tuple[Path | None, Decimal]:
+    """The key file (--key-file, else the config's registry_key_file, else None: DB.key) and the stop bound of
+    invalid_stop_prices (the config's risk.max_stop_distance_pct, else the default), from --config when given."""
+    key_file: Path | None = args.key_file
+    if args.config is None:
+        return key_file, DEFAULT_MAX_STOP_DISTANCE_PCT
     from tools._venue import load  # only with --config: the check itself reads nothing but the registry
 
-    configured: Path | None = load(args.config).registry_key_file
-    return configured
+    settings = load(args.config)
+    return key_file or settings.registry_key_file, settings.risk.max_stop_distance_pct
 
 
 def _run_check(args: Any) -> int:
     path: Path = args.db
-    report = check(path, busy_timeout_ms=args.busy_timeout_ms, key_file=_key_file(args))
+    key_file, max_stop = _from_config(args)
+    report = check(path, busy_timeout_ms=args.busy_timeout_ms, key_file=key_file, max_stop_distance_pct=max_stop)
     if args.json:
         write_json(report.to_json())
     else:
@@ -508,7 +522,7 @@ def main(argv: Sequence[str]) -> int:
         type=Path,
         default=None,
         metavar="FILE",
-        help="the daemon's config, read only for registry_key_file (the check never needs anything else from it)",
+        help="the daemon's config, read only for registry_key_file and risk.max_stop_distance_pct",
     )
     parser.add_argument(
         "--reset-anchors",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from decimal import Decimal
 from pathlib import Path
 
 from lifecycle.clock import FakeClock
@@ -77,3 +78,19 @@ def test_the_key_file_can_come_from_the_daemon_config(tmp_path: Path) -> None:
     result = health(path, "--config", str(config))
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"key:             {elsewhere} (key id" in result.stdout
+
+
+def test_the_stop_bound_comes_from_the_daemon_config(tmp_path: Path) -> None:
+    path = keyed(tmp_path / "r.db")
+    registry = Registry.open(path, FakeClock())
+    view = registry.import_position(
+        symbol="PF_SOLUSD", side="long", qty=Decimal(1), entry_price=Decimal(100), cause="test"
+    )
+    registry.close()
+    with sqlite3.connect(path) as c:
+        c.execute("UPDATE position SET stop_price = '70' WHERE uid = ?", (view.uid,))  # 30 % below the entry
+    assert health(path).returncode == 1  # the default bound, 25 %
+    config = tmp_path / "daemon.toml"
+    config.write_text(f'db_path = "{path}"\n[risk]\nmax_stop_distance_pct = 35\n')
+    result = health(path, "--config", str(config))
+    assert result.returncode == 0, result.stdout + result.stderr
