@@ -135,17 +135,23 @@ def registry_errors(path: Path) -> Iterator[None]:
 
 
 def open_registry(
-    path: Path, clock: Clock, *, must_exist: bool = True, role: str = "a tool with --execute"
+    path: Path,
+    clock: Clock,
+    *,
+    must_exist: bool = True,
+    role: str = "a tool with --execute",
+    key_file: Path | None = None,
 ) -> Registry:
     """The registry for writing, with its writer lock held for the rest of the run. Without `must_exist` a missing
-    file is created, but only in an existing folder."""
+    file is created, but only in an existing folder. `key_file`: the daemon's `registry_key_file` (default
+    `<db>.key`), so a keyed registry is written with its key."""
     if must_exist or path.exists():
         check_registry_file(path)
     elif not path.parent.is_dir():
         raise UsageError(f"cannot create registry {path}: folder {path.parent} does not exist; check --db PATH")
     hold_writer_lock(path, role)
     with registry_errors(path):
-        return Registry.open(path, clock)
+        return Registry.open(path, clock, key_file=key_file)
 
 
 def daemon_context(

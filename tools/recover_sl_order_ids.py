@@ -48,7 +48,9 @@ def _relink(
             r.uid for r in relinks if any(r.uid in line for line in answer.lines if line.startswith("relinked"))
         )
         return
-    registry = open_registry(path, clock, role="recover_sl_order_ids --execute")
+    registry = open_registry(
+        path, clock, role="recover_sl_order_ids --execute", key_file=env_settings.registry_key_file
+    )
     ctx = daemon_context(env_settings, registry, venue, clock, env_settings.protect.default_stop_pct)
     open_orders = venue.open_orders()
     for r in relinks:

@@ -81,7 +81,9 @@ def execute(
         done = [line for line in answer.lines if not line.startswith("FAILED: ")]
         failed = [line.removeprefix("FAILED: ") for line in answer.lines if line.startswith("FAILED: ")]
         return Outcome(["(run by the daemon) " + line for line in done], failed)
-    registry = open_registry(path, clock, must_exist=False, role="sync_positions --execute")
+    registry = open_registry(
+        path, clock, must_exist=False, role="sync_positions --execute", key_file=env.settings.registry_key_file
+    )
     ctx = daemon_context(env.settings, registry, venue, clock, args.stop_pct)
     return sync.sync(ctx, rec.actions)
 
