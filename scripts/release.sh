@@ -37,7 +37,10 @@ say() { echo "release: $*"; }
 die() { echo "release: $*" >&2; exit 1; }
 
 [[ -d "$DIR/.git" ]] || die "$DIR is not a git checkout on this host; do the first install (RUNBOOK.md 'Install')"
-SERVICE_CTL="systemctl"
+# A deploy user other than root needs passwordless sudo for these (docs/deploy.md).
+SUDO=""
+[[ "$(id -u)" -eq 0 ]] || SUDO="sudo -n"
+SERVICE_CTL="${SUDO:+$SUDO }systemctl"
 SERVICE_LOG=""
 SVC_USER="trading-bot"
 if [[ -f "$ETC/deploy.env" ]]; then
@@ -45,21 +48,23 @@ if [[ -f "$ETC/deploy.env" ]]; then
     source "$ETC/deploy.env"
 fi
 read -r -a CTL <<< "$SERVICE_CTL"
-if [[ "$SERVICE_CTL" != "systemctl" ]]; then
+if [[ "$SERVICE_CTL" != "systemctl" && "$SERVICE_CTL" != "sudo -n systemctl" ]]; then
     say "service control: $SERVICE_CTL (a stand-in for systemctl, from $ETC/deploy.env)"
 fi
 service_log() {  # service_log SINCE_EPOCH
     if [[ -n "$SERVICE_LOG" ]]; then
         bash -c "$SERVICE_LOG" service_log "$1"
     else
-        journalctl -u "$SERVICE" --since "@$1" -o cat --no-pager
+        $SUDO journalctl -u "$SERVICE" --since "@$1" -o cat --no-pager
     fi
 }
-as_service() {  # as the service user when we are root and it exists, so file permissions are checked for real
-    if [[ "$(id -u)" -eq 0 ]] && id -u "$SVC_USER" >/dev/null 2>&1; then
+as_service() {  # as the service user (when it exists), so file permissions are checked for real
+    if ! id -u "$SVC_USER" >/dev/null 2>&1 || [[ "$(id -un)" == "$SVC_USER" ]]; then
+        "$@"
+    elif [[ "$(id -u)" -eq 0 ]]; then
         runuser -u "$SVC_USER" -- "$@"
     else
-        "$@"
+        sudo -n -u "$SVC_USER" -- "$@"
     fi
 }
 
