@@ -49,3 +49,14 @@ def test_a_table_naming_an_unknown_guard_is_refused() -> None:
     edited = tuple(replace(t, condition="has_magic") if t.event == "entry_rejected" else t for t in spec.TRANSITIONS)
     with pytest.raises(RuntimeError, match="has_magic"):
         build_machine(edited)
+
+
+def test_after_a_guard_raises_the_next_evaluation_is_still_right() -> None:
+    # An evaluation that raises does not poison the evaluations after it (the machine is reused across calls).
+    bad = Facts(fills_count="x", remaining_units=1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        next_state("PENDING_ENTRY", "entry_filled", bad)
+    assert next_state("OPEN", "protection_confirmed", Facts(fills_count=1, has_stop=True, remaining_units=1)) == (
+        "PROTECTED"
+    )
+    assert next_state("PENDING_ENTRY", "entry_filled", Facts(fills_count=1, remaining_units=1)) == "OPEN"
