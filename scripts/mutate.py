@@ -423,8 +423,24 @@ def run_module(module: str, equiv: set[Equivalent], head: bool = False, extra: S
             m.outcome = "equivalent"
     res.seconds = time.monotonic() - started
     RESULTS.mkdir(exist_ok=True)
-    slug = module.replace("/", "_").replace("#", "_")
-    (RESULTS / f"{slug}.json").write_text(json.dumps(asdict(res), indent=1))
+    result_path(module).write_text(json.dumps(asdict(res), indent=1))
+    return res
+
+
+def result_path(module: str) -> Path:
+    return RESULTS / f"{module.replace('/', '_').replace('#', '_')}.json"
+
+
+def load_result(module: str, equiv: set[Equivalent]) -> ModuleResult | None:
+    """The last run of `module` from .mutation/, its survivors re-read against today's equivalents list."""
+    path = result_path(module)
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text())
+    res = ModuleResult(module, [Mutant(**m) for m in data["mutants"]], data["seconds"], data["error"])
+    for m in res.mutants:
+        if m.outcome in ("survived", "equivalent"):
+            m.outcome = "equivalent" if is_equivalent(m, equiv) else "survived"
     return res
 
 
@@ -454,6 +470,9 @@ def main(argv: list[str] | None = None) -> int:
         "--pytest-arg", action="append", default=[], help="passed to every pytest run, e.g. --deselect=ID (say why)"
     )
     parser.add_argument("--list", action="store_true", help="print the modules and their tests, run nothing")
+    parser.add_argument(
+        "--report", action="store_true", help="print the table of the last runs in .mutation/ (equivalents re-read)"
+    )
     args = parser.parse_args(argv)
     modules = args.module or list(MODULES)
     unknown = [m for m in modules if m not in MODULES]
@@ -464,6 +483,10 @@ def main(argv: list[str] | None = None) -> int:
             print(m, " ".join(MODULES[m]))
         return 0
     equiv = equivalents()
+    if args.report:
+        loaded = [load_result(m, equiv) for m in modules]
+        print(table([r for r in loaded if r is not None]))
+        return 0
 
     def one(module: str) -> ModuleResult:
         print(f"MUTATE_START module={module}", flush=True)
