@@ -107,7 +107,7 @@ def main(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     env = prepare(args, execute=args.execute)
     path = db_path(args, env.settings)
-    _require_registry(path, env.settings.db_path, execute=args.execute)
+    _require_registry(path, env.settings.db_path)
     clock = SystemClock()
     venue = build_venue(env.settings, clock)
     rec = diff(args, venue, path, clock)
@@ -159,13 +159,14 @@ def main(argv: Sequence[str]) -> int:
     return 1 if pending or _needs_operator(others) else 0
 
 
-def _require_registry(path: Path, configured: Path, *, execute: bool) -> None:
-    """A registry that does not exist is a mistyped path (exit 2), never an empty registry "in sync". Only
-    `--execute` on the configured registry itself may create it (a first import before the daemon's first start)."""
+def _require_registry(path: Path, configured: Path) -> None:
+    """A `--db` that does not exist and is not the configured registry is a mistyped path (exit 2), never an empty
+    registry "in sync". The configured registry itself may not exist yet (a host before the daemon's first start):
+    it reads as empty, and `--execute` creates it for a first import."""
     if path.exists():
         check_registry_file(path)
         return
-    if execute and path.resolve() == configured.resolve():
+    if path.resolve() == configured.resolve():
         return
     check_registry_file(path)  # raises: does not exist, nothing created
 
