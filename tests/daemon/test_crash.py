@@ -26,6 +26,7 @@ import pytest
 from simulator.engine import Simulator
 from store.audit import run_audit
 from store.db import connect
+from store.keys import default_key_path, read_key, verify_seal
 from tests.daemon.procs import SYMBOL, daemon, live_simulator, write_config
 
 # (adopted, abandoned) the restart's recovery step must report, per work in flight and crash point.
@@ -71,7 +72,8 @@ def check_after_restart(sim: Simulator, db: Path, output: str) -> None:
     assert report["complete"] == "true"
     database = connect(db, readonly=True)
     try:
-        assert run_audit(database).ok
+        # The daemon keyed the registry at its first start (store.keys): the audit reads it with that key.
+        assert run_audit(database, keyed=verify_seal(database, read_key(default_key_path(db)))).ok
     finally:
         database.close()
 
