@@ -1,0 +1,141 @@
+"""`lifecycle.fills` tested directly (found by `make mutate`: only reconciliation exercised it, and about half of
+its mutants survived): the consequence rule's boundaries, the owner indexes, attribution's running quantity,
+the client-id rule, the roles' ledger direction, grouping, and immutable values."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from lifecycle.fills import (
+    Attributed,
+    FillOwners,
+    FillRole,
+    Holder,
+    OrderOwner,
+    PositionFacts,
+    attribute,
+    consequence,
+    fills_by_position,
+    owners_from,
+)
+from lifecycle.values import PositionSide, Side
+from specs.lifecycle import Event
+from tests.reconcile.builders import T0, D, fill
+
+LONG = Holder("p1", "PF_XBTUSD", PositionSide.LONG, "PROTECTED", D("1"), T0, "sl-1", "tp-1")
+
+
+@pytest.mark.parametrize("state", ["PENDING_ENTRY", "ENTRY_OPEN"])
+def test_an_entry_is_filled_when_it_has_fills_holds_quantity_and_its_order_is_gone(state: str) -> None:
+    assert consequence(PositionFacts(state, D("0.5"), True)) == Event.ENTRY_FILLED  # entry_order_live defaults off
+    assert consequence(PositionFacts(state, D("2"), True, entry_order_live=True)) is None
+    assert consequence(PositionFacts(state, D("0"), True)) is None
+    assert consequence(PositionFacts(state, D("1"), False)) is None
+
+
+@pytest.mark.parametrize("state", ["OPEN", "PROTECTED", "EXITING"])
+def test_an_exposed_position_brought_to_zero_is_closed_and_not_before(state: str) -> None:
+    assert consequence(PositionFacts(state, D("0"), True)) == Event.POSITION_CLOSED
+    assert consequence(PositionFacts(state, D("1"), True)) is None
+    assert consequence(PositionFacts(state, D("0.5"), True)) is None
+
+
+@pytest.mark.parametrize("state", ["CLOSED", "CANCELLED", "REJECTED"])
+def test_a_terminal_position_calls_for_nothing(state: str) -> None:
+    assert consequence(PositionFacts(state, D("0"), True)) is None
+    assert consequence(PositionFacts(state, D("1"), True)) is None
+
+
+def test_owner_indexes_hold_recorded_ids_only_and_recorded_orders_win() -> None:
+    entry = OrderOwner("p1", "entry", "PROTECTED", "o-1")
+    unsent = OrderOwner("p1", "exit", "PROTECTED", None)
+    stop_row = OrderOwner("p1", "stop", "PROTECTED", "sl-1")
+    holder = dataclasses.replace(LONG, tp_order_id=None)
+    owners = owners_from([("c-1", entry), ("c-2", unsent), ("c-3", stop_row)], [holder])
+    assert owners.by_client_id == {"c-1": entry, "c-2": unsent, "c-3": stop_row}
+    assert owners.by_venue_id == {"o-1": entry, "sl-1": stop_row}
+    from_holder = owners_from([], [LONG])
+    assert from_holder.by_venue_id == {
+        "sl-1": OrderOwner("p1", "stop", "PROTECTED", "sl-1"),
+        "tp-1": OrderOwner("p1", "take_profit", "PROTECTED", "tp-1"),
+    }
+
+
+def owners(*orders: tuple[str, OrderOwner], holders: tuple[Holder, ...] = (LONG,)) -> FillOwners:
+    return owners_from(list(orders), list(holders))
+
+
+def test_our_own_fills_move_the_quantity_later_external_closes_are_judged_against() -> None:
+    entry = OrderOwner("p1", "entry", "PROTECTED", "o-e")
+    add = fill("f1", "o-e", "c-e", Side.BUY, "1", minute=1)  # ours: 1 -> 2
+    manual = fill("f2", "m-1", None, Side.SELL, "2", minute=2)  # a hand on the venue closes all 2
+    assert attribute([manual, add], owners(("c-e", entry))) == (
+        Attributed(add, FillRole.OWN, "p1", True),
+        Attributed(manual, FillRole.EXTERNAL_CLOSE, "p1", False),
+    )
+
+
+def test_our_own_exit_lowers_the_quantity_an_external_close_may_take() -> None:
+    exit_ = OrderOwner("p1", "exit", "PROTECTED", "o-x")
+    pos2 = dataclasses.replace(LONG, remaining_qty=D("2"))
+    ours = fill("f1", "o-x", "c-x", Side.SELL, "1", minute=1)  # 2 -> 1
+    manual = fill("f2", "m-1", None, Side.SELL, "2", minute=2)  # more than is left: would flip it
+    assert attribute([ours, manual], owners(("c-x", exit_), holders=(pos2,))) == (
+        Attributed(ours, FillRole.OWN, "p1", False),
+        Attributed(manual, FillRole.UNOWNED, None, False),
+    )
+
+
+def test_the_client_order_id_wins_over_the_venue_order_id() -> None:
+    mine = OrderOwner("p1", "exit", "PROTECTED", "o-mine")
+    other = OrderOwner("p9", "entry", "CLOSED", "o-other")
+    f = fill("f1", "o-other", "c-mine", Side.SELL, "1")
+    [a] = attribute([f], owners(("c-mine", mine), ("c-other", other)))
+    assert (a.role, a.uid, a.is_entry) == (FillRole.OWN, "p1", False)
+
+
+def test_a_fill_without_a_client_id_is_found_by_its_venue_order_id() -> None:
+    stop_owner = OrderOwner("p1", "stop", "PROTECTED", "sl-1")
+    f = fill("f1", "sl-1", None, Side.SELL, "1")
+    assert attribute([f], owners(("c-s", stop_owner))) == (Attributed(f, FillRole.OWN, "p1", False),)
+
+
+def test_external_adds_are_entries_and_unowned_fills_are_not() -> None:
+    add = fill("f1", "m-1", None, Side.BUY, "1", minute=1)
+    elsewhere = fill("f2", "m-2", None, Side.BUY, "1", symbol="PF_ETHUSD", minute=2)
+    assert attribute([add, elsewhere], owners()) == (
+        Attributed(add, FillRole.EXTERNAL_ADD, "p1", True),
+        Attributed(elsewhere, FillRole.UNOWNED, None, False),
+    )
+
+
+def test_a_fill_before_the_position_existed_is_not_its_external_fill() -> None:
+    early = dataclasses.replace(fill("f1", "m-1", None, Side.SELL, "1"), time=T0 - timedelta(seconds=1))
+    assert attribute([early], owners()) == (Attributed(early, FillRole.UNOWNED, None, False),)
+
+
+def test_grouping_keeps_only_owned_fills_per_position_in_order() -> None:
+    f1, f2, f3 = (fill(f"f{i}", "o", None, Side.BUY, "1") for i in range(3))
+    a1 = Attributed(f1, FillRole.OWN, "p1", True)
+    a2 = Attributed(f2, FillRole.UNOWNED, None, False)
+    a3 = Attributed(f3, FillRole.EXTERNAL_ADD, "p1", True)
+    assert fills_by_position([a1, a2, a3]) == {"p1": [a1, a3]}
+
+
+VALUES = [
+    OrderOwner("p1", "entry", "OPEN"),
+    LONG,
+    Attributed(fill("f1", "o", None, Side.BUY, "1"), FillRole.OWN, "p1", True),
+    owners(),
+    PositionFacts("OPEN", Decimal(0), True),
+]
+
+
+@pytest.mark.parametrize("value", VALUES, ids=[type(v).__name__ for v in VALUES])
+def test_attribution_values_are_immutable(value: object) -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(value, dataclasses.fields(value)[0].name, None)  # type: ignore[arg-type]
