@@ -134,7 +134,9 @@ def test_item7_a_created_time_in_the_future_does_not_make_a_phantom_churn_stops(
     with world(tmp_path) as w, captured_events() as ev:
         uid = enter_long(w, tp_pct=None)
         # A registry reused from a clock that ran ahead: the position claims to be created an hour from now.
-        w.registry.db.execute_sql("UPDATE position SET created_ms = created_ms + ? WHERE uid = ?", (3_600_000, uid))
+        w.registry.db.execute_sql(  # type: ignore[no-untyped-call]
+            "UPDATE position SET created_ms = created_ms + ? WHERE uid = ?", (3_600_000, uid)
+        )
         w.sim.close_position_direct(XBT)
         w.sim.cancel_silently(str(w.registry.get(uid).sl_order_id))
         placed_before = len(ev.named("PROTECTIVE_ORDER_PLACED"))
