@@ -73,6 +73,8 @@ MODULES: dict[str, list[str]] = {
         "tests/audit/test_position_values.py",
         "tests/audit/test_anchors.py",
         "tests/audit/test_chain_sql.py",
+        "tests/audit/test_stop_prices.py",
+        "tests/audit/test_keyed_chains.py",
     ],
 }
 
