@@ -139,3 +139,13 @@ VALUES = [
 def test_attribution_values_are_immutable(value: object) -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         setattr(value, dataclasses.fields(value)[0].name, None)  # type: ignore[arg-type]
+
+
+def test_a_fill_carrying_a_client_id_we_never_issued_is_judged_by_the_other_rules() -> None:
+    stop_owner = OrderOwner("p1", "stop", "PROTECTED", "sl-1")
+    ours_by_venue_id = fill("f1", "sl-1", "someone-elses", Side.SELL, "1", minute=1)
+    manual = fill("f2", "m-1", "hand-placed", Side.BUY, "1", minute=2)
+    assert attribute([ours_by_venue_id, manual], owners(("c-s", stop_owner))) == (
+        Attributed(ours_by_venue_id, FillRole.OWN, "p1", False),
+        Attributed(manual, FillRole.EXTERNAL_ADD, "p1", True),
+    )
