@@ -60,8 +60,13 @@ def test_invariant_violation_is_sticky_and_only_announced_once() -> None:
     kinds(ks, [Decimal(95), Decimal(1), Decimal(1), Decimal(1)])
     assert ks.active_reasons == (INVARIANT_VIOLATION,)
     assert not ks.allows_new_entries
+    # Nor does an auth lock coming and going (the one other reason with its own release).
+    ks.observe_auth(True, "key refused")
+    ks.observe_auth(False, "probe succeeded")
+    assert ks.active_reasons == (INVARIANT_VIOLATION,)
     public_methods = {n for n in dir(ks) if not n.startswith("_") and callable(getattr(ks, n))}
-    assert public_methods == {"observe_margin", "trip_invariant"}  # nothing can clear an invariant halt
+    # nothing can clear an invariant halt: no method but these three exists, and none of them releases it
+    assert public_methods == {"observe_margin", "observe_auth", "trip_invariant"}
 
 
 def test_changes_render_as_declared_events() -> None:
