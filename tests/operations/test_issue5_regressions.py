@@ -6,6 +6,7 @@ states the behaviour an operator relies on.
 
 from __future__ import annotations
 
+import sqlite3
 from decimal import Decimal
 from pathlib import Path
 
@@ -134,9 +135,8 @@ def test_item7_a_created_time_in_the_future_does_not_make_a_phantom_churn_stops(
     with world(tmp_path) as w, captured_events() as ev:
         uid = enter_long(w, tp_pct=None)
         # A registry reused from a clock that ran ahead: the position claims to be created an hour from now.
-        w.registry.db.execute_sql(  # type: ignore[no-untyped-call]
-            "UPDATE position SET created_ms = created_ms + ? WHERE uid = ?", (3_600_000, uid)
-        )
+        with sqlite3.connect(tmp_path / "registry.db") as raw:  # a second writer, as a reused file would be
+            raw.execute("UPDATE position SET created_ms = created_ms + ? WHERE uid = ?", (3_600_000, uid))
         w.sim.close_position_direct(XBT)
         w.sim.cancel_silently(str(w.registry.get(uid).sl_order_id))
         placed_before = len(ev.named("PROTECTIVE_ORDER_PLACED"))
