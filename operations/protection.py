@@ -42,6 +42,8 @@ from lifecycle.protection import (
 from lifecycle.values import OrderOutcome, OrderType, PositionSide, VenueOrder
 from operations.context import DaemonContext
 from operations.crash import crash_point
+from operations.exits import fills_window_start
+from operations.fills import ingest
 from operations.submit import Submitted, submit
 from specs.lifecycle import Event, OrderStatus, State
 from store.registry import PositionView
@@ -202,7 +204,19 @@ def _execute(
             _announce_placed(pos, "stop_loss_resized", trigger, order_id, covers)
         case StopGone(order_id):
             if _filled(ctx, pos, order_id):
-                return False  # it did its job: the fill poll closes the position through the one door
+                # It did its job. Its fills go through the one door now: a stop that covered the whole position
+                # closed it. One that covered part of it (a hand added to the position before the resize) means the
+                # stop level was hit with exposure left: the rest follows the stop out at once (a reduce-only
+                # market exit), rather than waiting unprotected, or being re-stopped at a level already crossed.
+                ingest(ctx, ctx.venue.fills_since(fills_window_start(ctx)), source="protect")
+                pos = reg.get(uid)
+                if pos.state != State.PROTECTED or pos.remaining_qty <= 0:
+                    return False
+                from operations.exit_order import exit_position  # the exit path imports protection: break the cycle
+
+                outcome.problems.append(f"stop {order_id} filled for part of the position: the rest is exited")
+                exit_position(ctx, uid, reason=f"stop {order_id} filled for part of the position")
+                return False
             pos = reg.apply(uid, Event.PROTECTION_LOST, cause=f"stop {order_id} no longer on the venue")
             reg.set_protection(uid, sl_order_id=None, tp_order_id=pos.tp_order_id, clear=True)
             _settle_lost(ctx, uid, order_id)

@@ -32,6 +32,7 @@ from operations import protection
 from operations.close import close_position, settle_orders
 from operations.context import DaemonContext
 from operations.fills import ingest
+from operations.orders import record_evidence
 from specs.lifecycle import (
     ENTRY_PENDING_STATES,
     EXPOSED_STATES,
@@ -218,3 +219,30 @@ def evaluate_joint(ctx: DaemonContext, snapshot: AccountSnapshot | None) -> Join
     )
     ctx.last_joint = report
     return report
+
+
+def settle_vanished(ctx: DaemonContext, snapshot: AccountSnapshot) -> int:
+    """Order rows recorded `open` whose order is no longer on the venue's book (filled, or cancelled by the venue
+    or by hand) follow the venue's answer about them (operations.orders), whatever position they belong to: the
+    rows never keep saying `open` for an order that is gone. One history lookup per such row, which is rare."""
+    reg = ctx.registry
+    on_book = {o.order_id for o in snapshot.open_orders} - ctx.cancelled_since_snapshot
+    on_book_coids = {o.client_order_id for o in snapshot.open_orders if o.client_order_id}
+    settled = 0
+    for order in reg.unresolved_orders():
+        if order.status != OrderStatus.OPEN or not order.venue_order_id:
+            continue
+        if order.venue_order_id in on_book or order.client_order_id in on_book_coids:
+            continue
+        if order.created is not None and order.created > snapshot.server_time:
+            continue  # sent after the snapshot was taken: not on it yet
+        try:
+            evidence = ctx.venue.find_order(order.client_order_id)
+        except VenueError as exc:
+            log.warning("reconcile: could not look up vanished order %s (%s)", order.client_order_id, exc)
+            continue
+        if evidence is not None and evidence.status is VenueStatus.OPEN:
+            continue  # the snapshot missed it; the venue says it rests
+        record_evidence(reg, order, evidence, absent="no longer on the venue (reconcile)")
+        settled += 1
+    return settled

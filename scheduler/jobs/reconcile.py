@@ -21,7 +21,7 @@ from lifecycle.values import AccountSnapshot
 from operations.context import DaemonContext
 from operations.daemon_state import DaemonState, write_state
 from operations.exits import fills_window_start
-from operations.reconciliation import evaluate_joint, execute, registry_inputs, settle_strays
+from operations.reconciliation import evaluate_joint, execute, registry_inputs, settle_strays, settle_vanished
 from specs.reconciliation import JOINT_FIELDS
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,7 @@ def run(ctx: DaemonContext) -> Reconciliation:
     execute(ctx, rec.actions, snapshot)
     if snapshot is not None and rec.report.complete:
         settle_strays(ctx, snapshot)
+        settle_vanished(ctx, snapshot)
     ctx.last_joint = evaluate_joint(ctx, snapshot)
     emit_report(ctx, rec, {p.uid: p.remaining_qty for p in positions}, venue_sizes(snapshot))
     ctx.last_reconciliation = rec

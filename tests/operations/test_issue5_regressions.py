@@ -214,3 +214,40 @@ def test_item6_an_entry_that_slipped_past_the_limit_is_exited_at_once(tmp_path: 
         assert [e["event"] for e in ev.named("POSITION_TRANSITION")][-2:] == ["exit_requested", "position_closed"]
         assert live_orders(w, XBT) == []
         assert ev.named("ENTRY_SLIPPAGE")[-1]["action"] == "exit"
+
+
+def test_a_stop_that_filled_for_part_of_the_position_takes_the_rest_out_with_it(tmp_path: Path) -> None:
+    # Found by the operations stateful test: a hand adds to a short, the market rises through the stop before its
+    # resize; the stop fills for its old size. The rest was left PROTECTED with no stop at all; now it follows the
+    # stop out in the same run (the stop's level is hit, so a new stop there would fill at once anyway).
+    with world(tmp_path) as w:
+        w.strategy.entries[XBT] = "short"
+        w.advance(60)
+        w.tick()
+        w.strategy.entries.clear()
+        [pos] = w.registry.active_positions()
+        w.sim.open_position_direct(XBT, "short", pos.remaining_qty / 2)
+        assert pos.stop_price is not None
+        w.sim.set_mark(XBT, pos.stop_price * Decimal("1.01"))
+        w.advance(1)
+        w.protect()
+        assert w.registry.get(pos.uid).state == "CLOSED"
+        assert [p for p in w.sim.positions() if p.symbol == XBT and p.size] == []
+        assert live_orders(w, XBT) == []
+
+
+def test_a_vanished_take_profit_row_follows_the_venue_even_when_no_stop_can_be_sent(tmp_path: Path) -> None:
+    # Found by the operations stateful test: stop and take-profit cancelled by the venue, then the market gaps past
+    # the stop level (unprotectable: nothing is sent). The take-profit's row must still stop saying `open`.
+    with world(tmp_path, take_profit=True) as w:
+        uid = enter_long(w)
+        pos = w.registry.get(uid)
+        w.sim.cancel_silently(str(pos.sl_order_id))
+        w.sim.cancel_silently(str(pos.tp_order_id))
+        assert pos.entry_price is not None
+        w.sim.set_mark(XBT, pos.entry_price * Decimal("0.85"))
+        w.advance(1)
+        w.protect()
+        w.reconcile()
+        rows = {o.purpose: o.status for o in w.registry.orders(uid)}
+        assert rows["take_profit"] == "cancelled" and rows["stop"] == "cancelled"
