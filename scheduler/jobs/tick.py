@@ -102,7 +102,8 @@ def anchor_to_fill(ctx: DaemonContext, pos: PositionView, plan: EntryPlan) -> bo
     adverse = (fill - decision) if long else (decision - fill)
     slippage_r = adverse / risk
     tick = ctx.instruments[pos.symbol_key].tick_size
-    if slippage_r > ctx.limits.max_entry_slippage_r:
+
+    def announce(action: str) -> None:
         emit(
             Ev.ENTRY_SLIPPAGE,
             position=pos.uid,
@@ -110,8 +111,11 @@ def anchor_to_fill(ctx: DaemonContext, pos: PositionView, plan: EntryPlan) -> bo
             decision_price=decision,
             fill_price=fill,
             slippage_r=slippage_r.quantize(Decimal("0.01")),
-            action="exit",
+            action=action,
         )
+
+    if slippage_r > ctx.limits.max_entry_slippage_r:
+        announce("exit")
         exit_position(ctx, pos.uid, reason=f"entry slipped {slippage_r:.2f} R past the decision price")
         return True
     stop = round_to_tick(fill - risk if long else fill + risk, tick, down=long)
@@ -121,15 +125,7 @@ def anchor_to_fill(ctx: DaemonContext, pos: PositionView, plan: EntryPlan) -> bo
     if stop != pos.stop_price or target != pos.take_profit_price:
         ctx.registry.update_prices(pos.uid, stop_price=stop, take_profit_price=target)
         if adverse != 0:
-            emit(
-                Ev.ENTRY_SLIPPAGE,
-                position=pos.uid,
-                symbol=pos.symbol_key,
-                decision_price=decision,
-                fill_price=fill,
-                slippage_r=slippage_r.quantize(Decimal("0.01")),
-                action="stop_reanchored",
-            )
+            announce("stop_reanchored")
     return False
 
 
