@@ -93,9 +93,9 @@ def liquidated_before_its_stop(tmp: Path) -> World:
     w = World(5, tmp)
     w.strategy.entries = {XBT: "long"}
     w.sim.advance(30)
+    from operations.entry import enter as tick_enter
     from operations.fills import ingest
     from scheduler.jobs import decide
-    from scheduler.jobs.tick import enter as tick_enter
 
     plans = [p for p in decide.plan_entries(w.ctx, set()) if p.symbol == XBT]
     w.strategy.entries = {}

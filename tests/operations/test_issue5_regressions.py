@@ -12,8 +12,8 @@ from pathlib import Path
 
 from operations import protection
 from operations.context import EntryPlan
+from operations.entry import anchor_to_fill
 from operations.reconciliation import close_phantom
-from scheduler.jobs.tick import anchor_to_fill
 from specs.lifecycle import ORDER_UNRESOLVED_STATUSES
 from tests.daemon.harness import World, captured_events, world
 
