@@ -64,7 +64,7 @@ MODULES: dict[str, list[str]] = {
     "lifecycle/killswitch.py": ["tests/safety/test_killswitch.py"],
     "strategy/sizing.py": ["tests/strategy"],
     "lifecycle/fills.py": ["tests/reconcile", "tests/joint"],
-    "lifecycle/protection.py": ["tests/reconcile", "tests/joint"],
+    "lifecycle/protection.py": ["tests/lifecycle/test_protection_planner.py", "tests/reconcile"],
     # The audit's SQL runs against the field, kill, value, anchor and chain tests; the corruption corpus (about a
     # minute a run) is left out to keep one pass near 20 minutes.
     "store/audit.py#sql": [
