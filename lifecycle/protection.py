@@ -345,8 +345,3 @@ def _take_profit(
     if target is None:
         return []
     return [PlaceTakeProfit(target, market.sendable, derived)]
-
-
-def exposed_unprotected(state: str) -> bool:
-    """OPEN is the one exposed state that is not yet protected (EXITING waits for its exit's fills)."""
-    return state == State.OPEN

@@ -23,10 +23,10 @@ from decimal import Decimal
 from lifecycle.fills import FillOwners, Holder, OrderOwner, attribute, owners_from
 from lifecycle.protection import Protectee, own_stop
 from lifecycle.values import AccountSnapshot, OrderStatus, PositionSide, Side, VenueFill, VenueOrder
-from specs.lifecycle import ACTIVE_STATES, EXPOSED_STATES, State
+from specs.lifecycle import ACTIVE_STATES, ENTRY_PENDING_STATES, EXPOSED_STATES, State
 from specs.reconciliation import REPORT_FIELDS
 
-PENDING_STATES: frozenset[str] = ACTIVE_STATES - EXPOSED_STATES
+PENDING_STATES: frozenset[str] = ENTRY_PENDING_STATES
 """Active states without confirmed exposure (PENDING_ENTRY, ENTRY_OPEN), derived from the spec."""
 
 MAX_SNAPSHOT_SKEW = timedelta(seconds=5)
