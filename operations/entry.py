@@ -39,6 +39,7 @@ def enter(ctx: DaemonContext, plan: EntryPlan) -> str:
         stop_price=plan.stop_price,
         take_profit_price=plan.take_profit_price,
         cause=f"strategy: {plan.reason}",
+        decision_price=plan.decision_price,
     )
     sent = submit(
         ctx.registry,

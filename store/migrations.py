@@ -19,6 +19,9 @@ where its chains end then (rows before it stay sha256, rows after it are keyed).
 
 Version 5 adds `account_charge` and `account_log_cursor`: the fees and funding read from the venue's account log,
 attributed to positions, and how far the log has been read (docs/money.md).
+
+Version 6 adds `entry_decision`: the price each strategy entry was decided at, which a market entry's slippage is
+measured from (`monitor_trade_execution`). Positions entered before it have no row; nothing is back-filled.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from store.models import (
     AccountLogCursor,
     ChainAnchor,
     ChainSeal,
+    EntryDecision,
     EntryPause,
 )
 
@@ -90,12 +94,18 @@ def _v5_account_charges(db: pw.Database) -> None:
         db.create_tables([AccountCharge, AccountLogCursor], safe=False)
 
 
+def _v6_entry_decision(db: pw.Database) -> None:
+    with db.bind_ctx([EntryDecision]):
+        db.create_tables([EntryDecision], safe=False)
+
+
 MIGRATIONS: dict[int, Migration] = {
     1: _v1_create,
     2: _v2_chain_anchor,
     3: _v3_entry_pause,
     4: _v4_chain_seal,
     5: _v5_account_charges,
+    6: _v6_entry_decision,
 }
 """version -> the step that brings the schema from version-1 to version. Add entries; never edit old ones."""
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import peewee as pw
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 db_proxy = pw.DatabaseProxy()
 
@@ -140,6 +140,16 @@ class AccountCharge(BaseModel):
     recorded_ms = pw.BigIntegerField()
 
 
+class EntryDecision(BaseModel):
+    """The price a strategy decided to enter at (schema version 6), one row per strategy position, written with its
+    intent. A market entry has no limit price, so this is what its slippage is measured from (the re-anchoring of
+    the stop in `operations.entry` and `monitor_trade_execution`). Never edited; imported positions have none."""
+
+    position = pw.ForeignKeyField(Position, unique=True, backref="decisions", on_delete="RESTRICT")
+    decision_price = pw.TextField()  # Decimal as text
+    at_ms = pw.BigIntegerField()
+
+
 class AccountLogCursor(BaseModel):
     """How far the account log has been read (schema version 5): the highest entry id seen, fee or not."""
 
@@ -157,4 +167,5 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
     ChainSeal,
     AccountCharge,
     AccountLogCursor,
+    EntryDecision,
 )

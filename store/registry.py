@@ -33,7 +33,7 @@ from specs import lifecycle as spec
 from store import chain, migrations
 from store.db import bind, connect
 from store.keys import ChainKey, Keyed, default_key_path, load_seal, prepare, verify_seal
-from store.models import Fill, Order, Position, db_proxy
+from store.models import EntryDecision, Fill, Order, Position, db_proxy
 
 POSITION_SIDES = spec.POSITION_SIDES
 ORDER_SIDES = ("buy", "sell")
@@ -395,9 +395,13 @@ class Registry:
         stop_price: Decimal | None,
         take_profit_price: Decimal | None = None,
         cause: str,
+        decision_price: Decimal | None = None,
     ) -> PositionView:
-        """Record a strategy's decision to enter, before any order exists (state PENDING_ENTRY)."""
+        """Record a strategy's decision to enter, before any order exists (state PENDING_ENTRY). `decision_price`,
+        the price the strategy sized its risk at, is kept beside it (`entry_decision`) to measure slippage from."""
         units = _positive_units(target_qty, "target quantity")
+        if decision_price is not None and not (decision_price.is_finite() and decision_price > 0):
+            raise RegistryUsageError(f"decision price must be a positive number, got {decision_price}")
         with self.db.atomic("IMMEDIATE"):
             row = self._create(
                 symbol=symbol,
@@ -410,6 +414,8 @@ class Registry:
                 take_profit_price=take_profit_price,
                 cause=cause,
             )
+            if decision_price is not None:
+                EntryDecision.create(position=_pk(row), decision_price=str(decision_price), at_ms=row.created_ms)
         self._emit(row, "open_intent", None, INITIAL_STATE, cause)
         return _position_view(row)
 

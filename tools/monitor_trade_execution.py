@@ -4,7 +4,8 @@ Execution quality from the registry's orders and fill ledger (with `--venue`, al
 our client order ids, which covers fills the ledger has not recorded yet). Read-only. Reports:
 - fill ratio: orders with any fill / orders that reached the venue, and filled / ordered quantity;
 - slippage in basis points of each filled order's volume-weighted fill price against its intended price (the
-  limit or trigger price; market orders have none), positive = worse for us;
+  limit or trigger price; for a market entry, the price the strategy decided at, recorded with its intent since
+  schema version 6; other market orders have none), positive = worse for us;
 - rejections grouped by the venue's reason; time from intent to first fill.
 Exit 0 (a report, not a verdict), 2 for a missing registry.
 """
@@ -19,9 +20,11 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
+import peewee as pw
+
 from lifecycle.clock import SystemClock, from_ms, to_ms
 from lifecycle.units import units_to_qty
-from store.models import Fill, Order
+from store.models import EntryDecision, Fill, Order
 from tools._cli import bounded_float, make_parser, run_tool, write_json, write_text
 from tools._venue import add_common, build_venue, db_path, prepare, read_registry, venue_call
 
@@ -123,14 +126,27 @@ def _intended(limit_price: str | None, trigger_price: str | None) -> Decimal | N
     return Decimal(text) if text else None
 
 
-def load_rows(since_ms: int | None) -> tuple[list[OrderRow], list[FillRow]]:
+def _decision_prices(db: pw.Database) -> dict[int, str]:
+    """position id -> the price its strategy decided at (a registry older than schema version 6 has none)."""
+    if not db.table_exists(EntryDecision._meta.table_name):
+        return {}
+    return {_position_id(d): d.decision_price for d in EntryDecision.select()}
+
+
+def _position_id(row: pw.Model) -> int:
+    return int(row.__data__["position"])  # the foreign key's raw id, without loading the position row
+
+
+def load_rows(db: pw.Database, since_ms: int | None) -> tuple[list[OrderRow], list[FillRow]]:
     query = Order.select()
     if since_ms is not None:
         query = query.where(Order.created_ms >= since_ms)
+    decided = _decision_prices(db)
     orders = [
         OrderRow(
             o.client_order_id, o.venue_order_id, o.purpose, o.side, o.order_type, units_to_qty(o.qty_units),
-            _intended(o.limit_price, o.trigger_price),
+            _intended(o.limit_price, o.trigger_price)
+            or (_intended(decided.get(_position_id(o)), None) if o.purpose == "entry" else None),
             o.status, o.reason, o.created_ms,
         )
         for o in query.order_by(Order.created_ms)
@@ -157,8 +173,8 @@ def main(argv: Sequence[str]) -> int:
     path = db_path(args, env.settings)
     clock = SystemClock()
     since_ms = None if args.since_hours is None else to_ms(clock.now() - timedelta(hours=args.since_hours))
-    with read_registry(path):
-        orders, fills = load_rows(since_ms)
+    with read_registry(path) as db:
+        orders, fills = load_rows(db, since_ms)
     venue_extra = 0
     oldest = min((o.created_ms for o in orders), default=None)
     if args.venue and oldest is not None:

@@ -240,3 +240,15 @@ def test_reopen_sees_everything(tmp_path: Path) -> None:
     p = again.get(pos.uid)
     assert p.state == "PROTECTED" and p.remaining_qty == Decimal("0.75") and fid in again.known_fill_ids()
     again.close()
+
+
+@pytest.mark.parametrize("bad", [Decimal(0), Decimal(-5), Decimal("NaN"), Decimal("Infinity")])
+def test_a_decision_price_that_is_not_a_price_creates_nothing(tmp_path: Path, bad: Decimal) -> None:
+    path = tmp_path / "reg.db"
+    reg = open_registry(path)
+    before = snapshot(path)
+    with pytest.raises(RegistryUsageError, match="decision price"):
+        reg.open_intent(symbol="PF_XBTUSD", side="long", target_qty=Decimal(1), stop_price=Decimal(90),
+                        cause="t", decision_price=bad)  # fmt: skip
+    assert snapshot(path) == before
+    reg.close()

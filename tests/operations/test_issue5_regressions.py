@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from operations import protection
 from operations.context import EntryPlan
@@ -251,3 +252,23 @@ def test_a_vanished_take_profit_row_follows_the_venue_even_when_no_stop_can_be_s
         w.reconcile()
         rows = {o.purpose: o.status for o in w.registry.orders(uid)}
         assert rows["take_profit"] == "cancelled" and rows["stop"] == "cancelled"
+
+
+def test_the_strategys_decision_price_is_recorded_with_the_intent(tmp_path: Path) -> None:
+    # monitor_trade_execution measures a market entry's slippage from this row (schema version 6).
+    from store.models import EntryDecision, Position
+
+    with world(tmp_path) as w:
+        decided: list[Decimal | None] = []
+        analyse = w.strategy.analyse
+
+        def spy(*args: Any, **kwargs: Any) -> Any:
+            decision = analyse(*args, **kwargs)
+            decided.append(decision.entry_price)
+            return decision
+
+        w.strategy.analyse = spy  # type: ignore[method-assign]
+        uid = enter_long(w, tp_pct=None)
+        [row] = EntryDecision.select().join(Position).where(Position.uid == uid)
+        [price] = [d for d in decided if d is not None]  # the one entering decision; the rest were HOLD
+        assert Decimal(row.decision_price) == price

@@ -83,3 +83,33 @@ def test_backfill_lists_fills_and_is_idempotent(env: Env) -> None:
     assert _rows(store) == full  # the same candles back, nothing else touched
     again = run_tool("backfill_historical_data", *args, "--execute", "--json")
     assert again.code == 0 and again.json()["series"][0]["written"] == 0 and _rows(store) == full
+
+
+def test_monitor_measures_a_market_entry_against_the_strategys_decision_price(env: Env) -> None:
+    """A market entry has no limit price; its slippage is measured from the price the strategy decided at (issue 5:
+    `monitor_trade_execution` measures entry slippage against the decision price)."""
+    clock = FakeClock(env.clock.now() - timedelta(minutes=10))
+    reg = Registry.open(env.db, clock)
+    pos = reg.open_intent(symbol="PF_XBTUSD", side="short", target_qty=Decimal(1), stop_price=Decimal(210),
+                          take_profit_price=None, cause="t", decision_price=Decimal(200))  # fmt: skip
+    entry = reg.record_order_intent(pos.uid, purpose="entry", side="sell", order_type="market", qty=Decimal(1))
+    reg.mark_order(entry.client_order_id, status="open", venue_order_id="v-9")
+    reg.record_fill(fill_id="f9", client_order_id=entry.client_order_id, side="sell", qty=Decimal(1),
+                    price=Decimal(199), fill_time=clock.now(), venue_order_id="v-9")  # fmt: skip
+    legacy = reg.open_intent(symbol="PF_ETHUSD", side="long", target_qty=Decimal(1), stop_price=Decimal(90),
+                             take_profit_price=None, cause="t")  # fmt: skip
+    other = reg.record_order_intent(legacy.uid, purpose="entry", side="buy", order_type="market", qty=Decimal(1))
+    reg.mark_order(other.client_order_id, status="open", venue_order_id="v-10")
+    reg.record_fill(fill_id="f10", client_order_id=other.client_order_id, side="buy", qty=Decimal(1),
+                    price=Decimal(101), fill_time=clock.now(), venue_order_id="v-10")  # fmt: skip
+    reg.close()
+
+    run = run_tool("monitor_trade_execution", *env.args("--json"))
+    assert run.code == 0, run.err
+    doc = run.json()
+    by_coid = {o["client_order_id"]: o for o in doc["filled_orders"]}
+    # sold at 199 after deciding at 200: 50 bps worse for a short
+    assert Decimal(by_coid[entry.client_order_id]["slippage_bps"]) == Decimal(50)
+    assert Decimal(by_coid[entry.client_order_id]["intended"]) == Decimal(200)
+    assert by_coid[other.client_order_id]["slippage_bps"] is None  # no decision recorded: nothing invented
+    assert Decimal(doc["slippage_bps"]["count"]) == 1
