@@ -20,7 +20,6 @@ from typing import NoReturn
 from scheduler.logsetup import configure_logging, install_excepthooks, redact
 from scheduler.paper import MAX_SPEED, MIN_SPEED, run_paper
 from scheduler.startup import EXIT_FAILURE, StartupRefused, run_live, step
-from scheduler.telegram.oneshot import send_once
 from settings.config import EXIT_CONFIG, Settings, describe, validate_or_exit
 from settings.discovery import DiscoveryError, Found, discover, searched
 
@@ -119,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.critical("%s", refused)
         print(redact(f"trading daemon: {refused}"), file=sys.stderr)
         if settings.telegram is not None:
+            from scheduler.telegram.oneshot import send_once  # only a daemon with [telegram] loads the bot library
+
             send_once(settings.telegram, f"TRADING DAEMON NOT RUNNING (exit {refused.exit_code}): {refused}")
         return refused.exit_code
     except Exception as exc:  # the last line of defence: one readable line, never a secret-bearing traceback

@@ -45,9 +45,7 @@ from scheduler.jobs import tick as tick_job
 from scheduler.jobs.health import report_corrupted_rows
 from scheduler.restart_memory import RestartMemory
 from scheduler.stream_hook import order_stream
-from scheduler.telegram import AlertLogHandler, TelegramNotifier
-from scheduler.telegram.bridge import HeldAlerts
-from scheduler.telegram.registry_status import RegistryStatusProvider
+from scheduler.telegram.bridge import AlertLogHandler, HeldAlerts
 from settings.config import Settings
 from store import writer_lock
 from store.anchors import audit_and_anchor
@@ -421,6 +419,10 @@ def telegram_alerts(
     if settings.telegram is None:
         yield
         return
+    # Imported here, not at the top: python-telegram-bot (and matplotlib, for /chart) cost about 1.5 s of import
+    # and tens of MB; a daemon without [telegram] never loads them.
+    from scheduler.telegram.notifier import TelegramNotifier
+    from scheduler.telegram.registry_status import RegistryStatusProvider
 
     def equity() -> Decimal | None:
         return ctx.last_margin.margin_equity if ctx.last_margin else None

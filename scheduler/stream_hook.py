@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from exchange.stream import OrderStream
 from lifecycle.values import VenueFill, VenueOrder
 from operations.context import DaemonContext
 from operations.fills import ingest
@@ -25,6 +25,9 @@ from scheduler.app import Daemon, JobRunner
 from scheduler.stream_status import STREAMS
 from settings.config import StreamSettings
 from specs.lifecycle import Event
+
+if TYPE_CHECKING:
+    from exchange.stream import OrderStream
 
 log = logging.getLogger(__name__)
 RECONCILE_JOB = "reconcile"
@@ -101,6 +104,9 @@ def order_stream(
             log.info("order stream off (stream.enabled=%s); REST polling only", settings.enabled)
             yield None
             return
+        # Imported here: ccxt.pro costs about 0.5 s of import; a daemon with the stream off never loads it.
+        from exchange.stream import OrderStream
+
         handler = DaemonStreamHandler(ctx, daemon.runner, reconcile_now(daemon))
         stream = OrderStream(
             api_key=api_key,
