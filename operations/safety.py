@@ -33,6 +33,7 @@ class Safety:
         self._remember_restarts = remember_restarts
         self._remembered = escalator.restart_firsts
         self.critical_fields: tuple[str, ...] = ()
+        self._last_report_at: datetime | None = None
 
     entry_pause: EntryPause | None = None
     """The operator's /pause (operations.pause), set by the daemon; like the halts it stops new entries only."""
@@ -70,7 +71,16 @@ class Safety:
 
     def observe_report(self, report: ReconciliationReport, at: datetime, joint: Mapping[str, int] | None = None) -> str:
         """Feed one reconciliation report (and the joint invariants' counters); emit ESCALATION for each new
-        critical hit; return the level."""
+        critical hit; return the level.
+
+        The escalator's history must not go back in time, and the host clock can (an NTP step, a VM resumed): a
+        report stamped before the previous one is taken at the previous one's time, so its cycle still counts
+        (rules over consecutive cycles are unaffected; a window sees the step's samples bunched at one instant,
+        which can only count more, never hide one). Refusing it would fail every reconcile job, with no report
+        and no escalation, until the clock caught up again (DST seed 17, `daemon clock offset -3600s`)."""
+        if self._last_report_at is not None and at < self._last_report_at:
+            at = self._last_report_at
+        self._last_report_at = at
         counters = {**report.counters(), **(joint or {})}
         evaluation = self.escalator.observe(counters, at, complete=report.complete)
         firsts = self.escalator.restart_firsts
