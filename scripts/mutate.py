@@ -65,6 +65,14 @@ MODULES: dict[str, list[str]] = {
     "strategy/sizing.py": ["tests/strategy"],
     "lifecycle/fills.py": ["tests/reconcile", "tests/joint"],
     "lifecycle/protection.py": ["tests/lifecycle/test_protection_planner.py", "tests/reconcile"],
+    # The one stop rule: the planner's tests (stop_level), the audit's INV-13 tests, and its own.
+    "lifecycle/stops.py": [
+        "tests/lifecycle/test_protection_planner.py",
+        "tests/mutation_kills/test_protection.py",
+        "tests/audit/test_stop_prices.py",
+    ],
+    # Joint invariants: the daemon-harness tests of tests/joint, and its own pure ones.
+    "lifecycle/joint.py": ["tests/mutation_kills/test_joint.py", "tests/joint"],
     # The audit's SQL runs against the field, kill, value, anchor and chain tests; the corruption corpus (about a
     # minute a run) is left out to keep one pass near 20 minutes.
     "store/audit.py#sql": [
@@ -75,6 +83,18 @@ MODULES: dict[str, list[str]] = {
         "tests/audit/test_chain_sql.py",
         "tests/audit/test_stop_prices.py",
         "tests/audit/test_keyed_chains.py",
+    ],
+    # The audit's Python (report, chain ranges, anchors, the parallel runner), by cosmic-ray. Its SQL pass's tests
+    # but test_audit_fields.py (its corruptions still run, through run_audit on one connection and on workers, in
+    # test_chain_sql.py; its own runs add the health tool in a subprocess per case): all of them took about an hour
+    # for the module's ~450 mutants on 2 loaded cores. Fast files first (-x stops at the first failure).
+    "store/audit.py": [
+        "tests/audit/test_mutation_kills.py",
+        "tests/audit/test_position_values.py",
+        "tests/audit/test_stop_prices.py",
+        "tests/audit/test_keyed_chains.py",
+        "tests/audit/test_anchors.py",
+        "tests/audit/test_chain_sql.py",
     ],
 }
 
