@@ -99,8 +99,11 @@ def bench_reconcile() -> None:
             sim = ctx.venue.sim  # type: ignore[attr-defined]
             for s in symbols:
                 sim.open_position_direct(s, "long", Decimal(1))
-            reconcile.run(ctx)
-            reconcile.run(ctx)  # second sighting imports the orphans
+            # The daemon's cadence: a reconcile cycle a minute. (Without time passing, the orphans' own opening
+            # fills would carry the import's timestamp and be read as hands adding to the imported positions.)
+            for _ in range(2):  # the second sighting imports the orphans
+                sim.advance(60)
+                reconcile.run(ctx)
             protect.run(ctx)
             snapshot_only = _cpu(lambda: ctx.venue.snapshot(None), 5)
             per = _cpu(lambda: reconcile.run(ctx), 5)

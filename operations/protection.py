@@ -46,7 +46,7 @@ from operations.exits import fills_window_start
 from operations.fills import ingest
 from operations.submit import Submitted, submit
 from specs.lifecycle import Event, OrderStatus, State
-from store.registry import PositionView
+from store.registry import OrderView, PositionView
 
 log = logging.getLogger(__name__)
 
@@ -133,11 +133,12 @@ def claimed_elsewhere(ctx: DaemonContext, uid: str, symbol_key: str) -> frozense
     return frozenset(ctx.registry.order_ids_on_symbol(symbol_key, exclude_uid=uid))
 
 
-def stop_placements_last_hour(ctx: DaemonContext, uid: str) -> int:
+def stop_placements_last_hour(ctx: DaemonContext, uid: str, orders: Sequence[OrderView] | None = None) -> int:
+    """Stops sent for `uid` within the churn window (`orders`: the position's orders when the caller has them)."""
     since = ctx.clock.now() - CHURN_WINDOW
     return sum(
         1
-        for o in ctx.registry.orders(uid)
+        for o in (ctx.registry.orders(uid) if orders is None else orders)
         if o.purpose == "stop" and o.created is not None and o.created >= since and not _never_sent(o.reason)
     )
 

@@ -49,7 +49,9 @@ log = logging.getLogger(__name__)
 def registry_inputs(ctx: DaemonContext) -> tuple[list[RegistryPosition], dict[str, OrderRef]]:
     positions: list[RegistryPosition] = []
     orders: dict[str, OrderRef] = {}
-    for p in ctx.registry.active_positions():
+    active = ctx.registry.active_positions()
+    orders_of = ctx.registry.orders_of([p.uid for p in active])
+    for p in active:
         positions.append(
             RegistryPosition(
                 uid=p.uid,
@@ -62,7 +64,7 @@ def registry_inputs(ctx: DaemonContext) -> tuple[list[RegistryPosition], dict[st
                 created=ctx.created_of(p.uid, p.created),
             )
         )
-        for o in ctx.registry.orders_for(p.uid):
+        for o in orders_of.get(p.uid, ()):
             orders[o.client_order_id] = OrderRef(p.uid, o.purpose, o.venue_order_id)
     return positions, orders
 
@@ -71,6 +73,7 @@ def execute(ctx: DaemonContext, actions: Sequence[Action], snapshot: AccountSnap
     """Run the diff's actions through operations/: fills through the one door, closes through the one close, stops
     through the one planner."""
     reg = ctx.registry
+    ctx.rows_at_snapshot = frozenset(o.client_order_id for o in reg.unresolved_orders())
     fills = [a.fill for a in actions if isinstance(a, ApplyFill)]
     fills += [f for a in actions if isinstance(a, AdoptPending) for f in a.fills]
     if fills:
@@ -203,7 +206,9 @@ def evaluate_joint(ctx: DaemonContext, snapshot: AccountSnapshot | None) -> Join
         if f.fill_id not in known
         and ((f.client_order_id or "") in ours or f.order_id in ours or (f.symbol in held and f.time >= held[f.symbol]))
     ]
-    placements = {p.uid: protection.stop_placements_last_hour(ctx, p.uid) for p in active if p.state in EXPOSED_STATES}
+    exposed = [p.uid for p in active if p.state in EXPOSED_STATES]
+    orders_of = reg.orders_of(exposed)
+    placements = {uid: protection.stop_placements_last_hour(ctx, uid, orders_of.get(uid, [])) for uid in exposed}
     report, ctx.joint_memory = evaluate(
         JointInputs(
             positions,
@@ -228,14 +233,20 @@ def settle_vanished(ctx: DaemonContext, snapshot: AccountSnapshot) -> int:
     reg = ctx.registry
     on_book = {o.order_id for o in snapshot.open_orders} - ctx.cancelled_since_snapshot
     on_book_coids = {o.client_order_id for o in snapshot.open_orders if o.client_order_id}
+    # "Sent after the snapshot" is judged by which rows existed when the cycle began acting on it, never by comparing
+    # the rows' created time (the daemon's clock) with the snapshot's (the venue's): a host clock an hour ahead, or
+    # stepped back after writing rows, kept every vanished row `open` for that hour (DST seeds 14 and 88).
+    before = ctx.rows_at_snapshot
     settled = 0
     for order in reg.unresolved_orders():
         if order.status != OrderStatus.OPEN or not order.venue_order_id:
             continue
         if order.venue_order_id in on_book or order.client_order_id in on_book_coids:
             continue
-        if order.created is not None and order.created > snapshot.server_time:
+        if before is not None and order.client_order_id not in before:
             continue  # sent after the snapshot was taken: not on it yet
+        if before is None and order.created is not None and order.created > snapshot.server_time:
+            continue  # (no execute ran before this call: the clock comparison is all there is)
         try:
             evidence = ctx.venue.find_order(order.client_order_id)
         except VenueError as exc:

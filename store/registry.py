@@ -14,7 +14,7 @@ import functools
 import inspect
 import re
 import uuid
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence, Sized
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -165,6 +165,47 @@ def _order_view(o: Order, uid: str) -> OrderView:
         status=o.status,
         reason=o.reason,
         created=from_ms(o.created_ms),
+    )
+
+
+_ORDER_FIELDS = (
+    "position_id",
+    "client_order_id",
+    "venue_order_id",
+    "purpose",
+    "side",
+    "order_type",
+    "qty_units",
+    "limit_price",
+    "trigger_price",
+    "status",
+    "reason",
+    "created_ms",
+)
+_ORDER_COLUMNS = ", ".join(_ORDER_FIELDS)
+_ORDER_COLUMNS_O = ", ".join(f"o.{c}" for c in _ORDER_FIELDS)
+
+
+def _marks(values: Sized) -> str:
+    return ", ".join("?" * len(values))
+
+
+def _order_view_of_row(row: Sequence[Any], names: dict[int, str]) -> OrderView:
+    """An OrderView from one row of `SELECT {_ORDER_COLUMNS}`; `names` maps position ids to uids."""
+    pid, coid, vid, purpose, side, order_type, qty_units, limit_price, trigger_price, status, reason, created_ms = row
+    return OrderView(
+        client_order_id=coid,
+        venue_order_id=vid,
+        position_uid=names[int(pid)],
+        purpose=purpose,
+        side=side,
+        order_type=order_type,
+        qty=units_to_qty(int(qty_units)),
+        limit_price=_dec(limit_price),
+        trigger_price=_dec(trigger_price),
+        status=status,
+        reason=reason,
+        created=from_ms(int(created_ms)),
     )
 
 
@@ -643,27 +684,54 @@ class Registry:
         order: Order = rows[0]
         return order
 
-    def _order_views(self, where: Any) -> list[OrderView]:
-        q = (
-            Order.select(Order, Position.uid)
-            .join(Position)
-            .where(where)
-            .order_by(Order.created_ms, _pkf(Order))
-            .objects()
+    def _order_views(self, condition: str, params: Sequence[object]) -> list[OrderView]:
+        """Orders matching a SQL condition on `"order" o` (placeholders only, values in `params`), oldest first.
+        Raw SQL: building the same statement through the ORM cost about 0.5 ms a call, more than running it."""
+        query = (
+            f'SELECT {_ORDER_COLUMNS_O}, p.uid FROM "order" o JOIN "position" p ON p.id = o.position_id'  # noqa: S608
+            f" WHERE {condition} ORDER BY o.created_ms, o.id"  # code only: every value is in `params`
         )
-        # `uid` is the joined Position column, flattened onto the Order by .objects(); the stub cannot know it
-        return [_order_view(o, str(getattr(o, "uid"))) for o in q]  # noqa: B009
+        return [_order_view_of_row(row[:-1], {int(row[0]): str(row[-1])}) for row in self._sql(query, tuple(params))]
 
     def orders(self, uid: str) -> list[OrderView]:
         row = self._row(uid)
-        return self._order_views(Order.position == _pk(row))
+        return self._orders_of_ids({_pk(row): row.uid}).get(row.uid, [])
+
+    def orders_of(self, uids: Collection[str]) -> dict[str, list[OrderView]]:
+        """uid -> its orders, oldest first, for many positions in one query per 500 (a reconcile cycle reads the
+        orders of every active position: one query each cost more than the rest of the cycle). A uid without
+        orders maps to an empty list; an unknown uid is left out."""
+        if not uids:
+            return {}
+        names: dict[int, str] = {}
+        for chunk in _chunks(sorted(set(uids))):
+            query = f'SELECT id, uid FROM "position" WHERE uid IN ({_marks(chunk)})'  # noqa: S608 - placeholders only
+            for pk, uid in self._sql(query, tuple(chunk)):
+                names[int(pk)] = str(uid)
+        found = self._orders_of_ids(names)
+        return {uid: found.get(uid, []) for uid in names.values()}
+
+    def _orders_of_ids(self, names: dict[int, str]) -> dict[str, list[OrderView]]:
+        out: dict[str, list[OrderView]] = {}
+        ids = sorted(names)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            query = (
+                f'SELECT {_ORDER_COLUMNS} FROM "order" WHERE position_id IN ({_marks(chunk)})'  # noqa: S608 - placeholders
+                " ORDER BY created_ms, id"
+            )
+            rows = self._sql(query, tuple(chunk))
+            for row in rows:
+                view = _order_view_of_row(row, names)
+                out.setdefault(view.position_uid, []).append(view)
+        return out
 
     def orders_for(self, uid: str) -> list[OrderView]:
         """The scheduler's spelling of `orders(uid)`."""
         return self.orders(uid)
 
     def order_by_client_id(self, client_order_id: str) -> OrderView | None:
-        views = self._order_views(Order.client_order_id == client_order_id)
+        views = self._order_views("o.client_order_id = ?", (client_order_id,))
         return views[0] if views else None
 
     def orders_matching(self, client_order_ids: Collection[str], venue_order_ids: Collection[str]) -> list[OrderView]:
@@ -671,9 +739,9 @@ class Registry:
         fill attribution needs for one batch, looked up by index instead of loading every order ever recorded."""
         views: list[OrderView] = []
         for chunk in _chunks(sorted(set(client_order_ids))):
-            views.extend(self._order_views(Order.client_order_id.in_(chunk)))
+            views.extend(self._order_views(f"o.client_order_id IN ({_marks(chunk)})", chunk))
         for chunk in _chunks(sorted(set(venue_order_ids))):
-            views.extend(self._order_views(Order.venue_order_id.in_(chunk)))
+            views.extend(self._order_views(f"o.venue_order_id IN ({_marks(chunk)})", chunk))
         return list({v.client_order_id: v for v in views}.values())
 
     def order_ids_on_symbol(self, symbol_key: str, *, exclude_uid: str | None = None) -> set[str]:
@@ -705,7 +773,8 @@ class Registry:
         return out
 
     def unresolved_orders(self) -> list[OrderView]:
-        return self._order_views(Order.status.in_(list(UNRESOLVED_STATUSES)))
+        statuses = sorted(UNRESOLVED_STATUSES)
+        return self._order_views(f"o.status IN ({_marks(statuses)})", statuses)
 
     # -------------------------------------------------------------------------------------------- fills
 

@@ -252,3 +252,24 @@ def test_a_decision_price_that_is_not_a_price_creates_nothing(tmp_path: Path, ba
                         cause="t", decision_price=bad)  # fmt: skip
     assert snapshot(path) == before
     reg.close()
+
+
+def test_orders_of_many_positions_is_each_positions_orders_oldest_first(tmp_path: Path) -> None:
+    path = tmp_path / "reg.db"
+    reg = open_registry(path)
+    first = drive_to(reg, "PENDING_ENTRY")
+    second = reg.open_intent(symbol="PF_ETHUSD", side="short", target_qty=Decimal(1), stop_price=Decimal(2), cause="t")
+    quiet = reg.open_intent(symbol="PF_SOLUSD", side="long", target_qty=Decimal(1), stop_price=Decimal(1), cause="t")
+    for pos, purposes in ((first, ("entry", "stop", "stop")), (second, ("entry", "exit"))):
+        for purpose in purposes:
+            side = "buy" if (purpose == "entry") == (pos.side == "long") else "sell"
+            reg.record_order_intent(pos.uid, purpose=purpose, side=side, order_type="market", qty=Decimal(1))
+    got = reg.orders_of([first.uid, second.uid, quiet.uid, "no-such-uid"])
+    assert set(got) == {first.uid, second.uid, quiet.uid}  # an unknown uid is left out, not an error
+    assert got[quiet.uid] == []
+    for uid in (first.uid, second.uid):
+        assert got[uid] == reg.orders(uid)  # the same views, in the same order, as one position at a time
+    assert [o.purpose for o in got[first.uid]] == ["entry", "stop", "stop"]
+    assert all(reg.order_by_client_id(o.client_order_id) == o for o in got[second.uid])  # the by-id path agrees
+    assert reg.orders_of([]) == {}
+    reg.close()
