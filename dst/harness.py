@@ -1,34 +1,44 @@
 """Deterministic simulation testing: the whole daemon — every job, the operations layer, the registry on a real
 SQLite file in a temp dir — in process against the simulator engine, on a virtual clock, driven by a seeded
-schedule of venue events and restarts.
+schedule of venue events, venue faults, clock steps, crashes and restarts.
 
-One seed is one schedule. The world is deterministic given the seed (the simulator's prices and the schedule both
-come from it), so a failing seed replays exactly: `make dst SEED=<n>` (or `python -m dst --seed <n>`). After every
-step the harness checks:
+One seed is one schedule. The world is deterministic given the seed (the simulator's prices, the schedule and every
+fault decision come from it), so a failing seed replays exactly: `make dst SEED=<n>` (or `python -m dst --seed
+<n>`). After every step the harness checks:
 - the registry audit is clean;
 - every joint invariant (lifecycle.joint) past its grace is zero after a reconciliation;
-- exactly one order was accepted by the venue per client order id (no duplicate order for one intent);
+- exactly one order was accepted by the venue per client order id, and at most one entry order per position (no
+  duplicate order for one intent, whatever the replies said);
 - no fill of ours is lost: after the fill poll and reconciliation every venue fill of our orders is in the ledger;
 - an exposed position the venue holds is left without its stop for at most one protect cycle.
 
-Venue faults at the HTTP level (500 storms, 429s, lost replies) need the HTTP server and the real ccxt client; they
-are exercised by the slower tests under tests/daemon and tests/exchange, not here (docs/dst.md says why).
+Venue faults (dst/faults.py) are served through the `Venue` interface as the real adapter surfaces them. A fault
+legitimately delays convergence (no stop can be placed during a 5xx storm), so the graces of the last three checks
+count only *clean* slices: slices in which the venue answered every call (no fault served, no crash, the daemon up).
+The joint invariants are failed when the daemon counts a finding past its grace *and* the harness's own streak of
+clean slices with that finding is past the same grace (docs/dst.md, "Graces under faults").
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import tempfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from dst.faults import Fault, FaultyVenue, SkewedClock, Window
+from exchange.errors import VenueError
 from lifecycle.clock import FakeClock
 from lifecycle.escalation import Escalator
+from lifecycle.events import EVENT_LOGGER, Ev, emit
+from lifecycle.joint import GRACE
 from lifecycle.killswitch import KillSwitch
-from operations import exits, protection
+from operations import crash, exits, protection
 from operations.context import DaemonContext, Limits
 from operations.recovery import recover_in_flight
 from operations.safety import Safety
@@ -46,6 +56,26 @@ STEP_SECONDS = 30  # one scheduled daemon step is 30 simulated seconds: every jo
 # Joint invariants the harness provokes on purpose and that an operator must resolve (a hand-made flip cannot be
 # booked by any rule): they are reported, not failures of the daemon.
 OPERATOR_FINDINGS = frozenset({"unbooked_fills"})
+CRASH_ARMED_SLICES = 3  # an armed crash point not passed within this many slices is disarmed
+LIQUIDATION_LEVERAGE = 20  # the hand-opened position that gets the account liquidated, in multiples of its equity
+# Warning-level events a seed counts (they show which paths the schedule exercised).
+COUNTED_EVENTS = frozenset(
+    {
+        Ev.CREATED_IN_FUTURE.value,
+        Ev.STOP_CHURN_LIMIT.value,
+        Ev.ORDER_OUTCOME_UNKNOWN.value,
+        Ev.POSITION_UNPROTECTABLE.value,
+    }
+)
+
+
+class SimulatedCrash(BaseException):
+    """The daemon process dying at a named crash point (operations.crash): a BaseException, so no `except
+    Exception` in the daemon's code can swallow it, as none can swallow a kill -9."""
+
+    def __init__(self, point: str) -> None:
+        super().__init__(point)
+        self.point = point
 
 
 class DstFailure(AssertionError):
@@ -58,37 +88,69 @@ class DstFailure(AssertionError):
         )
 
 
+class _EventCounter(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.counts: Counter[str] = Counter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        event = getattr(record, "event", None)
+        if event in COUNTED_EVENTS:
+            self.counts[str(event)] += 1
+
+
 @dataclass
 class World:
     seed: int
     tmp: Path
+    config: SimConfig | None = None
     clock: FakeClock = field(init=False)
+    daemon_clock: SkewedClock = field(init=False)
     sim: Simulator = field(init=False)
-    venue: SimVenue = field(init=False)
+    venue: SimVenue = field(init=False)  # the truth: the harness's checks read the venue here, never through faults
+    faults: FaultyVenue = field(init=False)  # what the daemon talks to
     strategy: ScriptedStrategy = field(init=False)
     registry: Registry = field(init=False)
     ctx: DaemonContext = field(init=False)
+    down: bool = field(init=False, default=False)  # the process exited (a failed startup); restarted next slice
+    crash_at: str | None = field(init=False, default=None)
+    crash_slices: int = field(init=False, default=0)
+    stats: Counter[str] = field(init=False, default_factory=Counter)
+    dropping: dict[str, int] = field(init=False, default_factory=dict)  # symbol -> slices the venue drops stops
 
     def __post_init__(self) -> None:
         self.clock = FakeClock()
-        self.sim = Simulator(SimConfig(seed=self.seed, history_minutes=120), clock=self.clock)
+        self.daemon_clock = SkewedClock(self.clock)
+        self.sim = Simulator(self.config or SimConfig(seed=self.seed, history_minutes=120), clock=self.clock)
         self.venue = SimVenue(self.sim)
+        self.faults = FaultyVenue(self.venue, random.Random(f"{self.seed}:faults"))
         self.strategy = ScriptedStrategy()
         self.start()
 
     def start(self) -> None:
-        """A (re)start: a new process's context over the same registry file, then recovery of in-flight orders."""
-        self.registry = Registry.open(self.tmp / "registry.db", self.clock)
-        self.ctx = DaemonContext(
-            registry=self.registry,
-            venue=self.venue,
-            clock=self.clock,
-            limits=Limits(symbols=SYMBOLS, timeframe="1m", take_profit=True, take_profit_r=Decimal(2)),
-            instruments=self.venue.instruments(),
-            strategy=self.strategy,
-            safety=Safety(KillSwitch(Decimal(80), Decimal(5), 2), Escalator()),
-        )
-        recover_in_flight(self.ctx, checks=1, wait_s=0, sleep=lambda _s: None)
+        """A (re)start: a new process's context over the same registry file, then recovery of in-flight orders.
+        A venue error during startup (instruments, the recovery's lookups) ends the process: `down` until the next
+        slice starts it again, as systemd would."""
+        self.registry = Registry.open(self.tmp / "registry.db", self.daemon_clock)
+        self.down = True
+        self.stats["starts"] += 1
+        try:
+            instruments = self.faults.instruments()
+            self.ctx = DaemonContext(
+                registry=self.registry,
+                venue=self.faults,
+                clock=self.daemon_clock,
+                limits=Limits(symbols=SYMBOLS, timeframe="1m", take_profit=True, take_profit_r=Decimal(2)),
+                instruments=instruments,
+                strategy=self.strategy,
+                safety=Safety(KillSwitch(Decimal(80), Decimal(5), 2), Escalator()),
+            )
+            recover_in_flight(self.ctx, checks=1, wait_s=0, sleep=lambda _s: None)
+        except VenueError as exc:
+            self.stats["failed_starts"] += 1
+            emit(Ev.JOB_FAILED, job="startup", error=f"{type(exc).__name__}: {exc}")
+            return
+        self.down = False
 
     def restart(self) -> None:
         self.registry.db.close()
@@ -97,16 +159,46 @@ class World:
     def close(self) -> None:
         self.registry.db.close()
 
+    def job(self, name: str, func: Callable[[DaemonContext], object]) -> str:
+        """One job as the scheduler runs it: a venue error is a JOB_FAILED line and the next run goes on; any other
+        exception is a defect and fails the seed. A crash point that fires ends the process here and starts a new
+        one (recovery included); the returned note says so ("" otherwise)."""
+        try:
+            func(self.ctx)
+        except VenueError as exc:
+            self.stats["job_failures"] += 1
+            emit(Ev.JOB_FAILED, job=name, error=f"{type(exc).__name__}: {exc}")
+        except SimulatedCrash as crashed:
+            self.stats["crashes"] += 1
+            self.restart()
+            return f" [crashed at {crashed.point} in {name}; restarted{': down' if self.down else ''}]"
+        return ""
+
+    def end_slice(self) -> None:
+        self.faults.end_slice()
+        self.dropping = {s: n - 1 for s, n in self.dropping.items() if n > 1}
+        if self.crash_at is not None:
+            self.crash_slices -= 1
+            if self.crash_slices <= 0:
+                self.crash_at = None
+
+    def crash_hook(self, point: str) -> None:
+        if self.crash_at == point:
+            self.crash_at = None
+            raise SimulatedCrash(point)
+
 
 Event = Callable[[World, random.Random], str]
 
 
 def _enter(w: World, rng: random.Random) -> str:
     symbol, side = rng.choice(SYMBOLS), rng.choice(("long", "short"))
+    if w.down:
+        return f"enter {side} {symbol} (daemon down)"
     w.strategy.entries = {symbol: side}
-    tick.run(w.ctx)
+    note = w.job("tick", tick.run)
     w.strategy.entries = {}
-    return f"enter {side} {symbol}"
+    return f"enter {side} {symbol}{note}"
 
 
 def _manual_close(w: World, rng: random.Random) -> str:
@@ -121,7 +213,7 @@ def _manual_add(w: World, rng: random.Random) -> str:
     if not held:
         return f"manual add {symbol} (nothing held)"
     side = "long" if held[0].size > 0 else "short"
-    size = (abs(held[0].size) / 2).quantize(w.ctx.instruments[symbol].size_increment)
+    size = (abs(held[0].size) / 2).quantize(w.sim.instruments[symbol].size_increment)
     if size > 0:
         w.sim.open_position_direct(symbol, side, size)
     return f"manual add {side} {size} {symbol}"
@@ -131,7 +223,7 @@ def _orphan(w: World, rng: random.Random) -> str:
     symbol = rng.choice(SYMBOLS)
     if any(p.symbol == symbol for p in w.sim.positions()):
         return f"orphan {symbol} (already held)"
-    size = w.ctx.instruments[symbol].size_increment * rng.choice((10, 20))
+    size = w.sim.instruments[symbol].size_increment * rng.choice((10, 20))
     w.sim.open_position_direct(symbol, rng.choice(("long", "short")), size)
     return f"orphan {size} {symbol}"
 
@@ -145,36 +237,156 @@ def _silent_cancel(w: World, rng: random.Random) -> str:
     return f"silent cancel {victim[:8]}"
 
 
+def _stops_dropped(w: World, rng: random.Random) -> str:
+    """The venue keeps cancelling the stops on one symbol (Kraken's `cancelled_by_admin`), slice after slice: the
+    replacements run into the stop churn bound (protect.max_replacements_per_hour)."""
+    symbol = rng.choice(SYMBOLS)
+    slices = rng.randint(3, 9)
+    w.dropping[symbol] = slices
+    return f"venue drops every stop on {symbol} for {slices} slices"
+
+
 def _price_gap(w: World, rng: random.Random) -> str:
     symbol = rng.choice(SYMBOLS)
     move = Decimal(rng.choice(("-0.2", "-0.05", "0.05", "0.2")))
-    mark = w.venue.tickers()[symbol].mark
+    mark = w.sim.quote(symbol).mark
     w.sim.set_mark(symbol, mark * (1 + move))
     return f"price gap {move:+} {symbol}"
 
 
+def _liquidation(w: World, rng: random.Random) -> str:
+    """The venue's own liquidation engine (simulator.engine `_check_liquidation`, account-wide: every position is
+    closed at mark once margin equity falls below the maintenance margin). The harness's entries are far too small to
+    reach it (0.001 XBT on a 10k account), so a hand-opened position of LIQUIDATION_LEVERAGE x the equity (added to
+    ours when we hold the symbol) meets a 4.5 % gap against it: the loss (0.9 x equity) leaves less than the
+    maintenance margin (1 % of ~19 x equity) and the engine liquidates the whole account, our positions included.
+    The operator then tops the account up to its starting balance so the schedule can go on trading."""
+    symbol = rng.choice(SYMBOLS)
+    held = [p for p in w.sim.positions() if p.symbol == symbol]
+    side = ("long" if held[0].size > 0 else "short") if held else rng.choice(("long", "short"))
+    equity = w.sim.account().margin_equity
+    mark = w.sim.quote(symbol).mark
+    spec = w.sim.instruments[symbol]
+    size = (equity * LIQUIDATION_LEVERAGE / mark).quantize(spec.size_increment, rounding="ROUND_DOWN")
+    if equity <= 0 or size <= 0:
+        return f"liquidation {symbol} (no equity)"
+    w.sim.open_position_direct(symbol, side, size)
+    w.sim.set_mark(symbol, mark * (Decimal("0.955") if side == "long" else Decimal("1.045")))
+    liquidated = not w.sim.positions()
+    w.stats["liquidations"] += int(liquidated)
+    shortfall = w.sim.config.starting_usd - w.sim.balance
+    if shortfall > 0:
+        w.sim.deposit(shortfall)
+    return f"hand {side} {size} {symbol} gapped 4.5 % against: {'liquidated' if liquidated else 'NOT liquidated'}"
+
+
 def _restart(w: World, rng: random.Random) -> str:
     w.restart()
-    return "restart"
+    return "restart" + (" (startup failed: down)" if w.down else "")
+
+
+def _storm(w: World, rng: random.Random) -> str:
+    kind = rng.random()
+    if kind < 0.3:
+        slices = rng.randint(1, 3)
+        w.faults.switch_on(Window(Fault.STORM, slices=slices, orders_only=True))
+        return f"5xx on the order endpoints for {slices} slices"
+    if kind < 0.65:
+        calls = rng.randint(2, 15)
+        w.faults.switch_on(Window(Fault.STORM, slices=3, calls=calls))
+        return f"5xx storm for {calls} calls"
+    slices = rng.randint(1, 2)
+    w.faults.switch_on(Window(Fault.STORM, slices=slices))
+    return f"5xx storm for {slices} slices"
+
+
+def _rate_limited(w: World, rng: random.Random) -> str:
+    calls = rng.randint(1, 6)
+    orders_only = rng.random() < 0.5
+    w.faults.switch_on(Window(Fault.RATE_LIMIT, slices=2, calls=calls, orders_only=orders_only))
+    return f"429s for {calls} {'order ' if orders_only else ''}calls"
+
+
+def _lost_replies(w: World, rng: random.Random) -> str:
+    slices = rng.randint(1, 3)
+    w.faults.switch_on(Window(Fault.LOST_REPLIES, slices=slices, rate=0.6))
+    return f"lost replies (60 % of orders, cancels, edits) for {slices} slices"
+
+
+def _failing_reads(w: World, rng: random.Random) -> str:
+    slices = rng.randint(1, 3)
+    w.faults.switch_on(Window(Fault.FAILING_READS, slices=slices, rate=0.3))
+    return f"failing reads (30 %) for {slices} slices"
+
+
+def _crash(w: World, rng: random.Random) -> str:
+    w.crash_at, w.crash_slices = rng.choice(crash.POINTS), CRASH_ARMED_SLICES
+    return f"crash at {w.crash_at}"
+
+
+SKEW_STEPS_S = (-3600, -600, -60, -5, 5, 60, 600, 3600)
+MAX_SKEW = timedelta(hours=2)
+
+
+def _clock_step(w: World, rng: random.Random) -> str:
+    """The daemon's host clock steps (the venue's does not): seconds to an hour, either way, or back to true."""
+    clock = w.daemon_clock
+    if clock.offset and rng.random() < 0.25:
+        clock.offset = timedelta(0)
+        return "daemon clock corrected (offset 0)"
+    clock.offset += timedelta(seconds=rng.choice(SKEW_STEPS_S))
+    if abs(clock.offset) > MAX_SKEW:
+        clock.offset = timedelta(0)
+    return f"daemon clock offset {int(clock.offset.total_seconds()):+}s"
 
 
 EVENTS: tuple[tuple[Event, int], ...] = (
-    (_enter, 5),
+    (_enter, 6),
     (_manual_close, 2),
     (_manual_add, 1),
     (_orphan, 1),
     (_silent_cancel, 2),
+    (_stops_dropped, 1),
     (_price_gap, 2),
+    (_liquidation, 1),
     (_restart, 1),
+    (_storm, 1),
+    (_rate_limited, 1),
+    (_lost_replies, 2),
+    (_failing_reads, 1),
+    (_crash, 2),
+    (_clock_step, 1),
 )
 
 
-def daemon_step(w: World) -> None:
-    """One scheduled slice: time passes, then the jobs in the daemon's order."""
+def daemon_step(w: World) -> str:
+    """One scheduled slice: time passes, then the jobs in the daemon's order. A daemon that is down is started
+    first (systemd's restart); a crash ends the slice there and restarts the process. Returns a note for the
+    schedule ("" when nothing special happened)."""
     w.sim.advance(STEP_SECONDS)
-    exits.run(w.ctx)
-    protection.run(w.ctx)
-    reconcile.run(w.ctx)
+    note = ""
+    for symbol in sorted(w.dropping):
+        for order in w.sim.open_orders():
+            if order.symbol == symbol and order.order_type == "stp":
+                w.sim.cancel_silently(order.order_id)
+    if w.down:
+        w.restart()
+        note = " [restarted]" if not w.down else " [still down]"
+    if not w.down:
+        for name, func in JOBS:
+            crashed = w.job(name, func)
+            if crashed:
+                note += crashed
+                break
+    w.end_slice()
+    return note
+
+
+JOBS: tuple[tuple[str, Callable[[DaemonContext], object]], ...] = (
+    ("exits", exits.run),
+    ("protect", protection.run),
+    ("reconcile", reconcile.run),
+)
 
 
 @dataclass
@@ -184,70 +396,110 @@ class SeedResult:
     simulated_s: int
     orders: int
     operator_findings: Counter[str]
+    stats: Counter[str] = field(default_factory=Counter)  # crashes, job failures, liquidations, faults, events
+
+
+@dataclass
+class _Checks:
+    findings: Counter[str] = field(default_factory=Counter)
+    unprotected: dict[str, int] = field(default_factory=dict)  # uid -> clean slices seen without its stop
+    streaks: dict[tuple[str, str], int] = field(default_factory=dict)  # joint finding -> clean slices it lasted
 
 
 def run_seed(seed: int, steps: int = 40) -> SeedResult:
     rng = random.Random(seed)
     schedule: list[str] = []
-    findings: Counter[str] = Counter()
-    unprotected_since: dict[str, int] = {}
+    checks = _Checks()
+    counter = _EventCounter()
+    events_log = logging.getLogger(EVENT_LOGGER)
+    events_log.addHandler(counter)
     with tempfile.TemporaryDirectory(prefix=f"dst-{seed}-") as tmp:
         w = World(seed, Path(tmp))
+        previous = crash.set_handler(w.crash_hook)
+        step = 0
         try:
             for step in range(steps):
+                injected, crashes = w.faults.injected, w.stats["crashes"]
                 events, weights = zip(*EVENTS, strict=True)
                 event = rng.choices(events, weights)[0]
-                schedule.append(event(w, rng))
-                daemon_step(w)
-                _check(w, seed, step, schedule, findings, unprotected_since)
-            return SeedResult(seed, steps, steps * STEP_SECONDS, len(w.sim.order_log), findings)
+                description = event(w, rng)
+                schedule.append(description)
+                schedule[-1] += daemon_step(w)
+                clean = w.faults.injected == injected and w.stats["crashes"] == crashes and not w.down
+                w.stats["clean_slices"] += int(clean)
+                _check(w, seed, step, schedule, checks, clean)
+            w.stats.update({f"fault {k}": n for k, n in w.faults.served.items()})
+            w.stats.update(counter.counts)
+            return SeedResult(seed, steps, steps * STEP_SECONDS, len(w.sim.order_log), checks.findings, w.stats)
+        except DstFailure:
+            raise
+        except Exception as exc:
+            schedule.append("(raised)")
+            raise DstFailure(seed, step, schedule, f"the daemon raised {type(exc).__name__}: {exc}") from exc
         finally:
+            crash.set_handler(previous)
+            events_log.removeHandler(counter)
             w.close()
 
 
-def _check(
-    w: World,
-    seed: int,
-    step: int,
-    schedule: list[str],
-    findings: Counter[str],
-    unprotected_since: dict[str, int],
-) -> None:
+def _check(w: World, seed: int, step: int, schedule: list[str], checks: _Checks, clean: bool) -> None:
     def fail(detail: str) -> None:
         raise DstFailure(seed, step, schedule, detail)
 
     report = run_audit(w.registry.db)
     if report.violations_total:
         fail(f"registry audit: {report.fields()}")
-    joint = w.ctx.last_joint
-    if joint is not None:
-        for name in JOINT_FIELDS:
-            count = joint.counters()[name]
-            if count and name in OPERATOR_FINDINGS:
-                findings[name] += count
-            elif count:
-                fail(f"joint invariant {name}={count}: {[f.detail for f in joint.findings if f.field == name]}")
     per_client_id = Counter(o.cli_ord_id for o in w.sim.order_log if o.cli_ord_id)
     duplicated = [c for c, n in per_client_id.items() if n > 1]
     if duplicated:
         fail(f"more than one venue order for client order ids {duplicated}")
+    entries = Counter(c.rsplit("-entry-", 1)[0] for c in per_client_id if "-entry-" in c)
+    doubled = sorted(uid for uid, n in entries.items() if n > 1)
+    if doubled:
+        fail(f"more than one entry order accepted by the venue for positions {doubled}")
+    if w.down:
+        return  # no process: nothing of the daemon's to judge until it is up again
+    announced = w.ctx.announced_unprotectable
+
+    def excused(uid: str) -> bool:  # POSITION_UNPROTECTABLE or STOP_CHURN_LIMIT was reported for it
+        return uid in announced or f"churn:{uid}" in announced
+
+    joint = w.ctx.last_joint
+    if joint is not None:
+        seen = {(f.field, f.key) for f in (*joint.findings, *joint.pending)}
+        checks.streaks = {k: checks.streaks.get(k, 0) + int(clean) for k in seen}
+        for name in JOINT_FIELDS:
+            counted = [f for f in joint.findings if f.field == name]
+            if not counted:
+                continue
+            if name in OPERATOR_FINDINGS:
+                checks.findings[name] += len(counted)
+                continue
+            if name == "unprotected_exposure":
+                announced_ones = [f for f in counted if excused(f.key)]
+                checks.findings["unprotected_exposure (announced)"] += len(announced_ones)
+                counted = [f for f in counted if not excused(f.key)]
+            late = [f for f in counted if checks.streaks[(f.field, f.key)] > GRACE[name]]
+            if late:
+                fail(f"joint invariant {name}={len(late)}: {[f'{f.key}: {f.detail}' for f in late]}")
+    if not clean:
+        return  # the venue did not answer every call: the fill and protection graces wait for a clean slice
     ours = {o.client_order_id for p in w.registry.positions() for o in w.registry.orders(p.uid)}
     fills = [f for f in w.venue.fills_since(None) if f.client_order_id in ours]
     known = w.registry.fill_ids_known([f.fill_id for f in fills])
     lost = [f.fill_id for f in fills if f.fill_id not in known]
     if lost:
-        fail(f"fills of our orders not in the ledger: {lost}")
+        fail(f"fills of our orders not in the ledger after a clean slice: {lost}")
     held = {p.symbol for p in w.sim.positions() if p.size != 0}
     live = {o.order_id for o in w.sim.open_orders()}
     for pos in w.registry.active_positions():
         exposed = pos.state in PROTECTABLE_STATES and pos.symbol_key in held and pos.remaining_qty > 0
-        protected = pos.sl_order_id in live
-        if exposed and not protected and pos.uid not in w.ctx.announced_unprotectable:
-            since = unprotected_since.setdefault(pos.uid, step)
-            if step - since >= 2:  # a step is one protect cycle; one full cycle of grace
-                fail(f"position {pos.uid} unprotected for {step - since} protect cycles")
+        if exposed and pos.sl_order_id not in live and not excused(pos.uid):
+            waited = checks.unprotected[pos.uid] = checks.unprotected.get(pos.uid, -1) + 1
+            if waited >= 2:  # a clean slice is one protect cycle; one full clean cycle of grace
+                fail(f"position {pos.uid} unprotected for {waited} clean protect cycles")
         else:
-            unprotected_since.pop(pos.uid, None)
+            checks.unprotected.pop(pos.uid, None)
 
 
 def run_seeds(first: int, count: int, steps: int = 40) -> list[SeedResult]:

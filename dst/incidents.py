@@ -11,8 +11,7 @@ from pathlib import Path
 
 from dst.harness import World, daemon_step
 from lifecycle.values import OrderRequest, OrderStatus, PlaceResult
-from simulator.engine import SimConfig, Simulator
-from simulator.venue import SimVenue
+from simulator.engine import SimConfig
 from specs.lifecycle import TERMINAL_STATES
 from specs.reconciliation import JOINT_FIELDS
 from store.audit import run_audit
@@ -100,7 +99,7 @@ def liquidated_before_its_stop(tmp: Path) -> World:
     plans = [p for p in decide.plan_entries(w.ctx, set()) if p.symbol == XBT]
     w.strategy.entries = {}
     # The entry fills, and before protect runs the venue takes the position (its liquidation engine, by hand here).
-    real_protect = w.ctx.venue.place_order
+    real_protect = w.venue.place_order
     calls: list[str] = []
 
     def no_stop(request: OrderRequest) -> PlaceResult:
@@ -120,16 +119,7 @@ def liquidated_before_its_stop(tmp: Path) -> World:
 def partly_filled_entry_then_ended(tmp: Path) -> World:
     """Freqtrade issue 9128: an entry replaced (ended) while partly filled, leaving a ghost position. A thin book
     fills a market entry only partly; the position must carry exactly the filled part, protected."""
-    w = World.__new__(World)
-    w.seed, w.tmp = 6, tmp
-    from lifecycle.clock import FakeClock
-    from tests.daemon.harness import ScriptedStrategy
-
-    w.clock = FakeClock()
-    w.sim = Simulator(SimConfig(seed=6, history_minutes=120, level_notional_usd=Decimal(20)), clock=w.clock)
-    w.venue = SimVenue(w.sim)
-    w.strategy = ScriptedStrategy()
-    w.start()
+    w = World(6, tmp, SimConfig(seed=6, history_minutes=120, level_notional_usd=Decimal(20)))
     w.strategy.size[XBT] = Decimal(1)
     enter(w, "long")
     return w
