@@ -73,6 +73,10 @@ class DaemonContext:
     cancelled_since_snapshot: set[str] = field(default_factory=set)
     """Venue order ids cancelled since the last snapshot was taken: gone from the book though the snapshot lists
     them (the joint invariants judge the book as it is after this cycle's actions)."""
+    rows_at_snapshot: frozenset[str] | None = None
+    """Client order ids of the unresolved order rows when reconciliation began acting on its snapshot
+    (operations.reconciliation.execute): a row not among them was sent after the snapshot was read. By identity, not
+    by time: the rows' `created` is the daemon's clock, the snapshot's `server_time` the venue's; either may step."""
     phantom_synthetic_closes: int = 0
     """Phantoms closed with a synthetic fill because no venue fill explained them (RECONCILIATION_REPORT)."""
     announced_unprotectable: set[str] = field(default_factory=set)
