@@ -127,10 +127,12 @@ def current_marks(ctx: DaemonContext) -> dict[str, Decimal]:
         return {}
 
 
-def claimed_elsewhere(ctx: DaemonContext, uid: str, symbol_key: str) -> frozenset[str]:
-    """Venue and client order ids owned by any other position on this symbol, open or closed: a stop of theirs is
-    never relinked to `uid` (a leftover of a closed position must not become the next one's stop)."""
-    return frozenset(ctx.registry.order_ids_on_symbol(symbol_key, exclude_uid=uid))
+def claimed_elsewhere(ctx: DaemonContext, uid: str, open_orders: Sequence[VenueOrder]) -> frozenset[str]:
+    """Of the live orders' venue and client order ids, those owned by any other position, open or closed: a stop of
+    theirs is never relinked to `uid` (a leftover of a closed position must not become the next one's stop). Only
+    the live ids are looked up, so a cycle's cost does not grow with the registry's history."""
+    ids = {o.order_id for o in open_orders} | {o.client_order_id for o in open_orders if o.client_order_id}
+    return frozenset(ctx.registry.order_ids_claimed(ids, exclude_uid=uid))
 
 
 def stop_placements_last_hour(ctx: DaemonContext, uid: str, orders: Sequence[OrderView] | None = None) -> int:
@@ -163,7 +165,7 @@ def protect(
         open_orders,
         market_facts(ctx, pos, marks),
         policy_of(ctx),
-        claimed=claimed_elsewhere(ctx, pos.uid, pos.symbol_key),
+        claimed=claimed_elsewhere(ctx, pos.uid, [o for o in open_orders if o.symbol == pos.symbol_key]),
         stop_placements_last_hour=stop_placements_last_hour(ctx, pos.uid),
     )
     if relink_only:

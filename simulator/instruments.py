@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cached_property
 
 TIER_BOUNDS = (Decimal(0), Decimal(500_000), Decimal(2_000_000), Decimal(5_000_000), Decimal(10_000_000),
                Decimal(30_000_000))  # fmt: skip
@@ -31,7 +32,7 @@ class InstrumentSpec:
     max_position_size: Decimal = Decimal(1_000_000)  # contracts; Kraken's instrument `maxPositionSize`
     tier_scale: Decimal = Decimal(1)  # margin tier bounds relative to PF_XBTUSD's (smaller markets: smaller tiers)
 
-    @property
+    @cached_property  # read for every position at every price step (the margin check): computed once
     def margin_tiers(self) -> tuple[MarginTier, ...]:
         """Kraken's tiered `marginLevels` (PF_XBTUSD in the spec's InstrumentsExample: from 0, 500k, 2M, 5M, 10M
         and 30M USD of position, initial 2, 4, 10, 20, 30, 50 %, maintenance half of it), scaled by this

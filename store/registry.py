@@ -186,6 +186,16 @@ _ORDER_COLUMNS = ", ".join(_ORDER_FIELDS)
 _ORDER_COLUMNS_O = ", ".join(f"o.{c}" for c in _ORDER_FIELDS)
 
 
+_CLAIMED_ORDERS = (
+    'SELECT o.client_order_id, o.venue_order_id FROM "order" o JOIN "position" p ON p.id = o.position_id'
+    " WHERE p.uid != ? AND o.{column} IN ({marks})"
+)
+_CLAIMED_LINKS = (
+    'SELECT sl_order_id, tp_order_id FROM "position"'
+    " WHERE uid != ? AND (sl_order_id IN ({marks}) OR tp_order_id IN ({marks}))"
+)
+
+
 def _marks(values: Sized) -> str:
     return ", ".join("?" * len(values))
 
@@ -599,10 +609,15 @@ class Registry:
         return _position_view(self._row(uid))
 
     def positions(self, states: Iterable[str] | None = None) -> list[PositionView]:
-        q = Position.select().order_by(Position.created_ms, _pkf(Position))
-        if states is not None:
-            q = q.where(Position.state.in_(list(states)))
-        return [_position_view(p) for p in q]
+        # Raw SQL (as `_row`): every job asks for the active positions each cycle, and the ORM spent more time
+        # building this statement than SQLite spent running it.
+        if states is None:
+            rows = Position.raw('SELECT * FROM "position" ORDER BY created_ms, id')
+        else:
+            wanted = sorted(set(states))
+            query = f'SELECT * FROM "position" WHERE state IN ({_marks(wanted)}) ORDER BY created_ms, id'  # noqa: S608
+            rows = Position.raw(query, *wanted)
+        return [_position_view(p) for p in rows]
 
     def active_positions(self) -> list[PositionView]:
         return self.positions(spec.ACTIVE_STATES)
@@ -744,26 +759,23 @@ class Registry:
             views.extend(self._order_views(f"o.venue_order_id IN ({_marks(chunk)})", chunk))
         return list({v.client_order_id: v for v in views}.values())
 
-    def order_ids_on_symbol(self, symbol_key: str, *, exclude_uid: str | None = None) -> set[str]:
-        """Every venue and client order id recorded for positions on this symbol (open or closed), but `exclude_uid`'s:
-        what the protection planner must never relink to another position."""
-        key = canonical_key(symbol_key)
-        rows = Position.select().where(Position.symbol_key == key)
-        if exclude_uid is not None:
-            rows = rows.where(Position.uid != exclude_uid)
-        ids: set[str] = set()
-        pks = []
-        for row in rows:
-            pks.append(_pk(row))
-            ids.update(i for i in (row.sl_order_id, row.tp_order_id) if i)
-        for start in range(0, len(pks), 500):
-            for o in Order.select(Order.client_order_id, Order.venue_order_id).where(
-                Order.position.in_(pks[start : start + 500])
-            ):
-                ids.add(o.client_order_id)
-                if o.venue_order_id:
-                    ids.add(o.venue_order_id)
-        return ids
+    def order_ids_claimed(self, ids: Collection[str], *, exclude_uid: str) -> set[str]:
+        """Those of `ids` (venue or client order ids, e.g. of the orders live on the venue now) that the registry
+        records for a position other than `exclude_uid`, open or closed: as an order row, or as a position's
+        stop or take-profit id. What the protection planner must never relink to `exclude_uid`. Indexed lookups of
+        the given ids only, so the cost does not grow with history."""
+        wanted = sorted(set(ids))
+        claimed: set[str] = set()
+        for chunk in _chunks(wanted):
+            marks = _marks(chunk)
+            for column in ("client_order_id", "venue_order_id"):
+                query = _CLAIMED_ORDERS.format(column=column, marks=marks)
+                for coid, vid in self._sql(query, (exclude_uid, *chunk)).fetchall():
+                    claimed.update(i for i in (coid, vid) if i)
+            query = _CLAIMED_LINKS.format(marks=marks)
+            for sl, tp in self._sql(query, (exclude_uid, *chunk, *chunk)).fetchall():
+                claimed.update(i for i in (sl, tp) if i)
+        return claimed & set(wanted)
 
     def position_states(self, uids: Collection[str]) -> dict[str, str]:
         out: dict[str, str] = {}
