@@ -1,6 +1,7 @@
 """The daemon's own cost: tick CPU per coin, reconciliation time at 1/10/100 positions, peak RSS over 1,000
 cycles. The simulator runs in process (SimVenue, no HTTP) so the figures are ours, not the network's; each is
-printed beside a baseline measured in the same run (the venue reads alone), as a ratio.
+printed beside a baseline measured in the same run (the venue reads alone), as a ratio. Last, the candle requests
+a tick sends to the venue with and without the candle store (operations.candles).
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from lifecycle.escalation import Escalator
 from lifecycle.events import EVENT_LOGGER
 from lifecycle.killswitch import KillSwitch
 from operations import exits
+from operations.candles import CandleSource
 from operations.context import DaemonContext, Limits
 from operations.safety import Safety
 from scheduler.jobs import protect, reconcile, tick
 from simulator.engine import SimConfig, Simulator
 from simulator.instruments import DEFAULT_INSTRUMENTS, InstrumentSpec
 from simulator.venue import SimVenue
+from store.candles import CandleStore
 from store.registry import Registry
 from strategy.donchian import DonchianBreakout
 
@@ -45,7 +48,9 @@ def _bases(n: int) -> list[str]:
 
 
 @contextmanager
-def _daemon(instruments: tuple[InstrumentSpec, ...], symbols: tuple[str, ...]) -> Iterator[DaemonContext]:
+def _daemon(
+    instruments: tuple[InstrumentSpec, ...], symbols: tuple[str, ...], timeframe: str = "1m"
+) -> Iterator[DaemonContext]:
     clock = FakeClock()
     sim = Simulator(SimConfig(seed=1, history_minutes=120, instruments=instruments), clock=clock)
     venue = SimVenue(sim)
@@ -55,7 +60,7 @@ def _daemon(instruments: tuple[InstrumentSpec, ...], symbols: tuple[str, ...]) -
             registry=registry,
             venue=venue,
             clock=clock,
-            limits=Limits(symbols=symbols, timeframe="1m", max_positions=len(symbols)),
+            limits=Limits(symbols=symbols, timeframe=timeframe, max_positions=len(symbols)),
             instruments=venue.instruments(),
             strategy=DonchianBreakout(),
             safety=Safety(KillSwitch(Decimal(80), Decimal(5), 2), Escalator()),
@@ -133,6 +138,32 @@ def bench_rss() -> None:
         )
 
 
+def bench_candle_requests() -> None:
+    """Candle requests to the venue over two simulated hours of 1-minute ticks on 1 h candles: the venue alone,
+    then the candle store with only the new candles asked for (operations.candles)."""
+    symbols = tuple(s.symbol for s in DEFAULT_INSTRUMENTS)
+    counts = []
+    for use_store in (False, True):
+        with _daemon(DEFAULT_INSTRUMENTS, symbols, timeframe="1h") as ctx:
+            store = CandleStore(Path(str(ctx.registry.db.database)).with_name("candles.db")) if use_store else None
+            ctx.candles = CandleSource(ctx.venue, store)
+            ticks = 120
+            started = time.process_time()
+            for _ in range(ticks):
+                ctx.venue.sim.advance(60)  # type: ignore[attr-defined]
+                tick.run(ctx)
+            spent = time.process_time() - started
+            counts.append(ctx.candles.rest_calls)
+            label = "candle store + tail" if use_store else "venue alone"
+            print(
+                f"   candle requests, {label:<20}: {ctx.candles.rest_calls:5d} in {ticks} ticks x {len(symbols)} coins"
+                f" ({ctx.candles.rest_calls / ticks:.2f} per tick; tick CPU {spent / ticks * 1000:.1f} ms)"
+            )
+            if store is not None:
+                store.close()
+    print(f"   ratio candle requests venue alone / with the store: {counts[0] / max(counts[1], 1):.1f}x")
+
+
 def run() -> None:
     # The event lines are the product in production; here they would be thousands of lines of noise.
     events = logging.getLogger(EVENT_LOGGER)
@@ -141,5 +172,6 @@ def run() -> None:
         bench_tick()
         bench_reconcile()
         bench_rss()
+        bench_candle_requests()
     finally:
         events.disabled = False

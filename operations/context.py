@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import TYPE_CHECKING
 
 from exchange.venue import Venue
 from lifecycle.clock import Clock
@@ -19,6 +20,9 @@ from operations.safety import Safety
 from operations.stats import RunStats
 from store.registry import Registry
 from strategy.base import Strategy
+
+if TYPE_CHECKING:
+    from operations.candles import CandleSource
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,9 @@ class DaemonContext:
     """Phantoms closed with a synthetic fill because no venue fill explained them (RECONCILIATION_REPORT)."""
     announced_unprotectable: set[str] = field(default_factory=set)
     """Position uids this process has already reported as POSITION_UNPROTECTABLE (once per position per run)."""
+    candles: CandleSource | None = None
+    """Where the strategy's candles come from (operations.candles): the candle store and the venue's tail, or,
+    when None, the venue alone."""
 
     def created_of(self, uid: str, created: datetime) -> datetime:
         """A position's created time as the rules may read it: one in the future (a registry reused from a clock that

@@ -4,6 +4,7 @@ limits, the strategy and the safety state."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from exchange.breaker import CircuitBreaker
@@ -13,6 +14,7 @@ from lifecycle.killswitch import KillSwitch
 from operations.context import Limits
 from operations.safety import Safety
 from settings.config import Settings, VenueSettings
+from store.candles import DEFAULT_CANDLES_NAME, CandleStore, CandleStoreError
 from strategy.donchian import DonchianBreakout, DonchianParams
 
 if TYPE_CHECKING:
@@ -46,6 +48,17 @@ class RestartHistory(Protocol):
     def load(self) -> dict[str, tuple[int, ...]]: ...
 
     def save(self, firsts: Mapping[str, Sequence[int]]) -> None: ...
+
+
+def candle_store_from(settings: Settings, db_path: Path) -> CandleStore | None:
+    """The candle store the settings name (None when disabled). Raises CandleStoreError for a file that cannot be
+    one (the registry, another database, a missing folder)."""
+    if not settings.candles.enabled:
+        return None
+    path = settings.candles.path or Path(db_path).parent / DEFAULT_CANDLES_NAME
+    if path.resolve() == Path(db_path).resolve():
+        raise CandleStoreError(f"candles.path {path} is the registry itself: name another file (default candles.db)")
+    return CandleStore(path)
 
 
 def limits_from(settings: Settings, symbol_keys: tuple[str, ...]) -> Limits:

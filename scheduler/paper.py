@@ -187,7 +187,10 @@ def run_paper(
         # The embedded simulator keeps 12 h of history and runs at `speed`: 1-minute candles give the strategy its
         # history at once and a new bar every real second at 60x.
         db_path = db or PAPER_DB
-        settings = settings.model_copy(update={"timeframe": "1m", "db_path": db_path})
+        # Its candles are a new simulated world each run (the previous registry is archived): a candle store kept
+        # between runs would splice two worlds together, and there is no venue's rate limit to save.
+        candles = settings.candles.model_copy(update={"enabled": False})
+        settings = settings.model_copy(update={"timeframe": "1m", "db_path": db_path, "candles": candles})
     else:
         db_path = db or settings.db_path
         settings = settings.model_copy(update={"db_path": db_path})

@@ -31,11 +31,12 @@ from lifecycle.symbols import canonical_key
 from lifecycle.values import Instrument
 from operations import account_log
 from operations import exits as exits_job
+from operations.candles import CandleSource
 from operations.context import DaemonContext
 from operations.pause import EntryPause
 from operations.recovery import recover_in_flight
 from operations.trades import log_session_summary
-from operations.wiring import ccxt_venue, limits_from, safety_from, strategy_from
+from operations.wiring import candle_store_from, ccxt_venue, limits_from, safety_from, strategy_from
 from scheduler import control_server, metrics, systemd_notify
 from scheduler.app import Daemon, JobRunner, JobSpec
 from scheduler.jobs import health as health_job
@@ -50,6 +51,7 @@ from settings.config import Settings
 from store import writer_lock
 from store.anchors import audit_and_anchor
 from store.audit import DEFAULT_MAX_STOP_DISTANCE_PCT, AuditReport
+from store.candles import CandleStore, CandleStoreError
 from store.db import RegistryOpenError
 from store.integrity import registry_damage, schema_drift, structure_check
 from store.keys import KeyFileError
@@ -392,6 +394,7 @@ def _start(
         fills_cursor=registry.last_fill_time(),
     )
     ctx.safety.entry_pause = EntryPause(registry.db, clock)  # the operator's /pause, as the last run left it
+    ctx.candles = CandleSource(venue, open_candle_store(settings, db_path))
     recover_and_reconcile(ctx, recovery_checks=recovery_checks, recovery_wait_s=recovery_wait_s)
     return Started(ctx, registry, audit)
 
@@ -452,6 +455,17 @@ def telegram_alerts(
     finally:
         events.removeHandler(handler)
         notifier.stop()
+
+
+def open_candle_store(settings: Settings, db_path: Path) -> CandleStore | None:
+    """The strategy's candle store (operations.candles), or None when `candles.enabled` is false. A path that cannot
+    be a candle store is a configuration error: one line naming the file and the fix, exit 2."""
+    try:
+        store = candle_store_from(settings, db_path)
+    except CandleStoreError as exc:
+        raise StartupRefused("candles", str(exc), EXIT_CONFIG) from None
+    step("candles", "venue only (candles.enabled = false)" if store is None else str(store.path))
+    return store
 
 
 @contextmanager

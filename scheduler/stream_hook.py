@@ -97,16 +97,18 @@ def order_stream(
     base_url: str | None,
 ) -> Callable[[Daemon], AbstractContextManager[OrderStream | None]]:
     """What `scheduler.startup.run_jobs(stream=...)` enters once the scheduler runs."""
+    enabled = settings.enabled and bool(api_key) and bool(api_secret)
+    if enabled:
+        # Imported here, before the jobs start (so the stream is up by the first tick): ccxt.pro costs about 0.5 s
+        # of import, which a daemon with the stream off never pays.
+        from exchange.stream import OrderStream
 
     @contextmanager
     def running(daemon: Daemon) -> Iterator[OrderStream | None]:
-        if not settings.enabled or not api_key or not api_secret:
+        if not enabled or not api_key or not api_secret:
             log.info("order stream off (stream.enabled=%s); REST polling only", settings.enabled)
             yield None
             return
-        # Imported here: ccxt.pro costs about 0.5 s of import; a daemon with the stream off never loads it.
-        from exchange.stream import OrderStream
-
         handler = DaemonStreamHandler(ctx, daemon.runner, reconcile_now(daemon))
         stream = OrderStream(
             api_key=api_key,

@@ -213,6 +213,16 @@ class StreamSettings(_Section):
     degraded_after_s: float = Field(default=120.0, gt=0, le=86_400)  # down this long: STREAM_LAG alert, pre-flight
 
 
+class CandleSettings(_Section):
+    """The candle store the strategy reads (store/candles.py, operations/candles.py): closed candles kept in their
+    own SQLite file, so each tick asks the venue only for the candles that closed since the newest stored one."""
+
+    enabled: bool = True
+    # None: `candles.db` in the registry's folder, the file `backfill_historical_data` fills by default when run
+    # from there. Never the registry itself (refused at startup).
+    path: Path | None = None
+
+
 class LogSettings(_Section):
     format: Literal["kv", "json"] = "kv"
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
@@ -331,6 +341,7 @@ class Settings(BaseSettings):
     log: LogSettings = LogSettings()
     metrics: MetricsSettings = MetricsSettings()
     stream: StreamSettings = StreamSettings()
+    candles: CandleSettings = CandleSettings()
     telegram: TelegramSettings | None = None
 
     _split = field_validator("symbols", mode="before")(_split_list)

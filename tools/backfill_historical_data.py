@@ -25,6 +25,7 @@ from exchange.ccxt_venue import TIMEFRAME_SECONDS
 from exchange.venue import Venue
 from lifecycle.clock import SystemClock, from_ms, to_ms
 from lifecycle.symbols import canonical_key
+from store.candles import StoredCandle
 from tools._cli import (
     ProblemsFound,
     UsageError,
@@ -42,24 +43,6 @@ DEFAULT_CANDLES_PATH = Path("candles.db")
 PAGE = 500  # candles per venue request
 MAX_HOURS = 24 * 365 * 10
 MAX_SLOTS = 1_000_000  # candles per symbol and timeframe in one run: the slots are held in memory
-
-candle_db = pw.DatabaseProxy()
-
-
-class StoredCandle(pw.Model):
-    symbol = pw.CharField()
-    timeframe = pw.CharField()
-    open_ms = pw.BigIntegerField()
-    open = pw.TextField()  # Decimal as text, like the registry
-    high = pw.TextField()
-    low = pw.TextField()
-    close = pw.TextField()
-    volume = pw.TextField()
-
-    class Meta:
-        database = candle_db
-        table_name = "candle"
-        indexes = ((("symbol", "timeframe", "open_ms"), True),)
 
 
 def _check_candle_path(path: Path, *, write: bool) -> bool:

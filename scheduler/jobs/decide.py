@@ -1,32 +1,24 @@
 """The strategy step of a tick: candles per coin -> `Strategy.analyse` -> one DECISION_TRACE per coin ->
 the margin auction picks the entries that fit within `auction_max_margin_util`.
 
-Only closed candles reach the strategy: the venue's last candle is still forming and would make a signal that
-flickers within one bar.
+Only closed candles reach the strategy (operations.candles: from the candle store, with the venue's tail).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime, timedelta
 
 from exchange.errors import VenueError
 from lifecycle.events import Ev, emit
-from lifecycle.values import Candle, PositionSide
+from lifecycle.values import PositionSide
+from operations.candles import source_of
 from operations.context import DaemonContext, EntryPlan
 from specs.lifecycle import PROTECTABLE_STATES
 from strategy.auction import Candidate, allocate
 from strategy.base import Decision
 
 log = logging.getLogger(__name__)
-
-TIMEFRAME_SECONDS = {"1m": 60, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "4h": 14400, "12h": 43200, "1d": 86400}
-
-
-def closed_candles(candles: Sequence[Candle], timeframe: str, now: datetime) -> list[Candle]:
-    width = timedelta(seconds=TIMEFRAME_SECONDS.get(timeframe, 3600))
-    return [c for c in candles if c.time + width <= now]
 
 
 def analyse_all(ctx: DaemonContext, held: set[str]) -> list[Decision]:
@@ -41,7 +33,7 @@ def analyse_all(ctx: DaemonContext, held: set[str]) -> list[Decision]:
             emit(Ev.DECISION_TRACE, symbol=symbol, verdict="skip", reason="position_open", inputs="-")
             continue
         try:
-            raw = ctx.venue.candles(symbol, ctx.limits.timeframe, limit=ctx.limits.candle_limit)
+            candles = source_of(ctx).closed(symbol, ctx.limits.timeframe, ctx.limits.candle_limit, now)
         except VenueError as exc:
             emit(
                 Ev.DECISION_TRACE,
@@ -51,9 +43,7 @@ def analyse_all(ctx: DaemonContext, held: set[str]) -> list[Decision]:
                 inputs=type(exc).__name__,
             )
             continue
-        decision = ctx.strategy.analyse(
-            symbol, closed_candles(raw, ctx.limits.timeframe, now), ctx.instruments[symbol], equity
-        )
+        decision = ctx.strategy.analyse(symbol, candles, ctx.instruments[symbol], equity)
         emit(Ev.DECISION_TRACE, None, **decision.trace_fields())
         decisions.append(decision)
     return decisions
@@ -99,13 +89,11 @@ def exit_signals(ctx: DaemonContext) -> list[tuple[str, str]]:
         if pos.state not in PROTECTABLE_STATES or pos.remaining_qty <= 0:
             continue
         try:
-            raw = ctx.venue.candles(pos.symbol_key, ctx.limits.timeframe, limit=ctx.limits.candle_limit)
+            candles = source_of(ctx).closed(pos.symbol_key, ctx.limits.timeframe, ctx.limits.candle_limit, now)
         except VenueError as exc:
             log.warning("exit rule: no candles for %s (%s); checked again next tick", pos.symbol_key, exc)
             continue
-        reason = ctx.strategy.exit_reason(
-            pos.symbol_key, PositionSide(pos.side), closed_candles(raw, ctx.limits.timeframe, now)
-        )
+        reason = ctx.strategy.exit_reason(pos.symbol_key, PositionSide(pos.side), candles)
         if reason is not None:
             out.append((pos.uid, reason))
     return out

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from lifecycle.clock import to_ms
 from simulator.prices import ReplayCandle
-from tools.backfill_historical_data import StoredCandle, candle_store
+from store.candles import StoredCandle
+from tools.backfill_historical_data import candle_store
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 HOUR = timedelta(hours=1)
