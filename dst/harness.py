@@ -448,7 +448,7 @@ def _check(w: World, seed: int, step: int, schedule: list[str], checks: _Checks,
 
     report = run_audit(w.registry.db)
     if report.violations_total:
-        fail(f"registry audit: {report.fields()}")
+        fail(report.summary())
     per_client_id = Counter(o.cli_ord_id for o in w.sim.order_log if o.cli_ord_id)
     duplicated = [c for c, n in per_client_id.items() if n > 1]
     if duplicated:

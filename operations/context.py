@@ -85,26 +85,33 @@ class DaemonContext:
     """Phantoms closed with a synthetic fill because no venue fill explained them (RECONCILIATION_REPORT)."""
     announced_unprotectable: set[str] = field(default_factory=set)
     """Position uids this process has already reported as POSITION_UNPROTECTABLE (once per position per run)."""
+    venue_start: dict[str, datetime] = field(default_factory=dict)
+    """Position uid -> its first ledger fill's time (`created_of`), read once per position and process."""
     candles: CandleSource | None = None
     """Where the strategy's candles come from (operations.candles): the candle store and the venue's tail, or,
     when None, the venue alone."""
 
     def created_of(self, uid: str, created: datetime) -> datetime:
-        """A position's created time as the rules may read it: one in the future (a registry reused from a clock that
-        ran ahead, a host clock stepped back) is clamped to now, with one warning per position and process, so the
-        position is neither "young" for ever (never judged a phantom) nor blind to its own fills."""
+        """When position `uid` began, as the rules compare it with venue times (a fill's stamp, the snapshot's
+        server time): its first ledger fill, stamped by the venue's clock, whenever it has one. Its `created`
+        column is the daemon's clock, which may be skewed or stepped either way: read against venue stamps, a host
+        clock an hour behind made every hand fill of the hour before the entry an "external add" of it, and the old
+        fills that built an orphan count twice. Without fills (a pending entry) `created`, clamped to now: one in the
+        future (a registry reused from a clock that ran ahead, a host clock stepped back) is reported once per
+        position and process (CREATED_IN_FUTURE), so the position is neither "young" for ever nor blind to its
+        fills."""
         now = self.clock.now()
-        if created <= now:
-            return created
-        key = f"future:{uid}"
-        if key not in self.announced_unprotectable:
-            self.announced_unprotectable.add(key)
-            emit(Ev.CREATED_IN_FUTURE, position=uid, created=created.isoformat(), now=now.isoformat())
-        # Its first ledger fill is the earliest time the venue vouches for; without one, now.
-        first = min(
-            (f["fill_time"] for f in self.registry.fills(uid) if isinstance(f["fill_time"], datetime)), default=now
-        )
-        return min(first, now)
+        if created > now:
+            key = f"future:{uid}"
+            if key not in self.announced_unprotectable:
+                self.announced_unprotectable.add(key)
+                emit(Ev.CREATED_IN_FUTURE, position=uid, created=created.isoformat(), now=now.isoformat())
+        first = self.venue_start.get(uid)
+        if first is None:
+            first = self.registry.first_fill_time(uid)
+            if first is not None:
+                self.venue_start[uid] = first
+        return min(created, now) if first is None else first
 
     @property
     def symbol_keys(self) -> tuple[str, ...]:

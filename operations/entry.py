@@ -74,20 +74,29 @@ def enter(ctx: DaemonContext, plan: EntryPlan) -> str:
     current = ctx.registry.get(pos.uid)
     if current.state == State.PENDING_ENTRY:
         ctx.registry.apply(pos.uid, Event.ENTRY_ACKNOWLEDGED, cause=f"entry {sent.client_order_id} accepted")
-    elif current.state == State.OPEN and not anchor_to_fill(ctx, current, plan):
-        # Placed right after the fill: protect would within one cycle anyway; this shortens the unprotected window
-        # to one round trip.
-        protection.protect(ctx, ctx.registry.get(pos.uid), ())
+    elif current.state == State.OPEN:
+        # The fills door re-anchored the stop to the fill (or exited a slipped entry: no longer OPEN). Placed right
+        # after the fill: protect would within one cycle anyway; this shortens the unprotected window to one round
+        # trip.
+        protection.protect(ctx, current, ())
     return pos.uid
 
 
 def anchor_to_fill(ctx: DaemonContext, pos: PositionView, plan: EntryPlan) -> bool:
+    """`anchor` with the plan's decision price and stop."""
+    return anchor(ctx, pos, plan.decision_price, plan.stop_price)
+
+
+def anchor(ctx: DaemonContext, pos: PositionView, decision: Decimal | None, planned_stop: Decimal | None) -> bool:
     """Re-anchor the planned stop (and take-profit) to the entry's actual fill price, so the loss at the stop is the
     risk the strategy sized for, not that plus the slippage. An entry that slipped more than
-    `risk.max_entry_slippage_r` is exited at once instead. Returns True when the position was exited."""
-    decision, fill = plan.decision_price, pos.entry_price
-    risk = abs(decision - plan.stop_price) if decision is not None else Decimal(0)
-    if decision is None or fill is None or risk == 0:
+    `risk.max_entry_slippage_r` is exited at once instead. Returns True when the position was exited. Run by the
+    fills door with `entry_filled` (operations.fills.entry_filled), whichever door the entry's fill came through."""
+    fill = pos.entry_price
+    if decision is None or planned_stop is None or fill is None:
+        return False
+    risk = abs(decision - planned_stop)
+    if risk == 0:
         return False
     long = pos.side == PositionSide.LONG
     adverse = (fill - decision) if long else (decision - fill)

@@ -134,10 +134,23 @@ def ingest(ctx: DaemonContext, fills: Sequence[VenueFill], *, source: str = "fil
     for uid in sorted({a.uid for a in recorded if a.uid is not None}):
         event = consequence(facts(ctx.registry, uid))
         if event is Event.ENTRY_FILLED:
-            ctx.registry.apply(uid, event, cause=f"{source}: entry filled on the venue")
+            entry_filled(ctx, uid, cause=f"{source}: entry filled on the venue")
             events.append((uid, event))
         elif event is Event.POSITION_CLOSED:
             # The exit reason is read from the evidence by the accounting's one rule (lifecycle.accounting).
             close_position(ctx, uid, cause=f"{source}: closing fills brought the quantity to zero", reason=source)
             events.append((uid, event))
     return IngestResult(recorded, unowned, tuple(events))
+
+
+def entry_filled(ctx: DaemonContext, uid: str, *, cause: str) -> None:
+    """The one consequence of an entry's fills, whichever door they came through (the entry's own answer, the fill
+    poll after a lost reply, recovery after a crash, reconciliation adopting a pending entry): `entry_filled`, then
+    the planned stop re-anchored to the fill price, or the position exited at once when the entry slipped past
+    `risk.max_entry_slippage_r` (operations.entry.anchor). Only the entry's own answer did this before: a fill booked
+    by any other door kept the stop planned from the decision price, which after a slipped fill can sit beyond
+    `risk.max_stop_distance_pct` of the entry (the audit's invalid_stop_prices; DST seeds 51, 101, 165)."""
+    from operations.entry import anchor  # the entry path imports this door: break the cycle
+
+    pos = ctx.registry.apply(uid, Event.ENTRY_FILLED, cause=cause)
+    anchor(ctx, pos, ctx.registry.decision_price(uid), pos.stop_price)

@@ -31,7 +31,7 @@ from lifecycle.values import OrderStatus as VenueStatus
 from operations import protection
 from operations.close import close_position, settle_orders
 from operations.context import DaemonContext
-from operations.fills import ingest
+from operations.fills import entry_filled, ingest
 from operations.orders import record_evidence
 from specs.lifecycle import (
     ENTRY_PENDING_STATES,
@@ -90,6 +90,9 @@ def execute(ctx: DaemonContext, actions: Sequence[Action], snapshot: AccountSnap
                     qty=qty,
                     entry_price=entry_price,
                     cause="reconcile: venue position with no registry position (orphan adopted)",
+                    # Stamped by the venue's clock, as every other fill: the hand fills that built the orphan are
+                    # older than it and are not booked again as external adds (lifecycle.fills rule 3).
+                    fill_time=None if snapshot is None else snapshot.server_time,
                 )
             case ClosePhantom(uid):
                 close_phantom(ctx, uid)
@@ -114,7 +117,7 @@ def adopt_pending(ctx: DaemonContext, uid: str) -> None:
         if order.purpose == "entry" and order.status in ORDER_UNRESOLVED_STATUSES:
             reg.mark_order(order.client_order_id, status=OrderStatus.FILLED, reason="reconcile: filled on the venue")
     if reg.get(uid).state in ENTRY_PENDING_STATES and reg.get(uid).remaining_qty > 0:
-        reg.apply(uid, Event.ENTRY_FILLED, cause="reconcile: pending entry filled on the venue")
+        entry_filled(ctx, uid, cause="reconcile: pending entry filled on the venue")
 
 
 def close_phantom(ctx: DaemonContext, uid: str) -> None:

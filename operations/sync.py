@@ -46,7 +46,7 @@ def confirmed_diff(ctx: DaemonContext, confirm_wait_s: float) -> Reconciliation:
         positions, orders = registry_inputs(ctx)
         snap = ctx.venue.snapshot(ctx.clock.now() - FILL_LOOKBACK)
         known = frozenset(ctx.registry.fill_ids_known([f.fill_id for f in snap.fills]))
-        rec = reconcile(positions, known, orders, snap, ctx.clock.now(), memory)
+        rec = reconcile(positions, known, orders, snap, snap.server_time, memory)  # the venue clock, as `created`
         memory = rec.memory
     assert rec is not None
     return rec

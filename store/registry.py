@@ -479,6 +479,7 @@ class Registry:
         entry_price: Decimal,
         cause: str,
         fill_id: str | None = None,
+        fill_time: datetime | None = None,
     ) -> PositionView:
         """Adopt a venue position we did not track (state OPEN), with one synthetic entry fill explaining its size.
 
@@ -511,7 +512,7 @@ class Registry:
                 is_entry=True,
                 units=units,
                 price=price,
-                fill_ms=row.created_ms,
+                fill_ms=row.created_ms if fill_time is None else to_ms(fill_time),
             ):
                 raise LifecycleError(f"fill id {fid!r} is already in the ledger; an import needs a fresh fill id")
             row.remaining_qty_units = units
@@ -908,6 +909,19 @@ class Registry:
         if since_ms is not None:
             q = q.where(Fill.fill_ms >= since_ms)
         return {f.fill_id for f in q}
+
+    def first_fill_time(self, uid: str) -> datetime | None:
+        """When the venue says the position began: its earliest ledger fill (stamped by the venue's clock; an
+        import's by the snapshot's server time), or None without fills. One indexed aggregate, not the ledger."""
+        found = self._sql(
+            "SELECT MIN(fill_ms) FROM fill WHERE position_id = (SELECT id FROM position WHERE uid = ?)", (uid,)
+        ).fetchone()
+        return None if found is None or found[0] is None else from_ms(int(found[0]))
+
+    def decision_price(self, uid: str) -> Decimal | None:
+        """The price the strategy sized the entry's risk at (`open_intent`'s `decision_price`), or None."""
+        found = EntryDecision.get_or_none(EntryDecision.position == _pk(self._row(uid)))
+        return None if found is None else Decimal(str(found.decision_price))
 
     def last_fill_time(self) -> datetime | None:
         ms = Fill.select(pw.fn.MAX(Fill.fill_ms)).scalar()

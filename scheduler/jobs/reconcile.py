@@ -95,7 +95,8 @@ def run(ctx: DaemonContext) -> Reconciliation:
         frozenset(ctx.registry.fill_ids_known([f.fill_id for f in snapshot.fills] if snapshot else [])),
         orders,
         snapshot,
-        ctx.clock.now(),
+        # The venue's clock: the positions' `created` (ctx.created_of) is their first fill's venue stamp.
+        ctx.clock.now() if snapshot is None else snapshot.server_time,
         ctx.reconcile_memory,
     )
     ctx.reconcile_memory = rec.memory

@@ -14,7 +14,10 @@ from dst.incidents import enter
 from lifecycle.escalation import Escalator
 from lifecycle.killswitch import KillSwitch
 from lifecycle.reconcile import ReconciliationReport
+from operations import crash
 from operations.safety import Safety
+from scheduler.jobs import tick
+from store.audit import run_audit
 
 ETH = "PF_ETHUSD"
 
@@ -59,5 +62,83 @@ def test_a_vanished_order_row_is_settled_whatever_the_host_clock_did(
         assert tp.status == "cancelled", tp
         joint = w.ctx.last_joint
         assert joint is not None and joint.counters()["order_status_drift"] == 0
+    finally:
+        w.close()
+
+
+XBT = "PF_XBTUSD"
+
+
+def test_an_entry_booked_by_recovery_is_re_anchored_or_exited_as_the_entrys_own_answer_would(tmp_path: Path) -> None:
+    # DST seeds 51, 101, 165 (`invalid_stop_prices`): the stop is re-anchored to the entry's fill (or a slipped entry
+    # exited) only where the entry's own answer was read; an entry whose fill came through another door — recovery
+    # after a crash right after the send (101), the fill poll after an unknown outcome (51, 165) — kept the stop
+    # planned from the decision price. With the host clock 10 minutes behind, the strategy decided on candles from
+    # before a 20 % gap: the short filled 10 R worse than planned, its planned stop 28 % from the entry (no stop
+    # could be sent: POSITION_UNPROTECTABLE), the registry holding a stop the audit rejects.
+    w = World(101, tmp_path)
+    previous = crash.set_handler(w.crash_hook)
+    try:
+        daemon_step(w)
+        w.daemon_clock.offset = -timedelta(minutes=10)
+        w.sim.set_mark(XBT, w.sim.quote(XBT).mark * Decimal("0.8"))
+        daemon_step(w)
+        w.crash_at, w.crash_slices = "after_send", 3
+        w.strategy.entries = {XBT: "short"}
+        assert "crashed at after_send" in w.job("tick", tick.run)
+        w.strategy.entries = {}
+        [pos] = [p for p in w.registry.positions() if p.symbol_key == XBT]
+        for _ in range(2):
+            daemon_step(w)
+            assert run_audit(w.registry.db).ok, run_audit(w.registry.db).summary()
+        assert w.registry.get(pos.uid).state == "CLOSED"  # slipped 10 R: exited at once, as `enter` would have
+        assert not [p for p in w.sim.positions() if p.symbol == XBT]
+    finally:
+        crash.set_handler(previous)
+        w.close()
+
+
+@pytest.mark.parametrize("ours", ["entry", "import"])
+def test_hand_fills_older_than_a_position_are_not_booked_on_it_with_the_host_clock_behind(
+    tmp_path: Path, ours: str
+) -> None:
+    # DST seeds 196, 28, 41, 69: rule 3 of the fill attribution (someone else's fill on our symbol, stamped after
+    # our position was created) compared the fill's venue stamp with the position's `created`, the daemon's clock.
+    # An hour behind, every hand fill of the hour before the position counted: a restart's fill poll (which reads
+    # from the start of the venue's history) booked an old hand open and close on a new entry as an external add and
+    # close (its entry price 4827 -> 3203, the stop "52.7 % from the entry"); an import's own opening fills were
+    # booked again on top of the import's fill (0.02 held, 0.04 in the registry), and a liquidation-sized hand
+    # short of an hour before as an add of 3.07 to a 0.002 import ("stop covers 0.002 of 3.0727"). Now a position
+    # begins, for rule 3, at its first fill's venue stamp (an import's fill stamped with the snapshot's time).
+    w = World(196, tmp_path)
+    try:
+        daemon_step(w)
+        w.daemon_clock.offset = -timedelta(hours=1)
+        if ours == "entry":
+            w.sim.open_position_direct(ETH, "long", Decimal("0.05"))  # someone else's trade, an earlier one
+            daemon_step(w)
+            w.sim.close_position_direct(ETH)
+            for _ in range(3):
+                daemon_step(w)  # the orphan is imported, then closed as a phantom by its real fill
+            uid = enter(w, "short", ETH)
+            qty = Decimal("0.01")
+        else:
+            w.sim.open_position_direct(ETH, "long", Decimal("0.02"))
+            for _ in range(3):
+                daemon_step(w)
+            [uid] = [p.uid for p in w.registry.active_positions() if p.symbol_key == ETH]
+            qty = Decimal("0.02")
+        entry = w.registry.get(uid).entry_price
+        w.restart()  # the new process's first fill poll reads the venue's whole history
+        for _ in range(3):
+            daemon_step(w)
+        pos = w.registry.get(uid)
+        assert (pos.remaining_qty, pos.entry_price) == (qty, entry)
+        assert [f["fill_id"] for f in w.registry.fills(uid) if str(f["fill_id"]).startswith("import:")] == (
+            [] if ours == "entry" else [f"import:{uid}"]
+        )
+        assert run_audit(w.registry.db).ok, run_audit(w.registry.db).summary()
+        joint = w.ctx.last_joint
+        assert joint is not None and joint.counters()["unbooked_fills"] == 0
     finally:
         w.close()
