@@ -7,6 +7,7 @@ a tick sends to the venue with and without the candle store (operations.candles)
 from __future__ import annotations
 
 import logging
+import os
 import resource
 import tempfile
 import time
@@ -32,6 +33,8 @@ from store.registry import Registry
 from strategy.donchian import DonchianBreakout
 
 CYCLES = 1000  # one cycle = 60 simulated seconds, then tick, exits, protect, reconcile
+GROWTH_CYCLES = 2000  # after those (the warm-up), resident memory growth is measured over this many more
+GROWTH_TARGET_KB = 1.0  # per cycle
 RSS_TARGET_MB = 150
 
 
@@ -40,6 +43,13 @@ def _cpu(fn: Callable[[], object], repeat: int) -> float:
     for _ in range(repeat):
         fn()
     return (time.process_time() - start) / repeat
+
+
+def _rss_kb() -> int:
+    """Resident set size now (growth is the question, not the peak)."""
+    with open("/proc/self/statm") as statm:
+        pages = int(statm.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
 def _bases(n: int) -> list[str]:
@@ -52,7 +62,9 @@ def _daemon(
     instruments: tuple[InstrumentSpec, ...], symbols: tuple[str, ...], timeframe: str = "1m"
 ) -> Iterator[DaemonContext]:
     clock = FakeClock()
-    sim = Simulator(SimConfig(seed=1, history_minutes=120, instruments=instruments), clock=clock)
+    # As in paper mode (scheduler.paper): bars older than the generated history are dropped.
+    config = SimConfig(seed=1, history_minutes=120, instruments=instruments, candle_keep_minutes=120)
+    sim = Simulator(config, clock=clock)
     venue = SimVenue(sim)
     with tempfile.TemporaryDirectory(prefix="bench-daemon-") as tmp:
         registry = Registry.open(Path(tmp) / "registry.db", clock)
@@ -135,6 +147,19 @@ def bench_rss() -> None:
             f"   {CYCLES} cycles in {time.perf_counter() - started:.1f} s: peak RSS {peak:.0f} MB "
             f"(before {before:.0f} MB, target < {RSS_TARGET_MB} MB: {'ok' if peak < RSS_TARGET_MB else 'OVER'}); "
             f"orders placed {ctx.stats.orders_placed}, open positions {positions}"
+        )
+        warm = _rss_kb()
+        for _ in range(GROWTH_CYCLES):
+            ctx.venue.sim.advance(60)  # type: ignore[attr-defined]
+            tick.run(ctx)
+            exits.run(ctx)
+            protect.run(ctx)
+            reconcile.run(ctx)
+        per_cycle = (_rss_kb() - warm) / GROWTH_CYCLES
+        verdict = "met" if per_cycle < GROWTH_TARGET_KB else "NOT met"
+        print(
+            f"   resident memory over {GROWTH_CYCLES} more cycles: {per_cycle:+.2f} KB per cycle (goal <"
+            f" {GROWTH_TARGET_KB:g} KB: {verdict}); orders placed {ctx.stats.orders_placed} in all"
         )
 
 

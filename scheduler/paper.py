@@ -64,6 +64,9 @@ class PaperVenue:
     api_secret: str = ""
 
 
+PAPER_REQUEST_LOG = 10_000  # the embedded simulator's request log (for faults and debugging): the newest requests only
+
+
 def random_keys() -> tuple[str, str]:
     """A throwaway key pair for the embedded simulator (never written anywhere)."""
     return secrets.token_hex(18), base64.b64encode(secrets.token_bytes(64)).decode()
@@ -81,7 +84,16 @@ def paper_venue(
     history_minutes: int = 720,
 ) -> Iterator[PaperVenue]:
     clock = FakeClock(SystemClock().now().replace(microsecond=0))
-    sim = Simulator(SimConfig(seed=seed, starting_usd=starting_usd, history_minutes=history_minutes), clock=clock)
+    # Bars older than the generated history are never asked for again by the daemon (its window is that history):
+    # dropping them keeps a long paper run's memory flat.
+    config = SimConfig(
+        seed=seed,
+        starting_usd=starting_usd,
+        history_minutes=history_minutes,
+        candle_keep_minutes=history_minutes,
+        request_log_limit=PAPER_REQUEST_LOG,
+    )
+    sim = Simulator(config, clock=clock)
     key, secret = random_keys()
     # Throwaway, but still keys: they never reach a log line either.
     register_secret(key)

@@ -32,9 +32,13 @@ class Bar:
 
 
 class CandleBook:
-    def __init__(self) -> None:
+    def __init__(self, keep_minutes: int | None = None) -> None:
+        """`keep_minutes`: keep only the newest one-minute bars of each series (a long paper run would otherwise
+        grow by every bar of every symbol and price type, ~19 KB a minute with the default instruments); None keeps
+        every bar (backtests and backfills read months)."""
         self._bars: dict[tuple[str, str], list[Bar]] = {}
         self._times: dict[tuple[str, str], list[int]] = {}  # bar open times, for bisecting long runs
+        self._keep = keep_minutes
 
     def record(self, symbol: str, price_type: str, time_ms: int, price: Decimal, volume: Decimal) -> None:
         minute = time_ms - time_ms % 60_000
@@ -49,6 +53,9 @@ class CandleBook:
         elif not bars or bars[-1].time_ms < minute:
             bars.append(Bar(minute, price, price, price, price, volume))
             times.append(minute)
+            if self._keep is not None and len(bars) > self._keep + self._keep // 8 + 1:
+                del bars[: len(bars) - self._keep]  # in batches: one list shift per keep/8 bars, not per bar
+                del times[: len(times) - self._keep]
         # A record older than the last bar (never produced by a forward-moving clock) is dropped.
 
     def since(self, symbol: str, price_type: str, since_ms: int) -> list[Bar]:

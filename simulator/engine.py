@@ -42,6 +42,7 @@ from simulator.ratelimit import RateBudget, RateLimits
 BPS = Decimal(10000)
 MAX_BOOK_LEVELS = 500
 MAX_CLIENT_ORDER_ID = 100
+VIEW_HORIZON_S = 3600  # the oldest past a STALE_SNAPSHOT fault may serve (its lag_seconds is 30 s by default)
 
 
 class AdvanceableClock(Protocol):
@@ -70,6 +71,7 @@ class SimConfig:
     fills_page: int = 100
     liquidation: bool = True
     request_log_limit: int | None = None  # keep only the newest N requests (long paper runs); None keeps all
+    candle_keep_minutes: int | None = None  # keep only the newest N one-minute bars per series (long paper runs)
     rate_limits: RateLimits = field(default_factory=RateLimits)  # Kraken's REST budgets (simulator/ratelimit.py)
     funding_rate_hourly: Decimal = Decimal("0.00001")  # relative; longs pay shorts at each full hour when > 0
     # Kraken refuses new orders past an open-order count (`tooManyOrders`) and positions past the instrument's
@@ -139,7 +141,7 @@ class Simulator:
         self._last: dict[str, Decimal] = {}
         self._index: dict[str, Decimal] = {}
         self._last_trade: dict[str, tuple[datetime, Decimal]] = {}
-        self.candles = CandleBook()
+        self.candles = CandleBook(self.config.candle_keep_minutes)
         self._orders: dict[str, SimOrder] = {}
         self._open: dict[str, SimOrder] = {}
         self._cli_ids: set[str] = set()  # every id an accepted order ever carried (Kraken: globally unique)
@@ -290,13 +292,19 @@ class Simulator:
         return str(uuid.UUID(int=self._ids.getrandbits(128), version=4))
 
     def _record_view(self) -> None:
+        now = self.now()
         self._views.append(
             View(
-                self.now(),
+                now,
                 tuple(SimPosition(p.symbol, p.size, p.entry_price, p.fill_time) for p in self._positions.values()),
                 tuple(o.snapshot() for o in self._open.values()),
             )
         )
+        # Only views a stale answer may still serve are kept (two that old: `view` picks the newest at or before
+        # its cutoff), so a long run's memory does not grow with every order event.
+        horizon = now - timedelta(seconds=VIEW_HORIZON_S)
+        while len(self._views) > 2 and self._views[1].time <= horizon:
+            self._views.popleft()
 
     def view(self, lag_seconds: float = 0.0) -> View:
         """Positions and open orders as they were `lag_seconds` ago (the STALE_SNAPSHOT fault serves these)."""
