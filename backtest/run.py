@@ -10,7 +10,6 @@ is returned with `problems` filled (the CLI exits non-zero): that is a bug found
 from __future__ import annotations
 
 import dataclasses
-import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from simulator.prices import ReplayCandle
 from simulator.replay import BarReplay, ReplayVenue, install
 from store.anchors import audit_and_anchor
 from store.audit import AuditReport
+from store.db import scratch_dir
 from store.registry import Registry
 
 CLEAN_COUNTERS = ("orphaned", "phantom", "qty_mismatch")
@@ -126,15 +126,8 @@ def run(
     `venue` builds the jobs' venue over the engine (the parity test passes the HTTP server + ccxt adapter)."""
     if spec.registry_path is not None:
         return _run(spec, spec.registry_path, observe, venue)
-    with tempfile.TemporaryDirectory(prefix="backtest-", dir=_scratch_dir()) as tmp:
+    with tempfile.TemporaryDirectory(prefix="backtest-", dir=scratch_dir()) as tmp:
         return _run(spec, Path(tmp) / "registry.db", observe, venue)
-
-
-def _scratch_dir() -> str | None:
-    """A throwaway registry lives in memory-backed /dev/shm when there is one: the registry commits with
-    synchronous=FULL, and an fsync per transition is what a kept registry pays for durability, not a backtest."""
-    shm = Path("/dev/shm")  # noqa: S108 - a private TemporaryDirectory is made inside it
-    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
 
 
 def _run(

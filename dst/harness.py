@@ -48,6 +48,7 @@ from simulator.venue import SimVenue
 from specs.lifecycle import PROTECTABLE_STATES
 from specs.reconciliation import JOINT_FIELDS
 from store.audit import run_audit
+from store.db import scratch_dir
 from store.registry import Registry
 from tests.daemon.harness import ScriptedStrategy
 
@@ -413,7 +414,7 @@ def run_seed(seed: int, steps: int = 40) -> SeedResult:
     counter = _EventCounter()
     events_log = logging.getLogger(EVENT_LOGGER)
     events_log.addHandler(counter)
-    with tempfile.TemporaryDirectory(prefix=f"dst-{seed}-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"dst-{seed}-", dir=scratch_dir()) as tmp:
         w = World(seed, Path(tmp))
         previous = crash.set_handler(w.crash_hook)
         step = 0

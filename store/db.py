@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
@@ -122,3 +123,12 @@ def connect(path: Path | str, *, readonly: bool = False, create: bool = True) ->
 def bind(db: pw.SqliteDatabase) -> None:
     """Point the models at `db` (the daemon binds once at startup; tests bind per test)."""
     db_proxy.initialize(db)
+
+
+def scratch_dir() -> str | None:
+    """Where a throwaway registry (a backtest's, a DST seed's) belongs: memory-backed /dev/shm when there is one.
+    Such a registry still commits with synchronous=FULL (one code path for every registry); an fsync per
+    transition is what a kept registry pays for durability, not a run whose file is deleted at its end. None: the
+    system's temporary folder."""
+    shm = Path("/dev/shm")  # noqa: S108 - callers make a private TemporaryDirectory inside it
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
