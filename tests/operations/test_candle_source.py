@@ -89,14 +89,14 @@ def test_a_store_that_fails_never_stops_the_strategy(tmp_path: Path) -> None:
 def test_a_file_that_is_not_a_candle_store_is_refused_with_one_line(tmp_path: Path) -> None:
     registry = Registry.open(tmp_path / "registry.db", FakeClock())
     registry.db.close()
-    with pytest.raises(CandleStoreError, match="is not a candle store .*the registry"):
+    with pytest.raises(CandleStoreError, match=r"is not a candle store .*the registry"):
         CandleStore(tmp_path / "registry.db")
     text = tmp_path / "notes.db"
     text.write_text("not sqlite at all\n")
     with pytest.raises(CandleStoreError, match="not a SQLite candle store"):
         CandleStore(text)
     assert text.read_text() == "not sqlite at all\n"
-    with pytest.raises(CandleStoreError, match="folder .* does not exist"):
+    with pytest.raises(CandleStoreError, match=r"folder .* does not exist"):
         CandleStore(tmp_path / "missing" / "candles.db")
     assert not (tmp_path / "missing").exists()
 
