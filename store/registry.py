@@ -219,6 +219,15 @@ def _order_view_of_row(row: Sequence[Any], names: dict[int, str]) -> OrderView:
     )
 
 
+def _one_sql(model: type[pw.Model]) -> tuple[tuple[str, ...], str]:
+    fields = model._meta.sorted_fields
+    columns = ", ".join(f'"{f.column_name}"' for f in fields)
+    sql = f'SELECT {columns} FROM "{model._meta.table_name}" WHERE {{condition}} LIMIT 1'  # noqa: S608 - schema names
+    return tuple(f.name for f in fields), sql
+
+
+_ONE_SQL = {m.__name__: _one_sql(m) for m in (Position, Order)}
+_M = TypeVar("_M", bound=pw.Model)
 _R = TypeVar("_R")
 
 
@@ -306,19 +315,24 @@ class Registry:
         return to_ms(self.clock.now())
 
     def _row(self, uid: str) -> Position:
-        # a raw query: the same row as Position.get_or_none(Position.uid == uid) without building its SQL each time
-        rows = list(Position.raw('SELECT * FROM "position" WHERE uid = ? LIMIT 1', uid))
-        if not rows:
+        row = self._one(Position, "uid = ?", uid)
+        if row is None:
             raise UnknownPosition(uid)
-        row: Position = rows[0]
         return row
 
     def _row_by_id(self, position_id: int) -> Position:
-        rows = list(Position.raw('SELECT * FROM "position" WHERE id = ? LIMIT 1', position_id))
-        if not rows:
+        row = self._one(Position, "id = ?", position_id)
+        if row is None:
             raise UnknownPosition(f"#{position_id}")
-        row: Position = rows[0]
         return row
+
+    def _one(self, model: type[_M], condition: str, value: object) -> _M | None:
+        """One row as a model instance, the same as `model.get_or_none(...)`: a fixed statement and the instance
+        built from the tuple (every fill and transition reads two such rows; the ORM's query building and
+        `Model.raw`'s column resolution were most of their CPU, bench_registry)."""
+        names, sql = _ONE_SQL[model.__name__]
+        found = self._sql(sql.format(condition=condition), (value,)).fetchone()
+        return None if found is None else model(**dict(zip(names, found, strict=True)))
 
     def _facts(self, row: Position) -> Facts:
         # raw SQL on the hot path: peewee's query building was most of a transition's CPU (bench_registry)
@@ -694,10 +708,9 @@ class Registry:
         return _order_view(order, uid)
 
     def _order(self, client_order_id: str) -> Order:
-        rows = list(Order.raw('SELECT * FROM "order" WHERE client_order_id = ? LIMIT 1', client_order_id))
-        if not rows:
+        order = self._one(Order, "client_order_id = ?", client_order_id)
+        if order is None:
             raise LifecycleError(f"no order with client order id {client_order_id!r} in the registry")
-        order: Order = rows[0]
         return order
 
     def _order_views(self, condition: str, params: Sequence[object]) -> list[OrderView]:
