@@ -86,8 +86,9 @@ MODULES: dict[str, list[str]] = {
     ],
     # The audit's Python (report, chain ranges, anchors, the parallel runner), by cosmic-ray. Its SQL pass's tests
     # but test_audit_fields.py (its corruptions still run, through run_audit on one connection and on workers, in
-    # test_chain_sql.py; its own runs add the health tool in a subprocess per case): all of them took about an hour
-    # for the module's ~450 mutants on 2 loaded cores. Fast files first (-x stops at the first failure).
+    # test_chain_sql.py; its own runs add the health tool in a subprocess per case): with all of them a partial run
+    # went at about 7 of the module's ~450 mutants a minute on 2 shared cores, over an hour for the module. Fast
+    # files first (-x stops at the first failure).
     "store/audit.py": [
         "tests/audit/test_mutation_kills.py",
         "tests/audit/test_position_values.py",

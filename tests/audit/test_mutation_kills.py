@@ -3,20 +3,32 @@
 Each case below names the audit predicate it guards: weaken that predicate (a mutation review did) and this case
 fails. As in test_audit_fields: a real registry file, damaged with raw SQL (triggers dropped), must move exactly
 the expected fields, and the health tool must exit 1 naming one of them.
+
+After the cases, behaviours found by the SQL and Python passes of `make mutate` (issue 15): the tail audit's scope,
+the heads and anchors, the ranges, the worker processes, the report's defaults, and INV-13 beside INV-11.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import subprocess
+import sys
+import time
+from decimal import Decimal as D
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from lifecycle.clock import FakeClock
 from store import audit as audit_module
 from store import chain
 from store.anchors import audit_and_anchor, load_anchors
 from store.audit import SCOPE_FULL, SCOPE_TAIL, AuditReport, ChainHead, ChainSpec, run_audit
 from store.db import connect
+from store.keys import default_key_path, read_key, verify_seal
+from store.registry import Registry
 from tests.audit.helpers import (
     Corruption,
     assert_corruption_moves_exactly,
@@ -27,6 +39,8 @@ from tests.audit.helpers import (
     rechain,
     small_registry,
 )
+from tests.audit.test_chain_sql import fresh_memdb
+from tests.audit.test_keyed_chains import keyed_audit, keyed_registry
 from tests.audit.test_stop_prices import registry_with
 from tests.lifecycle.helpers import drive_to, open_registry
 
@@ -256,7 +270,8 @@ def test_an_unknown_state_is_shown_as_the_value_the_position_holds(tmp_path: Pat
         c.execute("UPDATE position SET state = 'BOGUS' WHERE uid = ?", (uid,))
     report = audit(path)
     assert report.details["unknown_state_values"] == [f"{uid}='BOGUS'"]
-    assert f"unknown_state_values=1 ({uid}='BOGUS')" in report.summary()
+    # docs/audit.md: summary() puts the non-zero fields with their first offending rows on one line (only those).
+    assert report.summary() == f"registry audit failed: violations_total=1: unknown_state_values=1 ({uid}='BOGUS')"
 
 
 # --- the audit's Python (found by the Python pass of `make mutate`) ------------------------------------------------
@@ -274,6 +289,26 @@ def test_a_small_file_registry_is_audited_on_the_callers_connection(
 
     monkeypatch.setattr(audit_module, "_start_worker", no_worker)
     assert audit(path).ok
+
+
+def test_an_audit_asked_for_two_workers_on_a_registry_file_starts_one_worker_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = small_registry(tmp_path / "registry.db")
+    started: list[object] = []
+    start = audit_module._start_worker
+
+    def counted(*args: Any) -> Any:
+        started.append(args)
+        return start(*args)
+
+    monkeypatch.setattr(audit_module, "_start_worker", counted)
+    db = connect(path, readonly=True)
+    try:
+        assert run_audit(db, workers=2).ok
+    finally:
+        db.close()
+    assert len(started) == 1
 
 
 def test_anchors_alone_do_not_narrow_the_audit(tmp_path: Path) -> None:
@@ -318,7 +353,7 @@ def test_the_default_stop_distance_bound_is_the_documented_25_percent(tmp_path: 
 
 
 def test_details_show_the_first_rows_in_id_order_across_ranges(tmp_path: Path) -> None:
-    """Up to DETAIL_LIMIT offending rows per field, the first ones, however the chain was cut into ranges."""
+    """docs/audit.md: up to five offending rows per field, the first ones, however the chain was cut into ranges."""
     path = small_registry(tmp_path / "registry.db")
     with raw(path) as c:
         flipped = [int(i) for (i,) in c.execute("SELECT id FROM fill WHERE id % 3 = 0 ORDER BY id LIMIT 12")]
@@ -329,4 +364,354 @@ def test_details_show_the_first_rows_in_id_order_across_ranges(tmp_path: Path) -
     finally:
         db.close()
     assert report.fill_chain_breaks == len(flipped) == 12
-    assert report.details["fill_chain_breaks"] == [f"fill#{i}" for i in flipped[: audit_module.DETAIL_LIMIT]]
+    assert report.details["fill_chain_breaks"] == [f"fill#{i}" for i in flipped[:5]]
+
+
+def test_a_report_counts_only_what_it_is_given() -> None:
+    """Every count defaults to nothing found: a report given no counts is clean."""
+    empty = AuditReport()
+    assert empty.ok and empty.violations_total == 0 and empty.summary() == "registry audit clean"
+    assert set(empty.fields().values()) == {0}
+
+
+def test_a_keyed_registry_shared_with_worker_processes_reports_what_one_connection_reports(tmp_path: Path) -> None:
+    """The key reaches the workers (over their pipe): keyed rows verify there as on the caller's connection."""
+    path = tmp_path / "keyed.db"
+    keyed_registry(path).close()
+    alone, shared = keyed_audit(path, workers=1), keyed_audit(path, workers=2)
+    assert alone.ok, alone.summary()
+    assert shared == alone
+
+
+@pytest.mark.parametrize("value", ["42", "x'00'", "zeroblob(64)"], ids=["short-text", "blob", "digest-sized-blob"])
+def test_a_damaged_stored_hash_at_the_end_of_a_range_is_a_break_not_a_crash(tmp_path: Path, value: str) -> None:
+    """The next range links to that stored value: it is not a digest, so that range takes the row-by-row path."""
+    path = small_registry(tmp_path / "registry.db")
+    with raw(path) as c:
+        c.execute(f"UPDATE fill SET row_hash = {value} WHERE id = 7")
+    db = connect(path, readonly=True)
+    try:
+        report = run_audit(db, workers=1, chunk_rows=7)
+    finally:
+        db.close()
+    assert nonzero(report) == {"fill_chain_breaks"}, report.summary()
+    assert report.details["fill_chain_breaks"][:2] == ["fill#7", "fill#8"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="store.audit._anchor_holds counts the rows up to the anchor from id > 0, so a row forced in at id <= 0"
+    " (before the chain's first row) leaves the count unchanged: the anchor holds and the tail audit is clean; only"
+    " the next full audit finds it (at row 1's link). Found by the mutation pass (`_count_through(db, table, -1, …)`"
+    " survived); not fixed here: reported.",
+)
+def test_a_row_inserted_before_the_chains_first_row_changes_the_count_up_to_the_anchor(tmp_path: Path) -> None:
+    path = _anchored(tmp_path)
+    with raw(path) as c:
+        h = chain.transition_hash(chain.GENESIS, 1, "import", None, "OPEN", "forged", 1)
+        c.execute(
+            "INSERT INTO transition (id, position_id, event, source, target, cause, at_ms, prev_hash, row_hash)"
+            " VALUES (0, 1, 'import', NULL, 'OPEN', 'forged', 1, ?, ?)",
+            (chain.GENESIS, h),
+        )
+    assert not _anchored_audit(path, full=True).ok  # the full audit sees it (row 1 no longer links)
+    assert not _anchored_audit(path, full=False).ok
+
+
+@pytest.mark.parametrize(("kwargs", "check"), [({}, "quick_check"), ({"full": True}, "integrity_check")])
+def test_sqlites_own_check_of_an_intact_registry_is_ok(tmp_path: Path, kwargs: dict[str, bool], check: str) -> None:
+    """The quick check unless the full one is asked for (check_db_health asks for it)."""
+    path = small_registry(tmp_path / "registry.db")
+    db = connect(path, readonly=True)
+    try:
+        report = audit_module.quick_check(db, **kwargs)
+    finally:
+        db.close()
+    assert (report.ok, report.check, report.messages) == (True, check, ["ok"])
+
+
+# --- worker processes ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("keyed", [False, True], ids=["unkeyed", "keyed"])
+def test_a_worker_process_answers_a_chain_range_as_the_callers_connection_does(tmp_path: Path, keyed: bool) -> None:
+    """The worker protocol itself (a run_audit with workers may leave a worker idle on a small registry): one JSON
+    task in, one outcome out, the key (if any) received over the pipe."""
+    path = tmp_path / "registry.db"
+    if keyed:
+        keyed_registry(path).close()
+    else:
+        small_registry(path)
+    db = connect(path, readonly=True)
+    try:
+        keying: audit_module.Keying = audit_module.UNKEYED
+        if keyed:
+            seal = verify_seal(db, read_key(default_key_path(path)))
+            keying = (seal.key.secret, dict(seal.keyed_after))
+        last = audit_module._last_id(db, "fill")
+        task: audit_module.TaskSpec = ("chain", "fill", 0, last)
+        here = audit_module._run_task(db, task, keying)
+        proc = audit_module._start_worker(str(path), 1000, keying)
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            proc.stdin.write(json.dumps(task) + "\n")
+            proc.stdin.flush()
+            there = audit_module._worker_outcome(proc.stdout.readline())
+        finally:
+            proc.stdin.close()
+            proc.wait(timeout=30)
+            proc.stdout.close()
+    finally:
+        db.close()
+    assert there == here == (0, [])
+
+
+WORKER_GONE_BEFORE_ITS_FIRST_TASK = pytest.mark.xfail(
+    strict=True,
+    raises=BrokenPipeError,
+    reason="store.audit._run_parallel: the feeder's write to a worker that has already exited fails (BrokenPipeError,"
+    " turned into _WorkerFailed), but the unsent line stays in the pipe's buffer and the `finally` that closes"
+    " proc.stdin flushes it again, so BrokenPipeError escapes run_audit instead of the fallback. Not fixed here:"
+    " reported.",
+)
+
+
+@pytest.mark.parametrize("how", [pytest.param("exits", marks=WORKER_GONE_BEFORE_ITS_FIRST_TASK), "hangs-up", "garbles"])
+def test_a_worker_process_that_dies_is_not_fatal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    """_WorkerFailed: a worker that died (its pipe broken) or answered garbage, the audit is redone on the caller's
+    connection with the same report."""
+    path = small_registry(tmp_path / "registry.db")
+    with raw(path) as c:
+        c.execute("UPDATE fill SET price = price || '1' WHERE id = 3")
+    db = connect(path, readonly=True)
+    try:
+        alone = run_audit(db, workers=1)
+        run_task = audit_module._run_task
+
+        def slow(*args: Any) -> Any:  # the caller leaves the worker time to take a task
+            time.sleep(0.02)
+            return run_task(*args)
+
+        def dead(*args: Any) -> subprocess.Popen[str]:
+            code = {"exits": "pass", "hangs-up": "input()", "garbles": "print('not json')"}[how]
+            proc = subprocess.Popen(
+                [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            )
+            if how == "exits":
+                proc.wait()  # gone before the first task is written: the write breaks the pipe
+            return proc
+
+        monkeypatch.setattr(audit_module, "_run_task", slow)
+        monkeypatch.setattr(audit_module, "_start_worker", dead)
+        assert run_audit(db, workers=2) == alone
+    finally:
+        db.close()
+    assert alone.fill_chain_breaks == 1
+
+
+def test_two_workers_on_a_registry_file_finish_without_falling_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fallback (redo on the caller's connection) would hide a broken worker path: it must not be taken."""
+    path = small_registry(tmp_path / "registry.db")
+    fell_back: list[BaseException] = []
+    run_parallel = audit_module._run_parallel
+
+    def watched(*args: Any) -> Any:
+        try:
+            return run_parallel(*args)
+        except audit_module._WorkerFailed as exc:
+            fell_back.append(exc)
+            raise
+
+    monkeypatch.setattr(audit_module, "_run_parallel", watched)
+    db = connect(path, readonly=True)
+    try:
+        assert run_audit(db, workers=2).ok
+    finally:
+        db.close()
+    assert fell_back == []
+
+
+def test_an_in_memory_registry_starts_no_worker_even_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_worker(*args: object) -> None:
+        raise AssertionError("a worker process cannot open an in-memory database")
+
+    monkeypatch.setattr(audit_module, "_start_worker", no_worker)
+    with fresh_memdb() as memdb:
+        assert run_audit(memdb, workers=2).ok
+
+
+def test_a_worker_error_arrives_as_its_own_sqlite_error_class() -> None:
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        audit_module._worker_outcome('["error", "OperationalError", "database is locked"]\n')
+
+
+def test_a_missing_seal_row_counts_one_break_of_its_chain(tmp_path: Path) -> None:
+    """store.keys.verify_seal: a seal that does not verify counts one break of its chain (this registry was keyed
+    from its first row, so its rows still verify as keyed)."""
+    path = tmp_path / "keyed.db"
+    keyed_registry(path).close()
+    with sqlite3.connect(path) as c:
+        c.execute("DELETE FROM chain_seal WHERE chain = 'fill'")
+    report = keyed_audit(path)
+    assert nonzero(report) == {"fill_chain_breaks"} and report.fill_chain_breaks == 1, report.summary()
+    assert report.details["fill_chain_breaks"] == ["fill (seal: missing from chain_seal; the table was edited)"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=OSError,
+    reason="store.audit._run_parallel starts its workers outside the try that turns a failure into _WorkerFailed, so"
+    " a worker that cannot be started (Popen raising OSError, e.g. EAGAIN at a process limit) makes run_audit raise"
+    " instead of redoing the audit on the caller's connection as _WorkerFailed's docstring says. Not fixed here:"
+    " reported.",
+)
+def test_a_worker_process_that_cannot_be_started_is_not_fatal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = small_registry(tmp_path / "registry.db")
+
+    def cannot_start(*args: Any, **kwargs: Any) -> subprocess.Popen[str]:
+        raise OSError(11, "Resource temporarily unavailable")
+
+    db = connect(path, readonly=True)
+    try:
+        monkeypatch.setattr(subprocess, "Popen", cannot_start)
+        report = run_audit(db, workers=2)
+    finally:
+        monkeypatch.undo()
+        db.close()
+    assert report.ok
+
+
+# --- INV-13 beside INV-11, and the anchor's finding ---------------------------------------------------------------
+
+
+def _two_positions(path: Path, first_stop: str, second: tuple[str, str]) -> tuple[str, str]:
+    registry = Registry.open(path, FakeClock())
+    a = registry.import_position(symbol="PF_XBTUSD", side="long", qty=D("1"), entry_price=D("100"), cause="t")
+    b = registry.import_position(symbol="PF_ETHUSD", side="long", qty=D("1"), entry_price=D(second[0]), cause="t")
+    registry.close()
+    with sqlite3.connect(path) as c:  # position rows are mutable: no trigger stands in the way
+        c.execute("UPDATE position SET stop_price = ? WHERE uid = ?", (first_stop, a.uid))
+        c.execute("UPDATE position SET stop_price = ? WHERE uid = ?", (second[1], b.uid))
+    return a.uid, b.uid
+
+
+def test_a_stop_that_is_no_price_is_counted_once_and_the_next_position_still_checked(tmp_path: Path) -> None:
+    """A stop of 0 is invalid_position_values (INV-11) only; a far stop on the position after it is INV-13's."""
+    a, b = _two_positions(tmp_path / "registry.db", "0", ("71000", "1"))
+    report = audit(tmp_path / "registry.db")
+    assert nonzero(report) == {"invalid_position_values", "invalid_stop_prices"}, report.summary()
+    assert report.details["invalid_position_values"] == [a]
+    assert [d.split(" ")[0] for d in report.details["invalid_stop_prices"]] == [b]
+
+
+def test_the_stop_bound_holds_for_a_coin_under_a_dollar(tmp_path: Path) -> None:
+    _, b = _two_positions(tmp_path / "registry.db", "95", ("0.5", "0.01"))  # 98 % below its entry
+    report = audit(tmp_path / "registry.db")
+    assert nonzero(report) == {"invalid_stop_prices"} and report.details["invalid_stop_prices"][0].startswith(b)
+
+
+def test_the_anchor_finding_names_the_anchor_row_its_row_count_and_hash(tmp_path: Path) -> None:
+    """docs/audit.md: `fill#<id> (anchor: ...)`, with what the clean audit recorded there (the hash's first 12 hex
+    digits) so that it can be compared with chain_anchor."""
+    path = _anchored(tmp_path)
+    db = connect(path, readonly=True)
+    head = load_anchors(db)["fill"].head
+    db.close()
+    with raw(path) as c:
+        c.execute("DELETE FROM fill WHERE id = ?", (head.through_id,))
+    report = _anchored_audit(path, full=False)
+    assert report.details["fill_chain_breaks"][0] == (
+        f"fill#{head.through_id} (anchor: a clean audit found {head.rows} rows ending there with hash"
+        f" {head.through_hash[:12]}; rows were deleted or rewritten since, or the anchor itself is damaged)"
+    )
+
+
+def test_a_garbled_side_or_an_infinite_stop_is_left_to_inv_11(tmp_path: Path) -> None:
+    """Each root cause counts once: INV-13 (through lifecycle.stops) leaves rows INV-11 already counts."""
+    a, b = _two_positions(tmp_path / "registry.db", "Infinity", ("100", "95"))
+    with sqlite3.connect(tmp_path / "registry.db") as c:
+        c.execute("UPDATE position SET side = 'sideways' WHERE uid = ?", (b,))
+    report = audit(tmp_path / "registry.db")
+    assert nonzero(report) == {"invalid_position_values"}, report.summary()
+    assert report.details["invalid_position_values"] == [a, b]
+
+
+def test_a_gap_in_the_ids_wider_than_a_range_leaves_clean_empty_ranges(tmp_path: Path) -> None:
+    """The chain hashes no row id: a last row moved 50 ids on still verifies, and the empty ranges before it too."""
+    path = small_registry(tmp_path / "registry.db")
+    with raw(path) as c:
+        c.execute("UPDATE fill SET id = id + 50 WHERE id = (SELECT max(id) FROM fill)")
+    db = connect(path, readonly=True)
+    try:
+        report = run_audit(db, workers=1, chunk_rows=7)
+    finally:
+        db.close()
+    assert report.ok, report.summary()
+
+
+def test_a_prev_hash_with_more_after_a_record_separator_is_a_break(tmp_path: Path) -> None:
+    """The fast path's separator count: a row whose stored prev_hash is the previous row's hash followed by a record
+    separator and more, hashed consistently by a forger, still does not link (the exact path names it)."""
+    path = small_registry(tmp_path / "registry.db")
+    with raw(path) as c:
+        row = one(
+            c,
+            "SELECT id, fill_id, position_id, side, is_entry, qty_units, price, fill_ms, prev_hash FROM fill"
+            " ORDER BY id DESC LIMIT 1",
+        )
+        fid, fill_id, pid, side, is_entry, qty, price, fill_ms, prev = row
+        forged_prev = f"{prev}{audit_module.RECORD_SEP}x"
+        h = chain.fill_hash(forged_prev, str(fill_id), int(str(pid)), str(side), bool(is_entry), int(str(qty)),
+                            str(price), int(str(fill_ms)))  # fmt: skip
+        c.execute("UPDATE fill SET prev_hash = ?, row_hash = ? WHERE id = ?", (forged_prev, h, fid))
+    report = audit(path)
+    assert nonzero(report) == {"fill_chain_breaks"} and report.details["fill_chain_breaks"] == [f"fill#{fid}"]
+
+
+def test_a_workers_answer_that_arrives_last_is_still_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The caller waits for every worker's answer before it merges (here the worker's answer is read slowly)."""
+    path = small_registry(tmp_path / "registry.db")
+    with raw(path) as c:
+        c.execute("UPDATE fill SET price = price || '1' WHERE id = 3")
+    db = connect(path, readonly=True)
+    try:
+        alone = run_audit(db, workers=1)
+        read = audit_module._worker_outcome
+
+        def late(line: str) -> audit_module.Outcome:
+            time.sleep(0.5)
+            return read(line)
+
+        monkeypatch.setattr(audit_module, "_worker_outcome", late)
+        assert run_audit(db, workers=2) == alone
+    finally:
+        db.close()
+
+
+def test_an_unparsable_price_is_left_to_inv_11_and_the_next_position_still_checked(tmp_path: Path) -> None:
+    a, b = _two_positions(tmp_path / "registry.db", "ninety", ("71000", "1"))
+    report = audit(tmp_path / "registry.db")
+    assert report.details["invalid_position_values"] == [a]
+    assert [d.split(" ")[0] for d in report.details["invalid_stop_prices"]] == [b]
+
+
+def test_an_aggregate_and_inv_13_show_at_most_five_rows_each(tmp_path: Path) -> None:
+    """docs/audit.md: up to five offending rows per field, for the SQL aggregates and for INV-13 alike."""
+    path = tmp_path / "registry.db"
+    registry = Registry.open(path, FakeClock())
+    symbols = ("PF_XBTUSD", "PF_ETHUSD", "PF_SOLUSD", "PF_DOTUSD", "PF_XMRUSD", "PF_ZECUSD", "PF_LTCUSD")
+    uids = [
+        registry.import_position(symbol=s, side="long", qty=D("1"), entry_price=D("71000"), cause="t").uid
+        for s in symbols
+    ]
+    registry.close()
+    with sqlite3.connect(path) as c:
+        c.execute("UPDATE position SET stop_price = '1'")  # seven stops far beyond the bound
+    far = audit(path)
+    assert far.invalid_stop_prices == 7 and [d.split(" ")[0] for d in far.details["invalid_stop_prices"]] == uids[:5]
+    with sqlite3.connect(path) as c:
+        c.execute("UPDATE position SET state = 'BOGUS'")
+    bogus = audit(path)
+    assert bogus.unknown_state_values == 7 and len(bogus.details["unknown_state_values"]) == 5
