@@ -14,7 +14,7 @@ import functools
 import inspect
 import re
 import uuid
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence, Sized
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -131,23 +131,30 @@ def _pkf(model: type[pw.Model]) -> Any:
 
 
 def _position_view(p: Position) -> PositionView:
+    # By attribute: a model made by `create` has no entry in `__data__` for a nullable column it was not given.
+    return _position_view_of({name: getattr(p, name) for name in _POSITION_FIELDS})
+
+
+def _position_view_of(v: Mapping[str, Any]) -> PositionView:
+    """A view from a position's values by field name (a model's `__data__`, or a row zipped with its names)."""
+    closed_ms = v["closed_ms"]
     return PositionView(
-        uid=p.uid,
-        symbol_key=p.symbol_key,
-        venue_symbol=p.venue_symbol,
-        side=p.side,
-        state=p.state,
-        origin=p.origin,
-        target_qty=units_to_qty(p.target_qty_units),
-        remaining_qty=units_to_qty(p.remaining_qty_units),
-        entry_price=_dec(p.entry_price),
-        stop_price=_dec(p.stop_price),
-        take_profit_price=_dec(p.take_profit_price),
-        sl_order_id=p.sl_order_id,
-        tp_order_id=p.tp_order_id,
-        created=from_ms(p.created_ms),
-        updated=from_ms(p.updated_ms),
-        closed=None if p.closed_ms is None else from_ms(p.closed_ms),
+        uid=v["uid"],
+        symbol_key=v["symbol_key"],
+        venue_symbol=v["venue_symbol"],
+        side=v["side"],
+        state=v["state"],
+        origin=v["origin"],
+        target_qty=units_to_qty(v["target_qty_units"]),
+        remaining_qty=units_to_qty(v["remaining_qty_units"]),
+        entry_price=_dec(v["entry_price"]),
+        stop_price=_dec(v["stop_price"]),
+        take_profit_price=_dec(v["take_profit_price"]),
+        sl_order_id=v["sl_order_id"],
+        tp_order_id=v["tp_order_id"],
+        created=from_ms(v["created_ms"]),
+        updated=from_ms(v["updated_ms"]),
+        closed=None if closed_ms is None else from_ms(closed_ms),
     )
 
 
@@ -227,6 +234,8 @@ def _one_sql(model: type[pw.Model]) -> tuple[tuple[str, ...], str]:
 
 
 _ONE_SQL = {m.__name__: _one_sql(m) for m in (Position, Order)}
+_POSITION_FIELDS = _ONE_SQL["Position"][0]
+_ALL_SQL = {name: (names, sql.removesuffix(" WHERE {condition} LIMIT 1")) for name, (names, sql) in _ONE_SQL.items()}
 _M = TypeVar("_M", bound=pw.Model)
 _R = TypeVar("_R")
 
@@ -626,13 +635,13 @@ class Registry:
     def positions(self, states: Iterable[str] | None = None) -> list[PositionView]:
         # Raw SQL (as `_row`): every job asks for the active positions each cycle, and the ORM spent more time
         # building this statement than SQLite spent running it.
+        names, select = _ALL_SQL["Position"]
         if states is None:
-            rows = Position.raw('SELECT * FROM "position" ORDER BY created_ms, id')
+            rows = self._sql(f"{select} ORDER BY created_ms, id").fetchall()
         else:
             wanted = sorted(set(states))
-            query = f'SELECT * FROM "position" WHERE state IN ({_marks(wanted)}) ORDER BY created_ms, id'  # noqa: S608
-            rows = Position.raw(query, *wanted)
-        return [_position_view(p) for p in rows]
+            rows = self._sql(f"{select} WHERE state IN ({_marks(wanted)}) ORDER BY created_ms, id", tuple(wanted))
+        return [_position_view_of(dict(zip(names, row, strict=True))) for row in rows]
 
     def active_positions(self) -> list[PositionView]:
         return self.positions(spec.ACTIVE_STATES)
@@ -794,8 +803,8 @@ class Registry:
     def position_states(self, uids: Collection[str]) -> dict[str, str]:
         out: dict[str, str] = {}
         for chunk in _chunks(sorted(set(uids))):
-            for row in Position.select(Position.uid, Position.state).where(Position.uid.in_(chunk)):
-                out[row.uid] = row.state
+            query = f'SELECT uid, state FROM "position" WHERE uid IN ({_marks(chunk)})'  # noqa: S608 - placeholders
+            out.update((str(uid), str(state)) for uid, state in self._sql(query, tuple(chunk)))
         return out
 
     def unresolved_orders(self) -> list[OrderView]:
@@ -914,7 +923,8 @@ class Registry:
         grow with the history (loading every fill id ever recorded did)."""
         known: set[str] = set()
         for chunk in _chunks(sorted(set(fill_ids))):
-            known.update(f.fill_id for f in Fill.select(Fill.fill_id).where(Fill.fill_id.in_(chunk)))
+            query = f'SELECT fill_id FROM "fill" WHERE fill_id IN ({_marks(chunk)})'  # noqa: S608 - placeholders only
+            known.update(str(fid) for (fid,) in self._sql(query, tuple(chunk)))
         return known
 
     def known_fill_ids(self, since_ms: int | None = None) -> set[str]:
