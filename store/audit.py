@@ -28,6 +28,7 @@ a small registry is audited on the caller's connection alone.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import inspect
@@ -543,7 +544,12 @@ def _verify_chain(db: pw.Database, table: str, chunk_rows: int = CHUNK_ROWS) -> 
     return _merge([_verify_range(db, spec, lo, hi) for lo, hi in _ranges(db, table, chunk_rows)])
 
 
-def _count_through(db: pw.Database, table: str, after: int, through: int) -> int:
+def _count_through(db: pw.Database, table: str, after: int | None, through: int) -> int:
+    """Rows with after < id <= through; `after` None: every row up to `through`, whatever its id (a row forced in
+    at id 0 or below, before the chain's first, must change the count up to an anchor)."""
+    if after is None:
+        sql = f'SELECT count(*) FROM "{table}" WHERE id <= ?'  # noqa: S608
+        return int(_execute(db, sql, (through,)).fetchone()[0])
     sql = f'SELECT count(*) FROM "{table}" WHERE id > ? AND id <= ?'  # noqa: S608
     return int(_execute(db, sql, (after, through)).fetchone()[0])
 
@@ -561,7 +567,7 @@ def _anchor_holds(db: pw.Database, table: str, anchor: ChainHead) -> bool:
         return anchor.rows == 0 and anchor.through_hash == chain.GENESIS
     if _stored_hash(db, table, anchor.through_id) != anchor.through_hash:
         return False
-    return _count_through(db, table, 0, anchor.through_id) == anchor.rows
+    return _count_through(db, table, None, anchor.through_id) == anchor.rows
 
 
 def _head(db: pw.Database, table: str, end: int, base: ChainHead) -> ChainHead:
@@ -704,7 +710,16 @@ def _run_parallel(
         except BaseException as exc:  # re-raised in the caller's thread below
             errors.append(exc)
 
-    procs = [_start_worker(path, int(busy_timeout), keying) for _ in range(workers - 1)]
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        for _ in range(workers - 1):
+            procs.append(_start_worker(path, int(busy_timeout), keying))
+    except OSError as exc:  # e.g. EAGAIN at a process limit: the caller redoes the audit on its own connection
+        for proc in procs:
+            _close_stdin(proc)
+            proc.kill()
+            proc.wait()
+        raise _WorkerFailed(f"audit worker could not be started: {exc}") from None
     feeders = [threading.Thread(target=feed, args=(p,), name="audit-feed", daemon=True) for p in procs]
     try:
         for t in feeders:
@@ -716,8 +731,7 @@ def _run_parallel(
                 errors.append(exc)
     finally:
         for proc in procs:
-            if proc.stdin is not None:
-                proc.stdin.close()
+            _close_stdin(proc)
         for t in feeders:
             t.join()
         for proc in procs:
@@ -729,6 +743,15 @@ def _run_parallel(
     if errors:
         raise errors[0]
     return [r for r in results if r is not None]
+
+
+def _close_stdin(proc: subprocess.Popen[str]) -> None:
+    """Close a worker's stdin. A worker already gone leaves the line its feeder could not send in the buffer, and
+    closing flushes it again: that BrokenPipeError is the failure the feeder already recorded, not a new one."""
+    if proc.stdin is None:
+        return
+    with contextlib.suppress(OSError, ValueError):
+        proc.stdin.close()
 
 
 def run_audit(

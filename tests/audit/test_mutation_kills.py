@@ -398,13 +398,6 @@ def test_a_damaged_stored_hash_at_the_end_of_a_range_is_a_break_not_a_crash(tmp_
     assert report.details["fill_chain_breaks"][:2] == ["fill#7", "fill#8"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="store.audit._anchor_holds counts the rows up to the anchor from id > 0, so a row forced in at id <= 0"
-    " (before the chain's first row) leaves the count unchanged: the anchor holds and the tail audit is clean; only"
-    " the next full audit finds it (at row 1's link). Found by the mutation pass (`_count_through(db, table, -1, …)`"
-    " survived); not fixed here: reported.",
-)
 def test_a_row_inserted_before_the_chains_first_row_changes_the_count_up_to_the_anchor(tmp_path: Path) -> None:
     path = _anchored(tmp_path)
     with raw(path) as c:
@@ -466,17 +459,7 @@ def test_a_worker_process_answers_a_chain_range_as_the_callers_connection_does(t
     assert there == here == (0, [])
 
 
-WORKER_GONE_BEFORE_ITS_FIRST_TASK = pytest.mark.xfail(
-    strict=True,
-    raises=BrokenPipeError,
-    reason="store.audit._run_parallel: the feeder's write to a worker that has already exited fails (BrokenPipeError,"
-    " turned into _WorkerFailed), but the unsent line stays in the pipe's buffer and the `finally` that closes"
-    " proc.stdin flushes it again, so BrokenPipeError escapes run_audit instead of the fallback. Not fixed here:"
-    " reported.",
-)
-
-
-@pytest.mark.parametrize("how", [pytest.param("exits", marks=WORKER_GONE_BEFORE_ITS_FIRST_TASK), "hangs-up", "garbles"])
+@pytest.mark.parametrize("how", ["exits", "hangs-up", "garbles"])
 def test_a_worker_process_that_dies_is_not_fatal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
     """_WorkerFailed: a worker that died (its pipe broken) or answered garbage, the audit is redone on the caller's
     connection with the same report."""
@@ -559,14 +542,6 @@ def test_a_missing_seal_row_counts_one_break_of_its_chain(tmp_path: Path) -> Non
     assert report.details["fill_chain_breaks"] == ["fill (seal: missing from chain_seal; the table was edited)"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OSError,
-    reason="store.audit._run_parallel starts its workers outside the try that turns a failure into _WorkerFailed, so"
-    " a worker that cannot be started (Popen raising OSError, e.g. EAGAIN at a process limit) makes run_audit raise"
-    " instead of redoing the audit on the caller's connection as _WorkerFailed's docstring says. Not fixed here:"
-    " reported.",
-)
 def test_a_worker_process_that_cannot_be_started_is_not_fatal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = small_registry(tmp_path / "registry.db")
 
