@@ -182,6 +182,8 @@ def _execute(
     """Run one action; False stops the rest of the plan (the position's situation changed under it)."""
     reg = ctx.registry
     pos = reg.get(uid)
+    if pos.state not in (State.OPEN, State.PROTECTED):
+        return False  # closed (or exiting) by an earlier action's fills: nothing left to protect
     match action:
         case AdoptStop(order_id, why):
             reg.set_protection(uid, sl_order_id=order_id)
@@ -385,7 +387,12 @@ def run(ctx: DaemonContext) -> None:
     marks = current_marks(ctx)
     if marks:
         ctx.last_marks = marks
-    for pos in ctx.registry.active_positions():
+    for listed in ctx.registry.active_positions():
+        # Read again: protecting one position can close another (a stop's fills go through the one door, and a
+        # hand's close of the next position is booked with them); a plan made from the stale row would act on a
+        # closed position.
+        pos = ctx.registry.get(listed.uid)
         if pos.state not in (State.OPEN, State.PROTECTED) or pos.remaining_qty <= 0:
             continue
-        protect(ctx, pos, open_orders, marks=marks)
+        gone = ctx.cancelled_since_snapshot
+        protect(ctx, pos, [o for o in open_orders if o.order_id not in gone], marks=marks)

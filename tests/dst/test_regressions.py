@@ -142,3 +142,31 @@ def test_hand_fills_older_than_a_position_are_not_booked_on_it_with_the_host_clo
         assert joint is not None and joint.counters()["unbooked_fills"] == 0
     finally:
         w.close()
+
+
+def test_protecting_one_position_may_close_the_next_which_is_then_left_alone(tmp_path: Path) -> None:
+    # DST seed 1390: the protect job planned every position from the list it read at its start. Protecting the first
+    # one found its stop filled and sent the venue's fills through the one door, which also booked a hand's close of
+    # the second position and closed it; the job then planned the second from its stale row (PROTECTED, stop gone)
+    # and applied protection_lost to a CLOSED position: IllegalTransition, the protect job failed every cycle.
+    from operations import protection
+    from specs.lifecycle import State
+
+    w = World(5, tmp_path)
+    try:
+        first = enter(w, "long", "PF_XBTUSD")
+        second = enter(w, "long", ETH)
+        for _ in range(2):
+            daemon_step(w)
+        a, b = w.registry.get(first), w.registry.get(second)
+        assert a.state == b.state == State.PROTECTED and a.stop_price is not None and b.sl_order_id
+        w.sim.set_mark("PF_XBTUSD", a.stop_price * Decimal("0.97"))  # through the first one's stop: it fills
+        w.sim.advance(1)
+        w.sim.close_position_direct(ETH)  # the second one closed by hand on the venue
+        w.sim.cancel_silently(b.sl_order_id)  # and its stop gone with it
+        protection.run(w.ctx)  # before any fill poll: protecting the first books both closes
+        assert w.registry.get(first).state == State.CLOSED
+        assert w.registry.get(second).state == State.CLOSED
+        assert run_audit(w.registry.db).ok
+    finally:
+        w.close()
