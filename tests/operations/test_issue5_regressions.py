@@ -272,3 +272,31 @@ def test_the_strategys_decision_price_is_recorded_with_the_intent(tmp_path: Path
         [row] = EntryDecision.select().join(Position).where(Position.uid == uid)
         [price] = [d for d in decided if d is not None]  # the one entering decision; the rest were HOLD
         assert Decimal(row.decision_price) == price
+
+
+def test_an_entry_exited_for_slippage_whose_exit_fails_keeps_a_stop_anchored_to_its_fill(tmp_path: Path) -> None:
+    # DST seeds 2102, 2125: the strategy decided on a price far from the fill (10 R of slippage); the exit the rule
+    # asks for was refused by the venue, and the registry kept the stop planned from the decision price, 27 % from
+    # the entry (the audit's invalid_stop_prices, and a stop no one may send). The prices move to the fill first.
+    from lifecycle.values import OrderOutcome, PlaceResult
+    from store.audit import run_audit
+
+    with world(tmp_path) as w:
+        uid = enter_long(w, tp_pct=None)
+        pos = w.registry.get(uid)
+        assert pos.entry_price is not None
+        fill, risk = pos.entry_price, Decimal(1000)
+        real = w.venue.place_order
+
+        def refuse_exits(request: Any) -> Any:
+            if request.client_order_id and "-exit-" in request.client_order_id:
+                return PlaceResult(OrderOutcome.REJECTED, request.client_order_id, reason="wouldNotReducePosition")
+            return real(request)
+
+        w.venue.place_order = refuse_exits  # type: ignore[method-assign]
+        plan = EntryPlan(XBT, "long", pos.target_qty, fill - 9000 - risk, None, "t", decision_price=fill - 9000)
+        assert anchor_to_fill(w.ctx, pos, plan)  # it tried to exit
+        after = w.registry.get(uid)
+        assert after.state == "OPEN"  # the exit was refused
+        assert after.stop_price == fill - risk  # the planned risk from the fill, not from the decision price
+        assert run_audit(w.registry.db).ok, run_audit(w.registry.db).summary()
