@@ -109,25 +109,33 @@ def attribute(fills: Sequence[VenueFill], owners: FillOwners) -> tuple[Attribute
     the earlier fills of the same batch, so two manual partial closes in one batch are judged in order."""
     remaining = {h.uid: h.remaining_qty for h in owners.holders}
     holders = {h.uid: h for h in owners.holders}
+    flat_at: dict[str, datetime] = {}  # uid -> when an earlier fill of this batch brought it to zero
     out: list[Attributed] = []
+
+    def moved(uid: str, delta: Decimal, at: datetime) -> None:
+        remaining[uid] += delta
+        if remaining[uid] <= 0:
+            flat_at[uid] = at
+        else:
+            flat_at.pop(uid, None)
+
     for fill in sorted(fills, key=lambda f: (f.time, f.fill_id)):
         owner = _our_order(fill, owners)
         if owner is not None and owner.position_state not in TERMINAL_STATES and owner.uid in holders:
             is_entry = owner.purpose == "entry"
             out.append(Attributed(fill, FillRole.OWN, owner.uid, is_entry))
-            delta = fill.size if fill.side is adding_side(holders[owner.uid].side) else -fill.size
-            remaining[owner.uid] = remaining[owner.uid] + delta
+            moved(owner.uid, fill.size if fill.side is adding_side(holders[owner.uid].side) else -fill.size, fill.time)
             continue
-        holder = _exposed_holder(fill, owners.holders)
+        holder = _exposed_holder(fill, owners.holders, flat_at)
         if holder is None:
             out.append(Attributed(fill, FillRole.UNOWNED, None, False))
             continue
         if fill.side is adding_side(holder.side):
             out.append(Attributed(fill, FillRole.EXTERNAL_ADD, holder.uid, True))
-            remaining[holder.uid] += fill.size
+            moved(holder.uid, fill.size, fill.time)
         elif fill.size <= remaining[holder.uid]:
             out.append(Attributed(fill, FillRole.EXTERNAL_CLOSE, holder.uid, False))
-            remaining[holder.uid] -= fill.size
+            moved(holder.uid, -fill.size, fill.time)
         else:
             out.append(Attributed(fill, FillRole.UNOWNED, None, False))
     return tuple(out)
@@ -139,10 +147,14 @@ def _our_order(fill: VenueFill, owners: FillOwners) -> OrderOwner | None:
     return owners.by_venue_id.get(fill.order_id)
 
 
-def _exposed_holder(fill: VenueFill, holders: Sequence[Holder]) -> Holder | None:
-    """The exposed position on the fill's symbol that existed when the fill happened (the oldest, if several)."""
+def _exposed_holder(fill: VenueFill, holders: Sequence[Holder], flat_at: Mapping[str, datetime]) -> Holder | None:
+    """The exposed position on the fill's symbol that existed when the fill happened (the oldest, if several), unless
+    an earlier fill of the batch had brought it to zero before this one (strictly: the venue's order of fills with
+    one stamp is unknown). A closed position is not added to: a hand's trade after our take-profit closed it is
+    someone else's new position (DST seed 2350)."""
     for h in sorted(holders, key=lambda h: (h.created, h.uid)):
-        if h.symbol_key == fill.symbol and h.state in EXPOSED_STATES and fill.time >= h.created:
+        closed_before = h.uid in flat_at and flat_at[h.uid] < fill.time
+        if h.symbol_key == fill.symbol and h.state in EXPOSED_STATES and fill.time >= h.created and not closed_before:
             return h
     return None
 

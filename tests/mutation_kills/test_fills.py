@@ -145,7 +145,36 @@ def test_a_fill_carrying_a_client_id_we_never_issued_is_judged_by_the_other_rule
     stop_owner = OrderOwner("p1", "stop", "PROTECTED", "sl-1")
     ours_by_venue_id = fill("f1", "sl-1", "someone-elses", Side.SELL, "1", minute=1)
     manual = fill("f2", "m-1", "hand-placed", Side.BUY, "1", minute=2)
-    assert attribute([ours_by_venue_id, manual], owners(("c-s", stop_owner))) == (
+    held = (dataclasses.replace(LONG, remaining_qty=D("2")),)  # the stop fill leaves 1: the position still holds
+    assert attribute([ours_by_venue_id, manual], owners(("c-s", stop_owner), holders=held)) == (
         Attributed(ours_by_venue_id, FillRole.OWN, "p1", False),
         Attributed(manual, FillRole.EXTERNAL_ADD, "p1", True),
+    )
+
+
+def test_a_hands_trade_after_our_take_profit_closed_the_position_is_not_an_add_to_it() -> None:
+    # DST seed 2350: one batch held our take-profit's fill (1 -> 0: the position is closed) and, half a minute
+    # later, a hand's large trade on the same side as the position's entries. It was booked as an add to the closed
+    # position, which grew again to 77.8 at another price (its stop 28 % from the new average entry). After the
+    # take-profit the position holds nothing: the hand's trade is someone else's new position.
+    tp = OrderOwner("p1", "take_profit", "PROTECTED", "tp-1")
+    ours = fill("f1", "tp-1", "c-tp", Side.SELL, "1", minute=1)  # 1 -> 0
+    hand = fill("f2", "m-1", None, Side.BUY, "5", minute=2)
+    assert attribute([hand, ours], owners(("c-tp", tp))) == (
+        Attributed(ours, FillRole.OWN, "p1", False),
+        Attributed(hand, FillRole.UNOWNED, None, False),
+    )
+    # Without the take-profit in the batch the position still holds 1 and the hand's trade adds to it, as before.
+    assert attribute([hand], owners(("c-tp", tp))) == (Attributed(hand, FillRole.EXTERNAL_ADD, "p1", True),)
+
+
+def test_a_hands_trade_stamped_with_the_closing_fill_still_adds_to_the_position() -> None:
+    # The venue's order of two fills with one stamp is unknown: only a close strictly before the hand's trade makes
+    # it someone else's (a hand adding to a short as the stop fills for its old size must follow the stop out).
+    tp = OrderOwner("p1", "take_profit", "PROTECTED", "tp-1")
+    ours = fill("f1", "tp-1", "c-tp", Side.SELL, "1", minute=1)
+    hand = fill("f2", "m-1", None, Side.BUY, "5", minute=1)
+    assert attribute([hand, ours], owners(("c-tp", tp))) == (
+        Attributed(ours, FillRole.OWN, "p1", False),
+        Attributed(hand, FillRole.EXTERNAL_ADD, "p1", True),
     )
