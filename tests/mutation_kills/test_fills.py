@@ -178,3 +178,14 @@ def test_a_hands_trade_stamped_with_the_closing_fill_still_adds_to_the_position(
         Attributed(ours, FillRole.OWN, "p1", False),
         Attributed(hand, FillRole.EXTERNAL_ADD, "p1", True),
     )
+
+
+def test_a_hand_that_closed_the_position_leaves_nothing_for_the_next_hand_to_close_or_add_to() -> None:
+    close_all = fill("f1", "m-1", None, Side.SELL, "1", minute=1)  # a hand closes all of it: 1 -> 0
+    close_more = fill("f2", "m-2", None, Side.SELL, "1", minute=2)  # more than is left: a short of someone else's
+    reopen = fill("f3", "m-3", None, Side.BUY, "1", minute=3)  # a later buy: someone else's new position
+    assert attribute([reopen, close_more, close_all], owners()) == (
+        Attributed(close_all, FillRole.EXTERNAL_CLOSE, "p1", False),
+        Attributed(close_more, FillRole.UNOWNED, None, False),
+        Attributed(reopen, FillRole.UNOWNED, None, False),
+    )
