@@ -15,7 +15,8 @@ Attribution, in order of the evidence's strength:
    its adding side, an **external add**.
 An order owned by a terminal position can still fill (a stray the close could not cancel): its fill moved the
 venue's exposure on that symbol all the same, so it is judged by rule 3 against whoever holds the symbol now
-instead of being booked on the closed position.
+instead of being booked on the closed position. So is an exit order's fill larger than what is left of a position
+an earlier fill of the same batch already brought to zero (a hand closed it before its stop, still resting, filled).
 """
 
 from __future__ import annotations
@@ -121,6 +122,11 @@ def attribute(fills: Sequence[VenueFill], owners: FillOwners) -> tuple[Attribute
 
     for fill in sorted(fills, key=lambda f: (f.time, f.fill_id)):
         owner = _our_order(fill, owners)
+        if owner is not None and owner.purpose != "entry" and owner.uid in flat_at and fill.size > remaining[owner.uid]:
+            # Our exit order of a position an earlier fill of this batch already brought to zero (a hand closed it;
+            # its stop still rested and filled against later exposure): a stray's fill, judged by rule 3 like one of
+            # a closed position's orders (DST seed 2016).
+            owner = None
         if owner is not None and owner.position_state not in TERMINAL_STATES and owner.uid in holders:
             is_entry = owner.purpose == "entry"
             out.append(Attributed(fill, FillRole.OWN, owner.uid, is_entry))

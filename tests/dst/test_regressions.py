@@ -170,3 +170,35 @@ def test_protecting_one_position_may_close_the_next_which_is_then_left_alone(tmp
         assert run_audit(w.registry.db).ok
     finally:
         w.close()
+
+
+def test_our_stop_filling_after_a_hand_closed_its_position_is_not_booked_on_it(tmp_path: Path) -> None:
+    # DST seed 2016: a hand closed our short on the venue; before the daemon read that fill, the hand sold again and
+    # the price rose through our stop, which still rested (nobody had cancelled it yet) and filled against the hand's
+    # new short. One fill poll read both: the hand's close brought the position to zero, then the stop's fill (our
+    # order, rule 1) was booked as an exit of the same position: OverfillError ("remaining 0"), nothing recorded,
+    # and the exits job failed every cycle. An own exit fill of a position an earlier fill of the batch had already
+    # closed is a stray's fill: judged by rule 3 (here nobody we hold: unowned, for reconciliation).
+    from specs.lifecycle import State
+
+    xbt = "PF_XBTUSD"
+    w = World(5, tmp_path)
+    try:
+        uid = enter(w, "short", xbt)
+        for _ in range(2):
+            daemon_step(w)
+        pos = w.registry.get(uid)
+        assert pos.state == State.PROTECTED and pos.stop_price is not None and pos.sl_order_id
+        w.sim.close_position_direct(xbt)  # a hand closes our short on the venue
+        w.sim.advance(30)
+        w.sim.open_position_direct(xbt, "short", Decimal("0.5"))  # and opens its own
+        w.sim.set_mark(xbt, pos.stop_price * Decimal("1.03"))  # through our stop, which still rests: it fills
+        assert not any(o.order_id == pos.sl_order_id for o in w.sim.open_orders())
+        for _ in range(3):
+            assert daemon_step(w) == ""
+            assert not w.stats["job_failures"], w.stats
+        assert w.registry.get(uid).state == State.CLOSED
+        assert w.registry.get(uid).remaining_qty == 0
+        assert run_audit(w.registry.db).ok, run_audit(w.registry.db).summary()
+    finally:
+        w.close()
