@@ -189,3 +189,26 @@ def test_a_hand_that_closed_the_position_leaves_nothing_for_the_next_hand_to_clo
         Attributed(close_more, FillRole.UNOWNED, None, False),
         Attributed(reopen, FillRole.UNOWNED, None, False),
     )
+
+
+def test_our_stop_filling_after_a_hand_closed_the_position_is_a_strays_fill() -> None:
+    # DST seed 2016: a hand closed the position (1 -> 0), then its stop, still resting, filled against the hand's
+    # later exposure. That fill is more than is left, so it is judged as a stray's (here: nobody holds the symbol).
+    stop_owner = OrderOwner("p1", "stop", "PROTECTED", "sl-1")
+    hand = fill("f1", "m-1", None, Side.SELL, "1", minute=1)
+    ours = fill("f2", "sl-1", None, Side.SELL, "1", minute=2)
+    assert attribute([ours, hand], owners(("c-s", stop_owner))) == (
+        Attributed(hand, FillRole.EXTERNAL_CLOSE, "p1", False),
+        Attributed(ours, FillRole.UNOWNED, None, False),
+    )
+
+
+def test_our_entry_after_a_hand_closed_the_position_is_still_ours() -> None:
+    # Only exit orders become strays that way: our own entry order filling is ours whatever came before it.
+    entry = OrderOwner("p1", "entry", "PROTECTED", "o-e")
+    hand = fill("f1", "m-1", None, Side.SELL, "1", minute=1)
+    ours = fill("f2", "o-e", "c-e", Side.BUY, "1", minute=2)
+    assert attribute([ours, hand], owners(("c-e", entry))) == (
+        Attributed(hand, FillRole.EXTERNAL_CLOSE, "p1", False),
+        Attributed(ours, FillRole.OWN, "p1", True),
+    )
