@@ -690,3 +690,32 @@ def test_an_aggregate_and_inv_13_show_at_most_five_rows_each(tmp_path: Path) -> 
         c.execute("UPDATE position SET state = 'BOGUS'")
     bogus = audit(path)
     assert bogus.unknown_state_values == 7 and len(bogus.details["unknown_state_values"]) == 5
+
+
+def test_workers_are_reaped_and_a_half_started_pool_is_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # No worker process outlives its audit: the daemon runs audits every health cycle, and a worker left running (or
+    # unreaped) per audit would pile up. Both when every worker started, and when the second of three could not.
+    path = small_registry(tmp_path / "registry.db")
+    started: list[subprocess.Popen[str]] = []
+    real = audit_module._start_worker
+
+    def recording(*args: Any, **kwargs: Any) -> subprocess.Popen[str]:
+        proc = real(*args, **kwargs)
+        started.append(proc)
+        return proc
+
+    def second_fails(*args: Any, **kwargs: Any) -> subprocess.Popen[str]:
+        if started:
+            raise OSError(11, "Resource temporarily unavailable")
+        return recording(*args, **kwargs)
+
+    db = connect(path, readonly=True)
+    try:
+        for start in (recording, second_fails):
+            started.clear()
+            monkeypatch.setattr(audit_module, "_start_worker", start)
+            assert run_audit(db, workers=3).ok
+            assert started and all(p.returncode is not None for p in started)  # exited and reaped
+    finally:
+        monkeypatch.undo()
+        db.close()
