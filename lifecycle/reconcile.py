@@ -83,6 +83,9 @@ class ImportOrphan:
     side: PositionSide
     qty: Decimal
     entry_price: Decimal
+    # The snapshot's server time: the venue position includes every fill stamped at or before it. Not part of the
+    # finding's identity (the same orphan seen by two snapshots is one finding).
+    as_of: datetime | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -317,7 +320,7 @@ def reconcile(
         if not positions:
             if vnet != 0 and suspect("orphaned", symbol, ""):
                 side = PositionSide.LONG if vnet > 0 else PositionSide.SHORT
-                actions.append(ImportOrphan(symbol, side, abs(vnet), venue_price[symbol]))
+                actions.append(ImportOrphan(symbol, side, abs(vnet), venue_price[symbol], snapshot.server_time))
                 issues.append(Issue("orphaned", symbol, "", f"{side.value} {abs(vnet)}"))
                 counts["orphaned"] += 1
             continue

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import timedelta
 
 from exchange.errors import VenueError
 from lifecycle.events import Ev, emit
@@ -42,6 +43,7 @@ from specs.lifecycle import (
     Event,
     OrderStatus,
 )
+from store.registry import PositionView
 
 log = logging.getLogger(__name__)
 
@@ -83,17 +85,8 @@ def execute(ctx: DaemonContext, actions: Sequence[Action], snapshot: AccountSnap
         match action:
             case AdoptPending(uid, _):
                 adopt_pending(ctx, uid)
-            case ImportOrphan(symbol, side, qty, entry_price):
-                reg.import_position(
-                    symbol=symbol,
-                    side=side.value,
-                    qty=qty,
-                    entry_price=entry_price,
-                    cause="reconcile: venue position with no registry position (orphan adopted)",
-                    # Stamped by the venue's clock, as every other fill: the hand fills that built the orphan are
-                    # older than it and are not booked again as external adds (lifecycle.fills rule 3).
-                    fill_time=None if snapshot is None else snapshot.server_time,
-                )
+            case ImportOrphan():
+                import_orphan(ctx, action, cause="reconcile: venue position with no registry position (orphan adopted)")
             case ClosePhantom(uid):
                 close_phantom(ctx, uid)
             case CloseFlat(uid):
@@ -107,6 +100,27 @@ def execute(ctx: DaemonContext, actions: Sequence[Action], snapshot: AccountSnap
                     protection.protect(ctx, pos, open_orders)
             case QtyMismatch():
                 pass  # needs an operator; counted, logged and escalated after 3 consecutive cycles
+
+
+IMPORT_AFTER_SNAPSHOT = timedelta(milliseconds=1)
+"""The ledger's resolution: an import is stamped this long after the snapshot that showed the position."""
+
+
+def import_orphan(ctx: DaemonContext, orphan: ImportOrphan, *, cause: str) -> PositionView:
+    """Adopt a venue position the registry does not hold: the one import, for the reconciliation job and the
+    operator's `sync_positions --execute` alike. Its synthetic entry fill is stamped by the venue's clock just after
+    the snapshot that showed the position: every fill stamped at or before the snapshot's server time (the hand
+    fills that built it, one of which may carry the snapshot's very stamp) is inside the imported quantity and must
+    not be booked again as an external add (lifecycle.fills rule 3); a fill after it is a new trade. The host clock
+    is never used: a skewed or stepped one would move that boundary by its error."""
+    return ctx.registry.import_position(
+        symbol=orphan.symbol,
+        side=orphan.side.value,
+        qty=orphan.qty,
+        entry_price=orphan.entry_price,
+        cause=cause,
+        fill_time=None if orphan.as_of is None else orphan.as_of + IMPORT_AFTER_SNAPSHOT,
+    )
 
 
 def adopt_pending(ctx: DaemonContext, uid: str) -> None:

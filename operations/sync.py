@@ -17,7 +17,7 @@ from datetime import timedelta
 from lifecycle.reconcile import Action, ClosePhantom, ImportOrphan, Reconciliation, reconcile
 from operations import protection
 from operations.context import DaemonContext
-from operations.reconciliation import close_phantom, registry_inputs
+from operations.reconciliation import close_phantom, import_orphan, registry_inputs
 from specs.lifecycle import PROTECTABLE_STATES, State
 
 FILL_LOOKBACK = timedelta(hours=24)
@@ -58,13 +58,8 @@ def sync(ctx: DaemonContext, actions: Sequence[Action], *, cause: str = "sync_po
     marks = protection.current_marks(ctx)
     for action in actions:
         if isinstance(action, ImportOrphan):
-            pos = ctx.registry.import_position(
-                symbol=action.symbol,
-                side=action.side.value,
-                qty=action.qty,
-                entry_price=action.entry_price,
-                cause=f"{cause}: venue position with no registry position (operator import)",
-            )
+            why = f"{cause}: venue position with no registry position (operator import)"
+            pos = import_orphan(ctx, action, cause=why)
             result = protection.protect(ctx, ctx.registry.get(pos.uid), open_orders, marks=marks)
             after = ctx.registry.get(pos.uid)
             line = f"imported {action.symbol} {action.side.value} {action.qty} as {after.uid} ({after.state})"

@@ -10,6 +10,7 @@ Only closed candles are ever written: a still-forming candle would freeze a valu
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -48,25 +49,31 @@ class CandleStoreError(Exception):
 
 
 class CandleStore:
-    """One candle file, opened for reading and writing by the daemon (WAL: backfill may write beside it)."""
+    """One candle file, opened for reading and writing by the daemon (WAL: backfill may write beside it).
+
+    The daemon opens it in its main thread and ticks in the scheduler's worker threads, so the store holds one
+    connection shared across threads (not bound to the opening thread) and serialises its use with a lock."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db = _open(path)
         self._conn: sqlite3.Connection = self._db.connection()  # type: ignore[no-untyped-call]
+        self._lock = threading.Lock()
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()
 
     def latest(self, symbol: str, timeframe: str, limit: int, *, through_ms: int | None = None) -> list[Candle]:
         """The newest `limit` stored candles (opened at or before `through_ms` when given), oldest first."""
         bound = "" if through_ms is None else " AND open_ms <= ?"
         params: tuple[object, ...] = (symbol, timeframe) if through_ms is None else (symbol, timeframe, through_ms)
-        rows = self._conn.execute(
-            f'SELECT open_ms, open, high, low, close, volume FROM "{TABLE}" WHERE symbol = ? AND timeframe = ?'  # noqa: S608
-            f"{bound} ORDER BY open_ms DESC LIMIT ?",
-            (*params, limit),
-        ).fetchall()
+        with self._lock:
+            rows = self._conn.execute(
+                f'SELECT open_ms, open, high, low, close, volume FROM "{TABLE}" WHERE symbol = ? AND timeframe = ?'  # noqa: S608
+                f"{bound} ORDER BY open_ms DESC LIMIT ?",
+                (*params, limit),
+            ).fetchall()
         return [
             Candle(from_ms(int(ms)), Decimal(o), Decimal(h), Decimal(lo), Decimal(c), Decimal(v))
             for ms, o, h, lo, c, v in reversed(rows)
@@ -80,7 +87,7 @@ class CandleStore:
             (symbol, timeframe, to_ms(c.time), str(c.open), str(c.high), str(c.low), str(c.close), str(c.volume))
             for c in candles
         ]
-        with self._db.atomic():
+        with self._lock, self._db.atomic():
             before = self._conn.total_changes
             self._conn.executemany(
                 f'INSERT OR IGNORE INTO "{TABLE}" (symbol, timeframe, open_ms, open, high, low, close, volume)'  # noqa: S608
@@ -101,7 +108,9 @@ def _open(path: Path) -> pw.SqliteDatabase:
                     raise CandleStoreError(f"{path} is not a SQLite candle store: set candles.path to another file")
     elif not path.parent.is_dir():
         raise CandleStoreError(f"cannot create candle store {path}: folder {path.parent} does not exist")
-    db = pw.SqliteDatabase(str(path), pragmas={"busy_timeout": 5000})
+    # One connection for every thread (see CandleStore): peewee's per-thread connections would reopen the file in
+    # each scheduler thread, and sqlite3's default refuses a connection used outside the thread that made it.
+    db = pw.SqliteDatabase(str(path), pragmas={"busy_timeout": 5000}, thread_safe=False, check_same_thread=False)
     try:
         db.connect()
         foreign = sorted(set(db.get_tables()) - {TABLE})

@@ -935,7 +935,8 @@ class Registry:
 
     def first_fill_time(self, uid: str) -> datetime | None:
         """When the venue says the position began: its earliest ledger fill (stamped by the venue's clock; an
-        import's by the snapshot's server time), or None without fills. One indexed aggregate, not the ledger."""
+        import's just after the snapshot's server time), or None without fills.
+        One indexed aggregate, not the ledger."""
         found = self._sql(
             "SELECT MIN(fill_ms) FROM fill WHERE position_id = (SELECT id FROM position WHERE uid = ?)", (uid,)
         ).fetchone()

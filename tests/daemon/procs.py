@@ -27,15 +27,18 @@ BREAKOUT = "PF_XBTUSD"
 
 
 def breakout_replay(now: datetime) -> list[ReplayCandle]:
-    """1-minute XBT candles: two quiet hours, then every candle from two minutes ago on closes 100 higher than the
-    last, so the default strategy sees an upward breakout above its EMA on whichever candle closed last."""
+    """1-minute XBT candles: two wide, quiet hours (a range of 400, so the ATR stop is ~500 away), then every candle
+    from two minutes ago on closes 100 higher than the last, above the quiet channel, so the default strategy sees an
+    upward breakout above its EMA on whichever candle closed last. The wide stop keeps the market entry's slippage
+    against the last close (up to a candle's 120 of drift, whatever second of the minute the test starts in) well
+    under the slippage rule's 1 R: the crash tests exercise recovery, not the slippage exit."""
     t0 = now.replace(second=0, microsecond=0) - timedelta(minutes=2)
     candles = []
     for i in range(130, 0, -1):
         mid = Decimal(60000) + (10 if i % 2 else -10)
-        candles.append(ReplayCandle(t0 - timedelta(minutes=i), mid, mid + 30, mid - 30, mid))
+        candles.append(ReplayCandle(t0 - timedelta(minutes=i), mid, mid + 200, mid - 200, mid))
     for i in range(240):
-        close = Decimal(60100) + 100 * i
+        close = Decimal(60300) + 100 * i
         candles.append(ReplayCandle(t0 + timedelta(minutes=i), close - 100, close + 10, close - 110, close))
     return candles
 

@@ -67,6 +67,7 @@ def check_after_restart(sim: Simulator, db: Path, output: str) -> None:
             if o.symbol == pos.symbol and o.order_type == "stp" and o.reduce_only and o.side == closing
         ]
         assert len(stops) == 1, f"{pos.symbol}: expected exactly one live reduce-only stop, found {len(stops)}"
+    assert "candle store" not in output, "the candle store failed in the daemon (see its WARNING lines)"
     report = last_report(output)
     assert (report["orphaned"], report["phantom"], report["qty_mismatch"]) == ("0", "0", "0"), report
     assert report["complete"] == "true"

@@ -3,6 +3,7 @@ backtest work: "the candle store is the strategy's source"). Real SQLite files, 
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 from pathlib import Path
 
@@ -112,3 +113,29 @@ def test_the_daemon_refuses_to_start_with_the_registry_as_its_candle_store(tmp_p
     default = open_candle_store(Settings(db_path=db), db)
     assert default is not None and default.path == tmp_path / "candles.db"
     assert open_candle_store(Settings(db_path=db, candles=CandleSettings(enabled=False)), db) is None
+
+
+def test_the_store_opened_at_startup_serves_the_scheduler_thread(tmp_path: Path) -> None:
+    """The daemon opens the store in its main thread and ticks in APScheduler's worker threads: a store bound to
+    the thread that opened it fell back to the venue on every tick (and logged it), so it was never read."""
+    clock, sim, venue = world()
+    store = CandleStore(tmp_path / "candles.db")
+    source = CandleSource(venue, store)
+    sim.advance(30)
+    results: list[list[Candle]] = []
+
+    def tick() -> None:
+        results.append(source.closed(XBT, "1m", LIMIT, clock.now()))
+
+    for _ in range(2):  # two ticks on two different threads, as the scheduler's pool does
+        worker = threading.Thread(target=tick)
+        worker.start()
+        worker.join()
+    venue.asked.clear()
+    worker = threading.Thread(target=tick)
+    worker.start()
+    worker.join()
+    assert venue.asked == [], "the store was not read from a worker thread"
+    assert results[-1] == results[0] and len(results[0]) == LIMIT - 1
+    assert store.latest(XBT, "1m", LIMIT) == results[0]  # the worker's writes are in the file the main thread reads
+    store.close()
