@@ -195,24 +195,34 @@ def seal(db: pw.Database, key: ChainKey, now_ms: int) -> dict[str, int]:
     return ends
 
 
+def sealing_key(db: pw.Database, db_path: Path | str, key_path: Path, *, fix: str) -> ChainKey | None:
+    """The key that sealed registry `db`, read from `key_path` and checked against the seal's key id; None when the
+    registry is not keyed. The one check for the daemon and `check_db_health` alike: raises KeyFileError with one
+    line naming the cause and, from `fix`, how the caller's operator points at the right key."""
+    sealed = load_seal(db)
+    if not sealed:
+        return None
+    try:
+        key = read_key(key_path)
+    except KeyFileError as exc:
+        raise KeyFileError(
+            f"registry {db_path} is keyed, but its key is not usable: {exc}. The key is expected at {key_path}:"
+            f" restore it from your backup or point {fix} at it; the registry cannot be verified without it"
+        ) from None
+    ids = {row.key_id for row in sealed.values()}
+    if ids != {key.key_id}:
+        raise KeyFileError(
+            f"key file {key_path} (key id {key.key_id}) is not the key that sealed registry {db_path} (key id"
+            f" {','.join(sorted(ids))}): point {fix} at that registry's own key"
+        )
+    return key
+
+
 def prepare(db: pw.Database, db_path: Path | str, key_path: Path, now_ms: int) -> tuple[ChainKey, str]:
     """The daemon's key step (module doc). Returns the key and one line for STARTUP_STEP; raises KeyFileError with
     one line naming the cause and the fix."""
-    sealed = load_seal(db)
-    if sealed:
-        try:
-            key = read_key(key_path)
-        except KeyFileError as exc:
-            raise KeyFileError(
-                f"registry {db_path} is keyed, but its key is not usable: {exc}. The key is expected at {key_path}"
-                " (registry_key_file): restore it from your backup; the registry cannot be verified without it"
-            ) from None
-        ids = {row.key_id for row in sealed.values()}
-        if ids != {key.key_id}:
-            raise KeyFileError(
-                f"key file {key_path} (key id {key.key_id}) is not the key that sealed registry {db_path} (key id"
-                f" {','.join(sorted(ids))}): point registry_key_file at that registry's own key"
-            )
+    key = sealing_key(db, db_path, key_path, fix="registry_key_file")
+    if key is not None:
         return key, f"key={key_path} key_id={key.key_id}"
     ends = _chain_ends(db)
     if key_path.exists():

@@ -43,7 +43,7 @@ from store.anchors import (
 from store.audit import CHAINS, DEFAULT_MAX_STOP_DISTANCE_PCT, AuditReport, quick_check, run_audit
 from store.db import RegistryOpenError, connect
 from store.integrity import schema_drift
-from store.keys import Keyed, KeyFileError, default_key_path, load_seal, read_key, verify_seal
+from store.keys import Keyed, KeyFileError, default_key_path, sealing_key, verify_seal
 from store.migrations import current_version
 from store.models import ALL_MODELS, SCHEMA_VERSION, V1_MODELS
 from tools._cli import (
@@ -267,23 +267,13 @@ def _has_anchor_finding(audit: AuditReport) -> bool:
 
 def _keyed(db: pw.SqliteDatabase, path: Path, key_file: Path | None, report: HealthReport) -> Keyed | None:
     """The key of a sealed registry (UsageError, exit 2, when it cannot be read: nothing can be verified)."""
-    seal = load_seal(db)
-    if not seal:
-        return None
     key_path = key_file or default_key_path(path)
     try:
-        key = read_key(key_path)
+        key = sealing_key(db, path, key_path, fix="--key-file (the daemon's registry_key_file)")
     except KeyFileError as exc:
-        raise UsageError(
-            f"{path} is keyed and its chains cannot be verified without the key: {exc}; pass --key-file PATH"
-            " (the daemon's registry_key_file)"
-        ) from None
-    ids = {row.key_id for row in seal.values()}
-    if ids != {key.key_id}:
-        raise UsageError(
-            f"key file {key_path} (key id {key.key_id}) is not the key that sealed {path} (key id"
-            f" {','.join(sorted(ids))}): pass that registry's own key with --key-file"
-        )
+        raise UsageError(str(exc)) from None
+    if key is None:
+        return None
     report.key = f"{key_path} (key id {key.key_id})"
     return verify_seal(db, key)
 
