@@ -7,7 +7,6 @@ a tick sends to the venue with and without the candle store (operations.candles)
 from __future__ import annotations
 
 import logging
-import os
 import resource
 import tempfile
 import time
@@ -16,6 +15,7 @@ from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
+from bench.memory import rss_kb
 from lifecycle.clock import FakeClock
 from lifecycle.escalation import Escalator
 from lifecycle.events import EVENT_LOGGER
@@ -43,13 +43,6 @@ def _cpu(fn: Callable[[], object], repeat: int) -> float:
     for _ in range(repeat):
         fn()
     return (time.process_time() - start) / repeat
-
-
-def _rss_kb() -> int:
-    """Resident set size now (growth is the question, not the peak)."""
-    with open("/proc/self/statm") as statm:
-        pages = int(statm.read().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
 def _bases(n: int) -> list[str]:
@@ -148,14 +141,14 @@ def bench_rss() -> None:
             f"(before {before:.0f} MB, target < {RSS_TARGET_MB} MB: {'ok' if peak < RSS_TARGET_MB else 'OVER'}); "
             f"orders placed {ctx.stats.orders_placed}, open positions {positions}"
         )
-        warm = _rss_kb()
+        warm = rss_kb()
         for _ in range(GROWTH_CYCLES):
             ctx.venue.sim.advance(60)  # type: ignore[attr-defined]
             tick.run(ctx)
             exits.run(ctx)
             protect.run(ctx)
             reconcile.run(ctx)
-        per_cycle = (_rss_kb() - warm) / GROWTH_CYCLES
+        per_cycle = (rss_kb() - warm) / GROWTH_CYCLES
         verdict = "met" if per_cycle < GROWTH_TARGET_KB else "NOT met"
         print(
             f"   resident memory over {GROWTH_CYCLES} more cycles: {per_cycle:+.2f} KB per cycle (goal <"

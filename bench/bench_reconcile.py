@@ -19,6 +19,7 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+from bench.memory import rss_kb
 from bench.registry_factory import cached_registry
 from lifecycle.clock import FakeClock
 from lifecycle.escalation import Escalator
@@ -34,13 +35,6 @@ CYCLES = 30
 WARMUP = 3
 GOAL_RATIO = 1.5
 SYMBOLS = ("PF_XBTUSD", "PF_ETHUSD")
-
-
-def _rss_kb() -> int:
-    """Resident set size now (not the peak: growth over the cycles is the question)."""
-    with open("/proc/self/statm") as statm:
-        pages = int(statm.read().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
 def _measure(source: Path, label: str) -> tuple[float, int, int]:
@@ -80,14 +74,14 @@ def _measure_quietly(source: Path, label: str) -> tuple[float, int, int]:
                 sim.advance(60)
                 reconcile.run(ctx)
             held = len(registry.active_positions())
-            rss_before = _rss_kb()
+            rss_before = rss_kb()
             cpu = 0.0
             for _ in range(CYCLES):
                 sim.advance(60)
                 started = time.process_time()
                 reconcile.run(ctx)
                 cpu += time.process_time() - started
-            rss_after = _rss_kb()
+            rss_after = rss_kb()
             growth = rss_after - rss_before
         finally:
             registry.db.close()
