@@ -10,11 +10,20 @@ than the daemon's.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from lifecycle.reconcile import Action, ClosePhantom, ImportOrphan, Reconciliation, reconcile
+from lifecycle.reconcile import (
+    Action,
+    ClosePhantom,
+    ImportOrphan,
+    OrderRef,
+    Reconciliation,
+    RegistryPosition,
+    reconcile,
+)
+from lifecycle.values import AccountSnapshot, VenueFill
 from operations import protection
 from operations.context import DaemonContext
 from operations.reconciliation import close_phantom, import_orphan, registry_inputs
@@ -36,20 +45,43 @@ class Outcome:
         return [*self.done, *(f"FAILED: {f}" for f in self.failed)]
 
 
-def confirmed_diff(ctx: DaemonContext, confirm_wait_s: float) -> Reconciliation:
-    """Two snapshots, the second judged with the first's memory: only confirmed findings become actions."""
+RegistrySide = tuple[Sequence[RegistryPosition], Mapping[str, OrderRef]]
+
+
+def confirm(
+    read_registry: Callable[[], RegistrySide],
+    take_snapshot: Callable[[], AccountSnapshot],
+    known_fills: Callable[[Sequence[VenueFill]], frozenset[str]],
+    confirm_wait_s: float,
+) -> Reconciliation:
+    """Two snapshots, the second judged with the first's memory: only confirmed findings become actions. The one
+    loop for the daemon (`confirmed_diff`) and the read-only `sync_positions` dry run alike: the registry is read
+    before each snapshot, "now" is the snapshot's server time (the venue's clock, as positions' start), and an
+    incomplete snapshot ends the loop at once (its reconciliation says why; nothing is judged)."""
     memory = None
     rec: Reconciliation | None = None
     for attempt in range(2):
         if attempt:
             time.sleep(confirm_wait_s)
-        positions, orders = registry_inputs(ctx)
-        snap = ctx.venue.snapshot(ctx.clock.now() - FILL_LOOKBACK)
-        known = frozenset(ctx.registry.fill_ids_known([f.fill_id for f in snap.fills]))
-        rec = reconcile(positions, known, orders, snap, snap.server_time, memory)  # the venue clock, as `created`
+        positions, orders = read_registry()
+        snap = take_snapshot()
+        known = known_fills(snap.fills)
+        rec = reconcile(positions, known, orders, snap, snap.server_time, memory)
+        if not rec.report.complete:
+            return rec
         memory = rec.memory
     assert rec is not None
     return rec
+
+
+def confirmed_diff(ctx: DaemonContext, confirm_wait_s: float) -> Reconciliation:
+    """`confirm` on the daemon's context: its registry, its venue."""
+    return confirm(
+        lambda: registry_inputs(ctx),
+        lambda: ctx.venue.snapshot(ctx.clock.now() - FILL_LOOKBACK),
+        lambda fills: frozenset(ctx.registry.fill_ids_known([f.fill_id for f in fills])),
+        confirm_wait_s,
+    )
 
 
 def sync(ctx: DaemonContext, actions: Sequence[Action], *, cause: str = "sync_positions") -> Outcome:

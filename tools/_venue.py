@@ -238,8 +238,17 @@ class RegistryInputs:
 def registry_inputs(path: Path) -> RegistryInputs:
     if not path.exists():
         return RegistryInputs((), {}, frozenset())
-    with read_registry(path):
+    with read_registry(path) as db:
         rows = list(Position.select().where(Position.state.in_(sorted(ACTIVE_STATES))))
+        pk = {p.uid: int(p.get_id()) for p in rows}  # type: ignore[no-untyped-call]
+        # When a position began, as the daemon judges it against venue times (DaemonContext.created_of): its first
+        # ledger fill, stamped by the venue's clock; `created_ms` (the host's clock) only without fills.
+        marks = ",".join("?" * len(pk))  # placeholders only: the ids are bound
+        first_fills = db.execute_sql(  # type: ignore[no-untyped-call]
+            f"SELECT position_id, MIN(fill_ms) FROM fill WHERE position_id IN ({marks}) GROUP BY position_id",  # noqa: S608
+            list(pk.values()),
+        ).fetchall()
+        began: dict[int, int] = {int(position): int(ms) for position, ms in first_fills}
         positions = tuple(
             RegistryPosition(
                 uid=p.uid,
@@ -249,7 +258,7 @@ def registry_inputs(path: Path) -> RegistryInputs:
                 remaining_qty=units_to_qty(p.remaining_qty_units),
                 sl_order_id=p.sl_order_id,
                 tp_order_id=p.tp_order_id,
-                created=from_ms(p.created_ms),
+                created=from_ms(int(began.get(pk[p.uid], p.created_ms))),
             )
             for p in rows
         )

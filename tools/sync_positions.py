@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Sequence
-from datetime import timedelta
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
@@ -22,8 +20,7 @@ from typing import Any
 
 from exchange.venue import Venue
 from lifecycle.clock import SystemClock
-from lifecycle.reconcile import ClosePhantom, ImportOrphan, Issue, Reconciliation, reconcile
-from lifecycle.values import AccountSnapshot
+from lifecycle.reconcile import ClosePhantom, ImportOrphan, Issue, Reconciliation
 from operations import control, sync
 from operations.sync import Outcome
 from tools._cli import (
@@ -37,6 +34,7 @@ from tools._cli import (
     write_text,
 )
 from tools._venue import (
+    RegistryInputs,
     ToolEnv,
     add_common,
     build_venue,
@@ -50,24 +48,23 @@ from tools._venue import (
     venue_call,
 )
 
-FILL_LOOKBACK = timedelta(hours=24)
-
 
 def diff(args: argparse.Namespace, venue: Venue, inputs_path: Path, clock: SystemClock) -> Reconciliation:
-    """Two snapshots, the second judged with the first's memory: only confirmed findings become actions."""
-    memory = None
-    rec: Reconciliation | None = None
-    for attempt in range(2):
-        if attempt:
-            time.sleep(args.confirm_wait_s)
-        inputs = registry_inputs(inputs_path)
-        since = clock.now() - FILL_LOOKBACK
-        snap: AccountSnapshot = venue_call("venue snapshot", partial(venue.snapshot, since))
-        rec = reconcile(inputs.positions, inputs.known_fill_ids, inputs.orders, snap, clock.now(), memory)
-        if not rec.report.complete:
-            raise ProblemsFound(f"venue snapshot incomplete ({rec.report.reason}): nothing judged; retry later")
-        memory = rec.memory
-    assert rec is not None
+    """The daemon's confirmation loop (operations.sync.confirm) on the registry file, read without writing."""
+    read: list[RegistryInputs] = []
+
+    def registry_side() -> sync.RegistrySide:
+        read.append(registry_inputs(inputs_path))
+        return read[-1].positions, read[-1].orders
+
+    rec = sync.confirm(
+        registry_side,
+        lambda: venue_call("venue snapshot", partial(venue.snapshot, clock.now() - sync.FILL_LOOKBACK)),
+        lambda fills: read[-1].known_fill_ids,
+        args.confirm_wait_s,
+    )
+    if not rec.report.complete:
+        raise ProblemsFound(f"venue snapshot incomplete ({rec.report.reason}): nothing judged; retry later")
     return rec
 
 
