@@ -15,8 +15,8 @@ from pathlib import Path
 from lifecycle.clock import from_ms, to_ms
 from simulator.candles import TIMEFRAMES
 from simulator.prices import ReplayCandle
+from store.candles import file_problem
 
-SQLITE_HEADER = b"SQLite format 3\x00"
 CANDLE_COLUMNS = {"symbol", "timeframe", "open_ms", "open", "high", "low", "close", "volume"}
 
 
@@ -49,11 +49,9 @@ def width_seconds(timeframe: str) -> int:
 def _connect(path: Path) -> sqlite3.Connection:
     if not path.exists():
         raise BarsError(f"candle file {path} does not exist: fill it with python -m tools.backfill_historical_data")
-    if not path.is_file():
-        raise BarsError(f"candle file {path} is not a file: pass a candle store with --candles")
-    with path.open("rb") as fh:
-        if fh.read(16) != SQLITE_HEADER:
-            raise BarsError(f"{path} is not a SQLite candle store: pass the file backfill_historical_data wrote")
+    problem = file_problem(path, create=False)
+    if problem is not None:
+        raise BarsError(f"{problem}: pass the file backfill_historical_data wrote with --candles")
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         columns = {row[1] for row in conn.execute("PRAGMA table_info(candle)")}

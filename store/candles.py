@@ -19,8 +19,8 @@ import peewee as pw
 
 from lifecycle.clock import from_ms, to_ms
 from lifecycle.values import Candle
+from store.sqlite_file import header_problem
 
-SQLITE_HEADER = b"SQLite format 3\x00"
 DEFAULT_CANDLES_NAME = "candles.db"
 candle_db = pw.DatabaseProxy()
 
@@ -48,6 +48,15 @@ class CandleStoreError(Exception):
     """The file cannot serve as a candle store; the message names the file and what to do."""
 
 
+class CandleStoreDamaged(CandleStoreError):
+    """SQLite could not read the file (damaged, locked): the message names the file, SQLite's error and the fix;
+    `cause` is SQLite's error, for callers that describe it their own way."""
+
+    def __init__(self, message: str, cause: Exception) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
 class CandleStore:
     """One candle file, opened for reading and writing by the daemon (WAL: backfill may write beside it).
 
@@ -56,7 +65,7 @@ class CandleStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._db = _open(path)
+        self._db = open_db(path, write=True, fix="set candles.path to another file")
         self._conn: sqlite3.Connection = self._db.connection()  # type: ignore[no-untyped-call]
         self._lock = threading.Lock()
 
@@ -97,34 +106,54 @@ class CandleStore:
             return self._conn.total_changes - before
 
 
-def _open(path: Path) -> pw.SqliteDatabase:
-    """Open (creating when absent) a candle store; refuse any other file, such as the registry."""
-    if path.exists():
-        if not path.is_file():
-            raise CandleStoreError(f"candle store {path} is not a file: set candles.path to a file")
-        if path.stat().st_size:
-            with path.open("rb") as fh:
-                if fh.read(16) != SQLITE_HEADER:
-                    raise CandleStoreError(f"{path} is not a SQLite candle store: set candles.path to another file")
-    elif not path.parent.is_dir():
-        raise CandleStoreError(f"cannot create candle store {path}: folder {path.parent} does not exist")
+def file_problem(path: Path, *, create: bool) -> str | None:
+    """Why `path` is not (or, with `create`, cannot become) a candle store file, or None: a missing file is fine
+    when it can be created, and so is SQLite's empty database (0 bytes). The message names the file and the fault;
+    the caller adds what its operator should do."""
+    if not path.exists():
+        if create and not path.parent.is_dir():
+            return f"cannot create candle store {path}: folder {path.parent} does not exist"
+        return None
+    if not path.is_file():
+        return f"candle store {path} is not a file"
+    size = path.stat().st_size
+    problem = None if size == 0 else header_problem(path, size)
+    return None if problem is None else f"{problem}, not a candle store"
+
+
+def open_db(path: Path, *, write: bool, fix: str) -> pw.SqliteDatabase:
+    """Open a candle store: for writing (created when absent, WAL, the table made) or read-only (nothing created:
+    the caller has checked the file exists). Refuses any other file, such as the registry, before writing anything
+    to it. The one opener for the daemon (`CandleStore`) and `backfill_historical_data`; `fix` is what the caller's
+    operator does about a refused file (raised as CandleStoreError; a damaged one as CandleStoreDamaged)."""
+    problem = file_problem(path, create=write)
+    if problem is not None:
+        raise CandleStoreError(f"{problem}: {fix}")
     # One connection for every thread (see CandleStore): peewee's per-thread connections would reopen the file in
     # each scheduler thread, and sqlite3's default refuses a connection used outside the thread that made it.
-    db = pw.SqliteDatabase(str(path), pragmas={"busy_timeout": 5000}, thread_safe=False, check_same_thread=False)
+    db = pw.SqliteDatabase(
+        str(path) if write else f"file:{path}?mode=ro",
+        uri=not write,
+        pragmas={"busy_timeout": 5000},
+        thread_safe=False,
+        check_same_thread=False,
+    )
     try:
         db.connect()
         foreign = sorted(set(db.get_tables()) - {TABLE})
         if foreign:
             raise CandleStoreError(
-                f"{path} is not a candle store (it holds the tables {', '.join(foreign)}; the registry?): set"
-                " candles.path to another file"
+                f"{path} is not a candle store (it holds the tables {', '.join(foreign)}; the registry?): {fix}"
             )
-        db.pragma("journal_mode", "wal")
-        with db.bind_ctx([StoredCandle]):
-            db.create_tables([StoredCandle], safe=True)
+        if write:  # only now: a file refused above must not have been switched to WAL
+            db.pragma("journal_mode", "wal")
+            with db.bind_ctx([StoredCandle]):
+                db.create_tables([StoredCandle], safe=True)
     except (pw.DatabaseError, sqlite3.DatabaseError) as exc:
         db.close()
-        raise CandleStoreError(f"candle store {path} cannot be used ({exc}): move it away (it is rebuilt)") from None
+        raise CandleStoreDamaged(
+            f"candle store {path} cannot be used ({exc}): move it away (it is rebuilt) or {fix}", exc
+        ) from None
     except BaseException:
         db.close()
         raise

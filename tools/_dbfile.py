@@ -1,48 +1,23 @@
 """What the tools know about a SQLite file before and while they open it: one operator line per failure.
 
 A wrong `--db`/`--candles` path (empty, truncated, not SQLite, a directory) is caught from the file's 100-byte
-header before SQLite touches it, so a refused path is never turned into a database and gains no -wal/-shm files.
+header (store.sqlite_file) before SQLite touches it, so a refused path is never turned into a database and gains
+no -wal/-shm files.
 SQLite's own errors (locked, corrupted, not a database) are turned into one line naming the file and what to do.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import struct
 from pathlib import Path
 
+from store.sqlite_file import header_problem
 from tools._cli import ProblemsFound, UsageError
-
-SQLITE_MAGIC = b"SQLite format 3\x00"
-HEADER_BYTES = 100
 
 
 def is_lock_error(exc: BaseException) -> bool:
     low = str(exc).lower()
     return "locked" in low or "busy" in low
-
-
-def header_problem(path: Path, size: int) -> str | None:
-    """Why the file at `path` (of `size` bytes) cannot be a sound SQLite database, or None if its header looks
-    right. The message names the file and the fault; the caller adds what to do."""
-    if size == 0:
-        return f"{path} is empty (0 bytes)"
-    with path.open("rb") as fh:
-        header = fh.read(HEADER_BYTES)
-    if len(header) < HEADER_BYTES or not header.startswith(SQLITE_MAGIC):
-        return f"{path} is not a SQLite database (damaged header or wrong file)"
-    (raw_page_size,) = struct.unpack(">H", header[16:18])
-    page_size = 65536 if raw_page_size == 1 else raw_page_size
-    if page_size < 512 or page_size & (page_size - 1):
-        return f"{path} has a damaged header (page size {raw_page_size})"
-    change_counter, page_count = struct.unpack(">II", header[24:32])
-    (valid_for,) = struct.unpack(">I", header[92:96])
-    if size % page_size:
-        return f"{path} is truncated ({size} bytes is not a whole number of {page_size}-byte pages)"
-    # The header's page count is authoritative only when its version-valid-for matches the change counter.
-    if valid_for == change_counter and page_count and size < page_count * page_size:
-        return f"{path} is truncated ({size} bytes, the header says {page_count * page_size})"
-    return None
 
 
 def existing_registry_file(path: Path, *, missing_hint: str, damaged_hint: str) -> int:

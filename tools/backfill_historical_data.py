@@ -25,7 +25,7 @@ from exchange.ccxt_venue import TIMEFRAME_SECONDS
 from exchange.venue import Venue
 from lifecycle.clock import SystemClock, from_ms, to_ms
 from lifecycle.symbols import canonical_key
-from store.candles import StoredCandle
+from store.candles import CandleStoreDamaged, CandleStoreError, StoredCandle, open_db
 from tools._cli import (
     ProblemsFound,
     UsageError,
@@ -36,7 +36,7 @@ from tools._cli import (
     write_json,
     write_text,
 )
-from tools._dbfile import describe_sqlite_error, header_problem
+from tools._dbfile import describe_sqlite_error
 from tools._venue import add_common, build_venue, prepare, venue_call
 
 DEFAULT_CANDLES_PATH = Path("candles.db")
@@ -45,47 +45,28 @@ MAX_HOURS = 24 * 365 * 10
 MAX_SLOTS = 1_000_000  # candles per symbol and timeframe in one run: the slots are held in memory
 
 
-def _check_candle_path(path: Path, *, write: bool) -> bool:
-    """Whether there is a store to read; refuses a path that is not (and cannot become) a candle store."""
-    if not path.exists():
-        if write and not path.parent.is_dir():
-            raise UsageError(f"cannot create candle store {path}: folder {path.parent} does not exist")
-        return False
-    if not path.is_file():
-        raise UsageError(f"candle store {path} is not a file: pass another --candles PATH")
-    size = path.stat().st_size
-    if size == 0:
-        return False  # SQLite's empty database: --execute makes it a store, a dry-run has nothing to read
-    problem = header_problem(path, size)
-    if problem is not None:
-        raise UsageError(f"{problem}, not a candle store: pass another --candles PATH, or move the file away")
-    return True
-
-
 @contextmanager
 def candle_store(path: Path, *, write: bool) -> Iterator[bool]:
-    """Yields whether the store exists. A dry-run never creates the file."""
-    if not _check_candle_path(path, write=write) and not write:
+    """Yields whether the store exists (store.candles.open_db refuses any other file). A dry run never creates the
+    file: a missing one, or SQLite's empty database, has nothing to read."""
+    fix = "pass another --candles PATH"
+    if not write and (not path.exists() or (path.is_file() and path.stat().st_size == 0)):
         yield False
         return
-    db = pw.SqliteDatabase(f"file:{path}?mode=ro" if not write else str(path), uri=not write)
     try:
-        db.connect()
-        tables = set(db.get_tables())
-        foreign = sorted(tables - {StoredCandle._meta.table_name})
-        if foreign:
-            raise UsageError(
-                f"{path} is not a candle store (it holds the tables {', '.join(foreign)}; the registry?): pass"
-                " another --candles PATH"
-            )
+        db = open_db(path, write=write, fix=fix)
+    except CandleStoreDamaged as exc:
+        raise ProblemsFound(
+            describe_sqlite_error(path, exc.cause, f"move the file away (backfill rebuilds it) or {fix}")
+        ) from None
+    except CandleStoreError as exc:
+        raise UsageError(str(exc)) from None
+    try:
         with db.bind_ctx([StoredCandle]):
-            if write:  # only now: a file refused above must not have been switched to WAL
-                db.pragma("journal_mode", "wal")
-                db.create_tables([StoredCandle], safe=True)
-            yield write or StoredCandle._meta.table_name in tables
+            yield write or StoredCandle._meta.table_name in set(db.get_tables())
     except (pw.DatabaseError, sqlite3.DatabaseError) as exc:
         raise ProblemsFound(
-            describe_sqlite_error(path, exc, "move the file away (backfill rebuilds it) or pass another --candles PATH")
+            describe_sqlite_error(path, exc, f"move the file away (backfill rebuilds it) or {fix}")
         ) from None
     finally:
         db.close()

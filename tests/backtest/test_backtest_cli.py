@@ -91,7 +91,7 @@ BAD: dict[str, tuple[list[str], str]] = {
     "unknown symbol": (["--symbols", "FOO"], "unknown symbol 'FOO'"),
     "not simulated": (["--symbols", "PF_BCHUSD"], "not a simulated instrument"),
     "unknown timeframe": (["--timeframe", "2h"], "unknown timeframe '2h'"),
-    "text file": (["--candles", "{text}"], "is not a SQLite candle store"),
+    "text file": (["--candles", "{text}"], "is not a SQLite database"),
     "registry file": (["--candles", "{registry}"], "is not a candle store"),
     "missing file": (["--candles", "{missing}"], "does not exist"),
     "registry exists": (["--registry", "{text}"], "exists already"),

@@ -94,7 +94,7 @@ def test_a_file_that_is_not_a_candle_store_is_refused_with_one_line(tmp_path: Pa
         CandleStore(tmp_path / "registry.db")
     text = tmp_path / "notes.db"
     text.write_text("not sqlite at all\n")
-    with pytest.raises(CandleStoreError, match="not a SQLite candle store"):
+    with pytest.raises(CandleStoreError, match="is not a SQLite database"):
         CandleStore(text)
     assert text.read_text() == "not sqlite at all\n"
     with pytest.raises(CandleStoreError, match=r"folder .* does not exist"):
