@@ -139,3 +139,15 @@ def test_the_store_opened_at_startup_serves_the_scheduler_thread(tmp_path: Path)
     assert results[-1] == results[0] and len(results[0]) == LIMIT - 1
     assert store.latest(XBT, "1m", LIMIT) == results[0]  # the worker's writes are in the file the main thread reads
     store.close()
+
+
+def test_a_truncated_candle_store_is_refused_before_the_daemon_writes_to_it(tmp_path: Path) -> None:
+    """The daemon's store reads the same header check as the tools (store.sqlite_file): a file cut short (a full
+    disk during a copy) is refused with one line, not opened and switched to WAL."""
+    good = tmp_path / "candles.db"
+    CandleStore(good).close()
+    cut = tmp_path / "cut.db"
+    cut.write_bytes(good.read_bytes()[:1000])  # not a whole number of pages
+    with pytest.raises(CandleStoreError, match=r"is truncated .*set candles.path"):
+        CandleStore(cut)
+    assert cut.stat().st_size == 1000 and not (tmp_path / "cut.db-wal").exists()
