@@ -430,14 +430,14 @@ class Registry:
     ) -> Position:
         key = canonical_key(symbol)
         side = _check(side, POSITION_SIDES, "position side")
-        existing = (
-            Position.select(Position.uid, Position.state)
-            .where((Position.symbol_key == key) & Position.state.in_(list(spec.ACTIVE_STATES)))
-            .first()
-        )
+        active = sorted(spec.ACTIVE_STATES)
+        existing = self._sql(
+            f'SELECT uid, state FROM "position" WHERE symbol_key = ? AND state IN ({_marks(active)}) LIMIT 1',  # noqa: S608
+            (key, *active),
+        ).fetchone()
         if existing is not None:
             raise DuplicateActivePosition(
-                f"{symbol!r} (key {key}) already has active position {existing.uid} in {existing.state}; one "
+                f"{symbol!r} (key {key}) already has active position {existing[0]} in {existing[1]}; one "
                 "active position per symbol. Close or resolve it first (nothing was recorded)"
             )
         now = self._now_ms()
@@ -647,13 +647,13 @@ class Registry:
         return self.positions(spec.ACTIVE_STATES)
 
     def active_by_symbol(self, symbol_key: str) -> list[PositionView]:
-        key = canonical_key(symbol_key)
-        q = (
-            Position.select()
-            .where((Position.symbol_key == key) & Position.state.in_(list(spec.ACTIVE_STATES)))
-            .order_by(Position.created_ms, _pkf(Position))
+        names, select = _ALL_SQL["Position"]
+        active = sorted(spec.ACTIVE_STATES)
+        rows = self._sql(
+            f"{select} WHERE symbol_key = ? AND state IN ({_marks(active)}) ORDER BY created_ms, id",
+            (canonical_key(symbol_key), *active),
         )
-        return [_position_view(p) for p in q]
+        return [_position_view_of(dict(zip(names, row, strict=True))) for row in rows]
 
     # ------------------------------------------------------------------------------------------- orders
 
@@ -675,7 +675,10 @@ class Registry:
         units = _positive_units(qty, "order quantity")
         with self.db.atomic("IMMEDIATE"):
             row = self._row(uid)
-            n = Order.select().where((Order.position == _pk(row)) & (Order.purpose == purpose)).count() + 1
+            (count,) = self._sql(
+                'SELECT count(*) FROM "order" WHERE position_id = ? AND purpose = ?', (_pk(row), purpose)
+            ).fetchone()
+            n = count + 1
             coid = f"{row.uid}-{purpose.replace('_', '')}-{n}"
             if not _COID_OK.fullmatch(coid):
                 raise RegistryUsageError(f"client order id {coid!r} is not 1-100 characters of [A-Za-z0-9-]")
@@ -713,8 +716,9 @@ class Registry:
                 order.reason = reason
             order.updated_ms = self._now_ms()
             order.save()
-            uid = order.position.uid
-        return _order_view(order, uid)
+            # by the foreign key's id: `order.position` would load the whole position through the ORM
+            (uid,) = self._sql('SELECT uid FROM "position" WHERE id = ?', (order.position_id,)).fetchone()  # type: ignore[attr-defined]
+        return _order_view(order, str(uid))
 
     def _order(self, client_order_id: str) -> Order:
         order = self._one(Order, "client_order_id = ?", client_order_id)
@@ -944,8 +948,10 @@ class Registry:
 
     def decision_price(self, uid: str) -> Decimal | None:
         """The price the strategy sized the entry's risk at (`open_intent`'s `decision_price`), or None."""
-        found = EntryDecision.get_or_none(EntryDecision.position == _pk(self._row(uid)))
-        return None if found is None else Decimal(str(found.decision_price))
+        found = self._sql(
+            "SELECT decision_price FROM entry_decision WHERE position_id = ? LIMIT 1", (_pk(self._row(uid)),)
+        ).fetchone()
+        return None if found is None else Decimal(str(found[0]))
 
     def last_fill_time(self) -> datetime | None:
         ms = Fill.select(pw.fn.MAX(Fill.fill_ms)).scalar()
@@ -954,18 +960,22 @@ class Registry:
     def fills(self, uid: str) -> list[dict[str, object]]:
         """The ledger rows of one position in recording order (for reports and tests)."""
         row = self._row(uid)
-        q = Fill.select().where(Fill.position == _pk(row)).order_by(_pkf(Fill))
+        rows = self._sql(
+            "SELECT fill_id, side, is_entry, qty_units, price, fill_ms, client_order_id FROM fill"
+            " WHERE position_id = ? ORDER BY id",
+            (_pk(row),),
+        )
         return [
             {
-                "fill_id": f.fill_id,
-                "side": f.side,
-                "is_entry": f.is_entry,
-                "qty": units_to_qty(f.qty_units),
-                "price": Decimal(f.price),
-                "fill_time": from_ms(f.fill_ms),
-                "client_order_id": f.client_order_id,
+                "fill_id": fill_id,
+                "side": side,
+                "is_entry": bool(is_entry),
+                "qty": units_to_qty(int(qty_units)),
+                "price": Decimal(price),
+                "fill_time": from_ms(int(fill_ms)),
+                "client_order_id": coid,
             }
-            for f in q
+            for fill_id, side, is_entry, qty_units, price, fill_ms, coid in rows
         ]
 
 
