@@ -42,6 +42,7 @@ class Ev(StrEnum):
     PROTECTIVE_ORDER_PLACED = "PROTECTIVE_ORDER_PLACED"
     POSITION_UNPROTECTABLE = "POSITION_UNPROTECTABLE"
     STOP_PRICE_ADOPTED = "STOP_PRICE_ADOPTED"
+    STOP_PRICE_TIGHTENED = "STOP_PRICE_TIGHTENED"
     STOP_CHURN_LIMIT = "STOP_CHURN_LIMIT"
     CREATED_IN_FUTURE = "CREATED_IN_FUTURE"
     ENTRY_SLIPPAGE = "ENTRY_SLIPPAGE"
@@ -162,6 +163,13 @@ EVENTS: dict[Ev, EventSpec] = {
         logging.WARNING,
         ("position", "symbol", "order_id", "registry_stop", "venue_stop"),
         "the position's live stop triggers elsewhere than the registry said (moved by hand, or relinked): adopted",
+    ),
+    Ev.STOP_PRICE_TIGHTENED: EventSpec(
+        logging.WARNING,
+        ("position", "symbol", "entry_price", "registry_stop", "stop_price", "max_stop_distance_pct"),
+        "the position's stop lay beyond risk.max_stop_distance_pct of its entry on the loss side (a hand's add moved"
+        " the average entry, or a hand moved the stop): tightened to the limit in the registry; protect edits the"
+        " live stop to it",
     ),
     Ev.POSITION_UNPROTECTABLE: EventSpec(
         logging.ERROR,

@@ -15,6 +15,12 @@ Where a new stop sits (`stop_level`): the position's recorded stop, or — for a
 the current mark and within `max_stop_distance_pct` of the entry (`lifecycle.stops.stop_problem`); a level already
 crossed is never sent (it would fill at once): the planner says `Unprotectable`, or `ExitNow` when the policy says
 `on_crossed_stop = "exit"`. Without a mark the side cannot be checked: nothing is sent this cycle (`Defer`).
+
+A live stop is kept where it is (a trigger moved by hand is adopted), unless it lies farther than
+`max_stop_distance_pct` from the entry on the loss side: a hand's add far from our entry moved the average entry
+away from it (DST seeds 2069, 2088, 2799), or a hand moved it there. Such a stop is a level the registry audit
+rejects (`invalid_stop_prices`), so it is tightened to the limit (`lifecycle.stops.within_limit`), never loosened;
+when the limit itself is at or across the mark, the crossed-level rule above applies (`Unprotectable`, or `ExitNow`).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from dataclasses import dataclass, replace
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from lifecycle.fills import closing_side
-from lifecycle.stops import stop_problem
+from lifecycle.stops import stop_problem, within_limit
 from lifecycle.values import OrderStatus, OrderType, PositionSide, VenueOrder
 from specs.lifecycle import PROTECTABLE_STATES, State
 
@@ -74,7 +80,8 @@ class AdoptStop:
 
 @dataclass(frozen=True)
 class AdoptTrigger:
-    """The live stop's trigger differs from the recorded one (moved by hand): keep the venue's, never fight it."""
+    """The live stop's trigger differs from the recorded one (moved by hand): keep the venue's, never fight it (one
+    beyond the distance limit on the loss side is tightened instead: `TightenStop`)."""
 
     order_id: str
     trigger_price: Decimal
@@ -90,6 +97,20 @@ class ResizeStop:
     trigger_price: Decimal
     limit_price: Decimal | None
     covers: Decimal
+
+
+@dataclass(frozen=True)
+class TightenStop:
+    """The live stop lies beyond `max_stop_distance_pct` of the entry on the loss side: edit its trigger to the limit
+    (`was`: its trigger now), and its size as `ResizeStop` would, in one edit. The executor records the new trigger
+    first, so the registry never holds a level its audit rejects."""
+
+    order_id: str
+    size: Decimal
+    trigger_price: Decimal
+    limit_price: Decimal | None
+    covers: Decimal
+    was: Decimal
 
 
 @dataclass(frozen=True)
@@ -151,6 +172,7 @@ ProtectAction = (
     AdoptStop
     | AdoptTrigger
     | ResizeStop
+    | TightenStop
     | StopGone
     | PlaceStop
     | PlaceTakeProfit
@@ -276,12 +298,16 @@ def plan(
         if stop.order_id != pos.sl_order_id or pos.state == State.OPEN:
             why = "own client order id" if own_client_id(pos.uid, stop.client_order_id, "stop") else "unclaimed stop"
             actions.append(AdoptStop(stop.order_id, why))
-        trigger = stop.trigger_price
-        if trigger is not None and trigger != pos.stop_price:
-            actions.append(AdoptTrigger(stop.order_id, trigger))
-        resize = _resize(pos, stop, market)
-        if resize is not None:
-            actions.append(resize)
+        tighten = _tighten(pos, stop, market, policy)
+        if tighten is not None:
+            actions.append(tighten)
+        else:
+            trigger = stop.trigger_price
+            if trigger is not None and trigger != pos.stop_price:
+                actions.append(AdoptTrigger(stop.order_id, trigger))
+            resize = _resize(pos, stop, market)
+            if resize is not None:
+                actions.append(resize)
         for extra in live_stops(pos, open_orders):
             if extra.order_id != stop.order_id and own_client_id(pos.uid, extra.client_order_id, "stop"):
                 actions.append(CancelOrder(extra.order_id, "a second stop of the same position"))
@@ -306,12 +332,40 @@ def _new_stop(pos: Protectee, market: MarketFacts, policy: ProtectionPolicy, pla
     if problem is not None and level is None:
         return [Defer(problem)]
     if problem is not None:
-        crossed = market.mark is not None and "mark" in problem
-        if crossed and policy.on_crossed_stop == "exit":
-            return [ExitNow(problem)]
-        return [Unprotectable(problem)]
+        return [_cannot_send(problem, market, policy)]
     assert level is not None
     return [PlaceStop(level, market.sendable, derived)]
+
+
+def _cannot_send(problem: str, market: MarketFacts, policy: ProtectionPolicy) -> Unprotectable | ExitNow:
+    """A level that may not be sent: exited at once when it is crossed and the policy says so, else reported."""
+    crossed = market.mark is not None and "mark" in problem
+    if crossed and policy.on_crossed_stop == "exit":
+        return ExitNow(problem)
+    return Unprotectable(problem)
+
+
+def _tighten(
+    pos: Protectee, stop: VenueOrder, market: MarketFacts, policy: ProtectionPolicy
+) -> TightenStop | Unprotectable | ExitNow | Defer | None:
+    """None when the live stop is within the limit of the entry, or beyond the entry on the profit side; else what
+    tightening it to the limit takes: the edit, or the crossed-level rule when the limit is at or across the mark (the
+    stop then stays where it is on the venue), or nothing this cycle without a mark."""
+    trigger, entry = stop.trigger_price, pos.entry_price
+    if trigger is None or entry is None or (trigger > entry if pos.side is PositionSide.LONG else trigger < entry):
+        return None  # beyond the entry on the profit side it protects a gain: moving it to the limit would loosen it
+    level = within_limit(pos.side, entry, trigger, policy.max_stop_distance_pct, market.tick_size)
+    if level == trigger:
+        return None
+    if market.mark is None:
+        return Defer("no mark price: the stop cannot be tightened to the distance limit")
+    problem = stop_problem(pos.side, entry, level, market.mark, policy.max_stop_distance_pct)
+    if problem is not None:
+        return _cannot_send(f"stop {trigger} cannot be tightened to the distance limit: {problem}", market, policy)
+    resize = _resize(pos, stop, market)
+    if resize is None:
+        return TightenStop(stop.order_id, stop.size, level, stop.limit_price, stop.size - stop.filled, trigger)
+    return TightenStop(stop.order_id, resize.size, level, stop.limit_price, resize.covers, trigger)
 
 
 def _resize(pos: Protectee, stop: VenueOrder, market: MarketFacts) -> ResizeStop | None:

@@ -87,7 +87,7 @@ def record(ctx: DaemonContext, fills: Sequence[VenueFill]) -> tuple[tuple[Attrib
         if a.uid is None:
             unowned.append(a.fill)
             continue
-        if registry.record_venue_fill(a.uid, a.fill, is_entry=a.is_entry):
+        if registry.record_venue_fill(a.uid, a.fill, is_entry=a.is_entry, stop_limit=_stop_limit(ctx, a.fill.symbol)):
             recorded.append(a)
             if a.role is not FillRole.OWN:
                 log.warning(
@@ -99,6 +99,14 @@ def record(ctx: DaemonContext, fills: Sequence[VenueFill]) -> tuple[tuple[Attrib
                 )
     _settle_filled_orders(registry, {a.fill.client_order_id for a in recorded if a.fill.client_order_id})
     return tuple(recorded), tuple(unowned)
+
+
+def _stop_limit(ctx: DaemonContext, symbol: str) -> tuple[Decimal, Decimal]:
+    """What keeps a recorded stop within `risk.max_stop_distance_pct` of an entry an add moved: the limit and the
+    symbol's tick, as the protection planner reads them."""
+    from operations.protection import market_tick  # protection imports this door: break the cycle
+
+    return ctx.limits.max_stop_distance_pct, market_tick(ctx, symbol)
 
 
 def _settle_filled_orders(registry: Registry, client_order_ids: set[str]) -> None:

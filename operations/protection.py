@@ -36,6 +36,7 @@ from lifecycle.protection import (
     ProtectionPolicy,
     ResizeStop,
     StopGone,
+    TightenStop,
     Unprotectable,
     plan,
 )
@@ -107,13 +108,19 @@ def sendable_size(ctx: DaemonContext, pos: PositionView) -> Decimal | None:
         return None
 
 
+def market_tick(ctx: DaemonContext, symbol: str) -> Decimal:
+    """The symbol's price tick; for an instrument missing from our list, half a unit (the venue rounds the rest)."""
+    instrument = ctx.instruments.get(symbol)
+    return instrument.tick_size if instrument else Decimal("0.5")
+
+
 def market_facts(ctx: DaemonContext, pos: PositionView, marks: dict[str, Decimal] | None = None) -> MarketFacts:
     instrument = ctx.instruments.get(pos.symbol_key)
     if marks is None:
         marks = current_marks(ctx)
     return MarketFacts(
         mark=marks.get(pos.symbol_key),
-        tick_size=instrument.tick_size if instrument else Decimal("0.5"),
+        tick_size=market_tick(ctx, pos.symbol_key),
         sendable=sendable_size(ctx, pos),
         min_size=max(instrument.min_size, instrument.size_increment) if instrument else None,
     )
@@ -207,6 +214,29 @@ def _execute(
                 log.warning("protect: could not resize stop %s of %s to %s: %s", order_id, uid, covers, exc)
                 return True
             _announce_placed(pos, "stop_loss_resized", trigger, order_id, covers)
+        case TightenStop(order_id, size, trigger, limit, covers, was):
+            # Recorded first: the registry never holds a level its audit rejects, whether or not the edit goes
+            # through (a failed edit is tried again next cycle, from the venue's trigger). A hand's add has usually
+            # been tightened in the registry as it was booked already (store.registry.record_venue_fill).
+            if trigger != pos.stop_price:
+                emit(
+                    Ev.STOP_PRICE_TIGHTENED,
+                    position=uid,
+                    symbol=pos.symbol_key,
+                    entry_price=pos.entry_price,
+                    registry_stop=pos.stop_price,
+                    stop_price=trigger,
+                    max_stop_distance_pct=ctx.limits.max_stop_distance_pct,
+                )
+                reg.update_prices(uid, stop_price=trigger)
+            try:
+                ctx.venue.edit_order(order_id, size=size, trigger_price=trigger, limit_price=limit)
+            except VenueError as exc:
+                log.warning(
+                    "protect: could not tighten stop %s of %s from %s to %s: %s", order_id, uid, was, trigger, exc
+                )
+                return True
+            _announce_placed(pos, "stop_loss_tightened", trigger, order_id, covers)
         case StopGone(order_id):
             if _filled(ctx, pos, order_id):
                 # It did its job. Its fills go through the one door now: a stop that covered the whole position

@@ -27,6 +27,7 @@ from lifecycle.clock import Clock, from_ms, to_ms
 from lifecycle.errors import IllegalOrderTransition, LifecycleError, OverfillError, UnknownPosition
 from lifecycle.events import Ev, emit
 from lifecycle.machine import IMPORTED_STATE, INITIAL_STATE, Facts, next_state
+from lifecycle.stops import within_limit
 from lifecycle.symbols import canonical_key
 from lifecycle.units import qty_to_units, units_to_qty
 from specs import lifecycle as spec
@@ -847,11 +848,23 @@ class Registry:
                 fill_time=fill_time,
             )
 
-    def record_venue_fill(self, uid: str, fill: Any, *, is_entry: bool) -> bool:
-        """Record an `lifecycle.values.VenueFill` for position `uid` (the scheduler's call shape)."""
+    def record_venue_fill(
+        self, uid: str, fill: Any, *, is_entry: bool, stop_limit: tuple[Decimal, Decimal] | None = None
+    ) -> bool:
+        """Record an `lifecycle.values.VenueFill` for position `uid` (the scheduler's call shape).
+
+        `stop_limit` (`risk.max_stop_distance_pct`, the instrument's tick): an entry-side fill of an exposed position
+        (a hand's add) moves the average entry; a recorded stop it leaves beyond the limit is brought to the limit
+        (`lifecycle.stops.within_limit`) in the same transaction, so the registry never holds a stop its audit
+        rejects, not even until the next protect cycle or across a crash. On the loss side that tightens it, and the
+        planner then tightens the live stop on the venue to the same level. On the profit side (DST seed 2088) it
+        lowers a long's stop (raises a short's), which takes no protection away: the add filled at about the mark,
+        so a stop that now lies beyond the limit above the new average entry (for a long) lay above the mark already,
+        crossed, sent by nobody. A pending entry's stop is left to `operations.entry.anchor`."""
         with self.db.atomic("IMMEDIATE"):
-            return self._record(
-                self._row(uid),
+            row = self._row(uid)
+            recorded = self._record(
+                row,
                 fill_id=str(fill.fill_id),
                 client_order_id=fill.client_order_id,
                 venue_order_id=fill.order_id,
@@ -861,6 +874,27 @@ class Registry:
                 price=fill.price,
                 fill_time=fill.time,
             )
+            if recorded and is_entry and stop_limit is not None and row.state in spec.EXPOSED_STATES:
+                self._keep_stop_within(row, *stop_limit)
+            return recorded
+
+    def _keep_stop_within(self, row: Position, max_distance_pct: Decimal, tick: Decimal) -> None:
+        if row.stop_price is None or row.entry_price is None:
+            return
+        stop, entry = Decimal(str(row.stop_price)), Decimal(str(row.entry_price))
+        tightened = within_limit(row.side, entry, stop, max_distance_pct, tick)
+        if tightened == stop:
+            return
+        self._sql('UPDATE "position" SET stop_price = ? WHERE id = ?', (_text(tightened), _pk(row)))
+        emit(
+            Ev.STOP_PRICE_TIGHTENED,
+            position=row.uid,
+            symbol=row.symbol_key,
+            entry_price=entry,
+            registry_stop=stop,
+            stop_price=tightened,
+            max_stop_distance_pct=max_distance_pct,
+        )
 
     def _record(
         self,

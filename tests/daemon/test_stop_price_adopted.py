@@ -1,5 +1,6 @@
 """A stop moved by hand on the venue is kept, and its trigger becomes the registry's: the daemon's jobs against the
-simulator over HTTP through real ccxt. The daemon never moves a trigger itself, so it has nothing to fight."""
+simulator over HTTP through real ccxt. The daemon moves a trigger itself only to tighten a stop that lies beyond
+risk.max_stop_distance_pct of the entry (tests/daemon/test_far_add.py), so within that limit it has nothing to fight."""
 
 from __future__ import annotations
 
