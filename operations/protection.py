@@ -245,6 +245,12 @@ def _execute(
                 # market exit), rather than waiting unprotected, or being re-stopped at a level already crossed.
                 ingest(ctx, ctx.venue.fills_since(fills_window_start(ctx)), source="protect")
                 pos = reg.get(uid)
+                if pos.state == State.OPEN and pos.remaining_qty > 0:
+                    # The exit that followed this fill ended without closing the position (`exit_failed`, back to
+                    # OPEN): protection takes over. The filled stop is history; the plan goes on to a new one at the
+                    # recorded level, or the crossed-level rule (DST seed 1762: the position stayed without a stop).
+                    reg.set_protection(uid, sl_order_id=None, tp_order_id=pos.tp_order_id, clear=True)
+                    return True
                 if pos.state != State.PROTECTED or pos.remaining_qty <= 0:
                     return False
                 from operations.exit_order import exit_position  # the exit path imports protection: break the cycle
