@@ -64,10 +64,15 @@ MODULES: dict[str, list[str]] = {
     "lifecycle/killswitch.py": ["tests/safety/test_killswitch.py"],
     "strategy/sizing.py": ["tests/strategy"],
     "lifecycle/fills.py": ["tests/reconcile", "tests/joint"],
-    "lifecycle/protection.py": ["tests/lifecycle/test_protection_planner.py", "tests/reconcile"],
+    "lifecycle/protection.py": [
+        "tests/lifecycle/test_protection_planner.py",
+        "tests/lifecycle/test_protection_far_add.py",
+        "tests/reconcile",
+    ],
     # The one stop rule: the planner's tests (stop_level), the audit's INV-13 tests, and its own.
     "lifecycle/stops.py": [
         "tests/lifecycle/test_protection_planner.py",
+        "tests/lifecycle/test_protection_far_add.py",
         "tests/mutation_kills/test_protection.py",
         "tests/audit/test_stop_prices.py",
     ],

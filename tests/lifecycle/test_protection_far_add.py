@@ -97,6 +97,13 @@ def test_the_tightening_edit_also_grows_the_stop_to_the_added_quantity() -> None
     assert plan(near, [stop], market("180", sendable="3"), POLICY) == (ResizeStop("s", D(3), D(98), None, D(3)),)
 
 
+def test_a_partly_filled_stop_that_already_covers_the_position_keeps_its_size_when_tightened() -> None:
+    # Kraken's edit takes the order's absolute size, past fills included: 2 with 1 filled covers the remaining 1.
+    held = pos(state="PROTECTED", sl_id="s", qty="1", entry="100", stop="60")
+    actions = plan(held, [order("s", size="2", filled="1", trigger="60")], market("100", sendable="1"), POLICY)
+    assert actions == (TightenStop("s", D(2), D("75.0"), None, D(1), D(60)),)
+
+
 def test_a_trigger_moved_by_hand_beyond_the_limit_is_tightened_not_adopted() -> None:
     held = pos(state="PROTECTED", sl_id="s", entry="100", stop="95")
     actions = plan(held, [order("s", trigger="50")], market("100"), POLICY)
@@ -131,6 +138,14 @@ def test_a_live_stop_beyond_the_limit_on_the_profit_side_is_never_loosened() -> 
     assert plan(held, [order("s", trigger="130")], market("140"), POLICY) == ()
     short = pos(side=SHORT, state="PROTECTED", sl_id="s", entry="100", stop="95")
     assert plan(short, [order("s", side=Side.BUY, trigger="70")], market("60"), POLICY) == (AdoptTrigger("s", D(70)),)
+
+
+def test_without_an_entry_price_or_a_trigger_nothing_is_measured_so_nothing_is_tightened() -> None:
+    no_entry = pos(state="PROTECTED", sl_id="s", entry=None, stop="60")
+    assert plan(no_entry, [order("s", trigger="60")], market("100"), POLICY) == ()
+    assert plan(no_entry, [order("s", trigger="1")], market("100"), POLICY) == (AdoptTrigger("s", D(1)),)
+    no_trigger = pos(state="PROTECTED", sl_id="s", entry="100", stop="60")
+    assert plan(no_trigger, [order("s", trigger=None)], market("100"), POLICY) == ()
 
 
 def test_without_a_mark_a_far_stop_is_not_moved_this_cycle() -> None:
