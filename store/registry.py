@@ -276,6 +276,8 @@ class Registry:
         self._secret = None if key is None else key.secret
         self.key_detail = ""
         """What the key step did (`prepare_key=True`): one line for the startup log, never the key."""
+        self._memos: dict[tuple[object, ...], tuple[tuple[object, ...], Any]] = {}
+        self._memo_stamp: tuple[object, ...] = ()
 
     @classmethod
     def open(
@@ -361,6 +363,37 @@ class Registry:
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (_pk(row), event, source, target, cause, at_ms, prev, row_hash),
         )
+
+    def _read_stamp(self) -> tuple[object, ...] | None:
+        """What a remembered read is valid for: this thread's connection, the rows it has changed so far (SQLite's
+        `total_changes`: every insert, update and delete) and the commits of every other connection (`PRAGMA
+        data_version`). Equal stamps: nothing anyone wrote since could change the answer. None inside a
+        transaction: what it reads may be rolled back without moving either counter, so it is never remembered."""
+        conn = self.db.connection()  # type: ignore[no-untyped-call]
+        if conn.in_transaction:
+            return None
+        (version,) = conn.execute("PRAGMA data_version").fetchone()
+        return (conn, conn.total_changes, version)
+
+    def _memo(self, key: tuple[object, ...], compute: Callable[[], _R]) -> _R:
+        """`compute()`, or what it returned for `key` when the database has not changed since (`_read_stamp`).
+        The jobs of one cycle read the same active positions and orders many times while nothing is written
+        (a backtest bar, a quiet daemon cycle); each read cost a query and a view per row. Callers must return
+        copies of mutable containers: the views themselves are frozen."""
+        stamp = self._read_stamp()
+        if stamp is None:
+            return compute()
+        if stamp != self._memo_stamp or len(self._memos) > 256:
+            self._memos = {}  # rebound, not cleared: another thread may be reading the old one
+            self._memo_stamp = stamp
+        memos = self._memos
+        found = memos.get(key)
+        if found is not None and found[0] == stamp:
+            value: _R = found[1]
+            return value
+        value = compute()
+        memos[key] = (stamp, value)
+        return value
 
     def _sql(self, sql: str, params: tuple[object, ...] = ()) -> Any:
         return self.db.execute_sql(sql, params)  # type: ignore[no-untyped-call]
@@ -631,17 +664,20 @@ class Registry:
         self.update_prices(uid, stop_price=stop_price)
 
     def get(self, uid: str) -> PositionView:
-        return _position_view(self._row(uid))
+        return self._memo(("get", uid), lambda: _position_view(self._row(uid)))
 
     def positions(self, states: Iterable[str] | None = None) -> list[PositionView]:
         # Raw SQL (as `_row`): every job asks for the active positions each cycle, and the ORM spent more time
-        # building this statement than SQLite spent running it.
+        # building this statement than SQLite spent running it. Remembered until the next write (`_memo`).
+        wanted = None if states is None else tuple(sorted(set(states)))
+        return list(self._memo(("positions", wanted), lambda: self._positions(wanted)))
+
+    def _positions(self, wanted: tuple[str, ...] | None) -> list[PositionView]:
         names, select = _ALL_SQL["Position"]
-        if states is None:
+        if wanted is None:
             rows = self._sql(f"{select} ORDER BY created_ms, id").fetchall()
         else:
-            wanted = sorted(set(states))
-            rows = self._sql(f"{select} WHERE state IN ({_marks(wanted)}) ORDER BY created_ms, id", tuple(wanted))
+            rows = self._sql(f"{select} WHERE state IN ({_marks(wanted)}) ORDER BY created_ms, id", wanted)
         return [_position_view_of(dict(zip(names, row, strict=True))) for row in rows]
 
     def active_positions(self) -> list[PositionView]:
@@ -729,7 +765,11 @@ class Registry:
 
     def _order_views(self, condition: str, params: Sequence[object]) -> list[OrderView]:
         """Orders matching a SQL condition on `"order" o` (placeholders only, values in `params`), oldest first.
-        Raw SQL: building the same statement through the ORM cost about 0.5 ms a call, more than running it."""
+        Raw SQL: building the same statement through the ORM cost about 0.5 ms a call, more than running it.
+        Remembered until the next write (`_memo`)."""
+        return list(self._memo(("orders", condition, tuple(params)), lambda: self._query_orders(condition, params)))
+
+    def _query_orders(self, condition: str, params: Sequence[object]) -> list[OrderView]:
         query = (
             f'SELECT {_ORDER_COLUMNS_O}, p.uid FROM "order" o JOIN "position" p ON p.id = o.position_id'  # noqa: S608
             f" WHERE {condition} ORDER BY o.created_ms, o.id"  # code only: every value is in `params`
@@ -737,6 +777,9 @@ class Registry:
         return [_order_view_of_row(row[:-1], {int(row[0]): str(row[-1])}) for row in self._sql(query, tuple(params))]
 
     def orders(self, uid: str) -> list[OrderView]:
+        return list(self._memo(("orders_of_uid", uid), lambda: self._orders_of_uid(uid)))
+
+    def _orders_of_uid(self, uid: str) -> list[OrderView]:
         row = self._row(uid)
         return self._orders_of_ids({_pk(row): row.uid}).get(row.uid, [])
 
@@ -746,8 +789,13 @@ class Registry:
         orders maps to an empty list; an unknown uid is left out."""
         if not uids:
             return {}
+        wanted = tuple(sorted(set(uids)))
+        found = self._memo(("orders_of", wanted), lambda: self._orders_of_uids(wanted))
+        return {uid: list(views) for uid, views in found.items()}
+
+    def _orders_of_uids(self, uids: Sequence[str]) -> dict[str, list[OrderView]]:
         names: dict[int, str] = {}
-        for chunk in _chunks(sorted(set(uids))):
+        for chunk in _chunks(uids):
             query = f'SELECT id, uid FROM "position" WHERE uid IN ({_marks(chunk)})'  # noqa: S608 - placeholders only
             for pk, uid in self._sql(query, tuple(chunk)):
                 names[int(pk)] = str(uid)
@@ -806,8 +854,12 @@ class Registry:
         return claimed & set(wanted)
 
     def position_states(self, uids: Collection[str]) -> dict[str, str]:
+        wanted = tuple(sorted(set(uids)))
+        return dict(self._memo(("states", wanted), lambda: self._position_states(wanted)))
+
+    def _position_states(self, uids: Sequence[str]) -> dict[str, str]:
         out: dict[str, str] = {}
-        for chunk in _chunks(sorted(set(uids))):
+        for chunk in _chunks(uids):
             query = f'SELECT uid, state FROM "position" WHERE uid IN ({_marks(chunk)})'  # noqa: S608 - placeholders
             out.update((str(uid), str(state)) for uid, state in self._sql(query, tuple(chunk)))
         return out
