@@ -10,6 +10,7 @@ is returned with `problems` filled (the CLI exits non-zero): that is a bug found
 from __future__ import annotations
 
 import dataclasses
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,6 +28,7 @@ from scheduler.jobs import health, protect, reconcile, tick
 from settings.config import Settings
 from simulator.engine import SimConfig, Simulator
 from simulator.instruments import DEFAULT_INSTRUMENTS
+from simulator.ledger import LedgerEntry
 from simulator.prices import ReplayCandle
 from simulator.replay import BarReplay, ReplayVenue, install
 from store.anchors import audit_and_anchor
@@ -274,20 +276,23 @@ def _with_funding(trades: list[Trade], sim: Simulator) -> list[Trade]:
     funding booking can carry the same instant: a stop matched in the step, or an exit sent after it)."""
     log = sim.account_log.entries
     booked = {e.execution: e.id for e in log if e.execution is not None}
-    bookings = [e for e in log if e.realized_funding]
+    # Per contract, in the log's order, which is the order of the ids (the log numbers its entries 1, 2, ...): each
+    # trade's bookings are one slice found by bisection, not a pass over a year's hourly bookings per trade.
+    bookings: dict[str, list[LedgerEntry]] = {}
+    for e in log:
+        if e.realized_funding:
+            bookings.setdefault(e.contract, []).append(e)
+    ids = {contract: [e.id for e in entries] for contract, entries in bookings.items()}
     out = []
     for trade in trades:
         first = min(booked[f.fill_id] for f in trade.fills)
         exits = [booked[f.fill_id] for f in trade.fills if not f.is_entry]
         last = max(exits) if trade.closed is not None and exits else None
-        mine = tuple(
-            (e.time, e.realized_funding)
-            for e in bookings
-            if e.realized_funding is not None
-            and e.contract == trade.symbol.lower()
-            and first < e.id
-            and (last is None or e.id < last)
-        )
+        contract = trade.symbol.lower()
+        entries, numbers = bookings.get(contract, []), ids.get(contract, [])
+        lo = bisect_right(numbers, first)
+        hi = len(numbers) if last is None else bisect_left(numbers, last)
+        mine = tuple((e.time, e.realized_funding) for e in entries[lo:hi] if e.realized_funding is not None)
         out.append(dataclasses.replace(trade, funding=mine))
     return out
 
