@@ -839,8 +839,11 @@ class Registry:
         """Those of `ids` (venue or client order ids, e.g. of the orders live on the venue now) that the registry
         records for a position other than `exclude_uid`, open or closed: as an order row, or as a position's
         stop or take-profit id. What the protection planner must never relink to `exclude_uid`. Indexed lookups of
-        the given ids only, so the cost does not grow with history."""
-        wanted = sorted(set(ids))
+        the given ids only, so the cost does not grow with history. Remembered until the next write (`_memo`)."""
+        wanted = tuple(sorted(set(ids)))
+        return set(self._memo(("claimed", exclude_uid, wanted), lambda: self._ids_claimed(wanted, exclude_uid)))
+
+    def _ids_claimed(self, wanted: Sequence[str], exclude_uid: str) -> set[str]:
         claimed: set[str] = set()
         for chunk in _chunks(wanted):
             marks = _marks(chunk)

@@ -69,8 +69,12 @@ def test_callers_get_their_own_containers(tmp_path: Path) -> None:
     reg.orders(pos.uid).clear()
     reg.orders_of([pos.uid])[pos.uid].clear()
     reg.position_states([pos.uid]).clear()
+    reg.order_ids_claimed(["sl-1"], exclude_uid="other").clear()
     assert len(reg.active_positions()) == 1
     assert len(reg.orders(pos.uid)) == 1
     assert len(reg.orders_of([pos.uid])[pos.uid]) == 1
     assert reg.position_states([pos.uid]) == {pos.uid: "OPEN"}
+    assert reg.order_ids_claimed(["sl-1"], exclude_uid="other") == set()
+    reg.set_protection(pos.uid, sl_order_id="sl-1")
+    assert reg.order_ids_claimed(["sl-1"], exclude_uid="other") == {"sl-1"}
     reg.close()
