@@ -64,6 +64,12 @@ def test_a_stop_beyond_the_limit_on_the_profit_side_comes_to_the_limit_there_rou
     assert stop_problem(LONG, D("70705.7333198271204754186926"), seed_2088, None, D(25)) is None
 
 
+def test_a_stop_exactly_at_the_limit_is_kept_even_off_the_tick() -> None:
+    # The rule accepts exactly the limit: no rounding moves such a stop (to 76 on a tick of 2).
+    assert within_limit(LONG, D(100), D(75), D(25), D(2)) == D(75)
+    assert within_limit(LONG, D(100), D("74.9"), D(25), D(2)) == D(76)
+
+
 def test_the_limit_is_the_callers() -> None:
     assert within_limit(LONG, D(100), D(85), D(10), D("0.5")) == D("90.0")
     assert within_limit(LONG, D(100), D(85), D(15), D("0.5")) == D(85)
