@@ -55,8 +55,12 @@ def _daemon(
     instruments: tuple[InstrumentSpec, ...], symbols: tuple[str, ...], timeframe: str = "1m"
 ) -> Iterator[DaemonContext]:
     clock = FakeClock()
-    # As in paper mode (scheduler.paper): bars older than the generated history are dropped.
-    config = SimConfig(seed=1, history_minutes=120, instruments=instruments, candle_keep_minutes=120)
+    # As in paper mode (scheduler.paper): bars older than the generated history are dropped, and so is older
+    # account history; paper mode keeps two days of it, the bench six hours, so that within its 33 simulated hours
+    # of measured growth the simulator (the venue's stand-in, whose memory is not the daemon's) is flat.
+    config = SimConfig(
+        seed=1, history_minutes=120, instruments=instruments, candle_keep_minutes=120, history_keep_s=6 * 3600
+    )
     sim = Simulator(config, clock=clock)
     venue = SimVenue(sim)
     with tempfile.TemporaryDirectory(prefix="bench-daemon-") as tmp:

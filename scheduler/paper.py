@@ -65,6 +65,9 @@ class PaperVenue:
 
 
 PAPER_REQUEST_LOG = 10_000  # the embedded simulator's request log (for faults and debugging): the newest requests only
+# Fills, account history and order-log lines older than two days are dropped: the daemon reads a day back at most
+# (fill polls and sync_positions' lookback), and a week's paper trading would otherwise stay in memory.
+PAPER_HISTORY_KEEP_S = 2 * 24 * 3600
 
 
 def random_keys() -> tuple[str, str]:
@@ -92,6 +95,7 @@ def paper_venue(
         history_minutes=history_minutes,
         candle_keep_minutes=history_minutes,
         request_log_limit=PAPER_REQUEST_LOG,
+        history_keep_s=PAPER_HISTORY_KEEP_S,
     )
     sim = Simulator(config, clock=clock)
     key, secret = random_keys()

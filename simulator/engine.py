@@ -10,12 +10,13 @@ from __future__ import annotations
 import random
 import threading
 import uuid
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from lifecycle.clock import FakeClock, to_ms
 from simulator.candles import CandleBook
@@ -72,6 +73,11 @@ class SimConfig:
     liquidation: bool = True
     request_log_limit: int | None = None  # keep only the newest N requests (long paper runs); None keeps all
     candle_keep_minutes: int | None = None  # keep only the newest N one-minute bars per series (long paper runs)
+    # Keep only the fills, account-history and account-log entries, order-log lines and closed orders of the last
+    # N seconds (long paper runs: a week of trading would otherwise be held in memory, and every /fills answer
+    # sorted it; a client order id may be reused once its order is dropped); None keeps them all (tests count
+    # duplicates over the whole order log).
+    history_keep_s: int | None = None
     rate_limits: RateLimits = field(default_factory=RateLimits)  # Kraken's REST budgets (simulator/ratelimit.py)
     funding_rate_hourly: Decimal = Decimal("0.00001")  # relative; longs pay shorts at each full hour when > 0
     # Kraken refuses new orders past an open-order count (`tooManyOrders`) and positions past the instrument's
@@ -148,6 +154,7 @@ class Simulator:
         self._fills: list[SimFill] = []
         self._positions: dict[str, SimPosition] = {}
         self._history: list[HistoryEvent] = []
+        self._history_dropped = 0  # events dropped from the front by `history_keep_s`
         self._balance = self.config.starting_usd
         self._leverage: dict[str, Decimal] = {}
         self._suspended: set[str] = set()
@@ -210,6 +217,7 @@ class Simulator:
                     self._dead_man = None
                     self.cancel_all()
                 remaining -= dt
+            self._drop_old_history(self.clock.now())
 
     def set_mark(self, symbol: str, price: Decimal) -> None:
         """Scenario control: a price shock. Mark, last and index jump to `price`; triggers and orders react."""
@@ -323,8 +331,35 @@ class Simulator:
     def _history_event(
         self, kind: HistoryKind, order: SimOrder, *, old: SimOrder | None = None, reason: str = ""
     ) -> None:
-        seq = len(self._history) + 1
+        seq = self.history_end() + 1
         self._history.append(HistoryEvent(self._new_id(), self.now(), kind, order.snapshot(), old, reason, seq=seq))
+
+    def history_end(self) -> int:
+        """How many history events were ever recorded: the sequence number of the newest (call under the lock)."""
+        return self._history_dropped + len(self._history)
+
+    def history_from(self, cursor: int) -> list[HistoryEvent]:
+        """The events after the first `cursor` ever recorded (call under the lock); events dropped by
+        `history_keep_s` are gone, so a reader that fell that far behind gets what is left."""
+        return self._history[max(cursor - self._history_dropped, 0) :]
+
+    def _drop_old_history(self, now: datetime) -> None:
+        """`history_keep_s`: drop what is older than the window, in batches (a list shift per batch, not per
+        event); the records are in time order because the clock only moves forward."""
+        keep = self.config.history_keep_s
+        if keep is None:
+            return
+        cutoff = now - timedelta(seconds=keep)
+        dropped = _drop_before(self._history, cutoff, batch=256)
+        self._history_dropped += dropped
+        _drop_before(self._fills, cutoff, batch=64)
+        _drop_before(self.order_log, cutoff, batch=64)
+        self.account_log.drop_before(cutoff)
+        if dropped:  # every few hundred events: the orders closed before the window, and their client ids
+            for order_id, order in list(self._orders.items()):
+                if order_id not in self._open and order.last_update < cutoff:
+                    del self._orders[order_id]
+                    self._cli_ids.discard(order.cli_ord_id or "")
 
     # ------------------------------------------------------------------ reads
     def positions(self) -> list[SimPosition]:
@@ -689,7 +724,7 @@ class Simulator:
         order.last_update = now
         self._history.append(
             HistoryEvent(
-                self._new_id(), now, HistoryKind.EXECUTION, order.snapshot(), fill=fill, seq=len(self._history) + 1
+                self._new_id(), now, HistoryKind.EXECUTION, order.snapshot(), fill=fill, seq=self.history_end() + 1
             )
         )
         done = order.remaining <= 0
@@ -1027,6 +1062,23 @@ class Simulator:
     @property
     def balance(self) -> Decimal:
         return self._balance
+
+
+class _Timed(Protocol):
+    @property
+    def time(self) -> datetime: ...
+
+
+_T = TypeVar("_T", bound=_Timed)
+
+
+def _drop_before(records: list[_T], cutoff: datetime, *, batch: int) -> int:
+    """Drop the records (in time order) older than `cutoff` once at least `batch` of them are; returns how many."""
+    if len(records) < batch or records[batch - 1].time >= cutoff:
+        return 0
+    old = bisect_left(records, cutoff, key=lambda r: r.time)
+    del records[:old]
+    return old
 
 
 def _next_hour(when: datetime) -> datetime:

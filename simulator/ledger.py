@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -58,12 +59,21 @@ class AccountLog:
     def __init__(self, seed: int) -> None:
         self._ids = random.Random(f"{seed}:ledger")
         self.entries: list[LedgerEntry] = []
+        self.dropped = 0  # entries dropped from the front by `drop_before` (ids keep counting)
+
+    def drop_before(self, cutoff: datetime, *, batch: int = 64) -> None:
+        """Drop the entries booked before `cutoff` once at least `batch` are (SimConfig.history_keep_s)."""
+        if len(self.entries) < batch or self.entries[batch - 1].time >= cutoff:
+            return
+        old = bisect_left(self.entries, cutoff, key=lambda e: e.time)
+        del self.entries[:old]
+        self.dropped += old
 
     def _uid(self) -> str:
         return str(uuid.UUID(int=self._ids.getrandbits(128), version=4))
 
     def _book(self, **fields: object) -> None:
-        entry = LedgerEntry(id=len(self.entries) + 1, booking_uid=self._uid(), **fields)  # type: ignore[arg-type]
+        entry = LedgerEntry(id=self.dropped + len(self.entries) + 1, booking_uid=self._uid(), **fields)  # type: ignore[arg-type]
         self.entries.append(entry)
 
     def trade(

@@ -172,7 +172,7 @@ class FeedHub:
         with self.lock:
             if self._cursor is None:
                 with self.sim.lock:
-                    self._cursor = len(self.sim._history)  # the engine's append-only history, read by index
+                    self._cursor = self.sim.history_end()  # the engine's history, read by sequence number
             self.connections.add(conn)
             self.accepted += 1
             if self._thread is None and not self._stop.is_set():
@@ -223,9 +223,9 @@ class FeedHub:
     def _publish_pending(self) -> None:
         sim = self.sim
         with sim.lock:
-            start = self._cursor if self._cursor is not None else len(sim._history)
-            events = sim._history[start:]
-            self._cursor = start + len(events)
+            start = self._cursor if self._cursor is not None else sim.history_end()
+            events = sim.history_from(start)
+            self._cursor = sim.history_end()
             if not events:
                 return
             messages: list[tuple[str, dict[str, Any]]] = []
