@@ -33,7 +33,7 @@ from store.registry import Registry
 from strategy.donchian import DonchianBreakout
 
 CYCLES = 1000  # one cycle = 60 simulated seconds, then tick, exits, protect, reconcile
-GROWTH_CYCLES = 2000  # after those (the warm-up), resident memory growth is measured over this many more
+GROWTH_CYCLES = 5000  # after the warm-up, resident memory growth is measured over this many more (the issue's)
 GROWTH_TARGET_KB = 1.0  # per cycle
 RSS_TARGET_MB = 150
 
@@ -56,7 +56,7 @@ def _daemon(
 ) -> Iterator[DaemonContext]:
     clock = FakeClock()
     # As in paper mode (scheduler.paper): bars older than the generated history are dropped, and so is older
-    # account history; paper mode keeps two days of it, the bench six hours, so that within its 33 simulated hours
+    # account history; paper mode keeps two days of it, the bench six hours, so that within its 83 simulated hours
     # of measured growth the simulator (the venue's stand-in, whose memory is not the daemon's) is flat.
     config = SimConfig(
         seed=1, history_minutes=120, instruments=instruments, candle_keep_minutes=120, history_keep_s=6 * 3600
