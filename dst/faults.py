@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -249,6 +249,9 @@ class FaultyVenue:
         return getattr(self.inner, name)
 
 
+MONOTONIC_ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
+
+
 class SkewedClock:
     """The daemon's host clock: the shared virtual clock plus an offset a schedule event steps (NTP corrections, a
     VM resumed, an operator setting the date). The venue keeps the unskewed clock."""
@@ -259,3 +262,7 @@ class SkewedClock:
 
     def now(self) -> datetime:
         return self.base.now() + self.offset
+
+    def monotonic(self) -> float:
+        """The host's monotonic clock (seconds): the true passage of time, which no step of `offset` moves."""
+        return (self.base.now() - MONOTONIC_ORIGIN).total_seconds()

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from dst.faults import Fault, FaultyVenue, SkewedClock, Window
 from exchange.errors import VenueError
-from lifecycle.clock import FakeClock
+from lifecycle.clock import FakeClock, VenueClock
 from lifecycle.escalation import Escalator
 from lifecycle.events import EVENT_LOGGER, Ev, emit
 from lifecycle.joint import GRACE
@@ -107,7 +107,8 @@ class World:
     tmp: Path
     config: SimConfig | None = None
     clock: FakeClock = field(init=False)
-    daemon_clock: SkewedClock = field(init=False)
+    daemon_clock: SkewedClock = field(init=False)  # the host's clock: the schedule's clock steps move it
+    process_clock: VenueClock = field(init=False)  # the daemon process's clock: the venue's time (a new one a start)
     sim: Simulator = field(init=False)
     venue: SimVenue = field(init=False)  # the truth: the harness's checks read the venue here, never through faults
     faults: FaultyVenue = field(init=False)  # what the daemon talks to
@@ -130,10 +131,15 @@ class World:
         self.start()
 
     def start(self) -> None:
-        """A (re)start: a new process's context over the same registry file, then recovery of in-flight orders.
-        A venue error during startup (instruments, the recovery's lookups) ends the process: `down` until the next
-        slice starts it again, as systemd would."""
-        self.registry = Registry.open(self.tmp / "registry.db", self.daemon_clock)
+        """A (re)start: a new process's context over the same registry file, then recovery of in-flight orders and
+        the startup reconciliation, as `scheduler.startup.recover_and_reconcile` runs them (its snapshot anchors the
+        new process's clock to the venue's time before any job runs). A venue error during startup (instruments,
+        the recovery's lookups) or a crash point firing in it ends the process: `down` until the next slice starts
+        it again, as systemd would."""
+        # A new process: its clock is the host's until its first snapshot anchors it to the venue's time, then
+        # follows the host's monotonic clock (scheduler.startup.run_live builds the same).
+        self.process_clock = VenueClock(self.daemon_clock, self.daemon_clock.monotonic)
+        self.registry = Registry.open(self.tmp / "registry.db", self.process_clock)
         self.down = True
         self.stats["starts"] += 1
         try:
@@ -141,16 +147,21 @@ class World:
             self.ctx = DaemonContext(
                 registry=self.registry,
                 venue=self.faults,
-                clock=self.daemon_clock,
+                clock=self.process_clock,
                 limits=Limits(symbols=SYMBOLS, timeframe="1m", take_profit=True, take_profit_r=Decimal(2)),
                 instruments=instruments,
                 strategy=self.strategy,
                 safety=Safety(KillSwitch(Decimal(80), Decimal(5), 2), Escalator()),
             )
             recover_in_flight(self.ctx, checks=1, wait_s=0, sleep=lambda _s: None)
+            reconcile.run(self.ctx)
         except VenueError as exc:
             self.stats["failed_starts"] += 1
             emit(Ev.JOB_FAILED, job="startup", error=f"{type(exc).__name__}: {exc}")
+            return
+        except SimulatedCrash:
+            self.stats["crashes"] += 1
+            self.stats["failed_starts"] += 1
             return
         self.down = False
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -37,6 +39,60 @@ class FakeClock:
     def set(self, when: datetime) -> None:
         with self._lock:
             self._now = when
+
+
+class VenueClock:
+    """The daemon's clock: the venue's time, so that every time window (the stop churn bound's hour, a row's age,
+    the escalator's cycles) and every registry stamp reads one clock that a step of the host's does not move.
+
+    Each snapshot's server time anchors it (`anchor`, from `observe_server_time`); between anchors it advances by
+    `monotonic` (seconds; never stepped by NTP, a resumed VM or an operator setting the date). Before the first
+    anchor of a process, and for a clock that is never anchored, it is the host clock: a new process starts on it
+    until its startup reconciliation's snapshot, because a monotonic reading means nothing across processes.
+    Thread-safe: the order stream's thread reads it while a job anchors it."""
+
+    def __init__(self, host: Clock, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.host = host
+        self._monotonic = monotonic
+        self._anchor: tuple[datetime, float] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def anchored(self) -> bool:
+        with self._lock:
+            return self._anchor is not None
+
+    def anchor(self, server_time: datetime) -> None:
+        """The venue said it is `server_time` now (a snapshot's server time)."""
+        with self._lock:
+            self._anchor = (server_time, self._monotonic())
+
+    def now(self) -> datetime:
+        with self._lock:
+            anchor = self._anchor
+            if anchor is None:
+                return self.host.now()
+            server_time, at = anchor
+            return server_time + timedelta(seconds=self._monotonic() - at)
+
+
+def observe_server_time(clock: Clock, server_time: datetime) -> None:
+    """A venue answer stamped `server_time` was just read: the daemon's clock follows it when it is a `VenueClock`
+    (other clocks, a test's `FakeClock` or a tool's `SystemClock`, are left as they are)."""
+    if isinstance(clock, VenueClock):
+        clock.anchor(server_time)
+
+
+def window_end(clock: Clock, newest: datetime | None) -> datetime:
+    """Where a look-back window over rows stamped by `clock` ends (`newest`: the newest row it counts): the clock's
+    now. Before a `VenueClock`'s first anchor (a startup whose snapshot failed) now is the host's, which may be
+    stepped either way, so the window ends no later than its newest row: a host clock ahead cannot age the rows out
+    of it. The window then counts at least the rows a true clock would (a bound it enforces may refuse early, until
+    the next snapshot anchors the clock; it is never exceeded)."""
+    now = clock.now()
+    if isinstance(clock, VenueClock) and not clock.anchored and newest is not None:
+        return min(now, newest)
+    return now
 
 
 def to_ms(when: datetime) -> int:

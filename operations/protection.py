@@ -18,6 +18,7 @@ from decimal import Decimal
 
 from exchange.errors import VenueError
 from exchange.rounding import SizeBelowMinimum, round_size
+from lifecycle.clock import window_end
 from lifecycle.events import Ev, emit
 from lifecycle.fills import closing_side
 from lifecycle.protection import (
@@ -143,13 +144,19 @@ def claimed_elsewhere(ctx: DaemonContext, uid: str, open_orders: Sequence[VenueO
 
 
 def stop_placements_last_hour(ctx: DaemonContext, uid: str, orders: Sequence[OrderView] | None = None) -> int:
-    """Stops sent for `uid` within the churn window (`orders`: the position's orders when the caller has them)."""
-    since = ctx.clock.now() - CHURN_WINDOW
-    return sum(
-        1
+    """Stops sent for `uid` within the churn window (`orders`: the position's orders when the caller has them).
+
+    The rows' `created` and the window's end are both the daemon's clock, which is the venue's time
+    (`lifecycle.clock.VenueClock`, anchored by each snapshot; `window_end` before the first anchor): counted on the
+    host clock, a step of it by an hour made the earlier placements look old and the bound allowed as many again
+    (DST seeds 1016, 1223 and others)."""
+    sent = [
+        o.created
         for o in (ctx.registry.orders(uid) if orders is None else orders)
-        if o.purpose == "stop" and o.created is not None and o.created >= since and not _never_sent(o.reason)
-    )
+        if o.purpose == "stop" and o.created is not None and not _never_sent(o.reason)
+    ]
+    since = window_end(ctx.clock, max(sent, default=None)) - CHURN_WINDOW
+    return sum(1 for created in sent if created >= since)
 
 
 def _never_sent(reason: str | None) -> bool:

@@ -24,7 +24,7 @@ import peewee as pw
 
 from exchange.errors import AuthenticationFailed, VenueError
 from exchange.venue import Venue
-from lifecycle.clock import Clock, SystemClock, to_ms
+from lifecycle.clock import Clock, SystemClock, VenueClock, to_ms
 from lifecycle.errors import IllegalTransition, OverfillError
 from lifecycle.events import EVENT_LOGGER, Ev, emit
 from lifecycle.symbols import canonical_key
@@ -493,7 +493,10 @@ def run_live(settings: Settings, *, db: Path | None, duration_s: float | None, r
     venue = ccxt_venue(venue_settings, clock)
     db_path = db or settings.db_path
     with registry_writer(db_path):
-        return _run_live_jobs(settings, venue, clock, db_path, duration_s, recovery_wait_s)
+        # The venue adapter keeps the host clock (request signing, the breaker); the daemon's jobs and its registry
+        # run on the venue's time (lifecycle.clock.VenueClock, anchored by each snapshot), which a step of the host
+        # clock does not move: the stop churn bound's hour cannot be skipped by one.
+        return _run_live_jobs(settings, venue, VenueClock(clock), db_path, duration_s, recovery_wait_s)
 
 
 def _run_live_jobs(

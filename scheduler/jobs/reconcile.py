@@ -12,6 +12,7 @@ import os
 from decimal import Decimal
 
 from exchange.errors import VenueError
+from lifecycle.clock import observe_server_time
 from lifecycle.events import Ev, emit
 from lifecycle.reconcile import (
     Reconciliation,
@@ -34,6 +35,8 @@ def take_snapshot(ctx: DaemonContext) -> AccountSnapshot | None:
     except VenueError as exc:
         log.warning("reconcile: snapshot failed (%s); this cycle is reported incomplete", exc)
         return None
+    if snapshot.margin.server_time_known:  # else `server_time` is a stale stamp or the host's: nothing to follow
+        observe_server_time(ctx.clock, snapshot.server_time)
     ctx.last_margin = snapshot.margin
     if snapshot.fills:
         ctx.recent_fills = snapshot.fills

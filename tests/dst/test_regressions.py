@@ -80,9 +80,11 @@ def test_an_entry_booked_by_recovery_is_re_anchored_or_exited_as_the_entrys_own_
     previous = crash.set_handler(w.crash_hook)
     try:
         daemon_step(w)
-        w.daemon_clock.offset = -timedelta(minutes=10)
-        w.sim.set_mark(XBT, w.sim.quote(XBT).mark * Decimal("0.8"))
         daemon_step(w)
+        # The seeds decided on 10-minute-old candles (the host clock behind); the daemon's clock is the venue's time
+        # now (lifecycle.clock.VenueClock), so the stale decision is the gap's: within the minute, before a candle
+        # closed past it.
+        w.sim.set_mark(XBT, w.sim.quote(XBT).mark * Decimal("0.8"))
         w.crash_at, w.crash_slices = "after_send", 3
         w.strategy.entries = {XBT: "short"}
         assert "crashed at after_send" in w.job("tick", tick.run)
