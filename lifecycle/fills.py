@@ -106,8 +106,9 @@ def owners_from(orders: Sequence[tuple[str, OrderOwner]], holders: Sequence[Hold
 
 
 def attribute(fills: Sequence[VenueFill], owners: FillOwners) -> tuple[Attributed, ...]:
-    """Attribute each fill, oldest first. External closes are capped by the remaining quantity as it stands after
-    the earlier fills of the same batch, so two manual partial closes in one batch are judged in order."""
+    """Attribute each fill, oldest first (within one stamp our own orders' fills first). External closes are capped
+    by the remaining quantity as it stands after the earlier fills of the same batch, so two manual partial closes
+    in one batch are judged in order."""
     remaining = {h.uid: h.remaining_qty for h in owners.holders}
     holders = {h.uid: h for h in owners.holders}
     flat_at: dict[str, datetime] = {}  # uid -> when an earlier fill of this batch brought it to zero
@@ -120,7 +121,9 @@ def attribute(fills: Sequence[VenueFill], owners: FillOwners) -> tuple[Attribute
         else:
             flat_at.pop(uid, None)
 
-    for fill in sorted(fills, key=lambda f: (f.time, f.fill_id)):
+    # Oldest first; within one stamp (whose order the venue does not publish) our own orders' fills first: they
+    # are certain evidence, a hand's fill is judged against what they leave.
+    for fill in sorted(fills, key=lambda f: (f.time, _our_order(f, owners) is None, f.fill_id)):
         owner = _our_order(fill, owners)
         if owner is not None and owner.purpose != "entry" and owner.uid in flat_at and fill.size > remaining[owner.uid]:
             # Our exit order of a position an earlier fill of this batch already brought to zero (a hand closed it;

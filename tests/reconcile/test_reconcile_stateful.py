@@ -11,7 +11,7 @@ QtyMismatch).
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from hypothesis import settings
@@ -82,6 +82,11 @@ class ReconcileWorld(RuleBasedStateMachine):
         self.memory = ReconcileMemory()
         self.last_missing: tuple[str, ...] = ()
         self.max_rounds_seen = 0
+        # When each position began as the daemon tells the pure reconciliation (DaemonContext.created_of): its
+        # first booked fill's venue stamp, or its `created` while it has none. Without this the model handed a
+        # filled position its intent's time (an hour before its entry), and an old hand fill inside an earlier
+        # import was "someone else's close" of it: a phantom the daemon, which dates by the fill, never makes.
+        self.began: dict[str, datetime] = {}
 
     # --- helpers ------------------------------------------------------------------------------------------
 
@@ -129,11 +134,20 @@ class ReconcileWorld(RuleBasedStateMachine):
         if isinstance(action, ApplyFill):
             p = self.registry[action.uid]
             self.ledger.add(action.fill.fill_id)
+            self.began.setdefault(p.uid, action.fill.time)
             delta = action.fill.size if action.is_entry else -action.fill.size
             self.registry[p.uid] = replace(p, remaining_qty=p.remaining_qty + delta)
+            if p.state in EXPOSED_STATES and p.remaining_qty + delta == 0:
+                # The fill door's consequence (operations.fills.ingest): fills that bring an exposed position to
+                # zero close it at once, whatever the venue's net on the symbol (a hand may hold a new position
+                # there); without it the model kept a flat PROTECTED row for the next batch to overfill.
+                self.registry[p.uid] = replace(p, remaining_qty=Decimal(0), state="CLOSED")
+                self.cancel_orders_of(p.uid)
         elif isinstance(action, AdoptPending):
             p = self.registry[action.uid]
             self.ledger.update(f.fill_id for f in action.fills)
+            if action.fills:
+                self.began.setdefault(p.uid, min(f.time for f in action.fills))
             added = sum((f.size for f in action.fills), Decimal(0))
             self.registry[p.uid] = replace(p, remaining_qty=p.remaining_qty + added, state="OPEN")
         elif isinstance(action, ClosePhantom | CloseFlat):
@@ -146,6 +160,7 @@ class ReconcileWorld(RuleBasedStateMachine):
             self.registry[uid] = RegistryPosition(
                 uid, action.symbol, action.side, "OPEN", action.qty, None, None, self.now
             )
+            self.began[uid] = self.now  # the import's fill, stamped by the snapshot that showed the orphan
         elif isinstance(action, RelinkStop):
             p = self.registry[action.uid]
             self.registry[p.uid] = replace(
@@ -154,9 +169,8 @@ class ReconcileWorld(RuleBasedStateMachine):
 
     def run_once(self) -> Reconciliation:
         self.now += timedelta(minutes=1)
-        result = reconcile(
-            list(self.registry.values()), frozenset(self.ledger), self.orders, self.snapshot(), self.now, self.memory
-        )
+        positions = [replace(p, created=self.began.get(p.uid, p.created)) for p in self.registry.values()]
+        result = reconcile(positions, frozenset(self.ledger), self.orders, self.snapshot(), self.now, self.memory)
         self.memory = result.memory
         assert result.report.complete
         return result
@@ -187,6 +201,7 @@ class ReconcileWorld(RuleBasedStateMachine):
             f = self.venue_fill(oid, cid, symbol, adding(side), qty)
             if outcome == "protected":  # the normal path: the daemon recorded the fill and placed the stop
                 self.ledger.add(f.fill_id)
+                self.began[uid] = f.time
                 self.registry[uid] = replace(self.registry[uid], state="OPEN", remaining_qty=qty)
                 self.place_stop(uid, link=True)
 
