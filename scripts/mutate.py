@@ -59,6 +59,7 @@ MODULES: dict[str, list[str]] = {
         "tests/lifecycle/test_registry_transitions.py",
     ],
     "lifecycle/reconcile.py": ["tests/reconcile"],
+    "lifecycle/clock.py": ["tests/lifecycle/test_venue_clock.py", "tests/dst/test_churn_clock.py"],
     "lifecycle/symbols.py": ["tests/lifecycle/test_symbols.py", "tests/lifecycle/test_symbol_padding.py"],
     "lifecycle/escalation.py": ["tests/safety/test_escalation.py"],
     "lifecycle/killswitch.py": ["tests/safety/test_killswitch.py"],

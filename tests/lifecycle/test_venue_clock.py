@@ -23,6 +23,12 @@ class Monotonic:
         return self.seconds
 
 
+def test_a_fake_clock_starts_on_new_year_2026_unless_told() -> None:
+    # The tests' and DST's dates (and the simulator's history before them) start there.
+    assert FakeClock().now() == datetime(2026, 1, 1, tzinfo=UTC)
+    assert FakeClock(T0).now() == T0
+
+
 def test_the_host_clock_until_the_first_anchor() -> None:
     host = FakeClock(T0 + timedelta(hours=1))
     clock = VenueClock(host, Monotonic())
