@@ -126,7 +126,8 @@ def bind(db: pw.SqliteDatabase) -> None:
 
 
 def scratch_dir() -> str | None:
-    """Where a throwaway registry (a backtest's, a DST seed's) belongs: memory-backed /dev/shm when there is one.
+    """Where a throwaway registry file (a DST seed's; a backtest's lives in memory) belongs: memory-backed /dev/shm
+    when there is one.
     Such a registry still commits with synchronous=FULL (one code path for every registry); an fsync per
     transition is what a kept registry pays for durability, not a run whose file is deleted at its end. None: the
     system's temporary folder."""

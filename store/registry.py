@@ -127,10 +127,6 @@ def _pk(row: pw.Model) -> int:
     return int(row.get_id())  # type: ignore[no-untyped-call]
 
 
-def _pkf(model: type[pw.Model]) -> Any:
-    return model._meta.primary_key
-
-
 def _position_view(p: Position) -> PositionView:
     # By attribute: a model made by `create` has no entry in `__data__` for a nullable column it was not given.
     return _position_view_of({name: getattr(p, name) for name in _POSITION_FIELDS})
