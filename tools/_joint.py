@@ -29,13 +29,11 @@ class JointNow:
 
 
 def joint_now(settings: Settings, venue: Venue, path: Path) -> JointNow:
-    from lifecycle.clock import SystemClock
-
-    now = SystemClock().now()
     snap = venue_call("venue snapshot", lambda: venue.snapshot(None))
     marks = venue_call("venue tickers", lambda: {k: t.mark for k, t in venue.tickers().items()})
     inputs = registry_inputs(path)
-    rec = reconcile(inputs.positions, inputs.known_fill_ids, inputs.orders, snap, now)
+    # Judged at the snapshot's server time, as the daemon judges (the venue's clock, never the host's).
+    rec = reconcile(inputs.positions, inputs.known_fill_ids, inputs.orders, snap, snap.server_time)
     mismatches = tuple(f"{i.symbol} {i.uid}: {i.detail}" for i in rec.issues if i.cls == "qty_mismatch")
     with read_registry(path):
         active = list(Position.select().where(Position.state.in_(sorted(ACTIVE_STATES))))
