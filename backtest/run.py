@@ -21,7 +21,6 @@ from backtest.bars import width_seconds
 from backtest.params import Params
 from exchange.venue import Venue
 from lifecycle.clock import FakeClock, to_ms
-from lifecycle.values import VenueFill
 from operations import exits
 from operations.context import DaemonContext, Limits
 from operations.wiring import limits_from, safety_from
@@ -30,10 +29,8 @@ from settings.config import Settings
 from simulator.engine import SimConfig, Simulator
 from simulator.instruments import DEFAULT_INSTRUMENTS
 from simulator.ledger import LedgerEntry
-from simulator.models import SimFill
 from simulator.prices import ReplayCandle
 from simulator.replay import BarReplay, ReplayVenue, install
-from simulator.venue import _fill as venue_fill
 from store.anchors import audit_and_anchor
 from store.audit import AuditReport
 from store.db import MEMORY
@@ -119,73 +116,9 @@ VenueFactory = Callable[[Simulator, dict[str, BarReplay], str], Venue]
 
 
 def replay_venue(sim: Simulator, replays: dict[str, BarReplay], timeframe: str) -> Venue:
-    """The backtest's venue: the engine in process, its candles straight from the replay."""
-    return _PagedReplayVenue(sim, replays, timeframe)
-
-
-class _PagedReplayVenue(ReplayVenue):
-    """ReplayVenue whose fill reads page back exactly as `SimVenue.fills_since` does (the loop is the same), each
-    page cut from the engine's fills by bisection instead of `Simulator.fills` filtering and sorting every fill of
-    the run: the exits and reconcile jobs read fills every bar, and a year holds thousands of them.
-
-    A page of `Simulator.fills(cursor)` is the newest `fills_page` fills at or before `cursor`, by (time, seq): the
-    same as the end of the engine's list (kept in (time, seq) order: its clock only moves forward, each fill takes
-    the next seq) up to the last fill at or before `cursor`, newest first. That order is checked on every fill
-    once; were it ever broken, this venue reads through `SimVenue.fills_since` from then on."""
-
-    def __init__(self, sim: Simulator, replays: dict[str, BarReplay], timeframe: str) -> None:
-        super().__init__(sim, replays, timeframe)
-        self._ordered = True
-        self._checked: SimFill | None = None  # the newest fill whose order is checked
-
-    def fills_since(self, since: datetime | None) -> list[VenueFill]:
-        with self.sim.lock:
-            every = self.sim.all_fills()
-        if not self._in_order(every):
-            return super().fills_since(since)
-        size = self.sim.config.fills_page
-        seen: dict[str, SimFill] = {}
-        cursor: datetime | None = None
-        while True:
-            end = len(every) if cursor is None else bisect_right(every, cursor, key=_fill_time)
-            page = every[max(0, end - size) : end][::-1]
-            fresh = [f for f in page if f.fill_id not in seen]
-            for fill in fresh:
-                seen[fill.fill_id] = fill
-            if not fresh or len(page) < size:
-                break
-            oldest = min(f.time for f in page)
-            if since is not None and oldest <= since:
-                break
-            cursor = oldest
-        chosen = [f for f in seen.values() if since is None or f.time > since]
-        chosen.sort(key=lambda f: (f.time, f.seq))
-        return [venue_fill(f) for f in chosen]
-
-    def _in_order(self, every: list[SimFill]) -> bool:
-        if not self._ordered or not every:
-            return self._ordered
-        start = 0
-        if self._checked is not None:
-            # the fills after the last one checked (all of them, should the engine ever drop old ones)
-            start = bisect_right(every, _fill_key(self._checked), key=_fill_key)
-            start = start if start and every[start - 1] is self._checked else 0
-        previous = every[start - 1] if start else None
-        for fill in every[start:]:
-            if previous is not None and _fill_key(fill) <= _fill_key(previous):
-                self._ordered = False
-                return False
-            previous = fill
-        self._checked = every[-1]
-        return True
-
-
-def _fill_time(fill: SimFill) -> datetime:
-    return fill.time
-
-
-def _fill_key(fill: SimFill) -> tuple[datetime, int]:
-    return (fill.time, fill.seq)
+    """The backtest's venue: the engine in process, its candles straight from the replay (its fill reads page back
+    as `SimVenue.fills_since` does, each page cut from the engine's fills by bisection: `Simulator.fills`)."""
+    return ReplayVenue(sim, replays, timeframe)
 
 
 def run(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import threading
 import uuid
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -152,6 +152,7 @@ class Simulator:
         self._open: dict[str, SimOrder] = {}
         self._cli_ids: set[str] = set()  # every id an accepted order ever carried (Kraken: globally unique)
         self._fills: list[SimFill] = []
+        self._fills_in_order = True  # (time, seq) ascending: `fills` pages by bisection
         self._positions: dict[str, SimPosition] = {}
         self._history: list[HistoryEvent] = []
         self._history_dropped = 0  # events dropped from the front by `history_keep_s`
@@ -393,6 +394,12 @@ class Simulator:
     def fills(self, last_fill_time: datetime | None = None) -> list[SimFill]:
         """Newest first, at most `fills_page`; with `last_fill_time`, fills at or before it (Kraken pages back)."""
         with self.lock:
+            if self._fills_in_order:
+                # The list is in (time, seq) order: a page is its tail up to the last fill at or before the cursor,
+                # cut by bisection (a long run's every read no longer filters and sorts every fill).
+                fills = self._fills
+                end = len(fills) if last_fill_time is None else bisect_right(fills, last_fill_time, key=_fill_time)
+                return fills[max(0, end - self.config.fills_page) : end][::-1]
             chosen = [f for f in self._fills if last_fill_time is None or f.time <= last_fill_time]
             chosen.sort(key=lambda f: (f.time, f.seq), reverse=True)
             return chosen[: self.config.fills_page]
@@ -704,6 +711,8 @@ class Simulator:
             fill_type,
             self._seq,
         )
+        if self._fills and (fill.time, fill.seq) <= (self._fills[-1].time, self._fills[-1].seq):
+            self._fills_in_order = False  # never with a forward clock; `fills` then filters and sorts, as before
         self._fills.append(fill)
         self.account_log.trade(
             time=now,
@@ -1070,6 +1079,10 @@ class _Timed(Protocol):
 
 
 _T = TypeVar("_T", bound=_Timed)
+
+
+def _fill_time(fill: SimFill) -> datetime:
+    return fill.time
 
 
 def _drop_before(records: list[_T], cutoff: datetime, *, batch: int) -> int:

@@ -11,10 +11,8 @@ from backtest.params import Params
 from backtest.report import build, open_value
 from backtest.run import Spec, run
 from lifecycle.clock import FakeClock
-from operations.context import DaemonContext
 from settings.config import load_settings
 from simulator.prices import ReplayCandle
-from simulator.venue import SimVenue
 from store.audit import run_audit
 from store.registry import Registry
 from tests.backtest.series import HOUR, START, walk
@@ -116,24 +114,3 @@ def test_equity_is_marked_every_bar_and_exposure_counts_held_bars() -> None:
     q = D("1e-12")
     assert report.buy_and_hold_pct.quantize(q) == ((bars[-1].close / bars[0].close - 1) * 100).quantize(q)
     assert timedelta(hours=199) == result.end - result.start
-
-
-def test_the_backtest_venue_reads_fills_as_the_simulator_venue_pages_them() -> None:
-    """backtest.run's venue cuts each page of fills by bisection; every answer is SimVenue.fills_since's, over
-    pages of 4 fills so that the paging back through many pages is exercised."""
-    compared = 0
-
-    def observe(ctx: DaemonContext) -> None:
-        nonlocal compared
-        venue = ctx.venue
-        assert isinstance(venue, SimVenue)
-        if venue.sim.config.fills_page != 4:
-            venue.sim.config = replace(venue.sim.config, fills_page=4)
-        now = ctx.clock.now()
-        for since in (None, now, now - HOUR, now - 30 * HOUR, now - 300 * HOUR):
-            assert venue.fills_since(since) == SimVenue.fills_since(venue, since)
-            compared += 1
-
-    result = run(spec({"PF_XBTUSD": walk(300, seed=5)}, take_profit_r="2"), observe)
-    assert len(result.trades) >= 4, "the walk should give the breakout strategy some trades"
-    assert compared == 5 * result.bars

@@ -2,15 +2,17 @@
 account-history events and order-log lines, so a paper daemon's memory does not grow with every trade (before, a
 week of trading stayed in memory and every /fills answer sorted all of it). What a reader of the window sees is
 unchanged: /fills pages the newest fills, history sequence numbers keep counting and never repeat, and the order
-stream's cursor (by sequence number) still finds the events after it."""
+stream's cursor (by sequence number) still finds the events after it. And `/fills` pages are cut by bisection,
+equal to the definition's filter-and-sort."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from lifecycle.clock import FakeClock
 from simulator.engine import SimConfig, Simulator
+from simulator.models import SimFill
 
 XBT = "PF_XBTUSD"
 HOUR = 3600
@@ -52,3 +54,24 @@ def test_without_a_window_nothing_is_dropped() -> None:
     trade_for(sim, 3 * 60)
     assert len(sim.all_fills()) == 180 and len(sim.order_log) == 180
     assert sim.history()[0].seq == 1
+
+
+def reference_page(sim: Simulator, cursor: datetime | None) -> list[SimFill]:
+    """What /fills answers by its definition: the newest `fills_page` fills at or before the cursor, newest first."""
+    chosen = [f for f in sim.all_fills() if cursor is None or f.time <= cursor]
+    return sorted(chosen, key=lambda f: (f.time, f.seq), reverse=True)[: sim.config.fills_page]
+
+
+def test_fills_pages_by_bisection_exactly_as_by_definition() -> None:
+    """`Simulator.fills` cuts a page from the engine's fills (kept in (time, seq) order) by bisection instead of
+    filtering and sorting every fill of the run per page (a backtest's year read them twice a bar); every page,
+    at every cursor including ones between and on fill stamps, is the definition's. Several fills share a stamp."""
+    sim = Simulator(SimConfig(seed=7, history_minutes=10, fills_page=4), clock=FakeClock())
+    for i in range(40):
+        for _ in range(1 + i % 3):  # one to three fills with one stamp
+            sim.place_order(symbol=XBT, side="buy" if i % 2 else "sell", order_type="mkt", size=Decimal("0.001"))
+        sim.advance(60)
+    stamps = sorted({f.time for f in sim.all_fills()})
+    cursors = [None, *stamps, *(t + timedelta(seconds=1) for t in stamps), stamps[0] - timedelta(seconds=1)]
+    for cursor in cursors:
+        assert sim.fills(cursor) == reference_page(sim, cursor)
