@@ -87,6 +87,18 @@ class World:
     def tick(self) -> tick.TickResult:
         return tick.run(self.ctx)
 
+    def protected_entry(self, symbol: str, side: str = "long") -> str:
+        """The scripted strategy enters `symbol` on the next bar and protect runs: the uid of the one active position,
+        PROTECTED."""
+        self.strategy.entries[symbol] = side
+        self.advance(60)
+        self.tick()
+        self.strategy.entries.clear()
+        [pos] = self.registry.active_positions()
+        self.protect()
+        assert self.registry.get(pos.uid).state == "PROTECTED"
+        return pos.uid
+
     def reconcile(self) -> Reconciliation:
         return reconcile.run(self.ctx)
 

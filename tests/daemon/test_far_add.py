@@ -16,17 +16,6 @@ XBT = "PF_XBTUSD"
 LIMIT = Decimal(25)  # risk.max_stop_distance_pct's default, which the harness's context uses
 
 
-def _protected_entry(w: World, side: str) -> str:
-    w.strategy.entries[XBT] = side
-    w.advance(60)
-    w.tick()
-    w.strategy.entries.clear()
-    [pos] = w.registry.active_positions()
-    w.protect()
-    assert w.registry.get(pos.uid).state == "PROTECTED"
-    return pos.uid
-
-
 def _far_add(w: World, uid: str, side: str, move: Decimal) -> tuple[Decimal, Decimal]:
     """The market moves by `move` (0.8: an 80 % rally), a hand adds twice our size there; the fill poll books it.
     Returns (the stop before the add, the new average entry)."""
@@ -46,7 +35,7 @@ def _far_add(w: World, uid: str, side: str, move: Decimal) -> tuple[Decimal, Dec
 
 def test_a_long_whose_entry_a_far_add_moved_gets_its_stop_tightened_to_the_limit(tmp_path: Path) -> None:
     with world(tmp_path) as w, captured_events() as ev:
-        uid = _protected_entry(w, "long")
+        uid = w.protected_entry(XBT, "long")
         old_stop, entry = _far_add(w, uid, "long", Decimal("0.8"))
         assert stop_problem("long", entry, old_stop, None, LIMIT) is not None  # the kept stop would be invalid
         assert w.audit_ok()  # the registry follows the add at once, before any protect cycle
@@ -70,7 +59,7 @@ def test_a_long_whose_entry_a_far_add_moved_gets_its_stop_tightened_to_the_limit
 
 def test_a_short_whose_entry_a_far_add_moved_gets_its_stop_tightened_to_the_limit(tmp_path: Path) -> None:
     with world(tmp_path) as w:
-        uid = _protected_entry(w, "short")
+        uid = w.protected_entry(XBT, "short")
         old_stop, entry = _far_add(w, uid, "short", Decimal("-0.45"))
         assert stop_problem("short", entry, old_stop, None, LIMIT) is not None
         assert w.audit_ok()
@@ -90,7 +79,7 @@ def test_a_crossed_stop_that_a_far_add_leaves_beyond_the_limit_on_the_profit_sid
     # mark, unprotectable); a hand's large buy at the mark pulled the average entry so far down that the recorded stop
     # lay 29.7 % above it. Lowering it to the limit takes no protection away: above the mark it protected nothing.
     with world(tmp_path) as w, captured_events() as ev:
-        uid = _protected_entry(w, "long")
+        uid = w.protected_entry(XBT, "long")
         before = w.registry.get(uid)
         assert before.sl_order_id is not None and before.stop_price is not None and before.entry_price is not None
         assert w.sim.cancel_silently(before.sl_order_id)

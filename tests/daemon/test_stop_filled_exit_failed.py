@@ -18,13 +18,7 @@ ETH = "PF_ETHUSD"
 def _stop_filled_for_part_and_the_exit_refused(w: World) -> tuple[str, Decimal]:
     """An ETH long whose stop filled for a tenth of the position and whose exit of the rest the venue refused.
     Returns (the position, its recorded stop level)."""
-    w.strategy.entries[ETH] = "long"
-    w.advance(60)
-    w.tick()
-    w.strategy.entries.clear()
-    [pos] = w.registry.active_positions()
-    w.protect()
-    pos = w.registry.get(pos.uid)
+    pos = w.registry.get(w.protected_entry(ETH))
     assert pos.state == "PROTECTED" and pos.stop_price is not None and pos.sl_order_id is not None
     w.sim.open_position_direct(ETH, "long", pos.remaining_qty * 9)  # a hand adds before any resize
     w.sim.faults.add("reject", "sendorder", status="wouldNotReducePosition")  # the exit will be refused

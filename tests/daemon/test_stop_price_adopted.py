@@ -7,25 +7,14 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-from tests.daemon.harness import World, captured_events, world
+from tests.daemon.harness import captured_events, world
 
 XBT = "PF_XBTUSD"
 
 
-def protected_entry(w: World) -> str:
-    w.strategy.entries[XBT] = "long"
-    w.advance(60)
-    w.tick()
-    w.strategy.entries.clear()
-    [pos] = w.registry.active_positions()
-    w.protect()
-    assert w.registry.get(pos.uid).state == "PROTECTED"
-    return pos.uid
-
-
 def test_a_placed_stop_matches_the_registry_so_nothing_is_adopted(tmp_path: Path) -> None:
     with world(tmp_path) as w, captured_events() as ev:
-        uid = protected_entry(w)
+        uid = w.protected_entry(XBT)
         for _ in range(3):
             w.protect()
         assert not ev.named("STOP_PRICE_ADOPTED")
@@ -35,7 +24,7 @@ def test_a_placed_stop_matches_the_registry_so_nothing_is_adopted(tmp_path: Path
 
 def test_a_stop_moved_by_hand_is_kept_adopted_once_and_used_when_it_must_be_replaced(tmp_path: Path) -> None:
     with world(tmp_path) as w, captured_events() as ev:
-        uid = protected_entry(w)
+        uid = w.protected_entry(XBT)
         [stop] = w.venue_stops(XBT)
         assert stop.stop_price is not None
         moved = stop.stop_price - Decimal(500)  # the operator widens it in the Kraken UI
