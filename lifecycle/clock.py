@@ -95,6 +95,17 @@ def window_end(clock: Clock, newest: datetime | None) -> datetime:
     return now
 
 
+def position_began(created: datetime, first_fill: datetime | None, now: datetime) -> datetime:
+    """When a position began, as the rules compare it with venue times (a fill's stamp, a snapshot's server time):
+    its first ledger fill, stamped by the venue's clock, whenever it has one. Its `created` column is the writer's
+    clock, which may be skewed or stepped either way: read against venue stamps, a host clock an hour behind made
+    every hand fill of the hour before the entry an "external add" of it, and the old fills that built an orphan
+    count twice. Without fills (a pending entry) `created`, clamped to `now`, so that a row stamped in the future (a
+    registry reused from a clock that ran ahead, a host clock stepped back) is neither "young" for ever nor blind to
+    its fills. The one rule for the daemon (`DaemonContext.created_of`) and the tools alike."""
+    return min(created, now) if first_fill is None else first_fill
+
+
 def to_ms(when: datetime) -> int:
     return int(when.timestamp() * 1000)
 

@@ -11,7 +11,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING
 
 from exchange.venue import Venue
-from lifecycle.clock import Clock
+from lifecycle.clock import Clock, position_began
 from lifecycle.events import Ev, emit
 from lifecycle.joint import JointMemory, JointReport
 from lifecycle.reconcile import ReconcileMemory, Reconciliation
@@ -92,14 +92,9 @@ class DaemonContext:
     when None, the venue alone."""
 
     def created_of(self, uid: str, created: datetime) -> datetime:
-        """When position `uid` began, as the rules compare it with venue times (a fill's stamp, the snapshot's
-        server time): its first ledger fill, stamped by the venue's clock, whenever it has one. Its `created`
-        column is the daemon's clock, which may be skewed or stepped either way: read against venue stamps, a host
-        clock an hour behind made every hand fill of the hour before the entry an "external add" of it, and the old
-        fills that built an orphan count twice. Without fills (a pending entry) `created`, clamped to now: one in the
-        future (a registry reused from a clock that ran ahead, a host clock stepped back) is reported once per
-        position and process (CREATED_IN_FUTURE), so the position is neither "young" for ever nor blind to its
-        fills."""
+        """When position `uid` began (`lifecycle.clock.position_began`: its first ledger fill, else `created`
+        clamped to now), its first fill read once per position and process. A `created` in the future is reported
+        once per position and process (CREATED_IN_FUTURE)."""
         now = self.clock.now()
         if created > now:
             key = f"future:{uid}"
@@ -111,7 +106,7 @@ class DaemonContext:
             first = self.registry.first_fill_time(uid)
             if first is not None:
                 self.venue_start[uid] = first
-        return min(created, now) if first is None else first
+        return position_began(created, first, now)
 
     @property
     def symbol_keys(self) -> tuple[str, ...]:

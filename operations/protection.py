@@ -18,7 +18,7 @@ from decimal import Decimal
 
 from exchange.errors import VenueError
 from exchange.rounding import SizeBelowMinimum, round_size
-from lifecycle.clock import window_end
+from lifecycle.clock import Clock, window_end
 from lifecycle.events import Ev, emit
 from lifecycle.fills import closing_side
 from lifecycle.protection import (
@@ -144,18 +144,20 @@ def claimed_elsewhere(ctx: DaemonContext, uid: str, open_orders: Sequence[VenueO
 
 
 def stop_placements_last_hour(ctx: DaemonContext, uid: str, orders: Sequence[OrderView] | None = None) -> int:
-    """Stops sent for `uid` within the churn window (`orders`: the position's orders when the caller has them).
+    """Stops sent for `uid` within the churn window (`orders`: the position's orders when the caller has them)."""
+    return placements_in_window(ctx.clock, ctx.registry.orders(uid) if orders is None else orders)
 
-    The rows' `created` and the window's end are both the daemon's clock, which is the venue's time
+
+def placements_in_window(clock: Clock, orders: Sequence[OrderView]) -> int:
+    """Stops among one position's `orders` sent within the churn window: the one count for the protection planner,
+    the joint invariant J5 and the tools.
+
+    The rows' `created` and the window's end are both `clock`, the daemon's being the venue's time
     (`lifecycle.clock.VenueClock`, anchored by each snapshot; `window_end` before the first anchor): counted on the
     host clock, a step of it by an hour made the earlier placements look old and the bound allowed as many again
     (DST seeds 1016, 1223 and others)."""
-    sent = [
-        o.created
-        for o in (ctx.registry.orders(uid) if orders is None else orders)
-        if o.purpose == "stop" and o.created is not None and not _never_sent(o.reason)
-    ]
-    since = window_end(ctx.clock, max(sent, default=None)) - CHURN_WINDOW
+    sent = [o.created for o in orders if o.purpose == "stop" and o.created is not None and not _never_sent(o.reason)]
+    since = window_end(clock, max(sent, default=None)) - CHURN_WINDOW
     return sum(1 for created in sent if created >= since)
 
 

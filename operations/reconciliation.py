@@ -6,11 +6,13 @@ reconcile job and the operator tools (`sync_positions --execute`) both come here
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
+from decimal import Decimal
 
 from exchange.errors import VenueError
+from lifecycle.clock import Clock
 from lifecycle.events import Ev, emit
 from lifecycle.joint import HeldPosition, JointInputs, JointReport, OrderRow, evaluate
 from lifecycle.reconcile import (
@@ -27,7 +29,7 @@ from lifecycle.reconcile import (
     RelinkStop,
     snapshot_problem,
 )
-from lifecycle.values import AccountSnapshot, PositionSide
+from lifecycle.values import AccountSnapshot, PositionSide, VenueFill
 from lifecycle.values import OrderStatus as VenueStatus
 from operations import protection
 from operations.close import close_position, settle_orders
@@ -43,16 +45,27 @@ from specs.lifecycle import (
     Event,
     OrderStatus,
 )
-from store.registry import PositionView
+from store.registry import PositionView, Registry
 
 log = logging.getLogger(__name__)
 
 
+Began = Callable[[str, datetime], datetime]
+"""(position uid, its `created`) -> when it began against venue times (`lifecycle.clock.position_began`)."""
+
+
 def registry_inputs(ctx: DaemonContext) -> tuple[list[RegistryPosition], dict[str, OrderRef]]:
+    """The pure reconciliation's registry side, on the daemon's context."""
+    return read_inputs(ctx.registry, ctx.created_of)
+
+
+def read_inputs(registry: Registry, began: Began) -> tuple[list[RegistryPosition], dict[str, OrderRef]]:
+    """The pure reconciliation's registry side: the active positions, dated by `began`, and their orders. The one
+    reading for the daemon and for the tools (over the registry opened read-only)."""
     positions: list[RegistryPosition] = []
     orders: dict[str, OrderRef] = {}
-    active = ctx.registry.active_positions()
-    orders_of = ctx.registry.orders_of([p.uid for p in active])
+    active = registry.active_positions()
+    orders_of = registry.orders_of([p.uid for p in active])
     for p in active:
         positions.append(
             RegistryPosition(
@@ -63,7 +76,7 @@ def registry_inputs(ctx: DaemonContext) -> tuple[list[RegistryPosition], dict[st
                 remaining_qty=p.remaining_qty,
                 sl_order_id=p.sl_order_id,
                 tp_order_id=p.tp_order_id,
-                created=ctx.created_of(p.uid, p.created),
+                created=began(p.uid, p.created),
             )
         )
         for o in orders_of.get(p.uid, ()):
@@ -195,7 +208,34 @@ def evaluate_joint(ctx: DaemonContext, snapshot: AccountSnapshot | None) -> Join
         return None
     gone = ctx.cancelled_since_snapshot
     snapshot = replace(snapshot, open_orders=tuple(o for o in snapshot.open_orders if o.order_id not in gone))
-    reg = ctx.registry
+    inputs = joint_inputs(
+        ctx.registry,
+        snapshot,
+        began=ctx.created_of,
+        clock=ctx.clock,
+        marks=ctx.last_marks,
+        max_replacements_per_hour=ctx.limits.max_replacements_per_hour,
+        max_stop_distance_pct=ctx.limits.max_stop_distance_pct,
+    )
+    report, ctx.joint_memory = evaluate(inputs, ctx.joint_memory)
+    ctx.last_joint = report
+    return report
+
+
+def joint_inputs(
+    reg: Registry,
+    snapshot: AccountSnapshot,
+    *,
+    began: Began,
+    clock: Clock,
+    marks: dict[str, Decimal],
+    max_replacements_per_hour: int,
+    max_stop_distance_pct: Decimal,
+    with_fills: bool = True,
+) -> JointInputs:
+    """What the joint invariants read (lifecycle.joint): the registry beside one venue snapshot. The one assembly
+    for the reconcile job and the read-only tools (`tools._joint`). `with_fills=False`: the snapshot's fills are not
+    judged (one look cannot tell a fill the daemon's next poll books from one it never will)."""
     active = reg.active_positions()
     positions = [
         HeldPosition(p.uid, p.symbol_key, PositionSide(p.side), p.state, p.remaining_qty, p.sl_order_id, p.tp_order_id)
@@ -213,34 +253,28 @@ def evaluate_joint(ctx: DaemonContext, snapshot: AccountSnapshot | None) -> Join
         OrderRow(o.client_order_id, o.venue_order_id, o.position_uid, states.get(o.position_uid, ""), o.status)
         for o in by_coid.values()
     ]
-    known = reg.fill_ids_known([f.fill_id for f in snapshot.fills])
-    ours = {o.client_order_id for o in named} | {o.venue_order_id for o in named if o.venue_order_id}
-    created = {p.uid: ctx.created_of(p.uid, p.created) for p in active}
-    held = {p.symbol_key: created[p.uid] for p in active if p.state in EXPOSED_STATES}
-    unbooked = [
-        f
-        for f in snapshot.fills
-        if f.fill_id not in known
-        and ((f.client_order_id or "") in ours or f.order_id in ours or (f.symbol in held and f.time >= held[f.symbol]))
-    ]
+    unbooked: list[VenueFill] = []
+    if with_fills:
+        known = reg.fill_ids_known([f.fill_id for f in snapshot.fills])
+        ours = {o.client_order_id for o in named} | {o.venue_order_id for o in named if o.venue_order_id}
+        held = {p.symbol_key: began(p.uid, p.created) for p in active if p.state in EXPOSED_STATES}
+        mine = {f.fill_id for f in snapshot.fills if (f.client_order_id or "") in ours or f.order_id in ours}
+        on_held = {f.fill_id for f in snapshot.fills if f.symbol in held and f.time >= held[f.symbol]}
+        judged = mine | on_held
+        unbooked = [f for f in snapshot.fills if f.fill_id not in known and f.fill_id in judged]
     exposed = [p.uid for p in active if p.state in EXPOSED_STATES]
     orders_of = reg.orders_of(exposed)
-    placements = {uid: protection.stop_placements_last_hour(ctx, uid, orders_of.get(uid, [])) for uid in exposed}
-    report, ctx.joint_memory = evaluate(
-        JointInputs(
-            positions,
-            rows,
-            snapshot,
-            unbooked,
-            ctx.last_marks,
-            placements,
-            ctx.limits.max_replacements_per_hour,
-            ctx.limits.max_stop_distance_pct,
-        ),
-        ctx.joint_memory,
+    placements = {uid: protection.placements_in_window(clock, orders_of.get(uid, [])) for uid in exposed}
+    return JointInputs(
+        positions,
+        rows,
+        snapshot,
+        unbooked,
+        marks,
+        placements,
+        max_replacements_per_hour,
+        max_stop_distance_pct,
     )
-    ctx.last_joint = report
-    return report
 
 
 def settle_vanished(ctx: DaemonContext, snapshot: AccountSnapshot) -> int:

@@ -11,14 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from exchange.venue import Venue
-from lifecycle.joint import Finding, HeldPosition, JointInputs, OrderRow, evaluate
+from lifecycle.clock import SystemClock, VenueClock
+from lifecycle.joint import Finding, evaluate
 from lifecycle.reconcile import reconcile
-from lifecycle.units import units_to_qty
-from lifecycle.values import AccountSnapshot, PositionSide
+from lifecycle.values import AccountSnapshot
+from operations.reconciliation import joint_inputs
 from settings.config import Settings
-from specs.lifecycle import ACTIVE_STATES, ORDER_UNRESOLVED_STATUSES
-from store.models import Order, Position
-from tools._venue import read_registry, registry_inputs, venue_call
+from tools._venue import began_by, known_fill_ids, registry_inputs, registry_reader, venue_call
 
 
 @dataclass(frozen=True)
@@ -31,52 +30,28 @@ class JointNow:
 def joint_now(settings: Settings, venue: Venue, path: Path) -> JointNow:
     snap = venue_call("venue snapshot", lambda: venue.snapshot(None))
     marks = venue_call("venue tickers", lambda: {k: t.mark for k, t in venue.tickers().items()})
-    inputs = registry_inputs(path)
+    # The venue's time, as the daemon's clock is (lifecycle.clock.VenueClock): every window (the churn bound's hour)
+    # and the dating of positions read it, never the host's clock, which may be stepped or skewed.
+    clock = VenueClock(SystemClock())
+    clock.anchor(snap.server_time)
+    inputs = registry_inputs(path, clock)
     # Judged at the snapshot's server time, as the daemon judges (the venue's clock, never the host's).
-    rec = reconcile(inputs.positions, inputs.known_fill_ids, inputs.orders, snap, snap.server_time)
+    rec = reconcile(inputs.positions, known_fill_ids(path, snap.fills), inputs.orders, snap, snap.server_time)
     mismatches = tuple(f"{i.symbol} {i.uid}: {i.detail}" for i in rec.issues if i.cls == "qty_mismatch")
-    with read_registry(path):
-        active = list(Position.select().where(Position.state.in_(sorted(ACTIVE_STATES))))
-        positions = [
-            HeldPosition(
-                p.uid,
-                p.symbol_key,
-                PositionSide(p.side),
-                p.state,
-                units_to_qty(p.remaining_qty_units),
-                p.sl_order_id,
-                p.tp_order_id,
-            )
-            for p in active
-        ]
-        coids = {o.client_order_id for o in snap.open_orders if o.client_order_id}
-        vids = {o.order_id for o in snap.open_orders}
-        q = (
-            Order.select(Order, Position)
-            .join(Position)
-            .where(
-                Order.client_order_id.in_(sorted(coids))
-                | Order.venue_order_id.in_(sorted(vids))
-                | Order.status.in_(["open"])
-            )
-        )
-        rows = [
-            OrderRow(o.client_order_id, o.venue_order_id, o.position.uid, o.position.state, o.status)
-            for o in q
-            if o.status in (*ORDER_UNRESOLVED_STATUSES, "filled", "cancelled", "rejected")
-        ]
-    report, _ = evaluate(
-        JointInputs(
-            positions,
-            rows,
+    with registry_reader(path, clock) as reg:
+        # The daemon's own assembly (operations.reconciliation.joint_inputs); the snapshot's fills are not judged:
+        # the daemon's fill poll books them, and one look cannot tell "not yet" from "never".
+        joint = joint_inputs(
+            reg,
             snap,
-            (),  # fills: the daemon's fill poll books them; one look cannot tell "not yet" from "never"
-            marks,
-            {},
-            settings.protect.max_replacements_per_hour,
-            settings.risk.max_stop_distance_pct,
+            began=began_by(reg, clock),
+            clock=clock,
+            marks=marks,
+            max_replacements_per_hour=settings.protect.max_replacements_per_hour,
+            max_stop_distance_pct=settings.risk.max_stop_distance_pct,
+            with_fills=False,
         )
-    )
+    report, _ = evaluate(joint)
     return JointNow((*report.findings, *report.pending), mismatches, snap)
 
 

@@ -11,9 +11,10 @@ import argparse
 import dataclasses
 import sqlite3
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -22,18 +23,17 @@ import peewee as pw
 
 from exchange.errors import VenueError
 from exchange.venue import Venue
-from lifecycle.clock import Clock, SystemClock, from_ms
+from lifecycle.clock import Clock, SystemClock, position_began
 from lifecycle.errors import RegistryVersionError
 from lifecycle.reconcile import OrderRef, RegistryPosition
-from lifecycle.units import units_to_qty
-from lifecycle.values import PositionSide
+from lifecycle.values import VenueFill
+from operations.reconciliation import read_inputs
 from operations.wiring import ccxt_venue
 from settings.config import ConfigError, Settings, load_settings
 from settings.discovery import DiscoveryError, discover
-from specs.lifecycle import ACTIVE_STATES
 from store.db import RegistryOpenError, connect
 from store.migrations import current_version
-from store.models import ALL_MODELS, SCHEMA_VERSION, V1_MODELS, Fill, Order, Position
+from store.models import ALL_MODELS, SCHEMA_VERSION, V1_MODELS
 from store.registry import Registry
 from tools._cli import ProblemsFound, UsageError, hold_writer_lock, register_secrets, require_live_ack
 from tools._dbfile import describe_sqlite_error, existing_registry_file
@@ -226,47 +226,40 @@ def venue_call(what: str, fn: Callable[[], T]) -> T:
         raise ProblemsFound(f"{what} failed: {type(exc).__name__}: {exc}") from None
 
 
+@contextmanager
+def registry_reader(path: Path, clock: Clock) -> Iterator[Registry]:
+    """The registry opened read-only as a `Registry`, so the tools read it through the daemon's own queries."""
+    with read_registry(path) as db:
+        yield Registry(db, clock)
+
+
 @dataclass(frozen=True)
 class RegistryInputs:
     """The pure reconciliation's registry side, read without writing (an absent file is an empty registry)."""
 
     positions: tuple[RegistryPosition, ...]
     orders: dict[str, OrderRef]
-    known_fill_ids: frozenset[str]
 
 
-def registry_inputs(path: Path) -> RegistryInputs:
+def registry_inputs(path: Path, clock: Clock) -> RegistryInputs:
+    """`operations.reconciliation.read_inputs`, the daemon's reading, on the registry file opened read-only; each
+    position dated by the daemon's rule (`lifecycle.clock.position_began`) on `clock`."""
     if not path.exists():
-        return RegistryInputs((), {}, frozenset())
-    with read_registry(path) as db:
-        rows = list(Position.select().where(Position.state.in_(sorted(ACTIVE_STATES))))
-        pk = {p.uid: int(p.get_id()) for p in rows}  # type: ignore[no-untyped-call]
-        # When a position began, as the daemon judges it against venue times (DaemonContext.created_of): its first
-        # ledger fill, stamped by the venue's clock; `created_ms` (the host's clock) only without fills.
-        marks = ",".join("?" * len(pk))  # placeholders only: the ids are bound
-        first_fills = db.execute_sql(  # type: ignore[no-untyped-call]
-            f"SELECT position_id, MIN(fill_ms) FROM fill WHERE position_id IN ({marks}) GROUP BY position_id",  # noqa: S608
-            list(pk.values()),
-        ).fetchall()
-        began: dict[int, int] = {int(position): int(ms) for position, ms in first_fills}
-        positions = tuple(
-            RegistryPosition(
-                uid=p.uid,
-                symbol_key=p.symbol_key,
-                side=PositionSide(p.side),
-                state=p.state,
-                remaining_qty=units_to_qty(p.remaining_qty_units),
-                sl_order_id=p.sl_order_id,
-                tp_order_id=p.tp_order_id,
-                created=from_ms(int(began.get(pk[p.uid], p.created_ms))),
-            )
-            for p in rows
-        )
-        active = {p.uid for p in positions}
-        orders = {
-            o.client_order_id: OrderRef(o.position.uid, o.purpose, o.venue_order_id)
-            for o in Order.select(Order, Position).join(Position)
-            if o.position.uid in active
-        }
-        fills = frozenset(str(f.fill_id) for f in Fill.select(Fill.fill_id))
-    return RegistryInputs(positions, orders, fills)
+        return RegistryInputs((), {})
+    with registry_reader(path, clock) as reg:
+        positions, orders = read_inputs(reg, began_by(reg, clock))
+    return RegistryInputs(tuple(positions), orders)
+
+
+def began_by(reg: Registry, clock: Clock) -> Callable[[str, datetime], datetime]:
+    """When each position began, by the daemon's one rule, read from `reg`."""
+    return lambda uid, created: position_began(created, reg.first_fill_time(uid), clock.now())
+
+
+def known_fill_ids(path: Path, fills: Sequence[VenueFill]) -> frozenset[str]:
+    """Which of these venue fills the registry's ledger holds (an indexed lookup of just these ids, as the daemon
+    does: never the whole ledger)."""
+    if not path.exists() or not fills:
+        return frozenset()
+    with registry_reader(path, SystemClock()) as reg:
+        return frozenset(reg.fill_ids_known([f.fill_id for f in fills]))

@@ -29,6 +29,7 @@ from tools._venue import (
     check_registry_file,
     daemon_context,
     db_path,
+    known_fill_ids,
     open_registry,
     prepare,
     registry_errors,
@@ -71,11 +72,11 @@ def main(argv: Sequence[str]) -> int:
     env = prepare(args, execute=args.execute)
     path = db_path(args, env.settings)
     check_registry_file(path)  # registry_inputs reads a missing file as empty: this tool needs one
-    inputs = registry_inputs(path)
     clock = SystemClock()
+    inputs = registry_inputs(path, clock)
     venue = build_venue(env.settings, clock)
     snap = venue_call("venue snapshot", partial(venue.snapshot, clock.now() - timedelta(minutes=5)))
-    rec = reconcile(inputs.positions, inputs.known_fill_ids, inputs.orders, snap, clock.now())
+    rec = reconcile(inputs.positions, known_fill_ids(path, snap.fills), inputs.orders, snap, snap.server_time)
     if not rec.report.complete:
         raise ProblemsFound(f"venue snapshot incomplete ({rec.report.reason}): nothing judged; retry later")
     by_uid = {p.uid: p for p in inputs.positions}

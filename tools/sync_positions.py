@@ -41,6 +41,7 @@ from tools._venue import (
     check_registry_file,
     daemon_context,
     db_path,
+    known_fill_ids,
     open_registry,
     prepare,
     registry_errors,
@@ -54,13 +55,13 @@ def diff(args: argparse.Namespace, venue: Venue, inputs_path: Path, clock: Syste
     read: list[RegistryInputs] = []
 
     def registry_side() -> sync.RegistrySide:
-        read.append(registry_inputs(inputs_path))
+        read.append(registry_inputs(inputs_path, clock))
         return read[-1].positions, read[-1].orders
 
     rec = sync.confirm(
         registry_side,
         lambda: venue_call("venue snapshot", partial(venue.snapshot, clock.now() - sync.FILL_LOOKBACK)),
-        lambda fills: read[-1].known_fill_ids,
+        partial(known_fill_ids, inputs_path),
         args.confirm_wait_s,
     )
     if not rec.report.complete:

@@ -133,3 +133,25 @@ def test_every_joint_invariant_is_reported_and_has_thresholds(field: str) -> Non
 
     assert field in EVENTS[Ev.RECONCILIATION_REPORT].fields
     assert any(c.field == field for c in ALL_CLASSES)
+
+
+def test_the_tools_judge_the_joint_invariants_with_the_daemons_own_assembly(tmp_path: Path) -> None:
+    """`pre_flight_check` and `check_tp_coverage` read `tools._joint.joint_now`, which assembles the joint inputs
+    with the reconcile job's own function (operations.reconciliation.joint_inputs) over the registry opened
+    read-only. Before, the tools assembled them by hand and passed no stop placements: J5 `stop_churn` could never
+    show in a tool while the daemon escalated on it. The window is the venue's hour (the snapshot's server time),
+    not the host's: the simulator's clock here is months from the host's."""
+    from settings.config import load_settings
+    from tools._joint import joint_now
+
+    with world(tmp_path) as w:
+        uid = enter_long(w)
+        settings = load_settings(None)
+        assert joint_now(settings, w.venue, tmp_path / "registry.db").findings == ()
+        for _ in range(settings.protect.max_replacements_per_hour):
+            w.registry.record_order_intent(
+                uid, purpose="stop", side="sell", order_type="stop", qty=Decimal("0.001"), trigger_price=Decimal(1)
+            )
+        now = joint_now(settings, w.venue, tmp_path / "registry.db")
+        assert [(f.field, f.key) for f in now.findings] == [("stop_churn", uid)]
+        assert cycles(w, 1)["stop_churn"] == 1  # the daemon's evaluation agrees

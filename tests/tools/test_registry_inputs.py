@@ -33,6 +33,10 @@ def test_a_position_begins_at_its_first_fill_for_the_tools_as_for_the_daemon(tmp
         symbol="PF_ETHUSD", side="long", target_qty=Decimal(1), stop_price=Decimal(2900), cause="test intent"
     )
     registry.close()
-    by_uid = {p.uid: p for p in registry_inputs(path).positions}
+    by_uid = {p.uid: p for p in registry_inputs(path, FakeClock(VENUE_TIME + timedelta(hours=2))).positions}
     assert by_uid[imported.uid].created == VENUE_TIME  # its fill's stamp, not the host's hour-ahead `created`
     assert by_uid[pending.uid].created == VENUE_TIME + timedelta(hours=1)  # no fill yet: `created` is all there is
+    # ... clamped to now, as the daemon clamps it (lifecycle.clock.position_began, one rule): a `created` in the
+    # future is neither "young" for ever nor blind to the fills stamped before it.
+    by_uid = {p.uid: p for p in registry_inputs(path, FakeClock(VENUE_TIME)).positions}
+    assert by_uid[pending.uid].created == VENUE_TIME
