@@ -55,9 +55,10 @@ from tests.daemon.harness import ScriptedStrategy
 
 SYMBOLS = ("PF_XBTUSD", "PF_ETHUSD")
 STEP_SECONDS = 30  # one scheduled daemon step is 30 simulated seconds: every job runs at least once a minute
-# Joint invariants the harness provokes on purpose and that an operator must resolve (a hand-made flip cannot be
-# booked by any rule): they are reported, not failures of the daemon.
-OPERATOR_FINDINGS = frozenset({"unbooked_fills"})
+# Joint invariants the harness provokes on purpose and that an operator must resolve: reported, not failures of the
+# daemon. None since fills no position can own are recorded as unowned and reported once (a hand-made flip, a
+# stray): J3 `unbooked_fills` past its grace is now a fill the daemon never accounted for, a failure like the rest.
+OPERATOR_FINDINGS: frozenset[str] = frozenset()
 CRASH_ARMED_SLICES = 3  # an armed crash point not passed within this many slices is disarmed
 LIQUIDATION_LEVERAGE = 20  # the hand-opened position that gets the account liquidated, in multiples of its equity
 # Warning-level events a seed counts (they show which paths the schedule exercised).
@@ -519,21 +520,19 @@ def _check(w: World, seed: int, step: int, schedule: list[str], checks: _Checks,
 
 def _reported_strays(w: World, unbooked: list[VenueFill]) -> set[str]:
     """Of our orders' fills the ledger lacks, those of a stray (an order of a position that is closed: the close
-    could not cancel it before it filled) that the daemon reports as unowned (joint J3 `unbooked_fills`). Fills rule
+    could not cancel it before it filled) that the daemon recorded as unowned and reported (UNOWNED_FILL). Fills rule
     3 judges such a fill against whoever holds the symbol now (docs/operations.md); when nobody does, booking it on
-    the closed position would overfill it, so it stays out of the ledger by design, and it is not lost as long as an
-    operator is told (DST seed 2016). The caller remembers them: J3 reports a fill only while it is in the daemon's
-    fill window."""
-    joint = w.ctx.last_joint
-    if joint is None or not unbooked:
+    the closed position would overfill it, so it stays out of the ledger by design, and it is not lost as long as it
+    is recorded and an operator told (DST seed 2016)."""
+    if not unbooked:
         return set()
-    reported = {f.key for f in (*joint.findings, *joint.pending) if f.field == "unbooked_fills"}
+    recorded = w.registry.unowned_known([f.fill_id for f in unbooked])
     strays: set[str] = set()
     for fill in unbooked:
         order = w.registry.order_by_client_id(fill.client_order_id) if fill.client_order_id else None
         if (
             order is not None
-            and fill.fill_id in reported
+            and fill.fill_id in recorded
             and w.registry.get(order.position_uid).state in TERMINAL_STATES
         ):
             strays.add(fill.fill_id)

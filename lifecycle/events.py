@@ -47,6 +47,7 @@ class Ev(StrEnum):
     CREATED_IN_FUTURE = "CREATED_IN_FUTURE"
     ENTRY_SLIPPAGE = "ENTRY_SLIPPAGE"
     ORDERS_SETTLED = "ORDERS_SETTLED"
+    UNOWNED_FILL = "UNOWNED_FILL"
     JOINT_INVARIANT = "JOINT_INVARIANT"
     STARTUP_STEP = "STARTUP_STEP"
     DAEMON_STARTED = "DAEMON_STARTED"
@@ -192,6 +193,12 @@ EVENTS: dict[Ev, EventSpec] = {
         logging.WARNING,
         ("position", "symbol", "decision_price", "fill_price", "slippage_r", "action"),
         "the entry filled away from the decision price: the stop is re-anchored to the fill, or the position exited",
+    ),
+    Ev.UNOWNED_FILL: EventSpec(
+        logging.WARNING,
+        ("position", "fill_id", "symbol", "side", "qty", "price", "reason"),
+        "a fill of one of our orders, or on a symbol we hold, that no position can own (a stray of a closed"
+        " position, one that would flip a position): recorded once and reported; reconciliation judges the exposure",
     ),
     Ev.ORDERS_SETTLED: EventSpec(
         logging.INFO,

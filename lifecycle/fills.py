@@ -21,7 +21,7 @@ an earlier fill of the same batch already brought to zero (a hand closed it befo
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -123,8 +123,8 @@ def attribute(fills: Sequence[VenueFill], owners: FillOwners) -> tuple[Attribute
 
     # Oldest first; within one stamp (whose order the venue does not publish) our own orders' fills first: they
     # are certain evidence, a hand's fill is judged against what they leave.
-    for fill in sorted(fills, key=lambda f: (f.time, _our_order(f, owners) is None, f.fill_id)):
-        owner = _our_order(fill, owners)
+    for fill in sorted(fills, key=lambda f: (f.time, order_owner(f, owners) is None, f.fill_id)):
+        owner = order_owner(fill, owners)
         if owner is not None and owner.purpose != "entry" and owner.uid in flat_at and fill.size > remaining[owner.uid]:
             # Our exit order of a position an earlier fill of this batch already brought to zero (a hand closed it;
             # its stop still rested and filled against later exposure): a stray's fill, judged by rule 3 like one of
@@ -150,7 +150,8 @@ def attribute(fills: Sequence[VenueFill], owners: FillOwners) -> tuple[Attribute
     return tuple(out)
 
 
-def _our_order(fill: VenueFill, owners: FillOwners) -> OrderOwner | None:
+def order_owner(fill: VenueFill, owners: FillOwners) -> OrderOwner | None:
+    """Our order this fill is of (by client order id, else venue order id), or None."""
     if fill.client_order_id is not None and fill.client_order_id in owners.by_client_id:
         return owners.by_client_id[fill.client_order_id]
     return owners.by_venue_id.get(fill.order_id)
@@ -166,6 +167,29 @@ def _exposed_holder(fill: VenueFill, holders: Sequence[Holder], flat_at: Mapping
         if h.symbol_key == fill.symbol and h.state in EXPOSED_STATES and fill.time >= h.created and not closed_before:
             return h
     return None
+
+
+def must_be_accounted(fill: VenueFill, ours: Collection[str], held_since: Mapping[str, datetime]) -> bool:
+    """A fill the registry must account for: one of our orders' (`ours`: their client and venue order ids), or one
+    on a symbol an exposed position holds, stamped at or after that position began (`held_since`: symbol -> when).
+    Each ends in the ledger, or, when no position can own it, recorded as unowned and reported (the fill door);
+    joint J3 `unbooked_fills` counts those in neither. The one definition for both."""
+    if (fill.client_order_id or "") in ours or fill.order_id in ours:
+        return True
+    began = held_since.get(fill.symbol)
+    return began is not None and fill.time >= began
+
+
+def unowned_reason(fill: VenueFill, owners: FillOwners) -> tuple[str | None, str]:
+    """Why an unowned fill has no owner, for its record and report: (the closed position whose order it is, or None;
+    one line)."""
+    owner = order_owner(fill, owners)
+    if owner is not None:
+        return owner.uid, f"a stray: an order of position {owner.uid} ({owner.position_state}), no longer holding it"
+    for h in owners.holders:
+        if h.symbol_key == fill.symbol and h.state in EXPOSED_STATES:
+            return None, f"larger than what position {h.uid} holds on {fill.symbol}: booking it would flip the position"
+    return None, "no position holds its symbol"
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from lifecycle.events import Ev, emit
 from lifecycle.fills import (
     Attributed,
     FillOwners,
@@ -24,12 +25,14 @@ from lifecycle.fills import (
     PositionFacts,
     attribute,
     consequence,
+    must_be_accounted,
     owners_from,
+    unowned_reason,
 )
 from lifecycle.values import PositionSide, VenueFill
 from operations.close import close_position
 from operations.context import DaemonContext
-from specs.lifecycle import ORDER_UNRESOLVED_STATUSES, Event, OrderStatus
+from specs.lifecycle import EXPOSED_STATES, ORDER_UNRESOLVED_STATUSES, Event, OrderStatus
 from store.registry import PositionView, Registry
 
 log = logging.getLogger(__name__)
@@ -83,7 +86,8 @@ def record(ctx: DaemonContext, fills: Sequence[VenueFill]) -> tuple[tuple[Attrib
         return (), ()
     recorded: list[Attributed] = []
     unowned: list[VenueFill] = []
-    for a in attribute(new, owners(ctx, new)):
+    known_owners = owners(ctx, new)
+    for a in attribute(new, known_owners):
         if a.uid is None:
             unowned.append(a.fill)
             continue
@@ -97,8 +101,34 @@ def record(ctx: DaemonContext, fills: Sequence[VenueFill]) -> tuple[tuple[Attrib
                     a.role.value,
                     a.uid,
                 )
+    _record_unowned(registry, unowned, known_owners)
     _settle_filled_orders(registry, {a.fill.client_order_id for a in recorded if a.fill.client_order_id})
     return tuple(recorded), tuple(unowned)
+
+
+def _record_unowned(registry: Registry, unowned: Sequence[VenueFill], known: FillOwners) -> None:
+    """Fills the registry must account for (`lifecycle.fills.must_be_accounted`) that no position can own: recorded
+    once as unowned and reported (UNOWNED_FILL, an operator alert) the first time any door meets them, never again
+    (not on the next poll, not after a restart). The exposure such a fill moved is reconciliation's to judge (an
+    orphan, a qty_mismatch); the fill itself is accounted for, so joint J3 does not count it cycle after cycle and
+    escalate to a pause of entries that only a restart lifted and the next read of the fill brought back."""
+    ours = {*known.by_client_id, *known.by_venue_id}
+    held = {h.symbol_key: h.created for h in known.holders if h.state in EXPOSED_STATES}
+    for fill in unowned:
+        if not must_be_accounted(fill, ours, held):
+            continue
+        position, reason = unowned_reason(fill, known)
+        if registry.record_unowned(fill, position_uid=position, reason=reason):
+            emit(
+                Ev.UNOWNED_FILL,
+                position=position,
+                fill_id=fill.fill_id,
+                symbol=fill.symbol,
+                side=fill.side.value,
+                qty=fill.size,
+                price=fill.price,
+                reason=reason,
+            )
 
 
 def _stop_limit(ctx: DaemonContext, symbol: str) -> tuple[Decimal, Decimal]:

@@ -14,6 +14,7 @@ from decimal import Decimal
 from exchange.errors import VenueError
 from lifecycle.clock import Clock
 from lifecycle.events import Ev, emit
+from lifecycle.fills import must_be_accounted
 from lifecycle.joint import HeldPosition, JointInputs, JointReport, OrderRow, evaluate
 from lifecycle.reconcile import (
     Action,
@@ -255,13 +256,11 @@ def joint_inputs(
     ]
     unbooked: list[VenueFill] = []
     if with_fills:
-        known = reg.fill_ids_known([f.fill_id for f in snapshot.fills])
+        ids = [f.fill_id for f in snapshot.fills]
+        accounted = reg.fill_ids_known(ids) | reg.unowned_known(ids)
         ours = {o.client_order_id for o in named} | {o.venue_order_id for o in named if o.venue_order_id}
         held = {p.symbol_key: began(p.uid, p.created) for p in active if p.state in EXPOSED_STATES}
-        mine = {f.fill_id for f in snapshot.fills if (f.client_order_id or "") in ours or f.order_id in ours}
-        on_held = {f.fill_id for f in snapshot.fills if f.symbol in held and f.time >= held[f.symbol]}
-        judged = mine | on_held
-        unbooked = [f for f in snapshot.fills if f.fill_id not in known and f.fill_id in judged]
+        unbooked = [f for f in snapshot.fills if f.fill_id not in accounted and must_be_accounted(f, ours, held)]
     exposed = [p.uid for p in active if p.state in EXPOSED_STATES]
     orders_of = reg.orders_of(exposed)
     placements = {uid: protection.placements_in_window(clock, orders_of.get(uid, [])) for uid in exposed}

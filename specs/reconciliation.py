@@ -144,7 +144,8 @@ JOINT_INVARIANTS: tuple[JointInvariant, ...] = (
     JointInvariant(
         "J3",
         "unbooked_fills",
-        "a venue fill of one of our orders, or on a symbol we hold, that is not in the ledger",
+        "a venue fill of one of our orders, or on a symbol we hold, that is neither in the ledger nor recorded as"
+        " unowned (the fill door records and reports once a fill no position can own)",
         1,
         Rule("per_cycle_at_least", n=1),
         Rule("consecutive_cycles", n=3),

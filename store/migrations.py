@@ -22,6 +22,10 @@ attributed to positions, and how far the log has been read (docs/money.md).
 
 Version 6 adds `entry_decision`: the price each strategy entry was decided at, which a market entry's slippage is
 measured from (`monitor_trade_execution`). Positions entered before it have no row; nothing is back-filled.
+
+Version 7 adds `unowned_fill`, append-only: the fills no position can own, recorded and reported once when the
+fill door first meets them (docs/operations.md). Nothing is back-filled: a stray of an older run is recorded when
+its fill is next read.
 """
 
 from __future__ import annotations
@@ -41,19 +45,22 @@ from store.models import (
     ChainSeal,
     EntryDecision,
     EntryPause,
+    UnownedFill,
 )
 
 Migration = Callable[[pw.Database], None]
 
-APPEND_ONLY_TABLES: tuple[str, ...] = ("transition", "fill")
+V1_APPEND_ONLY_TABLES: tuple[str, ...] = ("transition", "fill")
+APPEND_ONLY_TABLES: tuple[str, ...] = (*V1_APPEND_ONLY_TABLES, "unowned_fill")
+"""Every append-only table (the schema drift check expects both triggers on each)."""
 
 
 def trigger_names(table: str) -> tuple[str, str]:
     return f"{table}_append_only_update", f"{table}_append_only_delete"
 
 
-def _create_append_only_triggers(db: pw.Database) -> None:
-    for table in APPEND_ONLY_TABLES:
+def _create_append_only_triggers(db: pw.Database, tables: tuple[str, ...]) -> None:
+    for table in tables:
         upd, dele = trigger_names(table)
         _sql(
             db,
@@ -71,7 +78,7 @@ def _v1_create(db: pw.Database) -> None:
     # bind_ctx: migrations must not depend on (or disturb) whatever database the models are bound to globally
     with db.bind_ctx(list(V1_MODELS)):
         db.create_tables(list(V1_MODELS), safe=False)
-    _create_append_only_triggers(db)
+    _create_append_only_triggers(db, V1_APPEND_ONLY_TABLES)
 
 
 def _v2_chain_anchor(db: pw.Database) -> None:
@@ -99,6 +106,12 @@ def _v6_entry_decision(db: pw.Database) -> None:
         db.create_tables([EntryDecision], safe=False)
 
 
+def _v7_unowned_fill(db: pw.Database) -> None:
+    with db.bind_ctx([UnownedFill]):
+        db.create_tables([UnownedFill], safe=False)
+    _create_append_only_triggers(db, ("unowned_fill",))
+
+
 MIGRATIONS: dict[int, Migration] = {
     1: _v1_create,
     2: _v2_chain_anchor,
@@ -106,6 +119,7 @@ MIGRATIONS: dict[int, Migration] = {
     4: _v4_chain_seal,
     5: _v5_account_charges,
     6: _v6_entry_decision,
+    7: _v7_unowned_fill,
 }
 """version -> the step that brings the schema from version-1 to version. Add entries; never edit old ones."""
 

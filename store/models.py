@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import peewee as pw
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 db_proxy = pw.DatabaseProxy()
 
@@ -150,6 +150,26 @@ class EntryDecision(BaseModel):
     at_ms = pw.BigIntegerField()
 
 
+class UnownedFill(BaseModel):
+    """A venue fill no position can own, recorded when the fill door first met it (schema version 7): a fill of one
+    of our orders whose position is closed (a stray the close could not cancel) or one on a symbol we hold that no
+    rule books (larger than the position: it would flip it). One row per fill id, never edited. The record is the
+    evidence that the fill was seen and reported (UNOWNED_FILL); joint J3 `unbooked_fills` counts only fills in
+    neither the ledger nor here, and the exposure such a fill moved is reconciliation's (orphan, qty_mismatch)."""
+
+    fill_id = pw.CharField(unique=True)
+    symbol_key = pw.CharField()
+    side = pw.CharField()  # buy | sell
+    qty = pw.TextField()  # Decimal as text
+    price = pw.TextField()  # Decimal as text
+    fill_ms = pw.BigIntegerField()
+    client_order_id = pw.CharField(null=True)
+    venue_order_id = pw.CharField(null=True)
+    position_uid = pw.CharField(null=True)  # the closed position whose order filled (a stray), else NULL
+    reason = pw.TextField()
+    recorded_ms = pw.BigIntegerField()
+
+
 class AccountLogCursor(BaseModel):
     """How far the account log has been read (schema version 5): the highest entry id seen, fee or not."""
 
@@ -168,4 +188,5 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
     AccountCharge,
     AccountLogCursor,
     EntryDecision,
+    UnownedFill,
 )

@@ -1016,6 +1016,46 @@ class Registry:
             known.update(str(fid) for (fid,) in self._sql(query, tuple(chunk)))
         return known
 
+    def record_unowned(self, fill: Any, *, position_uid: str | None, reason: str) -> bool:
+        """Record a `lifecycle.values.VenueFill` no position can own (`unowned_fill`); True when it is new, False when
+        it was recorded before (the same fill read again, by another door or after a restart)."""
+        with self.db.atomic("IMMEDIATE"):
+            cursor = self._sql(
+                "INSERT OR IGNORE INTO unowned_fill (fill_id, symbol_key, side, qty, price, fill_ms, client_order_id,"
+                " venue_order_id, position_uid, reason, recorded_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    str(fill.fill_id),
+                    canonical_key(str(fill.symbol)),
+                    str(fill.side),
+                    str(fill.size),
+                    str(fill.price),
+                    to_ms(fill.time),
+                    fill.client_order_id,
+                    fill.order_id,
+                    position_uid,
+                    reason,
+                    self._now_ms(),
+                ),
+            )
+            return bool(cursor.rowcount)
+
+    def unowned_known(self, fill_ids: Collection[str]) -> set[str]:
+        """Which of these fill ids are recorded as unowned (an indexed lookup of the batch)."""
+        known: set[str] = set()
+        for chunk in _chunks(sorted(set(fill_ids))):
+            query = f"SELECT fill_id FROM unowned_fill WHERE fill_id IN ({_marks(chunk)})"  # noqa: S608 - placeholders
+            known.update(str(fid) for (fid,) in self._sql(query, tuple(chunk)))
+        return known
+
+    def unowned_fills(self) -> list[dict[str, object]]:
+        """Every recorded unowned fill, oldest first (for reports and tests)."""
+        rows = self._sql(
+            "SELECT fill_id, symbol_key, side, qty, price, fill_ms, client_order_id, position_uid, reason"
+            " FROM unowned_fill ORDER BY fill_ms, id"
+        )
+        names = ("fill_id", "symbol", "side", "qty", "price", "fill_ms", "client_order_id", "position", "reason")
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
     def known_fill_ids(self, since_ms: int | None = None) -> set[str]:
         q = Fill.select(Fill.fill_id)
         if since_ms is not None:

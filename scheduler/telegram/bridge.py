@@ -24,6 +24,7 @@ ALERT_EVENTS: frozenset[str] = frozenset(
         Ev.STOP_CHURN_LIMIT.value,  # stops keep vanishing: protection has stopped retrying for the hour
         Ev.CORRUPTED_POSITION.value,  # the runbook escalates on repeated ones: each names the row to look at
         Ev.STREAM_LAG.value,  # only state=degraded: the order stream down past stream.degraded_after_s
+        Ev.UNOWNED_FILL.value,  # once per fill: exposure moved by a trade no position owns
     }
 )
 

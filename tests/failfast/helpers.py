@@ -49,6 +49,6 @@ def edit_with_triggers_restored(path: Path, sql: str, params: tuple[object, ...]
         conn.close()
     db = connect(path)
     try:
-        migrations._create_append_only_triggers(db)
+        migrations._create_append_only_triggers(db, migrations.APPEND_ONLY_TABLES)
     finally:
         db.close()

@@ -43,6 +43,8 @@ def test_empty_database_gets_tables_version_and_triggers(db: pw.SqliteDatabase, 
         "transition_append_only_delete",
         "fill_append_only_update",
         "fill_append_only_delete",
+        "unowned_fill_append_only_update",
+        "unowned_fill_append_only_delete",
     }
 
 
@@ -67,25 +69,36 @@ def _seed_rows(path: Path) -> None:
             "INSERT INTO fill (fill_id, position_id, side, is_entry, qty_units, price, fill_ms, recorded_ms,"
             " prev_hash, row_hash) VALUES ('f1',1,'buy',1,1,'1',0,0,'0','1')"
         )
+        c.execute(
+            "INSERT INTO unowned_fill (fill_id, symbol_key, side, qty, price, fill_ms, reason, recorded_ms)"
+            " VALUES ('f2','PF_XBTUSD','sell','1','1',0,'t',0)"
+        )
 
 
-@pytest.mark.parametrize("table", ["transition", "fill"])
-@pytest.mark.parametrize(
-    "sql", ["UPDATE {t} SET row_hash = 'x'", "DELETE FROM {t}"], ids=["update", "delete"]
-)  # fmt: skip
+SEEDED = {"transition": ("row_hash", "1"), "fill": ("row_hash", "1"), "unowned_fill": ("reason", "t")}
+"""Per append-only table: a column `_seed_rows` fills and its value there."""
+
+
+def test_every_append_only_table_is_seeded() -> None:
+    assert set(SEEDED) == set(migrations.APPEND_ONLY_TABLES)
+
+
+@pytest.mark.parametrize("table", migrations.APPEND_ONLY_TABLES)
+@pytest.mark.parametrize("sql", ["UPDATE {t} SET {c} = 'x'", "DELETE FROM {t}"], ids=["update", "delete"])
 def test_append_only_tables_refuse_update_and_delete(
     db: pw.SqliteDatabase, tmp_path: Path, table: str, sql: str
 ) -> None:
     migrations.ensure_schema(db)
     _seed_rows(tmp_path / "reg.db")
+    column, value = SEEDED[table]
     with _raw(tmp_path / "reg.db") as c:
         with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-            c.execute(sql.format(t=table))
-        assert c.execute(f"SELECT count(*), max(row_hash) FROM {table}").fetchone() == (1, "1")
+            c.execute(sql.format(t=table, c=column))
+        assert c.execute(f"SELECT count(*), max({column}) FROM {table}").fetchone() == (1, value)
         # Dropping the trigger (a bug or an attacker) is what lets the write through: the audit must catch it.
         upd, dele = migrations.trigger_names(table)
         c.execute(f"DROP TRIGGER {upd if sql.startswith('UPDATE') else dele}")
-        c.execute(sql.format(t=table))
+        c.execute(sql.format(t=table, c=column))
 
 
 def test_newer_database_is_refused(db: pw.SqliteDatabase, tmp_path: Path) -> None:
@@ -100,7 +113,7 @@ def test_newer_database_is_refused(db: pw.SqliteDatabase, tmp_path: Path) -> Non
 def test_disagreeing_versions_are_refused(db: pw.SqliteDatabase, tmp_path: Path) -> None:
     migrations.ensure_schema(db)
     with _raw(tmp_path / "reg.db") as c:
-        c.execute("PRAGMA user_version = 7")
+        c.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(RegistryVersionError, match="disagree"):
         migrations.ensure_schema(db)
 

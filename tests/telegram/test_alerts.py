@@ -51,6 +51,8 @@ def _emit_every_kind() -> None:
     emit(Ev.POSITION_UNPROTECTABLE, position="p2", symbol="PF_ETHUSD", remaining_qty="0.0004", min_size="0.001",
          detail="below the minimum order size; close it by hand")  # fmt: skip
     emit(Ev.CORRUPTED_POSITION, position="p3", detail="remaining_qty_violations: stored 1 ledger 2")
+    emit(Ev.UNOWNED_FILL, position="p4", fill_id="f9", symbol="PF_XBTUSD", side="sell", qty="0.003", price="63707",
+         reason="larger than what position p4 holds on PF_XBTUSD: booking it would flip the position")  # fmt: skip
     emit(Ev.CYCLE_SUMMARY, cycle=3, duration_ms=12, positions=1, state="ok", orders_placed=0,
          margin_util_pct=Decimal("12.5"), entries_allowed=True)  # fmt: skip
     logging.getLogger("scheduler").warning("KILL_SWITCH_ACTIVATED mentioned in plain text is not an event")
@@ -75,6 +77,7 @@ def test_bridge_forwards_exactly_the_alert_events(events_logger: logging.Logger)
         ["WARNING", "ORDER_REJECTED_BY_VENUE"],
         ["ERROR", "POSITION_UNPROTECTABLE"],
         ["CRITICAL", "CORRUPTED_POSITION"],
+        ["WARNING", "UNOWNED_FILL"],
     ]
     assert "violations_total=2" in sink.texts[4]
     assert "API circuit breaker OPENED failures=5" in sink.texts[3]
@@ -83,7 +86,7 @@ def test_bridge_forwards_exactly_the_alert_events(events_logger: logging.Logger)
     assert {
         "KILL_SWITCH_ACTIVATED", "INVARIANT_VIOLATION", "ESCALATION", "API circuit breaker OPENED",
         "REGISTRY_AUDIT_REPORT", "ORDER_REJECTED_BY_VENUE", "POSITION_UNPROTECTABLE", "CORRUPTED_POSITION",
-        "STOP_CHURN_LIMIT", "STREAM_LAG",
+        "STOP_CHURN_LIMIT", "STREAM_LAG", "UNOWNED_FILL",
     } == ALERT_EVENTS  # fmt: skip
 
 
@@ -96,7 +99,7 @@ def test_emitted_events_reach_every_allowed_chat(
     notifier = make_notifier(provider)
     events_logger.addHandler(AlertLogHandler(notifier))
     _emit_every_kind()  # before the bot is ready: queued, not lost
-    assert fake_api.wait_for(lambda: len(fake_api.sent_to(OPS_GROUP)) >= 8)
+    assert fake_api.wait_for(lambda: len(fake_api.sent_to(OPS_GROUP)) >= 9)
     for chat in (OPERATOR_CHAT, OPS_GROUP):
         texts = fake_api.sent_to(chat)
         assert [t.split(" ")[1] for t in texts] == [
@@ -108,9 +111,10 @@ def test_emitted_events_reach_every_allowed_chat(
             "ORDER_REJECTED_BY_VENUE",
             "POSITION_UNPROTECTABLE",
             "CORRUPTED_POSITION",
+            "UNOWNED_FILL",
         ]
     # The fake records a message before its answer reaches the bot, which counts it only then.
-    assert fake_api.wait_for(lambda: notifier.sent == 8), notifier.sent
+    assert fake_api.wait_for(lambda: notifier.sent == 9), notifier.sent
     assert notifier.dropped == 0
 
 
