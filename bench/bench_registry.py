@@ -3,7 +3,9 @@
 transitions/s: one `Registry.apply` (spec check through the machine, state update, chained log row, one
 IMMEDIATE transaction) against a raw `sqlite3` UPDATE + INSERT of the same row in its own transaction.
 fills/s: one `Registry.record_fill` (idempotency check, chained ledger row, quantity and average price update)
-against a raw INSERT + UPDATE. Both sides use the registry's pragmas (WAL, synchronous=FULL) on the same disk.
+against a raw INSERT + UPDATE, FILLS_PER_POSITION fills per position; the positions and their entry orders are
+written before either side is timed (the same rows timed on both sides: the fills). Both sides use the registry's
+pragmas (WAL, synchronous=FULL), each on its own file on the same disk, taking turns in blocks.
 synchronous: what FULL costs. The same transitions (through `Registry.apply`, then raw), both in WAL on the same disk
 in the same run, on one registry as opened (FULL) and one switched to synchronous=NORMAL (which may lose the last
 commits on power loss), taking turns in blocks so that both see the same machine load; the figure is the FULL/NORMAL
@@ -57,10 +59,6 @@ def _protection_flips(reg: Registry) -> Callable[[int], None]:
     return flip
 
 
-def _registry_transitions(reg: Registry, n: int) -> None:
-    _protection_flips(reg)(n)
-
-
 def _raw_transitions(con: sqlite3.Connection, n: int) -> None:
     pid = con.execute("SELECT id FROM position WHERE symbol_key = 'PF_XBTUSD'").fetchone()[0]
     prev = con.execute("SELECT row_hash FROM transition ORDER BY id DESC LIMIT 1").fetchone()[0]
@@ -83,18 +81,24 @@ def _raw_transitions(con: sqlite3.Connection, n: int) -> None:
 FILLS_PER_POSITION = 10  # a realistic order: a handful of partial fills per position, not thousands
 
 
-def _registry_fills(reg: Registry, n: int) -> None:
+def _entry_orders(reg: Registry, n: int) -> list[str]:
+    """The positions and entry orders `n` fills go to (FILLS_PER_POSITION each): written before the timing starts,
+    as the raw side's positions are, so that both sides time the same rows, the fills."""
+    coids = []
+    for i in range(0, n, FILLS_PER_POSITION):
+        pos = reg.open_intent(symbol=f"PF_F{i}USD", side="long", target_qty=Decimal(10), stop_price=None, cause="b")
+        order = reg.record_order_intent(pos.uid, purpose="entry", side="buy", order_type="market", qty=Decimal(10))
+        coids.append(order.client_order_id)
+    return coids
+
+
+def _registry_fills(reg: Registry, coids: list[str], start: int, n: int) -> None:
+    bind(reg.db)
     now = reg.clock.now()
-    coid = ""
-    for i in range(n):
-        if i % FILLS_PER_POSITION == 0:
-            pos = reg.open_intent(symbol=f"PF_F{i}USD", side="long", target_qty=Decimal(10), stop_price=None, cause="b")
-            coid = reg.record_order_intent(
-                pos.uid, purpose="entry", side="buy", order_type="market", qty=Decimal(10)
-            ).client_order_id
+    for i in range(start, start + n):
         reg.record_fill(
             fill_id=f"reg-{i}",
-            client_order_id=coid,
+            client_order_id=coids[i // FILLS_PER_POSITION],
             side="buy",
             qty=Decimal(1),
             price=Decimal(2000 + i % 7),
@@ -102,10 +106,10 @@ def _registry_fills(reg: Registry, n: int) -> None:
         )
 
 
-def _raw_fills(con: sqlite3.Connection, n: int) -> None:
+def _raw_fills(con: sqlite3.Connection, start: int, n: int) -> None:
     pids = [r[0] for r in con.execute("SELECT id FROM position WHERE symbol_key LIKE 'PF_F%' ORDER BY id")]
     prev = con.execute("SELECT row_hash FROM fill ORDER BY id DESC LIMIT 1").fetchone()[0]
-    for i in range(n):
+    for i in range(start, start + n):
         pid = pids[i // FILLS_PER_POSITION]
         fid, units, price, at = f"raw-{i}", 10**8, str(2000 + i % 7), 1_700_000_000_000
         row_hash = chain.fill_hash(prev, fid, pid, "buy", True, units, price, at)
@@ -173,19 +177,46 @@ def _synchronous_rates(d: Path, n: int) -> tuple[dict[str, float], dict[str, flo
     return registry, raw
 
 
+def _counted(op: Callable[[int, int], None]) -> Callable[[int], None]:
+    """`op(start, k)` as `op(k)`, each call continuing where the last one ended (fresh fill ids every turn)."""
+    done = [0]
+
+    def step(k: int) -> None:
+        op(done[0], k)
+        done[0] += k
+
+    return step
+
+
+def _prepared(path: Path, n: int) -> tuple[Registry, list[str]]:
+    """A registry file with the positions and entry orders both sides write to: one position for the transitions
+    (imported, its stop id recorded) and `n` fills' worth for the fills."""
+    reg = Registry.open(path, FakeClock())
+    coids = _entry_orders(reg, n)
+    return reg, coids
+
+
 def run() -> None:
     n = int(os.environ.get("BENCH_REGISTRY_N", "1000"))
     with tempfile.TemporaryDirectory(prefix="bench-registry-") as d:
-        path = Path(d) / "reg.db"
-        reg = Registry.open(path, FakeClock())
-        reg_tps = _rate(n, lambda: _registry_transitions(reg, n))
-        reg_fps = _rate(n, lambda: _registry_fills(reg, n))
+        # Two files on the same disk, one written through the registry and one by raw sqlite3, taking turns in
+        # blocks (as the synchronous figure does), so that both see the same machine load: fsync times on a shared
+        # disk drift by tens of per cent within seconds.
+        reg, coids = _prepared(Path(d) / "reg.db", n)
+        flips = _protection_flips(reg)
+        raw_reg, _ = _prepared(Path(d) / "raw.db", n)
+        _protection_flips(raw_reg)
+        raw_reg.close()
+        con = _raw(Path(d) / "raw.db")
+        transitions = _taking_turns({"registry": flips, "raw": partial(_raw_transitions, con)}, n)
+        fills = _taking_turns(
+            {"registry": _counted(partial(_registry_fills, reg, coids)), "raw": _counted(partial(_raw_fills, con))}, n
+        )
         reg.close()
-        con = _raw(path)
-        raw_tps = _rate(n, lambda: _raw_transitions(con, n))
-        raw_fps = _rate(n, lambda: _raw_fills(con, n))
         con.close()
         sync_reg, sync_raw = _synchronous_rates(Path(d), n)
+    reg_tps, raw_tps = transitions["registry"], transitions["raw"]
+    reg_fps, raw_fps = fills["registry"], fills["raw"]
     print(f"   transitions: registry {reg_tps:9.0f}/s   raw sqlite3 {raw_tps:9.0f}/s   ratio {raw_tps / reg_tps:5.1f}x")
     print(f"   fills:       registry {reg_fps:9.0f}/s   raw sqlite3 {raw_fps:9.0f}/s   ratio {raw_fps / reg_fps:5.1f}x")
     for side, rates in (("registry", sync_reg), ("raw sqlite3", sync_raw)):

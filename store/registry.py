@@ -230,7 +230,32 @@ def _one_sql(model: type[pw.Model]) -> tuple[tuple[str, ...], str]:
     return tuple(f.name for f in fields), sql
 
 
+def _db_value(field: pw.Field, value: Any) -> Any:
+    """The value as the ORM would bind it (a foreign key's id, a boolean as 0/1)."""
+    return field.db_value(value)  # type: ignore[no-untyped-call]
+
+
+def _save_sql(model: type[pw.Model]) -> tuple[tuple[pw.Field, ...], str]:
+    """What `Model.save()` writes for a row with a primary key (every column but the key, `id` in every registry
+    table), as one fixed statement."""
+    fields = tuple(f for f in model._meta.sorted_fields if f is not model._meta.primary_key)
+    assigns = ", ".join(f'"{f.column_name}" = ?' for f in fields)
+    return fields, f'UPDATE "{model._meta.table_name}" SET {assigns} WHERE "id" = ?'  # noqa: S608 - schema names
+
+
+def _insert_sql(model: type[pw.Model]) -> tuple[tuple[pw.Field, ...], str]:
+    """What `Model.create()` writes (every column but an autoincrement key), as one fixed statement."""
+    fields = tuple(f for f in model._meta.sorted_fields if f is not model._meta.primary_key)
+    columns = ", ".join(f'"{f.column_name}"' for f in fields)
+    marks = ", ".join("?" for _ in fields)
+    return fields, f'INSERT INTO "{model._meta.table_name}" ({columns}) VALUES ({marks})'  # noqa: S608
+
+
+# Fixed statements instead of the ORM's query building, which was most of the CPU of a registry write (`save()`
+# and `create()` built their SQL anew each call; bench_registry, bench_backtest).
 _ONE_SQL = {m.__name__: _one_sql(m) for m in (Position, Order)}
+_SAVE_SQL = {m.__name__: _save_sql(m) for m in (Position, Order)}
+_INSERT_SQL = {m.__name__: _insert_sql(m) for m in (Position, Order, EntryDecision)}
 _POSITION_FIELDS = _ONE_SQL["Position"][0]
 _ALL_SQL = {name: (names, sql.removesuffix(" WHERE {condition} LIMIT 1")) for name, (names, sql) in _ONE_SQL.items()}
 _M = TypeVar("_M", bound=pw.Model)
@@ -342,6 +367,21 @@ class Registry:
         found = self._sql(sql.format(condition=condition), (value,)).fetchone()
         return None if found is None else model(**dict(zip(names, found, strict=True)))
 
+    def _save(self, row: pw.Model) -> None:
+        """`row.save()` (every column written back by its primary key) as one fixed statement."""
+        fields, sql = _SAVE_SQL[type(row).__name__]
+        data = row.__data__
+        self._sql(sql, (*(_db_value(f, data.get(f.name)) for f in fields), _pk(row)))
+
+    def _insert(self, model: type[_M], **values: Any) -> _M:
+        """`model.create(**values)` as one fixed statement: the new row, with its id."""
+        row = model(**values)
+        fields, sql = _INSERT_SQL[model.__name__]
+        data = row.__data__
+        cursor = self._sql(sql, tuple(_db_value(f, data.get(f.name)) for f in fields))
+        data["id"] = cursor.lastrowid  # every registry table's key is peewee's implicit autoincrement `id`
+        return row
+
     def _facts(self, row: Position) -> Facts:
         # raw SQL on the hot path: peewee's query building was most of a transition's CPU (bench_registry)
         (entries,) = self._sql("SELECT count(*) FROM fill WHERE position_id = ? AND is_entry", (_pk(row),)).fetchone()
@@ -411,8 +451,11 @@ class Registry:
         units: int,
         price: str,
         fill_ms: int,
+        prev: str | None = None,
     ) -> bool:
-        prev = self._last_hash("fill")
+        """Append one chained ledger row; `prev`: the chain's last hash when the caller has just read it."""
+        if prev is None:
+            prev = self._last_hash("fill")
         row_hash = chain.fill_hash(prev, fill_id, _pk(row), side, is_entry, units, price, fill_ms, key=self._secret)
         cursor = self._sql(
             "INSERT OR IGNORE INTO fill (fill_id, position_id, client_order_id, venue_order_id, side, is_entry,"
@@ -471,7 +514,8 @@ class Registry:
                 "active position per symbol. Close or resolve it first (nothing was recorded)"
             )
         now = self._now_ms()
-        row = Position.create(
+        row = self._insert(
+            Position,
             uid=uuid.uuid4().hex[:16],
             symbol_key=key,
             venue_symbol=symbol,
@@ -519,7 +563,7 @@ class Registry:
                 cause=cause,
             )
             if decision_price is not None:
-                EntryDecision.create(position=_pk(row), decision_price=str(decision_price), at_ms=row.created_ms)
+                self._insert(EntryDecision, position=_pk(row), decision_price=str(decision_price), at_ms=row.created_ms)
         self._emit(row, "open_intent", None, INITIAL_STATE, cause)
         return _position_view(row)
 
@@ -570,7 +614,7 @@ class Registry:
                 raise LifecycleError(f"fill id {fid!r} is already in the ledger; an import needs a fresh fill id")
             row.remaining_qty_units = units
             row.entry_price = price
-            row.save()
+            self._save(row)
         self._emit(row, "import", None, IMPORTED_STATE, cause)
         return _position_view(row)
 
@@ -616,7 +660,7 @@ class Registry:
                     fill_ms=self._now_ms(),
                 )
                 row.remaining_qty_units = 0
-                row.save()
+                self._save(row)
             view = self.apply(uid, spec.Event.POSITION_CLOSED, cause=cause)
         return view
 
@@ -639,7 +683,7 @@ class Registry:
             if tp_order_id is not None or clear:
                 row.tp_order_id = tp_order_id
             row.updated_ms = self._now_ms()
-            row.save()
+            self._save(row)
         return _position_view(row)
 
     def update_prices(
@@ -652,7 +696,7 @@ class Registry:
             if take_profit_price is not None:
                 row.take_profit_price = _text(take_profit_price)
             row.updated_ms = self._now_ms()
-            row.save()
+            self._save(row)
         return _position_view(row)
 
     def set_stop_price(self, uid: str, stop_price: Decimal) -> None:
@@ -716,7 +760,8 @@ class Registry:
             if not _COID_OK.fullmatch(coid):
                 raise RegistryUsageError(f"client order id {coid!r} is not 1-100 characters of [A-Za-z0-9-]")
             now = self._now_ms()
-            order = Order.create(
+            order = self._insert(
+                Order,
                 position=_pk(row),
                 client_order_id=coid,
                 purpose=purpose,
@@ -748,7 +793,7 @@ class Registry:
             if reason is not None:
                 order.reason = reason
             order.updated_ms = self._now_ms()
-            order.save()
+            self._save(order)
             # by the foreign key's id: `order.position` would load the whole position through the ORM
             (uid,) = self._sql('SELECT uid FROM "position" WHERE id = ?', (order.position_id,)).fetchone()  # type: ignore[attr-defined]
         return _order_view(order, str(uid))
@@ -962,7 +1007,13 @@ class Registry:
     ) -> bool:
         side = _check(side, ORDER_SIDES, "fill side")
         units = _positive_units(qty, "fill quantity")
-        if self._sql("SELECT 1 FROM fill WHERE fill_id = ?", (fill_id,)).fetchone() is not None:
+        # One statement for both: is the fill recorded already, and where does the chain end (what it links to).
+        known, last = self._sql(
+            "SELECT EXISTS (SELECT 1 FROM fill WHERE fill_id = ?),"
+            " (SELECT row_hash FROM fill ORDER BY id DESC LIMIT 1)",
+            (fill_id,),
+        ).fetchone()
+        if known:
             return False
         expected = spec.fill_side(row.side, is_entry)
         if side != expected:
@@ -995,6 +1046,7 @@ class Registry:
             units=units,
             price=text_price,
             fill_ms=to_ms(fill_time),
+            prev=chain.GENESIS if last is None else str(last),
         ):
             return False
         row.remaining_qty_units += units if is_entry else -units
