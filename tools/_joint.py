@@ -11,13 +11,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from exchange.venue import Venue
-from lifecycle.clock import SystemClock, VenueClock
 from lifecycle.joint import Finding, evaluate
 from lifecycle.reconcile import reconcile
 from lifecycle.values import AccountSnapshot
 from operations.reconciliation import joint_inputs
 from settings.config import Settings
-from tools._venue import began_by, known_fill_ids, registry_inputs, registry_reader, venue_call
+from tools._venue import (
+    began_by,
+    known_fill_ids,
+    registry_inputs,
+    registry_reader,
+    tool_clock,
+    venue_call,
+    venue_snapshot,
+)
 
 
 @dataclass(frozen=True)
@@ -28,12 +35,11 @@ class JointNow:
 
 
 def joint_now(settings: Settings, venue: Venue, path: Path) -> JointNow:
-    snap = venue_call("venue snapshot", lambda: venue.snapshot(None))
-    marks = venue_call("venue tickers", lambda: {k: t.mark for k, t in venue.tickers().items()})
     # The venue's time, as the daemon's clock is (lifecycle.clock.VenueClock): every window (the churn bound's hour)
     # and the dating of positions read it, never the host's clock, which may be stepped or skewed.
-    clock = VenueClock(SystemClock())
-    clock.anchor(snap.server_time)
+    clock = tool_clock()
+    snap = venue_snapshot(venue, clock, None)
+    marks = venue_call("venue tickers", lambda: {k: t.mark for k, t in venue.tickers().items()})
     inputs = registry_inputs(path, clock)
     # Judged at the snapshot's server time, as the daemon judges (the venue's clock, never the host's).
     rec = reconcile(inputs.positions, known_fill_ids(path, snap.fills), inputs.orders, snap, snap.server_time)

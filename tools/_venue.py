@@ -23,10 +23,10 @@ import peewee as pw
 
 from exchange.errors import VenueError
 from exchange.venue import Venue
-from lifecycle.clock import Clock, SystemClock, position_began
+from lifecycle.clock import Clock, SystemClock, VenueClock, observe_server_time, position_began
 from lifecycle.errors import RegistryVersionError
 from lifecycle.reconcile import OrderRef, RegistryPosition
-from lifecycle.values import VenueFill
+from lifecycle.values import AccountSnapshot, VenueFill
 from operations.reconciliation import read_inputs
 from operations.wiring import ccxt_venue
 from settings.config import ConfigError, Settings, load_settings
@@ -216,6 +216,20 @@ def _require_readable_schema(db: pw.SqliteDatabase, path: Path) -> None:
     missing = sorted({m._meta.table_name for m in V1_MODELS} - set(db.get_tables()))
     if missing:
         raise ProblemsFound(f"{path} is not a registry (no table {', '.join(missing)}): check --db PATH")
+
+
+def tool_clock() -> VenueClock:
+    """A tool's clock, as the daemon's: the venue's time once a snapshot anchored it (`venue_snapshot`), the host's
+    before. Rows a tool writes with --execute and every window it judges read it, so a skewed host clock cannot set
+    them apart from the daemon's."""
+    return VenueClock(SystemClock())
+
+
+def venue_snapshot(venue: Venue, clock: Clock, since: datetime | None) -> AccountSnapshot:
+    """One venue snapshot (fills from `since`); its server time anchors `clock` when that is a `VenueClock`."""
+    snap = venue_call("venue snapshot", lambda: venue.snapshot(since))
+    observe_server_time(clock, snap.server_time)
+    return snap
 
 
 def venue_call(what: str, fn: Callable[[], T]) -> T:

@@ -13,12 +13,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from datetime import timedelta
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from exchange.venue import Venue
-from lifecycle.clock import Clock, SystemClock
+from lifecycle.clock import Clock
 from lifecycle.reconcile import MissingStop, RelinkStop, reconcile
 from operations import control, protection
 from settings.config import Settings
@@ -34,7 +33,8 @@ from tools._venue import (
     prepare,
     registry_errors,
     registry_inputs,
-    venue_call,
+    tool_clock,
+    venue_snapshot,
 )
 
 
@@ -72,10 +72,10 @@ def main(argv: Sequence[str]) -> int:
     env = prepare(args, execute=args.execute)
     path = db_path(args, env.settings)
     check_registry_file(path)  # registry_inputs reads a missing file as empty: this tool needs one
-    clock = SystemClock()
-    inputs = registry_inputs(path, clock)
+    clock = tool_clock()
     venue = build_venue(env.settings, clock)
-    snap = venue_call("venue snapshot", partial(venue.snapshot, clock.now() - timedelta(minutes=5)))
+    snap = venue_snapshot(venue, clock, clock.now() - timedelta(minutes=5))
+    inputs = registry_inputs(path, clock)
     rec = reconcile(inputs.positions, known_fill_ids(path, snap.fills), inputs.orders, snap, snap.server_time)
     if not rec.report.complete:
         raise ProblemsFound(f"venue snapshot incomplete ({rec.report.reason}): nothing judged; retry later")

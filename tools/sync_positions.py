@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from exchange.venue import Venue
-from lifecycle.clock import SystemClock
+from lifecycle.clock import Clock
 from lifecycle.reconcile import ClosePhantom, ImportOrphan, Issue, Reconciliation
 from operations import control, sync
 from operations.sync import Outcome
@@ -46,11 +46,12 @@ from tools._venue import (
     prepare,
     registry_errors,
     registry_inputs,
-    venue_call,
+    tool_clock,
+    venue_snapshot,
 )
 
 
-def diff(args: argparse.Namespace, venue: Venue, inputs_path: Path, clock: SystemClock) -> Reconciliation:
+def diff(args: argparse.Namespace, venue: Venue, inputs_path: Path, clock: Clock) -> Reconciliation:
     """The daemon's confirmation loop (operations.sync.confirm) on the registry file, read without writing."""
     read: list[RegistryInputs] = []
 
@@ -60,7 +61,7 @@ def diff(args: argparse.Namespace, venue: Venue, inputs_path: Path, clock: Syste
 
     rec = sync.confirm(
         registry_side,
-        lambda: venue_call("venue snapshot", partial(venue.snapshot, clock.now() - sync.FILL_LOOKBACK)),
+        lambda: venue_snapshot(venue, clock, clock.now() - sync.FILL_LOOKBACK),
         partial(known_fill_ids, inputs_path),
         args.confirm_wait_s,
     )
@@ -70,7 +71,7 @@ def diff(args: argparse.Namespace, venue: Venue, inputs_path: Path, clock: Syste
 
 
 def execute(
-    env: ToolEnv, args: argparse.Namespace, venue: Venue, path: Path, clock: SystemClock, rec: Reconciliation
+    env: ToolEnv, args: argparse.Namespace, venue: Venue, path: Path, clock: Clock, rec: Reconciliation
 ) -> Outcome:
     """The daemon's own operation (operations.sync): run by the daemon when it holds the registry (handed over its
     control socket, operations.control), else here."""
@@ -106,7 +107,7 @@ def main(argv: Sequence[str]) -> int:
     env = prepare(args, execute=args.execute)
     path = db_path(args, env.settings)
     _require_registry(path, env.settings.db_path)
-    clock = SystemClock()
+    clock = tool_clock()
     venue = build_venue(env.settings, clock)
     rec = diff(args, venue, path, clock)
     imports = [a for a in rec.actions if isinstance(a, ImportOrphan)]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import socket
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -83,3 +84,18 @@ def test_live_keys_refused_before_any_network_call(env: Env, tmp_path: Path, too
     finally:
         trap.close()
     assert not env.db.exists()
+
+
+def test_execute_stamps_its_rows_with_the_venues_time_not_the_hosts(env: Env) -> None:
+    """The daemon stamps every registry row with the venue's time (lifecycle.clock.VenueClock) and judges its windows
+    on it (the stop churn bound's hour); a tool writing with --execute does the same, anchored by the snapshot it
+    takes. Before, it stamped the host's time: with the host two hours ahead of the venue, the stop it placed was two
+    hours in the daemon's future, counted in the churn window for three hours instead of one."""
+    env.clock.set(env.clock.now() - timedelta(hours=2))  # the venue two hours behind the host
+    env.sim.open_position_direct("PF_XBTUSD", "long", Decimal("0.01"))
+    done = run_tool("sync_positions", *env.args("--confirm-wait-s", "0", "--execute"))
+    assert done.code == 0, done.err
+    (pos,) = env.registry().active_positions()
+    [stop] = [o for o in env.registry().orders(pos.uid) if o.purpose == "stop"]
+    for stamp in (pos.created, stop.created):
+        assert stamp is not None and abs(stamp - env.clock.now()) < timedelta(minutes=1)
