@@ -199,14 +199,15 @@ def _aggregate_queries(transitions_after: int = 0, fills_after: int = 0) -> list
     known = json.dumps(list(STATE_NAMES))
     legal = json.dumps(["|".join(part or "" for part in triple) for triple in _legal_triples()])
     sides = json.dumps(list(POSITION_SIDES))
-    fitting = json.dumps([f"{side}|{int(is_entry)}|{fill_side(side, is_entry)}" for side in POSITION_SIDES
-                          for is_entry in (True, False)])  # fmt: skip
-    # A fill is on the wrong side when (position side, entry or exit, fill side) is not one of `fitting`; fills of a
-    # position whose own side is invalid are left to invalid_position_values.
-    wrong_side = (
-        "p.side IN (SELECT value FROM json_each(?))"
-        " AND p.side || '|' || (f.is_entry != 0) || '|' || f.side NOT IN (SELECT value FROM json_each(?))"
+    # A fill is on the wrong side when its side is not the spec's for its position's side and role
+    # (`specs.lifecycle.fill_side`), as one CASE over the position's side: per row a comparison, not the string
+    # building and set lookup of a (side, role, fill side) triple, which was a third of the aggregates' time on 2M
+    # fills. Fills of a position whose own side is invalid are left to invalid_position_values (the CASE is NULL).
+    expected_side = "CASE p.side " + " ".join("WHEN ? THEN iif(f.is_entry != 0, ?, ?)" for _ in POSITION_SIDES) + " END"
+    expected_params = tuple(
+        value for side in POSITION_SIDES for value in (side, fill_side(side, True), fill_side(side, False))
     )
+    wrong_side = f"({expected_side}) IS NOT NULL AND f.side IS NOT ({expected_side})"
     price_ok = (
         "({c} IS NULL OR (typeof({c}) = 'text' AND {c} NOT GLOB '*[^0-9.]*' AND {c} NOT GLOB '*.*.*'"
         " AND CAST({c} AS REAL) > 0))"
@@ -218,6 +219,7 @@ def _aggregate_queries(transitions_after: int = 0, fills_after: int = 0) -> list
         "SELECT p.uid FROM fill f JOIN position p ON p.id = f.position_id"  # noqa: S608 - code; values are parameters
         f" WHERE f.id > ? AND {wrong_side} GROUP BY p.id ORDER BY p.id"
     )
+    side_params = (fills_after, *expected_params, *expected_params)
     valid_position = " AND ".join(
         [
             "side IN (SELECT value FROM json_each(?))",
@@ -297,7 +299,7 @@ def _aggregate_queries(transitions_after: int = 0, fills_after: int = 0) -> list
             " WHERE state IN (SELECT value FROM json_each(?)) AND remaining_qty_units != 0 ORDER BY id",
             (terminal,),
         ),
-        ("fill_side_mismatch", side_sql, (fills_after, sides, fitting)),
+        ("fill_side_mismatch", side_sql, side_params),
     ]
 
 
