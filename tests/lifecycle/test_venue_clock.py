@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from lifecycle.clock import FakeClock, VenueClock, observe_server_time, window_end
+from lifecycle.clock import FakeClock, VenueClock, observe_server_time, position_began, window_end
 from lifecycle.values import AccountSnapshot
 from scheduler.jobs.reconcile import take_snapshot
 from tests.daemon.harness import world
@@ -104,3 +104,13 @@ def test_each_snapshot_with_a_server_time_anchors_the_daemons_clock(tmp_path: Pa
         mono.seconds += 60
         assert take_snapshot(w.ctx) is not None
         assert clock.now() == snapshot.server_time + timedelta(seconds=60)
+
+
+def test_a_position_begins_at_its_first_fill_else_at_its_created_time_never_after_now() -> None:
+    """`position_began`: the one rule the daemon (`DaemonContext.created_of`) and the tools date positions by."""
+    created = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    first_fill = created - timedelta(minutes=7)  # the venue's stamp, whatever the writer's clock said
+    assert position_began(created, first_fill, created + timedelta(hours=1)) == first_fill
+    assert position_began(created, first_fill, created - timedelta(hours=1)) == first_fill  # now does not clamp it
+    assert position_began(created, None, created + timedelta(hours=1)) == created  # no fill yet: created
+    assert position_began(created, None, created - timedelta(hours=1)) == created - timedelta(hours=1)  # clamped

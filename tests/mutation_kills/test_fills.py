@@ -20,7 +20,9 @@ from lifecycle.fills import (
     attribute,
     consequence,
     fills_by_position,
+    must_be_accounted,
     owners_from,
+    unowned_reason,
 )
 from lifecycle.values import PositionSide, Side
 from specs.lifecycle import Event
@@ -243,3 +245,33 @@ def test_fills_sharing_a_stamp_are_judged_our_orders_first() -> None:
         ("z-hand", FillRole.EXTERNAL_CLOSE),
         ("b-stop", FillRole.OWN),
     ]
+
+
+def test_a_fill_must_be_accounted_for_when_it_is_ours_or_on_a_held_symbol_since_the_position_began() -> None:
+    """`must_be_accounted`: the scope of the fill door's unowned record and of joint J3, one definition."""
+    began = T0 + timedelta(minutes=5)
+    held = {"PF_XBTUSD": began}
+    ours = {"c-1", "o-2"}
+    assert must_be_accounted(fill("f1", "o-9", "c-1", Side.SELL, "1", "PF_ETHUSD"), ours, held)  # our client id
+    assert must_be_accounted(fill("f2", "o-2", None, Side.SELL, "1", "PF_ETHUSD"), ours, held)  # our venue order id
+    assert must_be_accounted(fill("f3", "o-2", "c-9", Side.SELL, "1", "PF_ETHUSD"), ours, held)  # either id will do
+    assert not must_be_accounted(fill("f4", "o-9", "c-9", Side.SELL, "1", "PF_ETHUSD"), ours, held)  # nobody's
+    assert not must_be_accounted(fill("f5", "o-9", None, Side.SELL, "1", "PF_ETHUSD"), ours, held)
+    at_start = fill("f6", "o-9", None, Side.SELL, "1", "PF_XBTUSD", minute=5)
+    before = fill("f7", "o-9", None, Side.SELL, "1", "PF_XBTUSD", minute=4)
+    assert must_be_accounted(at_start, ours, held)  # stamped when the position began: on it
+    assert not must_be_accounted(before, ours, held)  # before it: part of what it began from, or someone else's
+    assert not must_be_accounted(at_start, ours, {})  # the symbol is not held
+
+
+def test_an_unowned_fill_names_why_no_position_owns_it() -> None:
+    closed_stop = OrderOwner("p0", "stop", "CLOSED", "sl-0")
+    owners = owners_from([("p0-stop-1", closed_stop)], [LONG])
+    position, reason = unowned_reason(fill("f1", "sl-0", "p0-stop-1", Side.SELL, "1"), owners)
+    assert position == "p0" and reason.startswith("a stray: an order of position p0 (CLOSED)")
+    position, reason = unowned_reason(fill("f2", "o-9", None, Side.SELL, "3"), owners)
+    assert position is None and "position p1" in reason and "flip" in reason
+    position, reason = unowned_reason(fill("f3", "o-9", None, Side.SELL, "3", "PF_ETHUSD"), owners)
+    assert (position, reason) == (None, "no position holds its symbol")
+    pending = owners_from([], [dataclasses.replace(LONG, state="PENDING_ENTRY")])
+    assert unowned_reason(fill("f4", "o-9", None, Side.SELL, "3"), pending) == (None, "no position holds its symbol")
