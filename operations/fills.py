@@ -114,9 +114,11 @@ def _record_unowned(registry: Registry, unowned: Sequence[VenueFill], known: Fil
     escalate to a pause of entries that only a restart lifted and the next read of the fill brought back."""
     ours = {*known.by_client_id, *known.by_venue_id}
     held = {h.symbol_key: h.created for h in known.holders if h.state in EXPOSED_STATES}
-    for fill in unowned:
-        if not must_be_accounted(fill, ours, held):
-            continue
+    due = [f for f in unowned if must_be_accounted(f, ours, held)]
+    recorded = registry.unowned_known([f.fill_id for f in due]) if due else set()
+    for fill in due:
+        if fill.fill_id in recorded:
+            continue  # read again in the fill window: recorded and reported already, no write
         position, reason = unowned_reason(fill, known)
         if registry.record_unowned(fill, position_uid=position, reason=reason):
             emit(
