@@ -117,6 +117,7 @@ def joint_checks(settings: Settings, venue: Venue, path: Path) -> list[Check]:
         return [Check("registry_matches_venue", False, str(exc), "retry once the venue answers")]
     strays = describe(now.findings, "stray_venue_orders")
     unprotected = describe(now.findings, "unprotected_exposure")
+    churn = describe(now.findings, "stop_churn")
     return [
         Check(
             "registry_matches_venue",
@@ -138,6 +139,15 @@ def joint_checks(settings: Settings, venue: Venue, path: Path) -> list[Check]:
             "; ".join(unprotected) or "each exposed position has exactly one live stop on the protective side",
             "python -m tools.recover_sl_order_ids --execute, or let the daemon's protect job act"
             if unprotected
+            else "",
+        ),
+        Check(
+            "stops_not_churning",
+            not churn,
+            "; ".join(churn) or "no position past protect.max_replacements_per_hour stop placements in the last hour",
+            "find out why its stops keep vanishing (ORDER_REJECTED_BY_VENUE, STOP_CHURN_LIMIT lines); the daemon sends"
+            " no more stops for it until the hour has passed"
+            if churn
             else "",
         ),
     ]

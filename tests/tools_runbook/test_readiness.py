@@ -94,3 +94,23 @@ def test_pre_flight_flags_permissions_thresholds_and_kill_switch(env: Env) -> No
     perms = run_tool("pre_flight_check", *env.args("--json"))
     failed = {n for n, passed in _checks(perms.json()).items() if not passed}
     assert {"config", "config_permissions"} <= failed
+
+
+def test_pre_flight_fails_on_a_position_past_its_stop_churn_bound(env: Env) -> None:
+    """J5 read by the tool as the daemon reads it: a position whose stops were placed more often in the last hour
+    than protect.max_replacements_per_hour gets no more stops from the daemon; that is not ready for live."""
+    env.clock.set(datetime.now(UTC))
+    env.sim.open_position_direct("PF_XBTUSD", "long", Decimal("0.01"))
+    assert run_tool("sync_positions", *env.args("--confirm-wait-s", "0", "--execute")).code == 0
+    reg = env.registry(timedelta(0))  # placements written now, inside the hour
+    (pos,) = reg.active_positions()
+    for _ in range(6):  # protect.max_replacements_per_hour's default; the import's own stop makes seven
+        reg.record_order_intent(
+            pos.uid, purpose="stop", side="sell", order_type="stop", qty=Decimal("0.01"), trigger_price=Decimal(1)
+        )
+    reg.close()
+    run = run_tool("pre_flight_check", *env.args("--max-skew-s", "60", "--json"))
+    assert run.code == 1
+    assert [n for n, passed in _checks(run.json()).items() if not passed] == ["stops_not_churning"]
+    [check] = [c for c in run.json()["checks"] if c["name"] == "stops_not_churning"]
+    assert pos.uid in check["detail"]
