@@ -185,6 +185,19 @@ def _sql(db: pw.SqliteDatabase, sql: str) -> sqlite3.Cursor:
     return cursor
 
 
+def _unowned_note(db: pw.SqliteDatabase, count: int) -> str:
+    """The recorded unowned fills (docs/operations.md): not a problem (each is accounted for and was reported once as
+    UNOWNED_FILL), but what an operator investigating one looks for."""
+    latest = (
+        "SELECT fill_id, symbol_key, side, qty, price, fill_ms, reason FROM unowned_fill ORDER BY fill_ms DESC, id DESC"
+    )
+    fill_id, symbol, side, qty, price, fill_ms, reason = _sql(db, latest).fetchone()
+    return (
+        f"{count} unowned fill(s) recorded (fills no position could own, each reported once as UNOWNED_FILL); the"
+        f" latest: {fill_id} {symbol} {side} {qty} @ {price} at {iso_utc(int(fill_ms))}: {reason}"
+    )
+
+
 def _required_tables(version: int | None) -> set[str]:
     """The tables a file at `version` must hold. A file older than the code lacks the later tables by right: the
     daemon's migrations add them when it next opens the file."""
@@ -325,6 +338,8 @@ def check(
                 if model._meta.table_name in present:
                     report.rows[model._meta.table_name] = model.select().count()
         _read_anchors(db, report, present)
+        if report.rows.get("unowned_fill"):
+            report.notes.append(_unowned_note(db, report.rows["unowned_fill"]))
         if {"position", "transition", "fill"} <= present:
             _audit(db, report, keyed, max_stop_distance_pct)
     except (pw.DatabaseError, sqlite3.DatabaseError) as exc:  # raw cursors raise sqlite3's own errors

@@ -5,12 +5,17 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from lifecycle.clock import FakeClock
+from lifecycle.values import Side, VenueFill
 from specs.lifecycle import INVARIANT_FIELDS
 from store.models import SCHEMA_VERSION
+from store.registry import Registry
 from tests.audit.helpers import health, raw, small_registry
 
 
@@ -124,3 +129,19 @@ def test_foreign_sqlite_database(tmp_path: Path) -> None:
     conn.close()
     result = health(other)
     assert result.returncode == 1 and "missing tables" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_recorded_unowned_fills_are_a_note_not_a_problem(registry: Path) -> None:
+    """A fill no position could own is accounted for (recorded, reported once as UNOWNED_FILL): the health check names
+    the latest for an operator who investigates the alert, and the registry stays HEALTHY."""
+    reg = Registry.open(registry, FakeClock())
+    at = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    fill = VenueFill("f-9", "o-9", None, "PF_XBTUSD", Side.SELL, Decimal("0.003"), Decimal(63707), at)
+    assert reg.record_unowned(fill, position_uid=None, reason="larger than what position p1 holds")
+    assert not reg.record_unowned(fill, position_uid=None, reason="again")  # once
+    reg.close()
+    doc = json.loads(health(registry, "--json").stdout)
+    assert doc["ok"] is True and doc["rows"]["unowned_fill"] == 1
+    [note] = doc["notes"]
+    assert note.startswith("1 unowned fill(s) recorded") and "f-9 PF_XBTUSD sell 0.003 @ 63707" in note
+    assert "2026-03-01T12:00:00" in note and note.endswith("larger than what position p1 holds")
