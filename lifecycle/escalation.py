@@ -152,11 +152,16 @@ class Escalator:
         return self._evaluate(at)
 
     def _prune(self, now: datetime) -> None:
+        """Forget what no rule can read again: a sample goes once the next one is older than the longest window too
+        (`dominates` reads the last sample before its window, however old: a fixed horizon of twice the window lost
+        it after a gap of more than an hour between complete reports, found by the `deep` Hypothesis profile), and
+        never while the count rules' last n are not otherwise kept; at most _KEEP_SAMPLES in any case."""
         longest = max((max(c.warning.minutes, c.critical.minutes) for c in self.classes), default=0)
-        horizon = now - timedelta(minutes=2 * longest)
+        window_start = now - timedelta(minutes=longest)
         keep_n = max((max(c.warning.n, c.critical.n) for c in self.classes), default=1)
-        while len(self._history) > keep_n and (self._history[0].at < horizon or len(self._history) > _KEEP_SAMPLES):
-            self._history.pop(0)
+        history = self._history
+        while len(history) > keep_n and (history[1].at < window_start or len(history) > _KEEP_SAMPLES):
+            history.pop(0)
 
     def _evaluate(self, now: datetime) -> Evaluation:
         levels: dict[str, Level] = {}

@@ -79,12 +79,23 @@ def test_a_domination_spanning_a_gap_of_twice_the_window_is_still_seen() -> None
     assert result.levels["state_adjustments_deduped"] == "critical"
 
 
-def test_a_long_run_keeps_only_the_last_twice_longest_window() -> None:
+def test_a_domination_spanning_a_gap_longer_than_twice_the_window_is_still_seen() -> None:
+    # The `deep` profile's case: a gap of 61 minutes. Pruning at twice the window dropped the report at 0, the last
+    # one before the window, and with it the domination (ok where the whole history says critical).
+    esc = Escalator(ISSUE_CLASSES)
+    dom = {"state_adjustments_deduped": 1}
+    esc.observe(dom, at(0))
+    for _ in range(3):
+        result = esc.observe(dom, at(61))
+    assert result.levels["state_adjustments_deduped"] == "critical"
+
+
+def test_a_long_run_keeps_the_longest_window_and_the_last_report_before_it() -> None:
     esc = Escalator(ISSUE_CLASSES)
     for minute in range(0, 601, 10):
         esc.observe({}, at(minute))
-    # The longest window is 30 min: samples up to 60 min old are kept (exactly 60 included), older ones dropped.
-    assert kept(esc) == [at(m) for m in range(540, 601, 10)]
+    # The longest window is 30 min: the reports inside it (570 included) and the last one before it (560).
+    assert kept(esc) == [at(m) for m in range(560, 601, 10)]
 
 
 def test_after_a_long_gap_the_last_n_samples_the_count_rules_need_are_kept() -> None:
