@@ -156,3 +156,18 @@ def test_sustained_increase_holds_with_exactly_n_rising_samples_and_names_first_
     history = [Sample(at(m), {"x": v}) for m, v in [(0, 1), (10, 4), (20, 7)]]
     assert evaluate_rule(SUSTAINED, "x", history, [], at(20)) == "rising every cycle over 30 min (1 -> 7)"
     assert evaluate_rule(SUSTAINED, "x", history[1:], [], at(20)) is None  # two samples are not enough
+
+
+def test_dominates_reads_from_the_last_report_before_its_window_not_an_earlier_one() -> None:
+    """`evaluate_rule` on a history nothing pruned: a report that did not dominate long before the window says
+    nothing about the last 30 minutes; the last report before the window and every one since do."""
+    rule = Rule("dominates", minutes=30, other="state_adjustments_logged")
+    field = "state_adjustments_deduped"
+    history = [
+        Sample(at(0), {field: 0, "state_adjustments_logged": 1}),  # long before: did not dominate
+        Sample(at(20), {field: 2, "state_adjustments_logged": 1}),  # the last report before the window [31, 61]
+        Sample(at(45), {field: 2, "state_adjustments_logged": 1}),
+        Sample(at(61), {field: 2, "state_adjustments_logged": 1}),
+    ]
+    assert evaluate_rule(rule, field, history, [], at(61)) is not None
+    assert evaluate_rule(rule, field, history[:1] + history[2:], [], at(61)) is None  # from 0: not dominated
