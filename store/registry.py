@@ -378,6 +378,8 @@ class Registry:
         row = model(**values)
         fields, sql = _INSERT_SQL[model.__name__]
         data = row.__data__
+        for f in fields:  # every column present, as stored: a later `_save` of this row writes back exactly these
+            data.setdefault(f.name, None)
         cursor = self._sql(sql, tuple(_db_value(f, data.get(f.name)) for f in fields))
         data["id"] = cursor.lastrowid  # every registry table's key is peewee's implicit autoincrement `id`
         return row
