@@ -18,8 +18,7 @@ from operations.reconciliation import joint_inputs
 from settings.config import Settings
 from tools._venue import (
     began_by,
-    known_fill_ids,
-    registry_inputs,
+    inputs_of,
     registry_reader,
     tool_clock,
     venue_call,
@@ -40,23 +39,25 @@ def joint_now(settings: Settings, venue: Venue, path: Path) -> JointNow:
     clock = tool_clock()
     snap = venue_snapshot(venue, clock, None)
     marks = venue_call("venue tickers", lambda: {k: t.mark for k, t in venue.tickers().items()})
-    inputs = registry_inputs(path, clock)
-    # Judged at the snapshot's server time, as the daemon judges (the venue's clock, never the host's).
-    rec = reconcile(inputs.positions, known_fill_ids(path, snap.fills), inputs.orders, snap, snap.server_time)
-    mismatches = tuple(f"{i.symbol} {i.uid}: {i.detail}" for i in rec.issues if i.cls == "qty_mismatch")
+    # One read of the registry, opened read-only, through the daemon's own functions.
     with registry_reader(path, clock) as reg:
+        began = began_by(reg, clock)
+        inputs = inputs_of(reg, began, snap.fills)
         # The daemon's own assembly (operations.reconciliation.joint_inputs); the snapshot's fills are not judged:
         # the daemon's fill poll books them, and one look cannot tell "not yet" from "never".
         joint = joint_inputs(
             reg,
             snap,
-            began=began_by(reg, clock),
+            began=began,
             clock=clock,
             marks=marks,
             max_replacements_per_hour=settings.protect.max_replacements_per_hour,
             max_stop_distance_pct=settings.risk.max_stop_distance_pct,
             with_fills=False,
         )
+    # Judged at the snapshot's server time, as the daemon judges (the venue's clock, never the host's).
+    rec = reconcile(inputs.positions, inputs.known_fill_ids, inputs.orders, snap, snap.server_time)
+    mismatches = tuple(f"{i.symbol} {i.uid}: {i.detail}" for i in rec.issues if i.cls == "qty_mismatch")
     report, _ = evaluate(joint)
     return JointNow((*report.findings, *report.pending), mismatches, snap)
 

@@ -27,7 +27,7 @@ from lifecycle.clock import Clock, SystemClock, VenueClock, observe_server_time,
 from lifecycle.errors import RegistryVersionError
 from lifecycle.reconcile import OrderRef, RegistryPosition
 from lifecycle.values import AccountSnapshot, VenueFill
-from operations.reconciliation import read_inputs
+from operations.reconciliation import Began, read_inputs
 from operations.wiring import ccxt_venue
 from settings.config import ConfigError, Settings, load_settings
 from settings.discovery import DiscoveryError, discover
@@ -253,26 +253,44 @@ class RegistryInputs:
 
     positions: tuple[RegistryPosition, ...]
     orders: dict[str, OrderRef]
+    known_fill_ids: frozenset[str]
+    """Which of the fills the caller named the ledger holds (an indexed lookup of just those ids, as the daemon does:
+    never the whole ledger)."""
 
 
-def registry_inputs(path: Path, clock: Clock) -> RegistryInputs:
+def registry_inputs(path: Path, clock: Clock, fills: Sequence[VenueFill] = ()) -> RegistryInputs:
     """`operations.reconciliation.read_inputs`, the daemon's reading, on the registry file opened read-only; each
-    position dated by the daemon's rule (`lifecycle.clock.position_began`) on `clock`."""
+    position dated by the daemon's rule (`lifecycle.clock.position_began`) on `clock`; `fills`: the venue fills whose
+    ids to look up in the ledger."""
     if not path.exists():
-        return RegistryInputs((), {})
+        return RegistryInputs((), {}, frozenset())
     with registry_reader(path, clock) as reg:
-        positions, orders = read_inputs(reg, began_by(reg, clock))
-    return RegistryInputs(tuple(positions), orders)
+        return inputs_of(reg, began_by(reg, clock), fills)
 
 
-def began_by(reg: Registry, clock: Clock) -> Callable[[str, datetime], datetime]:
-    """When each position began, by the daemon's one rule, read from `reg`."""
-    return lambda uid, created: position_began(created, reg.first_fill_time(uid), clock.now())
+def inputs_of(reg: Registry, began: Began, fills: Sequence[VenueFill] = ()) -> RegistryInputs:
+    """`registry_inputs` on a registry the caller has open, its positions dated by `began` (`began_by`)."""
+    positions, orders = read_inputs(reg, began)
+    known = frozenset(reg.fill_ids_known([f.fill_id for f in fills])) if fills else frozenset()
+    return RegistryInputs(tuple(positions), orders, known)
+
+
+def began_by(reg: Registry, clock: Clock) -> Began:
+    """When each position began, by the daemon's one rule, read from `reg`: each position's first fill read once, as
+    `DaemonContext.created_of` does (a tool's reading and its joint invariants date the same positions)."""
+    first: dict[str, datetime | None] = {}
+
+    def began(uid: str, created: datetime) -> datetime:
+        if uid not in first:
+            first[uid] = reg.first_fill_time(uid)
+        return position_began(created, first[uid], clock.now())
+
+    return began
 
 
 def known_fill_ids(path: Path, fills: Sequence[VenueFill]) -> frozenset[str]:
-    """Which of these venue fills the registry's ledger holds (an indexed lookup of just these ids, as the daemon
-    does: never the whole ledger)."""
+    """Which of these venue fills the registry's ledger holds (for a caller that read the registry's side before
+    the venue's snapshot: `operations.sync.confirm`)."""
     if not path.exists() or not fills:
         return frozenset()
     with registry_reader(path, SystemClock()) as reg:

@@ -189,7 +189,8 @@ def _unowned_note(db: pw.SqliteDatabase, count: int) -> str:
     """The recorded unowned fills (docs/operations.md): not a problem (each is accounted for and was reported once as
     UNOWNED_FILL), but what an operator investigating one looks for."""
     latest = (
-        "SELECT fill_id, symbol_key, side, qty, price, fill_ms, reason FROM unowned_fill ORDER BY fill_ms DESC, id DESC"
+        "SELECT fill_id, symbol_key, side, qty, price, fill_ms, reason FROM unowned_fill"
+        " ORDER BY fill_ms DESC, id DESC LIMIT 1"
     )
     fill_id, symbol, side, qty, price, fill_ms, reason = _sql(db, latest).fetchone()
     return (

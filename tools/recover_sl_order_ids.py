@@ -28,7 +28,6 @@ from tools._venue import (
     check_registry_file,
     daemon_context,
     db_path,
-    known_fill_ids,
     open_registry,
     prepare,
     registry_errors,
@@ -75,8 +74,8 @@ def main(argv: Sequence[str]) -> int:
     clock = tool_clock()
     venue = build_venue(env.settings, clock)
     snap = venue_snapshot(venue, clock, clock.now() - timedelta(minutes=5))
-    inputs = registry_inputs(path, clock)
-    rec = reconcile(inputs.positions, known_fill_ids(path, snap.fills), inputs.orders, snap, snap.server_time)
+    inputs = registry_inputs(path, clock, snap.fills)
+    rec = reconcile(inputs.positions, inputs.known_fill_ids, inputs.orders, snap, snap.server_time)
     if not rec.report.complete:
         raise ProblemsFound(f"venue snapshot incomplete ({rec.report.reason}): nothing judged; retry later")
     by_uid = {p.uid: p for p in inputs.positions}
