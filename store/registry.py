@@ -235,17 +235,21 @@ def _db_value(field: pw.Field, value: Any) -> Any:
     return field.db_value(value)  # type: ignore[no-untyped-call]
 
 
+def _written_fields(model: type[pw.Model]) -> tuple[pw.Field, ...]:
+    """Every column a write sets: all but the primary key (`id`, autoincrement, in every registry table)."""
+    return tuple(f for f in model._meta.sorted_fields if f is not model._meta.primary_key)
+
+
 def _save_sql(model: type[pw.Model]) -> tuple[tuple[pw.Field, ...], str]:
-    """What `Model.save()` writes for a row with a primary key (every column but the key, `id` in every registry
-    table), as one fixed statement."""
-    fields = tuple(f for f in model._meta.sorted_fields if f is not model._meta.primary_key)
+    """What `Model.save()` writes for a row with a primary key, as one fixed statement."""
+    fields = _written_fields(model)
     assigns = ", ".join(f'"{f.column_name}" = ?' for f in fields)
     return fields, f'UPDATE "{model._meta.table_name}" SET {assigns} WHERE "id" = ?'  # noqa: S608 - schema names
 
 
 def _insert_sql(model: type[pw.Model]) -> tuple[tuple[pw.Field, ...], str]:
-    """What `Model.create()` writes (every column but an autoincrement key), as one fixed statement."""
-    fields = tuple(f for f in model._meta.sorted_fields if f is not model._meta.primary_key)
+    """What `Model.create()` writes, as one fixed statement."""
+    fields = _written_fields(model)
     columns = ", ".join(f'"{f.column_name}"' for f in fields)
     marks = ", ".join("?" for _ in fields)
     return fields, f'INSERT INTO "{model._meta.table_name}" ({columns}) VALUES ({marks})'  # noqa: S608
