@@ -9,9 +9,8 @@ from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
-from dst.harness import World, daemon_step
+from dst.harness import World, daemon_step, dst_sim_config
 from lifecycle.values import OrderRequest, OrderStatus, PlaceResult
-from simulator.engine import SimConfig
 from specs.lifecycle import TERMINAL_STATES
 from specs.reconciliation import JOINT_FIELDS
 from store.audit import run_audit
@@ -119,7 +118,7 @@ def liquidated_before_its_stop(tmp: Path) -> World:
 def partly_filled_entry_then_ended(tmp: Path) -> World:
     """Freqtrade issue 9128: an entry replaced (ended) while partly filled, leaving a ghost position. A thin book
     fills a market entry only partly; the position must carry exactly the filled part, protected."""
-    w = World(6, tmp, SimConfig(seed=6, history_minutes=120, level_notional_usd=Decimal(20)))
+    w = World(6, tmp, dataclasses.replace(dst_sim_config(6), level_notional_usd=Decimal(20)))
     w.strategy.size[XBT] = Decimal(1)
     enter(w, "long")
     return w

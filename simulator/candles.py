@@ -42,15 +42,21 @@ class CandleBook:
 
     def record(self, symbol: str, price_type: str, time_ms: int, price: Decimal, volume: Decimal) -> None:
         minute = time_ms - time_ms % 60_000
-        bars = self._bars.setdefault((symbol, price_type), [])
-        times = self._times.setdefault((symbol, price_type), [])
-        if bars and bars[-1].time_ms == minute:
+        key = (symbol, price_type)
+        bars = self._bars.get(key)
+        if bars is None:
+            bars = self._bars[key] = []
+            self._times[key] = []
+        if bars and bars[-1].time_ms == minute:  # the common case: one more price inside the current minute
             bar = bars[-1]
-            bar.high = max(bar.high, price)
-            bar.low = min(bar.low, price)
+            if price > bar.high:
+                bar.high = price
+            elif price < bar.low:
+                bar.low = price
             bar.close = price
             bar.volume += volume
         elif not bars or bars[-1].time_ms < minute:
+            times = self._times[key]
             bars.append(Bar(minute, price, price, price, price, volume))
             times.append(minute)
             if self._keep is not None and len(bars) > self._keep + self._keep // 8 + 1:

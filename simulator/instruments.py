@@ -47,7 +47,7 @@ class InstrumentSpec:
             for bound, rate in zip(TIER_BOUNDS, TIER_RATES, strict=True)
         )
 
-    @property
+    @cached_property  # read at every price step (synthetic volume) and every order check
     def size_increment(self) -> Decimal:
         return Decimal(1).scaleb(-self.contract_value_trade_precision)
 

@@ -6,10 +6,11 @@ reproduces the path exactly on any machine.
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, DecimalTuple
 from enum import StrEnum
 from typing import Protocol
 
@@ -33,6 +34,25 @@ class ReplayCandle:
 def gauss(rng: random.Random) -> Decimal:
     # Rounded to 6 places so the Decimal value does not depend on float repr details.
     return Decimal(f"{rng.gauss(0.0, 1.0):.6f}")
+
+
+# A walk steps by the same dt nearly every time: these are computed once per dt. The square root is keyed by the
+# exact representation (Decimal("1") and Decimal("1.0") are equal, hash alike, and have different square roots'
+# exponents, which the price's digits would carry); the probability is only ever compared, so its value is enough.
+_SQRT: dict[DecimalTuple, Decimal] = {}
+
+
+def _sqrt(dt: Decimal) -> Decimal:
+    key = dt.as_tuple()
+    root = _SQRT.get(key)
+    if root is None:
+        root = _SQRT[key] = dt.sqrt()
+    return root
+
+
+@functools.lru_cache(maxsize=64)
+def _switch_probability(dt: Decimal, regime_seconds: Decimal) -> Decimal:
+    return min(Decimal(1), dt / regime_seconds)
 
 
 class PricePath(Protocol):
@@ -62,8 +82,7 @@ class RandomWalk:
         self.regime = Regime.RANGE
 
     def _maybe_switch(self, dt: Decimal) -> None:
-        switch_probability = min(Decimal(1), dt / self.regime_seconds)
-        if Decimal(f"{self._rng.random():.9f}") < switch_probability:
+        if Decimal(f"{self._rng.random():.9f}") < _switch_probability(dt, self.regime_seconds):
             self.regime = self._rng.choice([Regime.TREND_UP, Regime.TREND_DOWN, Regime.RANGE])
             self.anchor = self.price
 
@@ -77,7 +96,7 @@ class RandomWalk:
             drift = -self.TREND_DRIFT * dt
         else:
             drift = min(Decimal(1), self.RANGE_PULL * dt) * (self.anchor - self.price) / self.price
-        ret = drift + self.volatility * dt.sqrt() * gauss(self._rng)
+        ret = drift + self.volatility * _sqrt(dt) * gauss(self._rng)
         # A floor keeps a pathological seed from walking a price to zero or below.
         self.price = max(self.price * (1 + ret), self.anchor / 100)
         return self.price
