@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lifecycle.clock import from_ms
+from simulator import prices
 from simulator.engine import Simulator, SimulatorError
 from simulator.faults import FaultKind
 from simulator.models import HistoryKind, OrderState
@@ -462,3 +463,21 @@ def test_candle_windows_agree_with_the_full_aggregation() -> None:
     ]
     weekly = sim.candles.candles(XBT, "mark", "1w")
     assert all(from_ms(b.time_ms).weekday() == 0 for b in weekly)  # Kraken's weeks open on Monday
+
+
+def test_random_walk_steps_by_equal_dts_of_different_digits_as_computed_fresh() -> None:
+    """The walks remember each dt's square root; Decimal("1") and Decimal("1.0") are equal and hash alike, but their
+    roots carry different exponents into a trending walk's first price. After any walk stepped by one, a walk
+    stepping by the other must get the price it gets with the root computed afresh, digit for digit."""
+    for first, second in ((D(1), D("1.0")), (D("1.0"), D(1)), (D("0.25"), D("0.250"))):
+        prices._SQRT.clear()
+        RandomWalk(random.Random(1), D(150), D("0.0002")).step(START, first)  # another walk fills the memo
+        after_memo = _trending(second)
+        prices._SQRT.clear()
+        assert str(after_memo) == str(_trending(second)), (first, second)
+
+
+def _trending(dt: Decimal) -> Decimal:
+    walk = RandomWalk(random.Random(9), D(65000), D("0.00015"))
+    walk.regime = Regime.TREND_UP  # a trend's drift keeps the noise term's exponent in the first price
+    return walk.step(START, dt)
