@@ -197,7 +197,7 @@ def _aggregate_queries(transitions_after: int = 0, fills_after: int = 0) -> list
     terminal = json.dumps(sorted(TERMINAL_STATES))
     active = json.dumps(sorted(ACTIVE_STATES))
     known = json.dumps(list(STATE_NAMES))
-    legal = json.dumps(["|".join(part or "" for part in triple) for triple in _legal_triples()])
+    legal = json.dumps([[part or "" for part in triple] for triple in _legal_triples()])
     sides = json.dumps(list(POSITION_SIDES))
     # A fill is on the wrong side when its side is not the spec's for its position's side and role
     # (`specs.lifecycle.fill_side`), as one CASE over the position's side: per row a comparison, not the string
@@ -242,7 +242,9 @@ def _aggregate_queries(transitions_after: int = 0, fills_after: int = 0) -> list
             " SELECT max(x.id) FROM transition x WHERE x.position_id = t.position_id AND x.id < t.id)"
             " WHERE t.id > ? AND ((p.id IS NULL AND t.source IS NOT NULL)"
             " OR (p.id IS NOT NULL AND t.source IS NOT p.target)"
-            " OR coalesce(t.source, '') || '|' || t.event || '|' || t.target NOT IN (SELECT value FROM json_each(?)))"
+            " OR (coalesce(t.source, ''), t.event, t.target) NOT IN ("
+            "  SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]')"
+            "  FROM json_each(?)))"
             " ORDER BY t.id",
             (transitions_after, legal),
         ),
@@ -548,12 +550,17 @@ def _verify_chain(db: pw.Database, table: str, chunk_rows: int = CHUNK_ROWS) -> 
 
 def _count_through(db: pw.Database, table: str, after: int | None, through: int) -> int:
     """Rows with after < id <= through; `after` None: every row up to `through`, whatever its id (a row forced in
-    at id 0 or below, before the chain's first, must change the count up to an anchor)."""
-    if after is None:
-        sql = f'SELECT count(*) FROM "{table}" WHERE id <= ?'  # noqa: S608
-        return int(_execute(db, sql, (through,)).fetchone()[0])
-    sql = f'SELECT count(*) FROM "{table}" WHERE id > ? AND id <= ?'  # noqa: S608
-    return int(_execute(db, sql, (after, through)).fetchone()[0])
+    at id 0 or below, before the chain's first, must change the count up to an anchor).
+
+    Counted as every row less those past either end, in one statement (one snapshot): SQLite counts a whole table
+    from its smallest index, and each end is a rowid search, while `count(*) WHERE id <= ?` walks the table's own
+    pages (2,000,000 fills: 0.24 s against about 0.01 s)."""
+    sql = f'SELECT (SELECT count(*) FROM "{table}") - (SELECT count(*) FROM "{table}" WHERE id > ?)'  # noqa: S608
+    params: tuple[int, ...] = (through,)
+    if after is not None:
+        sql += f' - (SELECT count(*) FROM "{table}" WHERE id <= ?)'  # noqa: S608
+        params = (through, min(after, through))
+    return int(_execute(db, sql, params).fetchone()[0])
 
 
 def _stored_hash(db: pw.Database, table: str, row_id: int) -> Any:
