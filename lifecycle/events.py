@@ -269,14 +269,31 @@ def render_kv(event: str, fields: dict[str, object]) -> str:
     return " ".join([event, *(f"{k}={render_value(v)}" for k, v in fields.items())])
 
 
-def emit(event: Ev, logger: logging.Logger | None = None, /, **fields: object) -> str:
-    """Log one event line and return it. Undeclared fields are a programming error (caught by tests)."""
+class EventLine:
+    """An event's log message: rendered the first time a handler asks for it, then kept. A backtest or a DST run
+    hands its events to no handler that formats them (a NullHandler, or one that only counts `record.event`), so
+    there the line is never built; a daemon's handlers format every record they take, once each."""
+
+    __slots__ = ("_event", "_fields", "_text")
+
+    def __init__(self, event: str, fields: dict[str, object]) -> None:
+        self._event, self._fields, self._text = event, fields, ""
+
+    def __str__(self) -> str:
+        if not self._text:
+            self._text = render_kv(self._event, self._fields)
+        return self._text
+
+
+def emit(event: Ev, logger: logging.Logger | None = None, /, **fields: object) -> EventLine:
+    """Log one event line (`str()` of the result is the line). Undeclared fields are a programming error (caught by
+    tests)."""
     spec = EVENTS[event]
     if "*" not in spec.fields:
         unknown = set(fields) - set(spec.fields)
         if unknown:
             raise UndeclaredEventField(f"{event}: undeclared fields {sorted(unknown)}")
-    line = render_kv(event.value, fields)
+    line = EventLine(event.value, fields)
     (logger or logging.getLogger(EVENT_LOGGER)).log(
         spec.level, line, extra={"event": event.value, "event_fields": fields}
     )

@@ -23,7 +23,7 @@ TS_LEVEL = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (DEBUG|INFO |WARNING|ERROR|C
 
 def test_kv_event_name_follows_timestamp_and_level(log_state: io.StringIO) -> None:
     configure_logging("kv", "INFO", stream=log_state)
-    line = emit(Ev.JOB_FAILED, job="tick", error="venue down")
+    line = str(emit(Ev.JOB_FAILED, job="tick", error="venue down"))
     logging.getLogger("some.module").info("plain %s", "text")
     first, second = log_state.getvalue().splitlines()
     assert re.fullmatch(TS_LEVEL + re.escape(line), first)

@@ -52,7 +52,8 @@ def test_orphaned_three_within_exactly_fifteen_minutes_is_critical() -> None:
     assert (hit.field, hit.rule) == ("orphaned", "window_sum_at_least")
     assert result.new_critical_hits == (hit,)
     assert result.entries_paused
-    assert emit(Ev.ESCALATION, None, **hit.fields()).startswith("ESCALATION field=orphaned rule=window_sum_at_least")
+    line = str(emit(Ev.ESCALATION, None, **hit.fields()))
+    assert line.startswith("ESCALATION field=orphaned rule=window_sum_at_least")
 
 
 def test_orphaned_three_spread_over_more_than_fifteen_minutes_is_not_critical() -> None:

@@ -72,7 +72,7 @@ def test_invariant_violation_is_sticky_and_only_announced_once() -> None:
 def test_changes_render_as_declared_events() -> None:
     ks = switch()
     [change] = ks.observe_margin(Decimal(81))
-    line = emit(change.event, None, **change.fields())
+    line = str(emit(change.event, None, **change.fields()))
     assert line.startswith("KILL_SWITCH_ACTIVATED reason=margin_critical detail=")
 
 

@@ -78,7 +78,7 @@ def test_no_take_profit_when_disabled() -> None:
 
 def test_decision_renders_one_trace_line() -> None:
     d = DonchianBreakout().analyse("PF_XBTUSD", UP, BTC, EQUITY)
-    line = emit(Ev.DECISION_TRACE, None, **d.trace_fields())
+    line = str(emit(Ev.DECISION_TRACE, None, **d.trace_fields()))
     assert line.startswith("DECISION_TRACE symbol=PF_XBTUSD verdict=enter_long reason=")
     inputs = str(d.trace_fields()["inputs"])
     assert " " not in inputs

@@ -37,7 +37,7 @@ def test_no_stream_adds_nothing() -> None:
 def test_cycle_summary_and_status_carry_the_streams_counters(current: OrderStream) -> None:
     current.stats.state, current.stats.fills_received, current.stats.gaps = "connected", 7, 2
     current.stats.connects = 3
-    line = emit(Ev.CYCLE_SUMMARY, cycle=1, **stream_fields())
+    line = str(emit(Ev.CYCLE_SUMMARY, cycle=1, **stream_fields()))
     assert line == "CYCLE_SUMMARY cycle=1 stream=connected stream_fills=7 stream_gaps=2"
     status = status_line()
     assert status is not None and "connected" in status and "fills 7, gaps 2, reconnects 2" in status
