@@ -12,6 +12,7 @@ recorded yet", and why `TRADE_CLOSED` may show the fee of the last fill only in 
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Iterable, Sequence
@@ -19,8 +20,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, TextIO
-
-import peewee as pw
 
 from lifecycle.accounting import (
     EXIT_REASONS,
@@ -43,7 +42,7 @@ from lifecycle.clock import from_ms, to_ms
 from lifecycle.events import Ev, emit
 from lifecycle.units import units_to_qty
 from specs.lifecycle import TERMINAL_STATES
-from store.models import AccountCharge, Fill, Order, Position, Transition
+from store.models import AccountCharge, Position
 from store.registry import Registry
 
 log = logging.getLogger("scheduler.session")
@@ -62,11 +61,6 @@ class _Row:
     stop_price: str | None
     created_ms: int
     closed_ms: int | None
-
-
-def _id(model: type[pw.Model]) -> Any:
-    # The models use peewee's implicit `id` primary key, which the bundled stub does not declare.
-    return model._meta.primary_key
 
 
 def _tuples(query: Any) -> list[tuple[Any, ...]]:
@@ -88,50 +82,61 @@ class _FillRow:
 
 def load_books(*, uids: Iterable[str] | None = None, closed_since_ms: int | None = None) -> list[PositionBook]:
     """Every position with at least one fill (all of them, or `uids`; with `closed_since_ms`, only those closed
-    since), as the accounting's input, oldest first. Four queries, whatever the number of positions."""
-    query = Position.select(
-        _id(Position), Position.uid, Position.symbol_key, Position.side, Position.state, Position.stop_price,
-        Position.created_ms, Position.closed_ms,
-    ).order_by(Position.created_ms, _id(Position))  # fmt: skip
+    since), as the accounting's input, oldest first. Five fixed statements, whatever the number of positions: the
+    positions' ids travel as one JSON parameter (`json_each`), so no statement outgrows SQLite's variable limit,
+    and no query is built through the ORM (a backtest reports a trade at every close: its query building was most
+    of the report)."""
+    conditions, params = ["1"], list[object]()
     if uids is not None:
-        query = query.where(Position.uid.in_(list(uids)))
+        conditions.append("uid IN (SELECT value FROM json_each(?))")
+        params.append(json.dumps(list(uids)))
     if closed_since_ms is not None:
-        query = query.where(Position.closed_ms >= closed_since_ms)
-    rows = [_Row(*t) for t in _tuples(query)]
+        conditions.append("closed_ms >= ?")
+        params.append(closed_since_ms)
+    rows = [
+        _Row(*t)
+        for t in _select(
+            "SELECT id, uid, symbol_key, side, state, stop_price, created_ms, closed_ms FROM position"  # noqa: S608
+            f" WHERE {' AND '.join(conditions)} ORDER BY created_ms, id",  # code; the values are parameters
+            params,
+        )
+    ]
     if not rows:
         return []
-    pks = [r.pk for r in rows]
+    pks = json.dumps([r.pk for r in rows])
     fills: dict[int, list[_FillRow]] = {}
-    fill_query = Fill.select(
-        Fill.position, Fill.fill_id, Fill.client_order_id, Fill.venue_order_id, Fill.side, Fill.is_entry,
-        Fill.qty_units, Fill.price, Fill.fill_ms,
-    ).where(Fill.position.in_(pks)).order_by(_id(Fill))  # fmt: skip
-    for owner, *rest in _tuples(fill_query):
-        fills.setdefault(int(owner), []).append(_FillRow(*rest))
+    for owner, fill_id, coid, vid, side, is_entry, *rest in _select(
+        "SELECT position_id, fill_id, client_order_id, venue_order_id, side, is_entry, qty_units, price, fill_ms"
+        " FROM fill WHERE position_id IN (SELECT value FROM json_each(?)) ORDER BY id",
+        [pks],
+    ):
+        fills.setdefault(int(owner), []).append(_FillRow(fill_id, coid, vid, side, bool(is_entry), *rest))
     purposes: dict[str, str] = {}
     first_stop: dict[int, str] = {}
-    order_query = Order.select(
-        Order.position, Order.client_order_id, Order.venue_order_id, Order.purpose, Order.trigger_price
-    ).where(Order.position.in_(pks)).order_by(_id(Order))  # fmt: skip
-    for owner, coid, vid, purpose, trigger in _tuples(order_query):
+    for owner, coid, vid, purpose, trigger in _select(
+        'SELECT position_id, client_order_id, venue_order_id, purpose, trigger_price FROM "order"'
+        " WHERE position_id IN (SELECT value FROM json_each(?)) ORDER BY id",
+        [pks],
+    ):
         purposes[coid] = purpose
         if vid:
             purposes.setdefault(vid, purpose)
         if purpose == "stop" and trigger and int(owner) not in first_stop:
             first_stop[int(owner)] = trigger
     causes: dict[int, str] = {}
-    closing = Transition.select(Transition.position, Transition.cause).where(
-        Transition.position.in_(pks) & Transition.target.in_(list(TERMINAL_STATES))
-    )
-    for owner, cause in _tuples(closing.order_by(_id(Transition))):
+    for owner, cause in _select(
+        "SELECT position_id, cause FROM transition WHERE position_id IN (SELECT value FROM json_each(?))"
+        " AND target IN (SELECT value FROM json_each(?)) ORDER BY id",
+        [pks, json.dumps(sorted(TERMINAL_STATES))],
+    ):
         causes[int(owner)] = cause
     charged: dict[int, list[Charge]] = {}
     if _has_charges():
-        charge_query = AccountCharge.select(
-            AccountCharge.position, AccountCharge.entry_id, AccountCharge.kind, AccountCharge.amount,
-            AccountCharge.at_ms,
-        ).where(AccountCharge.position.in_(pks)).order_by(AccountCharge.entry_id)  # fmt: skip
-        for owner, entry_id, kind, amount, at_ms in _tuples(charge_query):
+        for owner, entry_id, kind, amount, at_ms in _select(
+            "SELECT position_id, entry_id, kind, amount, at_ms FROM account_charge"
+            " WHERE position_id IN (SELECT value FROM json_each(?)) ORDER BY entry_id",
+            [pks],
+        ):
             charged.setdefault(int(owner), []).append(Charge(str(entry_id), kind, Decimal(amount), from_ms(at_ms)))
     return [
         replace(
@@ -141,6 +146,12 @@ def load_books(*, uids: Iterable[str] | None = None, closed_since_ms: int | None
         for r in rows
         if r.pk in fills
     ]
+
+
+def _select(sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
+    """A fixed statement on the database the models are bound to (the caller's registry)."""
+    cursor = Position._meta.database.execute_sql(sql, tuple(params))
+    return list(cursor.fetchall())
 
 
 def _has_charges() -> bool:

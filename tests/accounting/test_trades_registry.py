@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import itertools
 import logging
+import sqlite3
 import tempfile
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -174,3 +175,21 @@ def test_session_summary_counts_the_trades_closed_since_the_start(
     assert "\n  win rate                    50.0 %\n" in text
     later = log_session_summary(reg, T0 + timedelta(minutes=12), io.StringIO())
     assert later is not None and later.summary.trades == 1
+
+
+def test_books_of_more_positions_than_a_statement_may_have_variables(registry: tuple[Registry, FakeClock]) -> None:
+    """Every position's book reads in one statement per table whatever the count: the ids travel as one JSON
+    parameter. (With one SQL variable per id, a registry of more positions than SQLite's variable limit, 250,000 in
+    this build and 32,766 in many, could no longer be reported: the limit is lowered here to show it.)"""
+    reg, clock = registry
+    uids = []
+    for i in range(12):
+        at = T0 + timedelta(hours=2 * i)
+        fills = (
+            LedgerFill(f"in-{i}", "buy", True, Decimal(1), Decimal(100 + i), at),
+            LedgerFill(f"out-{i}", "sell", False, Decimal(1), Decimal(101 + i), at + timedelta(minutes=30)),
+        )
+        uids.append(write_book(reg, clock, PositionBook("", "PF_XBTUSD", "long", fills, initial_stop=Decimal(90))))
+    reg.db.connection().setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 5)  # type: ignore[no-untyped-call]
+    assert [b.uid for b in load_books()] == uids
+    assert [b.uid for b in load_books(uids=uids[3:10])] == uids[3:10]
