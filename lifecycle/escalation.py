@@ -77,19 +77,18 @@ def evaluate_rule(
     if not history:
         return None
     window_start = now - timedelta(minutes=rule.minutes)
-    in_window = [s for s in history if s.at >= window_start]
     if rule.kind == "per_cycle_at_least":
         value = history[-1].get(field)
         return f"{value} this cycle >= {rule.n}" if value >= rule.n else None
     if rule.kind == "window_sum_at_least":
-        total = sum(s.get(field) for s in in_window)
+        total = sum(s.get(field) for s in history if s.at >= window_start)
         return f"{total} in the last {rule.minutes} min >= {rule.n}" if total >= rule.n else None
     if rule.kind == "consecutive_cycles":
         last = history[-rule.n :]
         held = len(last) == rule.n and all(s.get(field) > 0 for s in last)
         return f"non-zero in {rule.n} consecutive cycles" if held else None
     if rule.kind == "sustained_increase":
-        values = [s.get(field) for s in in_window]
+        values = [s.get(field) for s in history if s.at >= window_start]
         held = len(values) >= rule.n and _strictly_rising(values)
         return f"rising every cycle over {rule.minutes} min ({values[0]} -> {values[-1]})" if held else None
     if rule.kind == "repeated_restarts":
