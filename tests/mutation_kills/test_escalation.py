@@ -158,6 +158,14 @@ def test_sustained_increase_holds_with_exactly_n_rising_samples_and_names_first_
     assert evaluate_rule(SUSTAINED, "x", history[1:], [], at(20)) is None  # two samples are not enough
 
 
+def test_sustained_increase_counts_a_report_exactly_its_window_old_and_none_older() -> None:
+    """The window is closed at its start, as a window sum's is: a report exactly 30 minutes old is the first of the
+    rising run; one a minute older is outside it."""
+    history = [Sample(at(m), {"x": v}) for m, v in [(0, 1), (15, 4), (30, 7)]]
+    assert evaluate_rule(SUSTAINED, "x", history, [], at(30)) == "rising every cycle over 30 min (1 -> 7)"
+    assert evaluate_rule(SUSTAINED, "x", history, [], at(31)) is None  # the first report is 31 minutes old now
+
+
 def test_dominates_reads_from_the_last_report_before_its_window_not_an_earlier_one() -> None:
     """`evaluate_rule` on a history nothing pruned: a report that did not dominate long before the window says
     nothing about the last 30 minutes; the last report before the window and every one since do."""
