@@ -190,7 +190,8 @@ Query = tuple[str, str, tuple[object, ...]]
 """(field, offender SQL, parameters): one aggregate of the audit."""
 
 
-def _aggregate_queries(transitions_after: int = 0, fills_after: int = 0) -> list[Query]:
+@functools.lru_cache(maxsize=16)  # each task of one audit asks for the same ones: built once per audit, not per task
+def _aggregate_queries(transitions_after: int = 0, fills_after: int = 0) -> tuple[Query, ...]:
     """The SQL aggregates, slowest first (the parallel run starts the long ones early). `transitions_after`,
     `fills_after`: the legality of logged transitions, and the side of fills, are checked for rows with a larger
     id only (a tail audit's anchors)."""
@@ -232,7 +233,7 @@ def _aggregate_queries(transitions_after: int = 0, fills_after: int = 0) -> list
         ]
     )
     # The spec's sets reach SQL as one JSON parameter each (`json_each(?)`): no SQL text is built from values.
-    return [
+    return (
         # A row is illegal when its (source, event, target) is not in the spec, when its source is not where the
         # previous row of the same position left it (a lost or forged row), or when a creation is not its first
         # row. (Measured: a lag() window over (position_id, id) is slower than this keyed self-join.)
@@ -302,7 +303,7 @@ def _aggregate_queries(transitions_after: int = 0, fills_after: int = 0) -> list
             (terminal,),
         ),
         ("fill_side_mismatch", side_sql, side_params),
-    ]
+    )
 
 
 DEFAULT_MAX_STOP_DISTANCE_PCT = Decimal(25)
