@@ -12,7 +12,8 @@ Which live stop belongs to a position (`own_stop`):
 
 Where a new stop sits (`stop_level`): the position's recorded stop, or — for a position without one (an import) —
 `default_stop_pct` beyond the worse of entry and mark. Whatever the source, it must be on the protective side of
-the current mark and within `max_stop_distance_pct` of the entry (`lifecycle.stops.stop_problem`); a level already
+the current mark and, below a long's entry (above a short's), within `max_stop_distance_pct` of it
+(`lifecycle.stops.stop_problem`; on the profit side of the entry a stop risks no loss, however far); a level already
 crossed is never sent (it would fill at once): the planner says `Unprotectable`, or `ExitNow` when the policy says
 `on_crossed_stop = "exit"`. Without a mark the side cannot be checked: nothing is sent this cycle (`Defer`).
 
@@ -21,6 +22,7 @@ A live stop is kept where it is (a trigger moved by hand is adopted), unless it 
 away from it (DST seeds 2069, 2088, 2799), or a hand moved it there. Such a stop is a level the registry audit
 rejects (`invalid_stop_prices`), so it is tightened to the limit (`lifecycle.stops.within_limit`), never loosened;
 when the limit itself is at or across the mark, the crossed-level rule above applies (`Unprotectable`, or `ExitNow`).
+A stop trailed by hand beyond the entry on the profit side is adopted and kept however far (it locks a gain).
 """
 
 from __future__ import annotations
@@ -348,12 +350,13 @@ def _cannot_send(problem: str, market: MarketFacts, policy: ProtectionPolicy) ->
 def _tighten(
     pos: Protectee, stop: VenueOrder, market: MarketFacts, policy: ProtectionPolicy
 ) -> TightenStop | Unprotectable | ExitNow | Defer | None:
-    """None when the live stop is within the limit of the entry, or beyond the entry on the profit side; else what
-    tightening it to the limit takes: the edit, or the crossed-level rule when the limit is at or across the mark (the
-    stop then stays where it is on the venue), or nothing this cycle without a mark."""
+    """None when the distance rule accepts the live stop (within the limit of the entry, or beyond the entry on the
+    profit side, where it risks no loss); else what tightening it to the limit takes: the edit, or the crossed-level
+    rule when the limit is at or across the mark (the stop then stays where it is on the venue), or nothing this
+    cycle without a mark."""
     trigger, entry = stop.trigger_price, pos.entry_price
-    if trigger is None or entry is None or (trigger > entry if pos.side is PositionSide.LONG else trigger < entry):
-        return None  # beyond the entry on the profit side it protects a gain: moving it to the limit would loosen it
+    if trigger is None or entry is None:
+        return None
     level = within_limit(pos.side, entry, trigger, policy.max_stop_distance_pct, market.tick_size)
     if level == trigger:
         return None

@@ -160,7 +160,8 @@ class RiskSettings(_Section):
     # An entry that fills further from the decision price than this many R (R = the planned entry-to-stop distance)
     # is exited at once instead of carrying more risk than planned; below it the stop is re-anchored to the fill.
     max_entry_slippage_r: Decimal = Field(default=Decimal("0.5"), ge=0, le=10)
-    # A stop further than this from the entry is not one anyone planned: never sent, and reported by the audit.
+    # A stop further than this below a long's entry (above a short's) is not one anyone planned: never sent, and
+    # reported by the audit. Beyond the entry on the profit side a stop risks no loss and is not bounded.
     max_stop_distance_pct: Decimal = Field(default=Decimal("25"), gt=0, le=90)
 
     @model_validator(mode="after")

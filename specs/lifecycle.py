@@ -321,9 +321,10 @@ INVARIANTS: tuple[InvariantSpec, ...] = (
     InvariantSpec(
         "INV-13",
         "invalid_stop_prices",
-        "an active position whose stop price cannot protect it: further from its entry than"
-        " risk.max_stop_distance_pct (default 25 %), the rule of lifecycle.stops.stop_problem that the protection"
-        " planner applies before sending a stop (a hand-set stop_price = 1 on a 71k long)",
+        "an active position whose stop price cannot protect it: on the loss side of its entry (a long's below),"
+        " further from it than risk.max_stop_distance_pct (default 25 %), the rule of lifecycle.stops.stop_problem"
+        " that the protection planner applies before sending a stop (a hand-set stop_price = 1 on a 71k long); a stop"
+        " beyond the entry on the profit side risks no loss and is valid however far (a gain trailed by hand)",
     ),
 )
 

@@ -958,11 +958,10 @@ class Registry:
         `stop_limit` (`risk.max_stop_distance_pct`, the instrument's tick): an entry-side fill of an exposed position
         (a hand's add) moves the average entry; a recorded stop it leaves beyond the limit is brought to the limit
         (`lifecycle.stops.within_limit`) in the same transaction, so the registry never holds a stop its audit
-        rejects, not even until the next protect cycle or across a crash. On the loss side that tightens it, and the
-        planner then tightens the live stop on the venue to the same level. On the profit side (DST seed 2088) it
-        lowers a long's stop (raises a short's), which takes no protection away: the add filled at about the mark,
-        so a stop that now lies beyond the limit above the new average entry (for a long) lay above the mark already,
-        crossed, sent by nobody. A pending entry's stop is left to `operations.entry.anchor`."""
+        rejects, not even until the next protect cycle or across a crash: that tightens it, and the planner then
+        tightens the live stop on the venue to the same level. A stop the add leaves on the profit side of the new
+        entry (DST seed 2088: one already across the mark) risks no loss and is kept as it is. A pending entry's stop
+        is left to `operations.entry.anchor`."""
         with self.db.atomic("IMMEDIATE"):
             row = self._row(uid)
             recorded = self._record(

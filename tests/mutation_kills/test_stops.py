@@ -40,9 +40,13 @@ def test_the_distance_bound_allows_exactly_the_limit_and_nothing_past_it() -> No
     assert stop_problem(SHORT, D(100), D("125.2"), None, D(25)) is not None
 
 
-def test_a_stop_beyond_the_entry_on_the_profit_side_is_bounded_by_distance_only() -> None:
+def test_a_stop_beyond_the_entry_on_the_profit_side_is_bounded_by_the_mark_only() -> None:
     assert stop_problem(LONG, D(100), D(110), D(120), D(25)) is None  # moved past break-even, still below the mark
-    assert stop_problem(LONG, D(100), D(130), D(140), D(25)) is not None  # 30 % from the entry
+    assert stop_problem(LONG, D(100), D(130), D(140), D(25)) is None  # 30 % from the entry: a gain locked, no risk
+    assert stop_problem(LONG, D(100), D(130), D(125), D(25)) is not None  # above the mark: it would trigger at once
+    assert stop_problem(SHORT, D(100), D(60), D(50), D(25)) is None
+    assert stop_problem(SHORT, D(100), D(60), D(65), D(25)) is not None
+    assert stop_problem(LONG, D(100), D(100), None, D(25)) is None  # break-even: no distance at all
 
 
 def test_the_bound_holds_for_a_coin_under_a_dollar() -> None:
