@@ -101,8 +101,3 @@ def test_a_crossed_stop_that_a_far_add_leaves_beyond_the_entry_on_the_profit_sid
         assert w.audit_ok()
         w.protect()  # still across the mark: still unprotectable, nothing sent
         assert not w.venue_stops(XBT) and w.audit_ok()
-
-
-def entry_limit_gap(entry: Decimal, stop: Decimal) -> Decimal:
-    """How far (as a share of the entry) `stop` lies inside the distance limit: 0 at the limit itself."""
-    return LIMIT / 100 - abs(stop - entry) / entry
