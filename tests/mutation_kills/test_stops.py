@@ -60,3 +60,5 @@ def test_without_an_entry_price_only_the_mark_is_checked(entry: str | None) -> N
     known = None if entry is None else D(entry)
     assert stop_problem(LONG, known, D(1), D(71000), D(25)) is None
     assert stop_problem(LONG, known, D(72000), D(71000), D(25)) is not None
+    assert stop_problem(SHORT, known, D(72000), D(71000), D(25)) is None  # any stop is above a short's "entry" 0
+    assert stop_problem(SHORT, known, D(70000), D(71000), D(25)) is not None
