@@ -17,7 +17,7 @@ Conventions (tested at their boundaries):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import pairwise
@@ -70,6 +70,11 @@ def _strictly_rising(values: Sequence[int]) -> bool:
     return all(a < b for a, b in pairwise(values))
 
 
+def _since(history: Sequence[Sample], start: datetime) -> Iterator[Sample]:
+    """The samples inside a window that starts at `start`, closed there: read lazily, by the kinds that use them."""
+    return (s for s in history if s.at >= start)
+
+
 def evaluate_rule(
     rule: Rule, field: str, history: Sequence[Sample], restart_firsts: Sequence[int], now: datetime
 ) -> str | None:
@@ -81,14 +86,14 @@ def evaluate_rule(
         value = history[-1].get(field)
         return f"{value} this cycle >= {rule.n}" if value >= rule.n else None
     if rule.kind == "window_sum_at_least":
-        total = sum(s.get(field) for s in history if s.at >= window_start)
+        total = sum(s.get(field) for s in _since(history, window_start))
         return f"{total} in the last {rule.minutes} min >= {rule.n}" if total >= rule.n else None
     if rule.kind == "consecutive_cycles":
         last = history[-rule.n :]
         held = len(last) == rule.n and all(s.get(field) > 0 for s in last)
         return f"non-zero in {rule.n} consecutive cycles" if held else None
     if rule.kind == "sustained_increase":
-        values = [s.get(field) for s in history if s.at >= window_start]
+        values = [s.get(field) for s in _since(history, window_start)]
         held = len(values) >= rule.n and _strictly_rising(values)
         return f"rising every cycle over {rule.minutes} min ({values[0]} -> {values[-1]})" if held else None
     if rule.kind == "repeated_restarts":

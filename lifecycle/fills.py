@@ -123,8 +123,10 @@ def attribute(fills: Sequence[VenueFill], owners: FillOwners) -> tuple[Attribute
 
     # Oldest first; within one stamp (whose order the venue does not publish) our own orders' fills first: they
     # are certain evidence, a hand's fill is judged against what they leave.
-    for fill in sorted(fills, key=lambda f: (f.time, order_owner(f, owners) is None, f.fill_id)):
-        owner = order_owner(fill, owners)
+    ordered = sorted(
+        ((f, order_owner(f, owners)) for f in fills), key=lambda p: (p[0].time, p[1] is None, p[0].fill_id)
+    )
+    for fill, owner in ordered:
         if owner is not None and owner.purpose != "entry" and owner.uid in flat_at and fill.size > remaining[owner.uid]:
             # Our exit order of a position an earlier fill of this batch already brought to zero (a hand closed it;
             # its stop still rested and filled against later exposure): a stray's fill, judged by rule 3 like one of

@@ -1067,9 +1067,13 @@ class Registry:
     def fill_ids_known(self, fill_ids: Collection[str]) -> set[str]:
         """Which of these fill ids the ledger holds: an indexed lookup of the batch, so the cost of a cycle does not
         grow with the history (loading every fill id ever recorded did)."""
+        return self._fill_ids_in("fill", fill_ids)
+
+    def _fill_ids_in(self, table: str, fill_ids: Collection[str]) -> set[str]:
+        """Which of these fill ids `table` holds, by its unique fill_id index, in chunks of SQL variables."""
         known: set[str] = set()
         for chunk in _chunks(sorted(set(fill_ids))):
-            query = f'SELECT fill_id FROM "fill" WHERE fill_id IN ({_marks(chunk)})'  # noqa: S608 - placeholders only
+            query = f'SELECT fill_id FROM "{table}" WHERE fill_id IN ({_marks(chunk)})'  # noqa: S608 - code, placeholders
             known.update(str(fid) for (fid,) in self._sql(query, tuple(chunk)))
         return known
 
@@ -1098,11 +1102,7 @@ class Registry:
 
     def unowned_known(self, fill_ids: Collection[str]) -> set[str]:
         """Which of these fill ids are recorded as unowned (an indexed lookup of the batch)."""
-        known: set[str] = set()
-        for chunk in _chunks(sorted(set(fill_ids))):
-            query = f"SELECT fill_id FROM unowned_fill WHERE fill_id IN ({_marks(chunk)})"  # noqa: S608 - placeholders
-            known.update(str(fid) for (fid,) in self._sql(query, tuple(chunk)))
-        return known
+        return self._fill_ids_in("unowned_fill", fill_ids)
 
     def unowned_fills(self) -> list[dict[str, object]]:
         """Every recorded unowned fill, oldest first (for reports and tests)."""
