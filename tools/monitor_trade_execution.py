@@ -126,11 +126,15 @@ def _intended(limit_price: str | None, trigger_price: str | None) -> Decimal | N
     return Decimal(text) if text else None
 
 
-def _decision_prices(db: pw.Database) -> dict[int, str]:
-    """position id -> the price its strategy decided at (a registry older than schema version 6 has none)."""
+def _decision_prices(db: pw.Database, window: pw.ColumnBase) -> dict[int, str]:
+    """position id -> the price its strategy decided at, for the positions of the orders in `window` (a registry
+    older than schema version 6 has none)."""
     if not db.table_exists(EntryDecision._meta.table_name):
         return {}
-    return {_position_id(d): d.decision_price for d in EntryDecision.select()}
+    positions = Order.select(Order.position).where(window)
+    return {
+        _position_id(d): d.decision_price for d in EntryDecision.select().where(EntryDecision.position.in_(positions))
+    }
 
 
 def _position_id(row: pw.Model) -> int:
@@ -138,10 +142,11 @@ def _position_id(row: pw.Model) -> int:
 
 
 def load_rows(db: pw.Database, since_ms: int | None) -> tuple[list[OrderRow], list[FillRow]]:
-    query = Order.select()
-    if since_ms is not None:
-        query = query.where(Order.created_ms >= since_ms)
-    decided = _decision_prices(db)
+    """The orders created since `since_ms` (all when None) and the ledger fills of those orders only: the window is
+    applied in SQL, so a report of the last hours does not read a year's ledger into memory."""
+    window = pw.SQL("1") if since_ms is None else (Order.created_ms >= since_ms)
+    query = Order.select().where(window)
+    decided = _decision_prices(db, window)
     orders = [
         OrderRow(
             o.client_order_id, o.venue_order_id, o.purpose, o.side, o.order_type, units_to_qty(o.qty_units),
@@ -153,7 +158,12 @@ def load_rows(db: pw.Database, since_ms: int | None) -> tuple[list[OrderRow], li
     ]  # fmt: skip
     fills = [
         FillRow(f.fill_id, f.client_order_id, f.venue_order_id, units_to_qty(f.qty_units), Decimal(f.price), f.fill_ms)
-        for f in Fill.select()
+        for f in Fill.select().where(
+            Fill.client_order_id.in_(Order.select(Order.client_order_id).where(window))
+            | Fill.venue_order_id.in_(
+                Order.select(Order.venue_order_id).where(window & Order.venue_order_id.is_null(False))
+            )
+        )
     ]
     return orders, fills
 

@@ -5,7 +5,7 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from lifecycle.clock import FakeClock
+from lifecycle.clock import FakeClock, to_ms
 from specs.lifecycle import Event
 from store.registry import Registry
 from tests.tools_runbook.conftest import Env, registry_dump, run_tool
@@ -113,3 +113,47 @@ def test_monitor_measures_a_market_entry_against_the_strategys_decision_price(en
     assert Decimal(by_coid[entry.client_order_id]["intended"]) == Decimal(200)
     assert by_coid[other.client_order_id]["slippage_bps"] is None  # no decision recorded: nothing invented
     assert Decimal(doc["slippage_bps"]["count"]) == 1
+
+
+def test_monitor_since_hours_reads_only_the_windows_orders_fills(env: Env) -> None:
+    """`--since-hours H` reads the fills of the window's orders only: before, every fill the ledger ever held was
+    loaded (a year's ledger is millions of rows) and then discarded, so the daily report of a long-lived registry
+    got slower and bigger every day."""
+    old_clock = FakeClock(env.clock.now() - timedelta(hours=5))
+    reg = Registry.open(env.db, old_clock)
+    old = reg.open_intent(symbol="PF_XBTUSD", side="long", target_qty=Decimal(1), stop_price=None,
+                          take_profit_price=None, cause="t", decision_price=Decimal(100))  # fmt: skip
+    old_entry = reg.record_order_intent(old.uid, purpose="entry", side="buy", order_type="market", qty=Decimal(1))
+    reg.mark_order(old_entry.client_order_id, status="open", venue_order_id="v-old")
+    reg.record_fill(fill_id="f-old", client_order_id=old_entry.client_order_id, side="buy", qty=Decimal(1),
+                    price=Decimal(100), fill_time=old_clock.now(), venue_order_id="v-old")  # fmt: skip
+    reg.close()
+    clock = FakeClock(env.clock.now() - timedelta(minutes=10))
+    reg = Registry.open(env.db, clock)
+    new = reg.open_intent(symbol="PF_ETHUSD", side="long", target_qty=Decimal(2), stop_price=None,
+                          take_profit_price=None, cause="t", decision_price=Decimal(200))  # fmt: skip
+    entry = reg.record_order_intent(new.uid, purpose="entry", side="buy", order_type="market", qty=Decimal(2))
+    reg.mark_order(entry.client_order_id, status="open", venue_order_id="v-new")
+    clock.advance(2)
+    reg.record_fill(fill_id="f-new-1", client_order_id=entry.client_order_id, side="buy", qty=Decimal(1),
+                    price=Decimal(201), fill_time=clock.now(), venue_order_id="v-new")  # fmt: skip
+    reg.record_fill(fill_id="f-new-2", client_order_id=entry.client_order_id, side="buy", qty=Decimal(1),
+                    price=Decimal(203), fill_time=clock.now(), venue_order_id="v-new")  # fmt: skip
+    reg.close()
+
+    from store.db import connect
+    from tools.monitor_trade_execution import load_rows
+
+    db = connect(env.db, readonly=True)
+    try:
+        orders, fills = load_rows(db, to_ms(env.clock.now() - timedelta(hours=1)))
+    finally:
+        db.close()
+    assert [o.client_order_id for o in orders] == [entry.client_order_id]
+    assert sorted(f.fill_id for f in fills) == ["f-new-1", "f-new-2"]
+
+    run = run_tool("monitor_trade_execution", *env.args("--json", "--since-hours", "1"))
+    assert run.code == 0, run.err
+    doc = run.json()
+    assert doc["orders_sent"] == 1 and doc["orders_with_fills"] == 1
+    assert Decimal(doc["slippage_bps"]["mean"]) == Decimal(100)  # vwap 202 against the decision at 200
