@@ -60,11 +60,13 @@ backtest: $(STAMP)
 	$(BIN)/python -m tools.backtest --candles $(BACKTEST_CANDLES) --symbols PF_XBTUSD,PF_ETHUSD --timeframe 1h \
 		--plot var/backtest/equity.png
 
-# Deterministic simulation testing (docs/dst.md): `make dst` runs DST_SEEDS seeds; `make dst SEED=n` replays one.
+# Deterministic simulation testing (docs/dst.md): `make dst` runs DST_SEEDS seeds; `make dst SEED=n STEPS=k` replays
+# one (a failure prints that line, and its shrunk schedule's, with KEEP=: the steps that keep their event).
 DST_SEEDS ?= 1000
 .PHONY: dst
 dst: $(STAMP)
-	$(BIN)/python -m dst $(if $(SEED),--seed $(SEED),--seeds $(DST_SEEDS)) $(DST_ARGS)
+	$(BIN)/python -m dst $(if $(SEED),--seed $(SEED),--seeds $(DST_SEEDS)) $(if $(STEPS),--steps $(STEPS)) \
+		$(if $(KEEP),--keep $(KEEP)) $(DST_ARGS)
 
 sim: $(STAMP)
 	$(BIN)/python -m simulator --port $(or $(PORT),8765)

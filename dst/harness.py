@@ -3,8 +3,11 @@ SQLite file in a temp dir — in process against the simulator engine, on a virt
 schedule of venue events, venue faults, clock steps, crashes and restarts.
 
 One seed is one schedule. The world is deterministic given the seed (the simulator's prices, the schedule and every
-fault decision come from it), so a failing seed replays exactly: `make dst SEED=<n>` (or `python -m dst --seed
-<n>`). After every step the harness checks:
+fault decision come from it), so a failing seed replays exactly: `make dst SEED=<n> STEPS=<k>` (or `python -m dst
+--seed <n> --steps <k>`). Each step draws its event and the event's parameters from its own generator, seeded by
+(seed, step), so a schedule can be replayed with some of its events left out (`KEEP=`, the other steps quiet
+slices: time passes and the jobs run): that is how `dst.shrink` cuts a failing schedule down. After every step
+the harness checks:
 - the registry audit is clean;
 - every joint invariant (lifecycle.joint) past its grace is zero after a reconciliation;
 - exactly one order was accepted by the venue per client order id, and at most one entry order per position (no
@@ -84,13 +87,39 @@ class SimulatedCrash(BaseException):
 
 
 class DstFailure(AssertionError):
-    def __init__(self, seed: int, step: int, schedule: list[str], detail: str) -> None:
-        self.seed, self.step, self.schedule, self.detail = seed, step, schedule, detail
+    def __init__(
+        self, seed: int, step: int, schedule: list[str], detail: str, keep: frozenset[int] | None = None
+    ) -> None:
+        self.seed, self.step, self.schedule, self.detail, self.keep = seed, step, schedule, detail, keep
         super().__init__(
             f"DST seed {seed} failed at step {step}: {detail}\n"
-            f"replay: make dst SEED={seed}\n"
+            f"replay: {self.replay}\n"
             f"schedule up to the failure: {', '.join(schedule[: step + 1])}"
         )
+
+    @property
+    def replay(self) -> str:
+        """The one command that replays this failure: the seed, the steps up to the failure, and which steps keep
+        their event when some were left out."""
+        line = f"make dst SEED={self.seed} STEPS={self.step + 1}"
+        if self.keep is None:
+            return line
+        return f"{line} KEEP={keep_arg(frozenset(k for k in self.keep if k <= self.step))}"
+
+
+def keep_arg(keep: frozenset[int]) -> str:
+    """The steps that keep their event, as `--keep` and `KEEP=` take them ("-" for none: every step quiet)."""
+    return ",".join(str(k) for k in sorted(keep)) or "-"
+
+
+def parse_keep(text: str) -> frozenset[int]:
+    """`--keep 3,7,12` (or "-"): which steps keep their event; ValueError on anything else."""
+    if text.strip() == "-":
+        return frozenset()
+    steps = frozenset(int(part) for part in text.split(","))
+    if any(step < 0 for step in steps):
+        raise ValueError("steps are counted from 0")
+    return steps
 
 
 class _EventCounter(logging.Handler):
@@ -433,8 +462,19 @@ class _Checks:
     strays: set[str] = field(default_factory=set)  # fill ids of reported strays (see `_reported_strays`)
 
 
-def run_seed(seed: int, steps: int = 40) -> SeedResult:
-    rng = random.Random(seed)
+QUIET = "quiet"
+"""A step whose event was left out (`keep`): only time passes and the jobs run."""
+
+
+def step_rng(seed: int, step: int) -> random.Random:
+    """The generator of one step's event and its parameters: a function of (seed, step) alone, so leaving other
+    steps' events out does not change this one's draw."""
+    return random.Random(f"{seed}:step:{step}")
+
+
+def run_seed(seed: int, steps: int = 40, keep: frozenset[int] | None = None) -> SeedResult:
+    """Run seed `seed` for `steps` steps, checking after each; raises DstFailure. `keep`: only these steps draw
+    their event (the others are quiet slices); None: every step does."""
     schedule: list[str] = []
     checks = _Checks()
     counter = _EventCounter()
@@ -447,14 +487,17 @@ def run_seed(seed: int, steps: int = 40) -> SeedResult:
         try:
             for step in range(steps):
                 injected, crashes = w.faults.injected, w.stats["crashes"]
-                events, weights = zip(*EVENTS, strict=True)
-                event = rng.choices(events, weights)[0]
-                description = event(w, rng)
-                schedule.append(description)
+                if keep is None or step in keep:
+                    rng = step_rng(seed, step)
+                    events, weights = zip(*EVENTS, strict=True)
+                    event = rng.choices(events, weights)[0]
+                    schedule.append(event(w, rng))
+                else:
+                    schedule.append(QUIET)
                 schedule[-1] += daemon_step(w)
                 clean = w.faults.injected == injected and w.stats["crashes"] == crashes and not w.down
                 w.stats["clean_slices"] += int(clean)
-                _check(w, seed, step, schedule, checks, clean)
+                _check(w, seed, step, schedule, checks, clean, keep)
             w.stats.update({f"fault {k}": n for k, n in w.faults.served.items()})
             w.stats.update(counter.counts)
             return SeedResult(seed, steps, steps * STEP_SECONDS, len(w.sim.order_log), checks.findings, w.stats)
@@ -462,16 +505,24 @@ def run_seed(seed: int, steps: int = 40) -> SeedResult:
             raise
         except Exception as exc:
             schedule.append("(raised)")
-            raise DstFailure(seed, step, schedule, f"the daemon raised {type(exc).__name__}: {exc}") from exc
+            raise DstFailure(seed, step, schedule, f"the daemon raised {type(exc).__name__}: {exc}", keep) from exc
         finally:
             crash.set_handler(previous)
             events_log.removeHandler(counter)
             w.close()
 
 
-def _check(w: World, seed: int, step: int, schedule: list[str], checks: _Checks, clean: bool) -> None:
+def _check(
+    w: World,
+    seed: int,
+    step: int,
+    schedule: list[str],
+    checks: _Checks,
+    clean: bool,
+    keep: frozenset[int] | None = None,
+) -> None:
     def fail(detail: str) -> None:
-        raise DstFailure(seed, step, schedule, detail)
+        raise DstFailure(seed, step, schedule, detail, keep)
 
     report = run_audit(w.registry.db)
     if report.violations_total:

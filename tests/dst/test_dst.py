@@ -1,5 +1,6 @@
-"""The bounded DST run inside `make test` (docs/dst.md): a hundred seeds of the whole daemon in process against the
-simulator engine; `make dst` runs more. A failure names its seed and the one line that replays it."""
+"""The bounded DST run inside `make test` (docs/dst.md): three hundred seeds of the whole daemon in process against
+the simulator engine; `make dst` runs more. A failure names its seed and the one line that replays it, and is shrunk
+to the few events that still make it fail."""
 
 from __future__ import annotations
 
@@ -9,17 +10,21 @@ from typing import Any
 
 import pytest
 
-from dst.harness import DstFailure, World, daemon_step, run_seed
+from dst.harness import QUIET, DstFailure, World, daemon_step, parse_keep, run_seed
+from dst.shrink import finding_kind, shrink
 from lifecycle.values import OrderOutcome
 
-SEEDS = int(os.environ.get("DST_SEEDS", "100"))
+SEEDS = int(os.environ.get("DST_SEEDS", "300"))
 STEPS = int(os.environ.get("DST_STEPS", "30"))
 
 
 @pytest.mark.parametrize("block", range(10))
 def test_dst_seeds(block: int) -> None:
     for seed in range(block, SEEDS, 10):
-        run_seed(seed, STEPS)
+        try:
+            run_seed(seed, STEPS)
+        except DstFailure as failure:
+            raise AssertionError(f"{failure}\n{shrink(failure).summary()}") from failure
 
 
 def test_a_broken_daemon_is_caught_with_a_replay_line(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -90,8 +95,8 @@ def _first_failure(seeds: range) -> DstFailure:
 def test_the_schedules_exercise_faults_crashes_skew_and_liquidations() -> None:
     # What the new schedule parts reach, over a few seeds (python -m dst --stats prints the same for any run).
     seen: Counter[str] = Counter()
-    for seed in range(100, 110):
-        seen.update(run_seed(seed, STEPS).stats)
+    for seed in (*range(100, 110), 9):  # seed 9: a clock stepped ahead, a start whose snapshot failed, an entry
+        seen.update(run_seed(seed, 30).stats)
     for key in ("crashes", "liquidations", "job_failures", "CREATED_IN_FUTURE", "STOP_CHURN_LIMIT"):
         assert seen[key] > 0, (key, seen)
     for fault in ("5xx storm", "429s", "lost replies", "failing reads"):
@@ -112,3 +117,48 @@ def test_the_world_restarts_over_the_same_registry(tmp_path: object) -> None:
         daemon_step(w)
     finally:
         w.close()
+
+
+def test_a_failure_shrinks_to_fewer_events_and_its_line_replays_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The close's order settlement switched off (J1, as above): the failing schedule is cut down by leaving events
+    # out, and the shrunk replay line, parsed back, fails the same way with quiet slices where the events were.
+    from operations import close
+
+    monkeypatch.setattr(close, "settle_orders", lambda ctx, pos, open_orders=None: 0)
+    monkeypatch.setattr("operations.reconciliation.settle_orders", lambda ctx, pos, open_orders=None: 0)
+    failure = _first_failure(range(30))
+    shrunk = shrink(failure, budget=30)
+    events_before = sum(not text.startswith(QUIET) for text in failure.schedule[: failure.step + 1])
+    assert shrunk.events_before == events_before
+    assert 0 < len(shrunk.events) < events_before, shrunk.summary()
+    assert shrunk.replays <= 30
+    line = shrunk.failure.replay
+    assert line.startswith(f"make dst SEED={failure.seed} STEPS={shrunk.failure.step + 1} KEEP="), line
+    keep = parse_keep(line.rsplit("KEEP=", 1)[1])
+    assert keep == {step for step, _ in shrunk.events}
+    with pytest.raises(DstFailure) as replayed:
+        run_seed(failure.seed, shrunk.failure.step + 1, keep)
+    assert finding_kind(replayed.value.detail) == finding_kind(failure.detail)
+    assert replayed.value.schedule == shrunk.failure.schedule[: shrunk.failure.step + 1]
+    assert any(text.startswith(QUIET) for text in replayed.value.schedule)
+
+
+def test_finding_kinds_ignore_what_varies_between_runs() -> None:
+    assert finding_kind("joint invariant stray_venue_orders=2: ['3f9a1c2b7d: stop o-1']") == finding_kind(
+        "joint invariant stray_venue_orders=1: ['77aa00bb11: take-profit o-9']"
+    )
+    assert finding_kind("position 3694fd84676b413b unprotected for 2 clean protect cycles") == finding_kind(
+        "position b38bf556e7344da6 unprotected for 3 clean protect cycles"
+    )
+    assert finding_kind("joint invariant stray_venue_orders=1: [...]") != finding_kind(
+        "joint invariant unprotected_exposure=1: [...]"
+    )
+    assert finding_kind("the daemon raised KeyError: 'x'") != finding_kind("the daemon raised TypeError: 'x'")
+
+
+def test_keep_is_parsed_strictly() -> None:
+    assert parse_keep("0,3,7") == {0, 3, 7}
+    assert parse_keep("-") == frozenset()
+    for bad in ("", "a", "1,,2", "-1"):
+        with pytest.raises(ValueError):
+            parse_keep(bad)
