@@ -162,6 +162,7 @@ class World:
     crash_slices: int = field(init=False, default=0)
     stats: Counter[str] = field(init=False, default_factory=Counter)
     dropping: dict[str, int] = field(init=False, default_factory=dict)  # symbol -> slices the venue drops stops
+    thin: dict[str, int] = field(init=False, default_factory=dict)  # symbol -> slices its book stays thin
 
     def __post_init__(self) -> None:
         self.clock = FakeClock()
@@ -232,6 +233,12 @@ class World:
     def end_slice(self) -> None:
         self.faults.end_slice()
         self.dropping = {s: n - 1 for s, n in self.dropping.items() if n > 1}
+        for symbol, slices in list(self.thin.items()):
+            if slices > 1:
+                self.thin[symbol] = slices - 1
+            else:
+                del self.thin[symbol]
+                self.sim.set_depth(symbol, None)
         if self.crash_at is not None:
             self.crash_slices -= 1
             if self.crash_slices <= 0:
@@ -290,6 +297,19 @@ def _silent_cancel(w: World, rng: random.Random) -> str:
     victim = rng.choice(orders)
     w.sim.cancel_silently(victim)
     return f"silent cancel {victim[:8]}"
+
+
+def _thin_book(w: World, rng: random.Random) -> str:
+    """The book on one symbol thins out for 1-3 slices (a level or three of a few contracts within the market
+    protection band): our market entries and exits, and stops that trigger, fill partly and the venue cancels the
+    rest. The daemon must book the part, size the stop to what it holds, and protect or exit the remainder."""
+    symbol = rng.choice(SYMBOLS)
+    slices = rng.randint(1, 3)
+    increment = w.sim.instruments[symbol].size_increment
+    size, levels = increment * rng.choice((1, 2, 5)), rng.choice((1, 3))
+    w.sim.set_depth(symbol, size, levels)
+    w.thin[symbol] = slices
+    return f"thin book on {symbol} ({levels} x {size}) for {slices} slices"
 
 
 def _stops_dropped(w: World, rng: random.Random) -> str:
@@ -401,6 +421,7 @@ EVENTS: tuple[tuple[Event, int], ...] = (
     (_manual_add, 1),
     (_orphan, 1),
     (_silent_cancel, 2),
+    (_thin_book, 2),
     (_stops_dropped, 1),
     (_price_gap, 2),
     (_liquidation, 1),
@@ -499,6 +520,7 @@ def run_seed(seed: int, steps: int = 40, keep: frozenset[int] | None = None) -> 
                 w.stats["clean_slices"] += int(clean)
                 _check(w, seed, step, schedule, checks, clean, keep)
             w.stats.update({f"fault {k}": n for k, n in w.faults.served.items()})
+            w.stats["partly_filled_orders"] += _partly_filled(w)
             w.stats.update(counter.counts)
             return SeedResult(seed, steps, steps * STEP_SECONDS, len(w.sim.order_log), checks.findings, w.stats)
         except DstFailure:
@@ -510,6 +532,12 @@ def run_seed(seed: int, steps: int = 40, keep: frozenset[int] | None = None) -> 
             crash.set_handler(previous)
             events_log.removeHandler(counter)
             w.close()
+
+
+def _partly_filled(w: World) -> int:
+    """Orders the venue closed with only part of them filled (a thin book's IOC remainder, a reduce-only cut)."""
+    closed = (w.sim.order(a.order_id) for a in w.sim.order_log)
+    return sum(1 for o in closed if o is not None and not o.is_open and 0 < o.filled < o.size)
 
 
 def _check(

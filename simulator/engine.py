@@ -158,6 +158,7 @@ class Simulator:
         self._history_dropped = 0  # events dropped from the front by `history_keep_s`
         self._balance = self.config.starting_usd
         self._leverage: dict[str, Decimal] = {}
+        self._thin: dict[str, tuple[Decimal, int]] = {}  # symbol -> (contracts per level, levels): set_depth
         self._suspended: set[str] = set()
         self._views: deque[View] = deque(maxlen=5000)
         self._seq = 0
@@ -281,7 +282,23 @@ class Simulator:
     def last_trade(self, symbol: str) -> tuple[datetime, Decimal] | None:
         return self._last_trade.get(symbol)
 
+    def set_depth(self, symbol: str, level_size: Decimal | None, levels: int = MAX_BOOK_LEVELS) -> None:
+        """Scenario control: a thin book on `symbol`, each of `levels` levels holding `level_size` contracts (None:
+        the configured depth again). A market order, an IOC or a triggered stop then fills partly and its remainder
+        is cancelled (`ioc_remainder`), as on a venue whose book is thinner than the order within its price
+        protection."""
+        with self.lock:
+            self._spec(symbol)
+            if level_size is None:
+                self._thin.pop(symbol, None)
+            else:
+                self._thin[symbol] = (level_size, max(levels, 1))
+            self._record_view()
+
     def _level_size(self, symbol: str) -> Decimal:
+        thin = self._thin.get(symbol)
+        if thin is not None:
+            return thin[0]
         spec = self.instruments[symbol]
         raw = self.config.level_notional_usd / (self._last.get(symbol) or spec.start_price)
         return max(spec.size_increment, _floor_to(raw, spec.size_increment))
@@ -675,7 +692,8 @@ class Simulator:
         quote = self.quote(order.symbol)
         step = self._level_step(order.symbol)
         fills: list[SimFill] = []
-        for level in range(MAX_BOOK_LEVELS):
+        thin = self._thin.get(order.symbol)
+        for level in range(MAX_BOOK_LEVELS if thin is None else thin[1]):
             if order.remaining <= 0:
                 break
             price = quote.ask + step * level if order.side == "buy" else quote.bid - step * level

@@ -97,7 +97,14 @@ def test_the_schedules_exercise_faults_crashes_skew_and_liquidations() -> None:
     seen: Counter[str] = Counter()
     for seed in (*range(100, 110), 9):  # seed 9: a clock stepped ahead, a start whose snapshot failed, an entry
         seen.update(run_seed(seed, 30).stats)
-    for key in ("crashes", "liquidations", "job_failures", "CREATED_IN_FUTURE", "STOP_CHURN_LIMIT"):
+    for key in (
+        "crashes",
+        "liquidations",
+        "job_failures",
+        "CREATED_IN_FUTURE",
+        "STOP_CHURN_LIMIT",
+        "partly_filled_orders",
+    ):
         assert seen[key] > 0, (key, seen)
     for fault in ("5xx storm", "429s", "lost replies", "failing reads"):
         assert any(k.startswith(f"fault {fault}") for k in seen), (fault, seen)

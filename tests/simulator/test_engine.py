@@ -69,6 +69,33 @@ def test_market_protection_cancels_what_lies_beyond_one_percent() -> None:
     assert D(0) < out.order.filled < D(5)
 
 
+def test_a_thinned_book_fills_a_market_order_and_a_triggered_stop_partly_until_restored(sim: Simulator) -> None:
+    # set_depth (DST's thin-book event): 3 levels of 0.0002 hold 0.0006; the rest of an IOC is cancelled, a market
+    # stop that triggers fills the same part, and the configured depth comes back with None.
+    sim.set_depth(XBT, D("0.0002"), 3)
+    assert sim.quote(XBT).level_size == D("0.0002")
+    entry = market(sim, "buy", "0.0010")
+    assert entry.order is not None and entry.order.state is OrderState.CANCELLED  # type: ignore[attr-defined]
+    assert entry.order.filled == D("0.0006")  # type: ignore[attr-defined]
+    assert [f.size for f in entry.fills] == [D("0.0002")] * 3  # type: ignore[attr-defined]
+    [pos] = sim.positions()
+    assert pos.size == D("0.0006")
+    stop = sim.place_order(symbol=XBT, side="sell", order_type="stp", size=D("0.0006"),
+                           stop_price=sim.instruments[XBT].round_price(sim.quote(XBT).mark * D("0.99")),
+                           reduce_only=True)  # fmt: skip
+    assert stop.order is not None
+    sim.set_depth(XBT, D("0.0001"), 1)
+    sim.set_mark(XBT, sim.quote(XBT).mark * D("0.95"))
+    [pos] = sim.positions()
+    assert pos.size == D("0.0005")  # one level of 0.0001 taken; the rest of the triggered stop cancelled
+    assert sim.open_orders() == []
+    sim.set_depth(XBT, None)
+    assert sim.quote(XBT).level_size > D("0.0001")
+    exit_ = market(sim, "sell", "0.0005", reduce_only=True)
+    assert exit_.order is not None and exit_.order.state is OrderState.FILLED  # type: ignore[attr-defined]
+    assert sim.positions() == []
+
+
 def test_limit_order_rests_then_fills_as_maker_when_price_crosses(sim: Simulator) -> None:
     q = sim.quote(XBT)
     limit = q.bid - 500
