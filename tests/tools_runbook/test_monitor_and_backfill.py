@@ -115,31 +115,29 @@ def test_monitor_measures_a_market_entry_against_the_strategys_decision_price(en
     assert Decimal(doc["slippage_bps"]["count"]) == 1
 
 
+def _market_entry(env: Env, age: timedelta, symbol: str, fills: list[tuple[str, str]], vid: str) -> str:
+    """A long's market entry made `age` ago, decided 1 below its first fill's price, filled by `fills` (id, price) of
+    1 contract each two seconds later: its client order id."""
+    clock = FakeClock(env.clock.now() - age)
+    reg = Registry.open(env.db, clock)
+    pos = reg.open_intent(symbol=symbol, side="long", target_qty=Decimal(len(fills)), stop_price=None,
+                          take_profit_price=None, cause="t", decision_price=Decimal(fills[0][1]) - 1)  # fmt: skip
+    entry = reg.record_order_intent(pos.uid, purpose="entry", side="buy", order_type="market", qty=Decimal(len(fills)))
+    reg.mark_order(entry.client_order_id, status="open", venue_order_id=vid)
+    clock.advance(2)
+    for fill_id, price in fills:
+        reg.record_fill(fill_id=fill_id, client_order_id=entry.client_order_id, side="buy", qty=Decimal(1),
+                        price=Decimal(price), fill_time=clock.now(), venue_order_id=vid)  # fmt: skip
+    reg.close()
+    return entry.client_order_id
+
+
 def test_monitor_since_hours_reads_only_the_windows_orders_fills(env: Env) -> None:
     """`--since-hours H` reads the fills of the window's orders only: before, every fill the ledger ever held was
     loaded (a year's ledger is millions of rows) and then discarded, so the daily report of a long-lived registry
     got slower and bigger every day."""
-    old_clock = FakeClock(env.clock.now() - timedelta(hours=5))
-    reg = Registry.open(env.db, old_clock)
-    old = reg.open_intent(symbol="PF_XBTUSD", side="long", target_qty=Decimal(1), stop_price=None,
-                          take_profit_price=None, cause="t", decision_price=Decimal(100))  # fmt: skip
-    old_entry = reg.record_order_intent(old.uid, purpose="entry", side="buy", order_type="market", qty=Decimal(1))
-    reg.mark_order(old_entry.client_order_id, status="open", venue_order_id="v-old")
-    reg.record_fill(fill_id="f-old", client_order_id=old_entry.client_order_id, side="buy", qty=Decimal(1),
-                    price=Decimal(100), fill_time=old_clock.now(), venue_order_id="v-old")  # fmt: skip
-    reg.close()
-    clock = FakeClock(env.clock.now() - timedelta(minutes=10))
-    reg = Registry.open(env.db, clock)
-    new = reg.open_intent(symbol="PF_ETHUSD", side="long", target_qty=Decimal(2), stop_price=None,
-                          take_profit_price=None, cause="t", decision_price=Decimal(200))  # fmt: skip
-    entry = reg.record_order_intent(new.uid, purpose="entry", side="buy", order_type="market", qty=Decimal(2))
-    reg.mark_order(entry.client_order_id, status="open", venue_order_id="v-new")
-    clock.advance(2)
-    reg.record_fill(fill_id="f-new-1", client_order_id=entry.client_order_id, side="buy", qty=Decimal(1),
-                    price=Decimal(201), fill_time=clock.now(), venue_order_id="v-new")  # fmt: skip
-    reg.record_fill(fill_id="f-new-2", client_order_id=entry.client_order_id, side="buy", qty=Decimal(1),
-                    price=Decimal(203), fill_time=clock.now(), venue_order_id="v-new")  # fmt: skip
-    reg.close()
+    _market_entry(env, timedelta(hours=5), "PF_XBTUSD", [("f-old", "101")], "v-old")
+    recent = _market_entry(env, timedelta(minutes=10), "PF_ETHUSD", [("f-new-1", "201"), ("f-new-2", "203")], "v-new")
 
     from store.db import connect
     from tools.monitor_trade_execution import load_rows
@@ -149,7 +147,7 @@ def test_monitor_since_hours_reads_only_the_windows_orders_fills(env: Env) -> No
         orders, fills = load_rows(db, to_ms(env.clock.now() - timedelta(hours=1)))
     finally:
         db.close()
-    assert [o.client_order_id for o in orders] == [entry.client_order_id]
+    assert [o.client_order_id for o in orders] == [recent]
     assert sorted(f.fill_id for f in fills) == ["f-new-1", "f-new-2"]
 
     run = run_tool("monitor_trade_execution", *env.args("--json", "--since-hours", "1"))
