@@ -63,6 +63,7 @@ MODULES: dict[str, list[str]] = {
     "lifecycle/symbols.py": ["tests/lifecycle/test_symbols.py", "tests/lifecycle/test_symbol_padding.py"],
     "lifecycle/escalation.py": ["tests/safety/test_escalation.py"],
     "lifecycle/killswitch.py": ["tests/safety/test_killswitch.py"],
+    "dst/shrink.py": ["tests/dst/test_shrink.py"],
     "strategy/sizing.py": ["tests/strategy"],
     "lifecycle/fills.py": ["tests/reconcile", "tests/joint"],
     "lifecycle/protection.py": [
