@@ -85,6 +85,9 @@ class FaultyVenue:
         self.windows: list[Window] = []
         self.injected = 0
         self.served: dict[str, int] = {}  # "<fault> <method>" -> count, for the summary and the tests
+        # client order id -> sends that left the process and were not refused outright (a 429 places nothing): the
+        # harness's "one sendorder per intent" check, counted as the venue's request log would show them
+        self.sends: dict[str, int] = {}
 
     # ------------------------------------------------------------------ windows
     def switch_on(self, window: Window) -> None:
@@ -167,7 +170,7 @@ class FaultyVenue:
     # ------------------------------------------------------------------ actions
     def place_order(self, request: OrderRequest) -> PlaceResult:
         if not self.windows:
-            return self.inner.place_order(request)
+            return self._send(request)
         # The adapter's local checks run before anything is sent, faults or not.
         require_complete(request)
         instrument = self.inner.instruments().get(request.symbol)
@@ -175,16 +178,33 @@ class FaultyVenue:
             round_size(request.size, instrument)
         fault = self._draw("place_order", (Fault.STORM, Fault.RATE_LIMIT, Fault.LOST_REPLIES))
         if fault is None:
-            return self.inner.place_order(request)
+            return self._send(request)
         if fault is Fault.RATE_LIMIT:
             raise RateLimited(
                 "place order: HTTP 429 (injected); the order was not placed, retry later with the same client order id",
                 venue_status="apiLimitExceeded",
             )
+        self._count_send(request)  # it left the process: whether it took effect is the venue's
         if fault is Fault.LOST_REPLIES or self.rng.random() < STORM_EFFECT_SHARE:
             self._take_effect(request)
         detail = "read timed out after sending" if fault is Fault.LOST_REPLIES else "HTTP 500 Server Error"
         return self._resolve(request, f"{detail} (injected)", lookup_fails=fault is Fault.LOST_REPLIES)
+
+    def _send(self, request: OrderRequest) -> PlaceResult:
+        """A send without a fault: counted unless the local checks refused it (nothing left the process)."""
+        try:
+            result = self.inner.place_order(request)
+        except OrderNotSent:
+            raise
+        except VenueError:
+            self._count_send(request)
+            raise
+        self._count_send(request)
+        return result
+
+    def _count_send(self, request: OrderRequest) -> None:
+        cid = request.client_order_id
+        self.sends[cid] = self.sends.get(cid, 0) + 1
 
     def _take_effect(self, request: OrderRequest) -> None:
         try:

@@ -11,7 +11,8 @@ the harness checks:
 - the registry audit is clean;
 - every joint invariant (lifecycle.joint) past its grace is zero after a reconciliation;
 - exactly one order was accepted by the venue per client order id, and at most one entry order per position (no
-  duplicate order for one intent, whatever the replies said);
+  duplicate order for one intent, whatever the replies said), and at most one send per client order id left the
+  process (a 429, which places nothing, excepted);
 - no fill of ours is lost: after the fill poll and reconciliation every venue fill of our orders is in the ledger;
 - an exposed position the venue holds is left without its stop for at most one protect cycle.
 
@@ -555,6 +556,9 @@ def _check(
     report = run_audit(w.registry.db)
     if report.violations_total:
         fail(report.summary())
+    resent = sorted(cid for cid, n in w.faults.sends.items() if n > 1)
+    if resent:
+        fail(f"more than one send of client order ids {resent} (a 429 excepted)")
     per_client_id = Counter(o.cli_ord_id for o in w.sim.order_log if o.cli_ord_id)
     duplicated = [c for c, n in per_client_id.items() if n > 1]
     if duplicated:

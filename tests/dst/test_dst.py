@@ -4,6 +4,7 @@ to the few events that still make it fail."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import Counter
 from typing import Any
@@ -169,3 +170,24 @@ def test_keep_is_parsed_strictly() -> None:
     for bad in ("", "a", "1,,2", "-1"):
         with pytest.raises(ValueError):
             parse_keep(bad)
+
+
+def test_a_send_retried_after_a_lost_reply_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The classic retry-on-timeout bug below the daemon: an adapter that answers a lost reply by sending the same
+    # order again instead of looking it up. The venue refuses the copy (its client order id is taken), so no second
+    # order exists and only the count of sends per client order id, as the venue's request log shows them, sees it.
+    from dst.faults import FaultyVenue
+    from exchange.errors import VenueError
+    from lifecycle.values import OrderRequest
+
+    real = FaultyVenue._resolve
+
+    def retrying(self: FaultyVenue, request: OrderRequest, detail: str, *, lookup_fails: bool) -> Any:
+        with contextlib.suppress(VenueError):
+            self._send(request)
+        return real(self, request, detail, lookup_fails=lookup_fails)
+
+    monkeypatch.setattr(FaultyVenue, "_resolve", retrying)
+    failure = _first_failure(range(60))
+    assert "more than one send of client order ids" in failure.detail, failure.detail
+    assert failure.replay in str(failure)
