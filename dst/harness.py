@@ -16,6 +16,9 @@ the harness checks:
 - no fill of ours is lost: after the fill poll and reconciliation every venue fill of our orders is in the ledger;
 - an exposed position the venue holds is left without its stop for at most one protect cycle.
 
+Half the seeds run the daemon's order stream beside REST polling (`World.deliver_stream`: the venue's new fills
+through the daemon's own stream handler, before and after each job).
+
 Venue faults (dst/faults.py) are served through the `Venue` interface as the real adapter surfaces them. A fault
 legitimately delays convergence (no stop can be placed during a 5xx storm), so the graces of the last three checks
 count only *clean* slices: slices in which the venue answered every call (no fault served, no crash, the daemon up).
@@ -31,7 +34,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -47,7 +50,10 @@ from operations import crash, exits, protection
 from operations.context import DaemonContext, Limits
 from operations.recovery import recover_in_flight
 from operations.safety import Safety
+from operations.stats import RunStats
+from scheduler.app import JobRunner
 from scheduler.jobs import reconcile, tick
+from scheduler.stream_hook import DaemonStreamHandler
 from simulator.engine import SimConfig, Simulator
 from simulator.instruments import DEFAULT_INSTRUMENTS
 from simulator.venue import SimVenue
@@ -66,6 +72,7 @@ STEP_SECONDS = 30  # one scheduled daemon step is 30 simulated seconds: every jo
 # stray): J3 `unbooked_fills` past its grace is now a fill the daemon never accounted for, a failure like the rest.
 OPERATOR_FINDINGS: frozenset[str] = frozenset()
 CRASH_ARMED_SLICES = 3  # an armed crash point not passed within this many slices is disarmed
+STREAM_SHARE = 0.5  # the share of seeds whose daemon runs the order stream beside REST polling
 LIQUIDATION_LEVERAGE = 20  # the hand-opened position that gets the account liquidated, in multiples of its equity
 # Warning-level events a seed counts (they show which paths the schedule exercised).
 COUNTED_EVENTS = frozenset(
@@ -164,8 +171,15 @@ class World:
     stats: Counter[str] = field(init=False, default_factory=Counter)
     dropping: dict[str, int] = field(init=False, default_factory=dict)  # symbol -> slices the venue drops stops
     thin: dict[str, int] = field(init=False, default_factory=dict)  # symbol -> slices its book stays thin
+    # The order stream (scheduler.stream_hook): on for half the seeds; while `stream_gap` counts slices down, the
+    # fills it would deliver are lost to it (REST polling must book them).
+    stream: bool = field(init=False, default=False)
+    stream_gap: int = field(init=False, default=0)
+    streamed: set[str] = field(init=False, default_factory=set)  # fill ids the stream has seen (delivered or lost)
+    streamed_until: datetime | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
+        self.stream = self.stream_enabled(self.seed)
         self.clock = FakeClock()
         self.daemon_clock = SkewedClock(self.clock)
         self.sim = Simulator(self.config or dst_sim_config(self.seed), clock=self.clock)
@@ -231,7 +245,34 @@ class World:
             return f" [crashed at {crashed.point} in {name}; restarted{': down' if self.down else ''}]"
         return ""
 
+    @staticmethod
+    def stream_enabled(seed: int) -> bool:
+        """Whether seed `seed`'s daemon runs the order stream (STREAM_SHARE of the seeds)."""
+        return random.Random(f"{seed}:stream").random() < STREAM_SHARE
+
+    def deliver_stream(self) -> str:
+        """The order stream delivering the fills the venue made since its last delivery, through the daemon's own
+        handler (`DaemonStreamHandler.on_fills`: the one fills door, source "stream", under the job runner), before
+        or after REST polling books the same fills. Only while the process is up; during a gap the fills are lost
+        to the stream. Returns a note for the schedule ("" when nothing special happened)."""
+        if not self.stream or self.down:
+            return ""
+        since = None if self.streamed_until is None else self.streamed_until - timedelta(seconds=1)
+        new = [f for f in self.venue.fills_since(since) if f.fill_id not in self.streamed]
+        if not new:
+            return ""
+        self.streamed.update(f.fill_id for f in new)
+        self.streamed_until = max(f.time for f in new)
+        if self.stream_gap > 0:
+            self.stats["stream_fills_lost"] += len(new)
+            return ""
+        self.stats["stream_fills_delivered"] += len(new)
+        runner = _StreamRunner(self)
+        DaemonStreamHandler(self.ctx, runner, lambda _reason: None).on_fills(new)
+        return runner.note
+
     def end_slice(self) -> None:
+        self.stream_gap = max(self.stream_gap - 1, 0)
         self.faults.end_slice()
         self.dropping = {s: n - 1 for s, n in self.dropping.items() if n > 1}
         for symbol, slices in list(self.thin.items()):
@@ -251,6 +292,20 @@ class World:
             raise SimulatedCrash(point)
 
 
+class _StreamRunner(JobRunner):
+    """The daemon's job runner as DST runs jobs (`World.job`): a venue error is a JOB_FAILED line, a crash point
+    restarts the process, any other exception fails the seed (the real runner would log it and go on)."""
+
+    def __init__(self, world: World) -> None:
+        super().__init__(None, RunStats())
+        self.world = world
+        self.note = ""
+
+    def run(self, name: str, func: Callable[[], object]) -> bool:
+        self.note = self.world.job(name, lambda _ctx: func())
+        return not self.note
+
+
 Event = Callable[[World, random.Random], str]
 
 
@@ -259,7 +314,7 @@ def _enter(w: World, rng: random.Random) -> str:
     if w.down:
         return f"enter {side} {symbol} (daemon down)"
     w.strategy.entries = {symbol: side}
-    note = w.job("tick", tick.run)
+    note = w.job("tick", tick.run) or w.deliver_stream()
     w.strategy.entries = {}
     return f"enter {side} {symbol}{note}"
 
@@ -311,6 +366,15 @@ def _thin_book(w: World, rng: random.Random) -> str:
     w.sim.set_depth(symbol, size, levels)
     w.thin[symbol] = slices
     return f"thin book on {symbol} ({levels} x {size}) for {slices} slices"
+
+
+def _stream_gap(w: World, rng: random.Random) -> str:
+    """The order stream loses its messages for 1-3 slices (a dropped connection before the reconnect): the fills of
+    that time reach the daemon by REST polling only."""
+    if not w.stream:
+        return "stream gap (no stream in this seed)"
+    w.stream_gap = rng.randint(1, 3)
+    return f"stream gap for {w.stream_gap} slices"
 
 
 def _stops_dropped(w: World, rng: random.Random) -> str:
@@ -423,6 +487,7 @@ EVENTS: tuple[tuple[Event, int], ...] = (
     (_orphan, 1),
     (_silent_cancel, 2),
     (_thin_book, 2),
+    (_stream_gap, 1),
     (_stops_dropped, 1),
     (_price_gap, 2),
     (_liquidation, 1),
@@ -450,8 +515,9 @@ def daemon_step(w: World) -> str:
         w.restart()
         note = " [restarted]" if not w.down else " [still down]"
     if not w.down:
+        note += w.deliver_stream()  # what the venue did since the last slice: triggered stops, take-profits
         for name, func in JOBS:
-            crashed = w.job(name, func)
+            crashed = w.job(name, func) or w.deliver_stream()  # fills our own orders caused, as they happen
             if crashed:
                 note += crashed
                 break

@@ -105,6 +105,8 @@ def test_the_schedules_exercise_faults_crashes_skew_and_liquidations() -> None:
         "CREATED_IN_FUTURE",
         "STOP_CHURN_LIMIT",
         "partly_filled_orders",
+        "stream_fills_delivered",
+        "stream_fills_lost",
     ):
         assert seen[key] > 0, (key, seen)
     for fault in ("5xx storm", "429s", "lost replies", "failing reads"):
@@ -191,3 +193,20 @@ def test_a_send_retried_after_a_lost_reply_is_caught(monkeypatch: pytest.MonkeyP
     failure = _first_failure(range(60))
     assert "more than one send of client order ids" in failure.detail, failure.detail
     assert failure.replay in str(failure)
+
+
+def test_a_stream_whose_fill_ids_differ_from_rests_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The order stream spelling a fill's id otherwise than REST does (here upper case: the websocket feed and the
+    # REST fills endpoint are parsed by different code): the one fills door cannot see that the two are one fill,
+    # books it twice, and a seed that runs the stream reports it.
+    import dataclasses
+
+    from operations import fills
+    from scheduler import stream_hook
+
+    def respelled(ctx: Any, batch: Any, *, source: str = "fills") -> fills.IngestResult:
+        return fills.ingest(ctx, [dataclasses.replace(f, fill_id=f.fill_id.upper()) for f in batch], source=source)
+
+    monkeypatch.setattr(stream_hook, "ingest", respelled)
+    failure = _first_failure(range(60))
+    assert World.stream_enabled(failure.seed), failure
