@@ -10,7 +10,7 @@ import functools
 import random
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, DecimalTuple
+from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
 
@@ -36,18 +36,17 @@ def gauss(rng: random.Random) -> Decimal:
     return Decimal(f"{rng.gauss(0.0, 1.0):.6f}")
 
 
-# A walk steps by the same dt nearly every time: these are computed once per dt. The square root is keyed by the
-# exact representation (Decimal("1") and Decimal("1.0") are equal, hash alike, and have different square roots'
-# exponents, which the price's digits would carry); the probability is only ever compared, so its value is enough.
-_SQRT: dict[DecimalTuple, Decimal] = {}
-
-
+# A walk steps by the same dt nearly every time: these are computed once per dt, in bounded caches (`python -m
+# simulator` advances by real elapsed time, a new dt every tick). The square root is keyed by dt's exact text
+# (Decimal("1") and Decimal("1.0") are equal and hash alike, and their square roots have different exponents, which
+# the price's digits would carry); the probability is only ever compared, so its value is enough.
 def _sqrt(dt: Decimal) -> Decimal:
-    key = dt.as_tuple()
-    root = _SQRT.get(key)
-    if root is None:
-        root = _SQRT[key] = dt.sqrt()
-    return root
+    return _sqrt_of(str(dt))
+
+
+@functools.lru_cache(maxsize=64)
+def _sqrt_of(dt: str) -> Decimal:
+    return Decimal(dt).sqrt()
 
 
 @functools.lru_cache(maxsize=64)

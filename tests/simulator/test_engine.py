@@ -497,10 +497,10 @@ def test_random_walk_steps_by_equal_dts_of_different_digits_as_computed_fresh() 
     roots carry different exponents into a trending walk's first price. After any walk stepped by one, a walk
     stepping by the other must get the price it gets with the root computed afresh, digit for digit."""
     for first, second in ((D(1), D("1.0")), (D("1.0"), D(1)), (D("0.25"), D("0.250"))):
-        prices._SQRT.clear()
+        prices._sqrt_of.cache_clear()
         RandomWalk(random.Random(1), D(150), D("0.0002")).step(START, first)  # another walk fills the memo
         after_memo = _trending(second)
-        prices._SQRT.clear()
+        prices._sqrt_of.cache_clear()
         assert str(after_memo) == str(_trending(second)), (first, second)
 
 
@@ -508,3 +508,28 @@ def _trending(dt: Decimal) -> Decimal:
     walk = RandomWalk(random.Random(9), D(65000), D("0.00015"))
     walk.regime = Regime.TREND_UP  # a trend's drift keeps the noise term's exponent in the first price
     return walk.step(START, dt)
+
+
+def test_a_walk_stepped_by_ever_different_intervals_keeps_no_memory_per_step() -> None:
+    # `python -m simulator` advances by the real time elapsed between its ticks, so the last chunk of each advance
+    # is a new dt every time. What the walk remembers per dt (its square root, the regime switch probability) must
+    # stay bounded: the first version kept every square root ever taken, some hundred bytes a tick, for ever.
+    import gc
+    import tracemalloc
+    from datetime import UTC, datetime
+
+    walk = RandomWalk(random.Random(3), D(40000), D("0.0002"))
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    for i in range(200):
+        walk.step(now, D(1) + D(i) / 1000)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(5000):
+            walk.step(now, D("0.5") + D(i) / 1_000_000)
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 100_000, f"{grown} bytes kept after 5,000 steps of distinct intervals"
