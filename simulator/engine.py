@@ -293,7 +293,6 @@ class Simulator:
                 self._thin.pop(symbol, None)
             else:
                 self._thin[symbol] = (level_size, max(levels, 1))
-            self._record_view()
 
     def _level_size(self, symbol: str) -> Decimal:
         thin = self._thin.get(symbol)
