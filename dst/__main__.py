@@ -53,19 +53,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     exercised: Counter[str] = Counter()
     for seed in seeds:
         started = time.process_time()
+        failure: DstFailure | None = None
         try:
             result = run_seed(seed, args.steps, args.keep)
             simulated += result.simulated_s
             exercised.update(result.stats)
             exercised.update({f"finding {k}": n for k, n in result.operator_findings.items()})
         except DstFailure as exc:
+            failure = exc
+        spent += time.process_time() - started  # the throughput counts the seeds' runs, not their shrinking
+        if failure is not None:
             failures += 1
-            print(str(exc), file=sys.stderr, flush=True)
+            print(str(failure), file=sys.stderr, flush=True)
             if args.shrink:
-                spent += time.process_time() - started
-                print(shrink(exc, args.shrink).summary(), file=sys.stderr, flush=True)
-                continue
-        spent += time.process_time() - started
+                print(shrink(failure, args.shrink).summary(), file=sys.stderr, flush=True)
     cpu_min = max(spent, 1e-9) / 60
     hours = simulated / 3600
     print(
