@@ -21,7 +21,7 @@ an earlier fill of the same batch already brought to zero (a hand closed it befo
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -169,6 +169,12 @@ def _exposed_holder(fill: VenueFill, holders: Sequence[Holder], flat_at: Mapping
         if h.symbol_key == fill.symbol and h.state in EXPOSED_STATES and fill.time >= h.created and not closed_before:
             return h
     return None
+
+
+def held_since(holders: Iterable[Holder]) -> dict[str, datetime]:
+    """Symbol -> when the exposed position holding it began (`Holder.created`, already dated by the daemon's rule):
+    the fills on a symbol we hold that `must_be_accounted` counts. The one map for the fill door and joint J3."""
+    return {h.symbol_key: h.created for h in holders if h.state in EXPOSED_STATES}
 
 
 def must_be_accounted(fill: VenueFill, ours: Collection[str], held_since: Mapping[str, datetime]) -> bool:

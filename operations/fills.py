@@ -25,6 +25,7 @@ from lifecycle.fills import (
     PositionFacts,
     attribute,
     consequence,
+    held_since,
     must_be_accounted,
     owners_from,
     unowned_reason,
@@ -32,7 +33,7 @@ from lifecycle.fills import (
 from lifecycle.values import PositionSide, VenueFill
 from operations.close import close_position
 from operations.context import DaemonContext
-from specs.lifecycle import EXPOSED_STATES, ORDER_UNRESOLVED_STATUSES, Event, OrderStatus
+from specs.lifecycle import ORDER_UNRESOLVED_STATUSES, Event, OrderStatus
 from store.registry import PositionView, Registry
 
 log = logging.getLogger(__name__)
@@ -113,8 +114,7 @@ def _record_unowned(registry: Registry, unowned: Sequence[VenueFill], known: Fil
     orphan, a qty_mismatch); the fill itself is accounted for, so joint J3 does not count it cycle after cycle and
     escalate to a pause of entries that only a restart lifted and the next read of the fill brought back."""
     ours = {*known.by_client_id, *known.by_venue_id}
-    held = {h.symbol_key: h.created for h in known.holders if h.state in EXPOSED_STATES}
-    due = [f for f in unowned if must_be_accounted(f, ours, held)]
+    due = [f for f in unowned if must_be_accounted(f, ours, held_since(known.holders))]
     recorded = registry.unowned_known([f.fill_id for f in due]) if due else set()
     for fill in due:
         if fill.fill_id in recorded:

@@ -14,7 +14,7 @@ from decimal import Decimal
 from exchange.errors import VenueError
 from lifecycle.clock import Clock
 from lifecycle.events import Ev, emit
-from lifecycle.fills import must_be_accounted
+from lifecycle.fills import held_since, must_be_accounted
 from lifecycle.joint import HeldPosition, JointInputs, JointReport, OrderRow, evaluate
 from lifecycle.reconcile import (
     Action,
@@ -35,7 +35,7 @@ from lifecycle.values import OrderStatus as VenueStatus
 from operations import protection
 from operations.close import close_position, settle_orders
 from operations.context import DaemonContext
-from operations.fills import entry_filled, ingest
+from operations.fills import entry_filled, holder, ingest
 from operations.orders import record_evidence
 from specs.lifecycle import (
     ENTRY_PENDING_STATES,
@@ -259,7 +259,7 @@ def joint_inputs(
         ids = [f.fill_id for f in snapshot.fills]
         accounted = reg.fill_ids_known(ids) | reg.unowned_known(ids)
         ours = {o.client_order_id for o in named} | {o.venue_order_id for o in named if o.venue_order_id}
-        held = {p.symbol_key: began(p.uid, p.created) for p in active if p.state in EXPOSED_STATES}
+        held = held_since(holder(p, began(p.uid, p.created)) for p in active)
         unbooked = [f for f in snapshot.fills if f.fill_id not in accounted and must_be_accounted(f, ours, held)]
     exposed = [p.uid for p in active if p.state in EXPOSED_STATES]
     orders_of = reg.orders_of(exposed)

@@ -20,6 +20,7 @@ from lifecycle.fills import (
     attribute,
     consequence,
     fills_by_position,
+    held_since,
     must_be_accounted,
     owners_from,
     unowned_reason,
@@ -262,6 +263,15 @@ def test_a_fill_must_be_accounted_for_when_it_is_ours_or_on_a_held_symbol_since_
     assert must_be_accounted(at_start, ours, held)  # stamped when the position began: on it
     assert not must_be_accounted(before, ours, held)  # before it: part of what it began from, or someone else's
     assert not must_be_accounted(at_start, ours, {})  # the symbol is not held
+
+
+def test_only_an_exposed_holder_dates_the_fills_on_its_symbol() -> None:
+    """`held_since`: a position still waiting for its entry holds nothing yet, so an external fill on its symbol is
+    not ours to account for; an exposed one holds its symbol from when it began."""
+    pending = dataclasses.replace(LONG, uid="p2", symbol_key="PF_ETHUSD", state="PENDING_ENTRY")
+    later = T0 + timedelta(minutes=3)
+    assert held_since([dataclasses.replace(LONG, created=later), pending]) == {"PF_XBTUSD": later}
+    assert held_since([]) == {}
 
 
 def test_an_unowned_fill_names_why_no_position_owns_it() -> None:
