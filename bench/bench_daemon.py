@@ -6,8 +6,12 @@ a tick sends to the venue with and without the candle store (operations.candles)
 
 from __future__ import annotations
 
+import importlib
 import logging
 import resource
+import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from bench.memory import rss_kb
+from bench.registry_factory import cached_registry
 from lifecycle.clock import FakeClock
 from lifecycle.escalation import Escalator
 from lifecycle.events import EVENT_LOGGER
@@ -25,6 +30,7 @@ from operations.candles import CandleSource
 from operations.context import DaemonContext, Limits
 from operations.safety import Safety
 from scheduler.jobs import protect, reconcile, tick
+from scheduler.startup import registry_audit
 from simulator.engine import SimConfig, Simulator
 from simulator.instruments import DEFAULT_INSTRUMENTS, InstrumentSpec
 from simulator.venue import SimVenue
@@ -36,6 +42,7 @@ CYCLES = 1000  # one cycle = 60 simulated seconds, then tick, exits, protect, re
 GROWTH_CYCLES = 5000  # after the warm-up, resident memory growth is measured over this many more (the issue's)
 GROWTH_TARGET_KB = 1.0  # per cycle
 RSS_TARGET_MB = 150
+LARGE_CYCLES = 300  # after the large registry's audit: its phantoms closed, then steady cycles
 
 
 def _cpu(fn: Callable[[], object], repeat: int) -> float:
@@ -52,7 +59,10 @@ def _bases(n: int) -> list[str]:
 
 @contextmanager
 def _daemon(
-    instruments: tuple[InstrumentSpec, ...], symbols: tuple[str, ...], timeframe: str = "1m"
+    instruments: tuple[InstrumentSpec, ...],
+    symbols: tuple[str, ...],
+    timeframe: str = "1m",
+    registry_path: Path | None = None,
 ) -> Iterator[DaemonContext]:
     clock = FakeClock()
     # As in paper mode (scheduler.paper): bars older than the generated history are dropped, and so is older
@@ -64,7 +74,7 @@ def _daemon(
     sim = Simulator(config, clock=clock)
     venue = SimVenue(sim)
     with tempfile.TemporaryDirectory(prefix="bench-daemon-") as tmp:
-        registry = Registry.open(Path(tmp) / "registry.db", clock)
+        registry = Registry.open(registry_path or Path(tmp) / "registry.db", clock)
         yield DaemonContext(
             registry=registry,
             venue=venue,
@@ -128,17 +138,56 @@ def bench_reconcile() -> None:
 
 
 def bench_rss() -> None:
+    """Each figure from a fresh process: `ru_maxrss` is a process's peak over its whole life, so measured inside
+    `make bench` it was the peak of whatever bench ran before (343 MB after bench_audit and bench_backtest, printed
+    as OVER, against 119 MB for the same cycles on their own), and the growth over the cycles mixed in the heap the
+    earlier benches had freed (-6.65 KB per cycle)."""
+    for mode in ("cycles", "large"):
+        done = subprocess.run(
+            [sys.executable, "-c", f"from bench.bench_daemon import rss_child; rss_child({mode!r})"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        print(done.stdout, end="")
+        if done.returncode != 0:
+            tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
+            print(f"   memory bench ({mode}) failed: {tail[0]}")
+
+
+def rss_child(mode: str) -> None:
+    """In a fresh process (bench_rss): with the daemon's own modules imported, as `python -m scheduler` has them."""
+    importlib.import_module("scheduler.__main__")
+    importlib.import_module("exchange.ccxt_venue")
+    events = logging.getLogger(EVENT_LOGGER)
+    events.disabled = True
+    logging.disable(logging.WARNING)  # the large registry's phantoms are closed with warnings: not the figure
+    if mode == "large":
+        _rss_large()
+    else:
+        _rss_cycles()
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _cycle(ctx: DaemonContext) -> None:
+    ctx.venue.sim.advance(60)  # type: ignore[attr-defined]
+    tick.run(ctx)
+    exits.run(ctx)
+    protect.run(ctx)
+    reconcile.run(ctx)
+
+
+def _rss_cycles() -> None:
     symbols = tuple(s.symbol for s in DEFAULT_INSTRUMENTS)
     with _daemon(DEFAULT_INSTRUMENTS, symbols) as ctx:
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        before = _peak_mb()
         started = time.perf_counter()
         for _ in range(CYCLES):
-            ctx.venue.sim.advance(60)  # type: ignore[attr-defined]
-            tick.run(ctx)
-            exits.run(ctx)
-            protect.run(ctx)
-            reconcile.run(ctx)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            _cycle(ctx)
+        peak = _peak_mb()
         positions = len(ctx.registry.active_positions())
         print(
             f"   {CYCLES} cycles in {time.perf_counter() - started:.1f} s: peak RSS {peak:.0f} MB "
@@ -147,17 +196,37 @@ def bench_rss() -> None:
         )
         warm = rss_kb()
         for _ in range(GROWTH_CYCLES):
-            ctx.venue.sim.advance(60)  # type: ignore[attr-defined]
-            tick.run(ctx)
-            exits.run(ctx)
-            protect.run(ctx)
-            reconcile.run(ctx)
+            _cycle(ctx)
         per_cycle = (rss_kb() - warm) / GROWTH_CYCLES
         verdict = "met" if per_cycle < GROWTH_TARGET_KB else "NOT met"
         print(
             f"   resident memory over {GROWTH_CYCLES} more cycles: {per_cycle:+.2f} KB per cycle (goal <"
             f" {GROWTH_TARGET_KB:g} KB: {verdict}); orders placed {ctx.stats.orders_placed} in all"
         )
+
+
+def _rss_large() -> None:
+    """The issue's case: a registry of 2,000,000 fills (a copy of bench_audit's), its full startup audit (the
+    startup's own `registry_audit(force_full=True)`, worker processes included), then the cycles."""
+    source = cached_registry(positions=100_000, transitions_per_position=10, fills_per_position=20, seed=1)
+    symbols = tuple(s.symbol for s in DEFAULT_INSTRUMENTS)
+    with tempfile.TemporaryDirectory(prefix="bench-daemon-large-") as tmp:
+        path = Path(tmp) / "registry.db"
+        shutil.copyfile(source, path)
+        with _daemon(DEFAULT_INSTRUMENTS, symbols, registry_path=path) as ctx:
+            before = _peak_mb()
+            report = registry_audit(ctx.registry, ctx.clock, 86_400, force_full=True)()
+            after_audit = _peak_mb()
+            for _ in range(LARGE_CYCLES):
+                _cycle(ctx)
+            peak = _peak_mb()
+    verdict = "ok" if peak < RSS_TARGET_MB else "OVER"
+    print(
+        f"   2,000,000-fill registry: startup's full audit ({'clean' if report.ok else 'NOT clean'}) then"
+        f" {LARGE_CYCLES} cycles: peak RSS {peak:.0f} MB (imports {before:.0f} MB, after the audit"
+        f" {after_audit:.0f} MB; target < {RSS_TARGET_MB} MB: {verdict}; the audit's worker processes are their"
+        " own, each a fresh interpreter)"
+    )
 
 
 def bench_candle_requests() -> None:

@@ -17,7 +17,15 @@ import threading
 from collections.abc import Callable
 
 ENV_VAR = "DAEMON_CRASH_AT"
-POINTS = ("after_intent", "after_send", "after_ack", "after_fill", "before_stop", "after_stop_send")
+POINTS = (
+    "after_intent",
+    "after_send",
+    "after_ack",
+    "after_fill",
+    "before_stop",
+    "after_stop_send",
+    "after_stop_recorded",  # the stop's id recorded, the position not yet PROTECTED (two commits)
+)
 
 _lock = threading.Lock()
 _passes: dict[str, int] = {}

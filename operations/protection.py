@@ -48,6 +48,7 @@ from operations.exits import fills_window_start
 from operations.fills import ingest
 from operations.submit import Submitted, submit
 from specs.lifecycle import Event, OrderStatus, State
+from store.integrity import registry_damage
 from store.registry import OrderView, PositionView
 
 log = logging.getLogger(__name__)
@@ -267,7 +268,12 @@ def _execute(
                 outcome.problems.append(f"stop {order_id} filled for part of the position: the rest is exited")
                 exit_position(ctx, uid, reason=f"stop {order_id} filled for part of the position")
                 return False
-            pos = reg.apply(uid, Event.PROTECTION_LOST, cause=f"stop {order_id} no longer on the venue")
+            if pos.state == State.PROTECTED:
+                pos = reg.apply(uid, Event.PROTECTION_LOST, cause=f"stop {order_id} no longer on the venue")
+            else:
+                # OPEN and naming a stop: the process died between recording a stop's id and confirming the
+                # protection (two commits). Nothing to lose: the id is forgotten and the plan goes on to a new stop.
+                log.warning("protect: stop %s recorded on OPEN position %s is no longer on the venue", order_id, uid)
             reg.set_protection(uid, sl_order_id=None, tp_order_id=pos.tp_order_id, clear=True)
             _settle_lost(ctx, uid, order_id)
         case PlaceStop(trigger, size, derived):
@@ -320,6 +326,7 @@ def _place_stop(
         outcome.problems.append(f"stop not accepted: {result.outcome.value} {result.reason or ''}".strip())
         return False
     ctx.registry.set_protection(pos.uid, sl_order_id=result.order.order_id)
+    crash_point("after_stop_recorded")
     if ctx.registry.get(pos.uid).state == State.OPEN:
         ctx.registry.apply(pos.uid, Event.PROTECTION_CONFIRMED, cause=f"stop {result.order.order_id} placed")
     _announce_placed(pos, "stop_loss", trigger, result.order.order_id, size)
@@ -432,6 +439,7 @@ def run(ctx: DaemonContext) -> None:
     marks = current_marks(ctx)
     if marks:
         ctx.last_marks = marks
+    failed: Exception | None = None
     for listed in ctx.registry.active_positions():
         # Read again: protecting one position can close another (a stop's fills go through the one door, and a
         # hand's close of the next position is booked with them); a plan made from the stale row would act on a
@@ -440,4 +448,17 @@ def run(ctx: DaemonContext) -> None:
         if pos.state not in (State.OPEN, State.PROTECTED) or pos.remaining_qty <= 0:
             continue
         gone = ctx.cancelled_since_snapshot
-        protect(ctx, pos, [o for o in open_orders if o.order_id not in gone], marks=marks)
+        try:
+            protect(ctx, pos, [o for o in open_orders if o.order_id not in gone], marks=marks)
+        except Exception as exc:
+            if registry_damage(exc) is not None:
+                raise  # a damaged registry halts the daemon (scheduler.app): nothing more is written to it
+            # One position's failure (a bug: an illegal transition, a usage error) must not leave the positions
+            # after it without their stops, cycle after cycle: they are protected first, then the failure is raised
+            # for the job runner (JOB_FAILED; an invariant breach halts entries).
+            log.error(
+                "protect: position %s failed (%s: %s); the others are protected first", pos.uid, type(exc).__name__, exc
+            )
+            failed = failed or exc
+    if failed is not None:
+        raise failed

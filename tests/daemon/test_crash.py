@@ -37,6 +37,7 @@ EXPECTED_RECOVERY = {
     ("stop", "after_ack"): (0, 0),  # acknowledged but not linked: reconciliation relinks our own stop
     ("stop", "before_stop"): (0, 0),  # nothing recorded or sent: protect places it
     ("stop", "after_stop_send"): (0, 0),  # as after_ack
+    ("stop", "after_stop_recorded"): (0, 0),  # OPEN naming its live stop: protect adopts it and confirms
     # A strategy entry (a replayed breakout makes it deterministic).
     ("entry", "after_intent"): (0, 1),  # never sent: abandoned, the position cancelled; the next tick re-enters
     ("entry", "after_send"): (1, 0),  # filled on the venue, nothing recorded: adopted with its fills
