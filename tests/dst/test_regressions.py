@@ -204,3 +204,31 @@ def test_our_stop_filling_after_a_hand_closed_its_position_is_not_booked_on_it(t
         assert run_audit(w.registry.db).ok, run_audit(w.registry.db).summary()
     finally:
         w.close()
+
+
+def test_a_crash_between_recording_a_stop_and_confirming_it_then_the_stop_dropped(tmp_path: Path) -> None:
+    # DST seeds 848 and 853, and 46 more of seeds 0-999 x 60 steps, once the crash point `after_stop_recorded` was
+    # added (the window between recording a new stop's id and the `protection_confirmed` transition: two commits).
+    # Shrunk: "enter long PF_ETHUSD; venue drops every stop on PF_ETHUSD; crash at after_stop_recorded". After the
+    # restart the position was OPEN and named a stop the venue had dropped: protect applied `protection_lost`, which
+    # only PROTECTED takes (IllegalTransition every cycle), and the position was left without a stop.
+    w = World(848, tmp_path)
+    previous = crash.set_handler(w.crash_hook)
+    try:
+        uid = enter(w, "long", ETH)
+        assert w.registry.get(uid).state == "PROTECTED"
+        w.dropping[ETH] = 2
+        w.crash_at, w.crash_slices = "after_stop_recorded", 3
+        assert "crashed at after_stop_recorded" in daemon_step(w)
+        crashed = w.registry.get(uid)
+        assert crashed.state == "OPEN" and crashed.sl_order_id is not None  # the window
+        daemon_step(w)  # the venue drops that stop too; protect forgets it and places another
+        for _ in range(2):
+            daemon_step(w)
+        after = w.registry.get(uid)
+        live = [o.order_id for o in w.sim.open_orders() if o.symbol == ETH and o.order_type == "stp"]
+        assert after.state == "PROTECTED" and live == [after.sl_order_id] != [crashed.sl_order_id]
+        assert run_audit(w.registry.db).ok, run_audit(w.registry.db).summary()
+    finally:
+        crash.set_handler(previous)
+        w.close()
