@@ -57,7 +57,7 @@ from scheduler.stream_hook import DaemonStreamHandler
 from simulator.engine import SimConfig, Simulator
 from simulator.instruments import DEFAULT_INSTRUMENTS
 from simulator.venue import SimVenue
-from specs.lifecycle import PROTECTABLE_STATES, TERMINAL_STATES
+from specs.lifecycle import ORDER_UNRESOLVED_STATUSES, PROTECTABLE_STATES, TERMINAL_STATES, State
 from specs.reconciliation import JOINT_FIELDS
 from store.audit import run_audit
 from store.db import scratch_dir
@@ -319,6 +319,19 @@ def _enter(w: World, rng: random.Random) -> str:
     return f"enter {side} {symbol}{note}"
 
 
+def _strategy_exit(w: World, rng: random.Random) -> str:
+    """The strategy's exit signal on one symbol (the opposite channel break): the tick sends a reduce-only exit for
+    the position held there, EXITING until its fills close it (the most common way a trade ends)."""
+    symbol = rng.choice(SYMBOLS)
+    if w.down:
+        return f"strategy exit {symbol} (daemon down)"
+    held = any(p.symbol_key == symbol for p in w.registry.active_positions())
+    w.strategy.exits = {symbol: "scheduled exit"}
+    note = w.job("tick", tick.run) or w.deliver_stream()
+    w.strategy.exits = {}
+    return f"strategy exit {symbol}{'' if held else ' (nothing held)'}{note}"
+
+
 def _manual_close(w: World, rng: random.Random) -> str:
     symbol = rng.choice(SYMBOLS)
     w.sim.close_position_direct(symbol)
@@ -482,6 +495,7 @@ def _clock_step(w: World, rng: random.Random) -> str:
 
 EVENTS: tuple[tuple[Event, int], ...] = (
     (_enter, 6),
+    (_strategy_exit, 2),
     (_manual_close, 2),
     (_manual_add, 1),
     (_orphan, 1),
@@ -546,6 +560,7 @@ class SeedResult:
 class _Checks:
     findings: Counter[str] = field(default_factory=Counter)
     unprotected: dict[str, int] = field(default_factory=dict)  # uid -> clean slices seen without its stop
+    exiting: dict[str, int] = field(default_factory=dict)  # uid -> clean slices seen EXITING with no exit order live
     streaks: dict[tuple[str, str], int] = field(default_factory=dict)  # joint finding -> clean slices it lasted
     strays: set[str] = field(default_factory=set)  # fill ids of reported strays (see `_reported_strays`)
 
@@ -677,6 +692,15 @@ def _check(
                 fail(f"position {pos.uid} unprotected for {waited} clean protect cycles")
         else:
             checks.unprotected.pop(pos.uid, None)
+        # EXITING waits on its exit order; once none is unresolved, the fill poll's settle_exits moves the position
+        # on (exit_failed) within a cycle. One left EXITING with nothing to wait on is held by no one for good.
+        waiting = any(o.purpose == "exit" and o.status in ORDER_UNRESOLVED_STATUSES for o in w.registry.orders(pos.uid))
+        if pos.state == State.EXITING and pos.remaining_qty > 0 and not waiting:
+            waited = checks.exiting[pos.uid] = checks.exiting.get(pos.uid, -1) + 1
+            if waited >= 2:
+                fail(f"position {pos.uid} EXITING with no exit order to wait on for {waited} clean cycles")
+        else:
+            checks.exiting.pop(pos.uid, None)
 
 
 def _reported_strays(w: World, unbooked: list[VenueFill]) -> set[str]:

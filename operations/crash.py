@@ -25,6 +25,7 @@ POINTS = (
     "before_stop",
     "after_stop_send",
     "after_stop_recorded",  # the stop's id recorded, the position not yet PROTECTED (two commits)
+    "after_exit_requested",  # EXITING, the exit order's intent not yet recorded
 )
 
 _lock = threading.Lock()

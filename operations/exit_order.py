@@ -16,6 +16,7 @@ from exchange.errors import VenueError
 from lifecycle.fills import closing_side
 from lifecycle.values import OrderOutcome, OrderType, PositionSide
 from operations.context import DaemonContext
+from operations.crash import crash_point
 from operations.fills import ingest
 from operations.submit import submit
 from specs.lifecycle import ORDER_UNRESOLVED_STATUSES, Event, State
@@ -30,6 +31,7 @@ def exit_position(ctx: DaemonContext, uid: str, *, reason: str) -> str:
     if pos.state not in (State.OPEN, State.PROTECTED) or pos.remaining_qty <= 0:
         return pos.state
     reg.apply(uid, Event.EXIT_REQUESTED, cause=f"exit: {reason}")
+    crash_point("after_exit_requested")
     sent = submit(
         reg,
         ctx.venue,
@@ -60,13 +62,23 @@ def exit_position(ctx: DaemonContext, uid: str, *, reason: str) -> str:
 
 def settle_exits(ctx: DaemonContext) -> list[str]:
     """EXITING positions whose exit order has ended (cancelled, rejected, or filled for less than the position)
-    while quantity remains: `exit_failed`, so the position is OPEN again and protect re-establishes its stop."""
+    while quantity remains, or that have no exit order at all: `exit_failed`, so the position is OPEN again and
+    protect re-establishes its stop.
+
+    No exit order at all: the process died between the `exit_requested` transition and the exit's intent, which is
+    recorded before anything is sent (`operations.submit`), so no exit reached the venue. The jobs never run at the
+    same time, so no other job sees a position between those two steps in a live process."""
     failed: list[str] = []
     for pos in ctx.registry.active_positions():
         if pos.state != State.EXITING or pos.remaining_qty <= 0:
             continue
         exits = [o for o in ctx.registry.orders(pos.uid) if o.purpose == "exit"]
-        if exits and all(o.status not in ORDER_UNRESOLVED_STATUSES for o in exits):
-            ctx.registry.apply(pos.uid, Event.EXIT_FAILED, cause="exit order ended with quantity remaining")
-            failed.append(pos.uid)
+        if not exits:
+            cause = "no exit order was ever recorded (the process stopped after the request)"
+        elif all(o.status not in ORDER_UNRESOLVED_STATUSES for o in exits):
+            cause = "exit order ended with quantity remaining"
+        else:
+            continue
+        ctx.registry.apply(pos.uid, Event.EXIT_FAILED, cause=cause)
+        failed.append(pos.uid)
     return failed

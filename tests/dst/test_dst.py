@@ -96,7 +96,7 @@ def _first_failure(seeds: range) -> DstFailure:
 def test_the_schedules_exercise_faults_crashes_skew_and_liquidations() -> None:
     # What the new schedule parts reach, over a few seeds (python -m dst --stats prints the same for any run).
     seen: Counter[str] = Counter()
-    for seed in (*range(100, 110), 9):  # seed 9: a clock stepped ahead, a start whose snapshot failed, an entry
+    for seed in (*range(100, 110), 92):  # seed 92: a clock stepped ahead, a start whose snapshot failed, an entry
         seen.update(run_seed(seed, 30).stats)
     for key in (
         "crashes",

@@ -232,3 +232,32 @@ def test_a_crash_between_recording_a_stop_and_confirming_it_then_the_stop_droppe
     finally:
         crash.set_handler(previous)
         w.close()
+
+
+def test_an_exit_requested_when_the_process_died_is_not_waited_on_for_ever(tmp_path: Path) -> None:
+    # DST seeds 12, 158, 206 and more of 0-599 x 60 steps, once the schedule held the strategy's exit signal and the
+    # crash point `after_exit_requested` (between the transition and the exit order's intent). Shrunk: "enter long
+    # PF_XBTUSD; crash at after_exit_requested; strategy exit PF_XBTUSD". The position stayed EXITING with no exit
+    # order: nothing to wait on, nothing to move it again.
+    w = World(12, tmp_path)
+    previous = crash.set_handler(w.crash_hook)
+    try:
+        uid = enter(w, "long", XBT)
+        w.crash_at, w.crash_slices = "after_exit_requested", 3
+        w.strategy.exits = {XBT: "scheduled exit"}
+        assert "crashed at after_exit_requested" in w.job("tick", tick.run)
+        w.strategy.exits = {}
+        assert w.registry.get(uid).state == "EXITING"
+        daemon_step(w)
+        assert w.registry.get(uid).state == "PROTECTED"  # exit_failed, then its live stop confirmed again
+        w.strategy.exits = {XBT: "scheduled exit"}  # the signal still stands: the next tick exits for real
+        daemon_step(w)
+        w.job("tick", tick.run)
+        w.strategy.exits = {}
+        daemon_step(w)
+        assert w.registry.get(uid).state == "CLOSED"
+        assert not [p for p in w.sim.positions() if p.symbol == XBT]
+        assert run_audit(w.registry.db).ok, run_audit(w.registry.db).summary()
+    finally:
+        crash.set_handler(previous)
+        w.close()
