@@ -3,6 +3,8 @@ schedule's event table changes) beside the seed that found it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -20,6 +22,18 @@ from scheduler.jobs import tick
 from store.audit import run_audit
 
 ETH = "PF_ETHUSD"
+
+
+@contextmanager
+def crashing_world(seed: int, tmp_path: Path) -> Iterator[World]:
+    """A DST world whose crash points raise when armed (`World.crash_at`), as the harness runs its seeds."""
+    w = World(seed, tmp_path)
+    previous = crash.set_handler(w.crash_hook)
+    try:
+        yield w
+    finally:
+        crash.set_handler(previous)
+        w.close()
 
 
 def test_a_report_stamped_before_the_previous_one_still_counts() -> None:
@@ -76,9 +90,7 @@ def test_an_entry_booked_by_recovery_is_re_anchored_or_exited_as_the_entrys_own_
     # planned from the decision price. With the host clock 10 minutes behind, the strategy decided on candles from
     # before a 20 % gap: the short filled 10 R worse than planned, its planned stop 28 % from the entry (no stop
     # could be sent: POSITION_UNPROTECTABLE), the registry holding a stop the audit rejects.
-    w = World(101, tmp_path)
-    previous = crash.set_handler(w.crash_hook)
-    try:
+    with crashing_world(101, tmp_path) as w:
         daemon_step(w)
         daemon_step(w)
         # The seeds decided on 10-minute-old candles (the host clock behind); the daemon's clock is the venue's time
@@ -95,9 +107,6 @@ def test_an_entry_booked_by_recovery_is_re_anchored_or_exited_as_the_entrys_own_
             assert run_audit(w.registry.db).ok, run_audit(w.registry.db).summary()
         assert w.registry.get(pos.uid).state == "CLOSED"  # slipped 10 R: exited at once, as `enter` would have
         assert not [p for p in w.sim.positions() if p.symbol == XBT]
-    finally:
-        crash.set_handler(previous)
-        w.close()
 
 
 @pytest.mark.parametrize("ours", ["entry", "import"])
@@ -212,9 +221,7 @@ def test_a_crash_between_recording_a_stop_and_confirming_it_then_the_stop_droppe
     # Shrunk: "enter long PF_ETHUSD; venue drops every stop on PF_ETHUSD; crash at after_stop_recorded". After the
     # restart the position was OPEN and named a stop the venue had dropped: protect applied `protection_lost`, which
     # only PROTECTED takes (IllegalTransition every cycle), and the position was left without a stop.
-    w = World(848, tmp_path)
-    previous = crash.set_handler(w.crash_hook)
-    try:
+    with crashing_world(848, tmp_path) as w:
         uid = enter(w, "long", ETH)
         assert w.registry.get(uid).state == "PROTECTED"
         w.dropping[ETH] = 2
@@ -229,9 +236,6 @@ def test_a_crash_between_recording_a_stop_and_confirming_it_then_the_stop_droppe
         live = [o.order_id for o in w.sim.open_orders() if o.symbol == ETH and o.order_type == "stp"]
         assert after.state == "PROTECTED" and live == [after.sl_order_id] != [crashed.sl_order_id]
         assert run_audit(w.registry.db).ok, run_audit(w.registry.db).summary()
-    finally:
-        crash.set_handler(previous)
-        w.close()
 
 
 def test_an_exit_requested_when_the_process_died_is_not_waited_on_for_ever(tmp_path: Path) -> None:
@@ -239,9 +243,7 @@ def test_an_exit_requested_when_the_process_died_is_not_waited_on_for_ever(tmp_p
     # crash point `after_exit_requested` (between the transition and the exit order's intent). Shrunk: "enter long
     # PF_XBTUSD; crash at after_exit_requested; strategy exit PF_XBTUSD". The position stayed EXITING with no exit
     # order: nothing to wait on, nothing to move it again.
-    w = World(12, tmp_path)
-    previous = crash.set_handler(w.crash_hook)
-    try:
+    with crashing_world(12, tmp_path) as w:
         uid = enter(w, "long", XBT)
         w.crash_at, w.crash_slices = "after_exit_requested", 3
         w.strategy.exits = {XBT: "scheduled exit"}
@@ -258,6 +260,3 @@ def test_an_exit_requested_when_the_process_died_is_not_waited_on_for_ever(tmp_p
         assert w.registry.get(uid).state == "CLOSED"
         assert not [p for p in w.sim.positions() if p.symbol == XBT]
         assert run_audit(w.registry.db).ok, run_audit(w.registry.db).summary()
-    finally:
-        crash.set_handler(previous)
-        w.close()
