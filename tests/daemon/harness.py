@@ -23,7 +23,7 @@ from lifecycle.events import EVENT_LOGGER
 from lifecycle.killswitch import KillSwitch
 from lifecycle.reconcile import Reconciliation
 from lifecycle.values import Candle, Instrument, PositionSide
-from operations import exits
+from operations import crash, exits
 from operations.context import DaemonContext, Limits
 from operations.safety import Safety
 from scheduler.jobs import health, protect, reconcile, tick
@@ -38,6 +38,29 @@ from strategy.base import Decision, Verdict
 API_KEY = "test-key-0123456789abcdef"
 FULL_AUDIT_S = 3600.0
 API_SECRET = base64.b64encode(b"test-secret-" * 6).decode()
+
+
+class Killed(BaseException):
+    """The process dying at a named crash point (kill -9, power loss): nothing after it runs, and no
+    `except Exception` on the way out catches it."""
+
+
+@contextmanager
+def killed_at(point: str) -> Iterator[None]:
+    """The daemon's code raises Killed the first time it passes crash point `point` (operations.crash) inside the
+    block: the in-process form of `DAEMON_CRASH_AT`."""
+    armed = [True]
+
+    def hook(name: str) -> None:
+        if armed[0] and name == point:
+            armed[0] = False
+            raise Killed(point)
+
+    previous = crash.set_handler(hook)
+    try:
+        yield
+    finally:
+        crash.set_handler(previous)
 
 
 @dataclass

@@ -8,38 +8,25 @@ back (`exit_failed`, to OPEN) for protection and the strategy to act on it again
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from operations import exit_order
-from tests.daemon.harness import captured_events, world
+from tests.daemon.harness import Killed, captured_events, killed_at, world
 
 XBT = "PF_XBTUSD"
 
 
-class Killed(BaseException):
-    """The process dying at that instant: nothing after it runs."""
-
-
-def test_an_exit_requested_but_never_recorded_is_failed_and_the_position_protected_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_exit_requested_but_never_recorded_is_failed_and_the_position_protected_again(tmp_path: Path) -> None:
     with world(tmp_path) as w, captured_events() as ev:
         uid = w.protected_entry(XBT)
         [stop] = w.venue_stops(XBT)
         stop_id = stop.order_id
         w.sim.cancel_silently(stop_id)  # and the venue drops the stop: nothing protects the position now
 
-        def killed(*args: Any, **kwargs: Any) -> Any:
-            raise Killed
-
-        monkeypatch.setattr(exit_order, "submit", killed)
         w.strategy.exits[XBT] = "scripted exit"
         w.advance(60)
-        with pytest.raises(Killed):
+        with killed_at("after_exit_requested"), pytest.raises(Killed):
             w.tick()
-        monkeypatch.undo()
         w.strategy.exits.clear()
         assert w.registry.get(uid).state == "EXITING"
         assert not [o for o in w.registry.orders(uid) if o.purpose == "exit"]  # never recorded, so never sent

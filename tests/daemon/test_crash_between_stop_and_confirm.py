@@ -14,35 +14,19 @@ from typing import Any
 import pytest
 
 from operations import protection
-from specs.lifecycle import Event
-from store.registry import Registry, RegistryUsageError
-from tests.daemon.harness import captured_events, world
+from store.registry import RegistryUsageError
+from tests.daemon.harness import Killed, captured_events, killed_at, world
 
 XBT = "PF_XBTUSD"
 ETH = "PF_ETHUSD"
 
 
-class Killed(BaseException):
-    """The process dying at that instant (kill -9, power loss): nothing after it runs."""
-
-
-def test_an_open_position_whose_recorded_stop_vanished_gets_a_new_stop(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    original = Registry.apply
-
-    def killed_before_confirming(self: Registry, uid: str, event: Event, **kwargs: Any) -> Any:
-        if event is Event.PROTECTION_CONFIRMED:
-            raise Killed
-        return original(self, uid, event, **kwargs)
-
+def test_an_open_position_whose_recorded_stop_vanished_gets_a_new_stop(tmp_path: Path) -> None:
     with world(tmp_path) as w, captured_events() as ev:
         w.strategy.entries[XBT] = "long"
         w.advance(60)
-        monkeypatch.setattr(Registry, "apply", killed_before_confirming)
-        with pytest.raises(Killed):
+        with killed_at("after_stop_recorded"), pytest.raises(Killed):
             w.tick()
-        monkeypatch.setattr(Registry, "apply", original)
         w.strategy.entries.clear()
         [pos] = w.registry.active_positions()
         assert (pos.state, pos.sl_order_id is not None) == ("OPEN", True)  # the window this test is about
