@@ -223,7 +223,7 @@ def _rss_large() -> None:
     verdict = "ok" if peak < RSS_TARGET_MB else "OVER"
     print(
         f"   2,000,000-fill registry: startup's full audit ({'clean' if report.ok else 'NOT clean'}) then"
-        f" {LARGE_CYCLES} cycles: peak RSS {peak:.0f} MB (imports {before:.0f} MB, after the audit"
+        f" {LARGE_CYCLES} cycles: peak RSS {peak:.0f} MB (before the audit {before:.0f} MB, after it"
         f" {after_audit:.0f} MB; target < {RSS_TARGET_MB} MB: {verdict}; the audit's worker processes are their"
         " own, each a fresh interpreter)"
     )

@@ -580,6 +580,7 @@ def run_seed(seed: int, steps: int = 40, keep: frozenset[int] | None = None) -> 
     their event (the others are quiet slices); None: every step does."""
     schedule: list[str] = []
     checks = _Checks()
+    events, weights = zip(*EVENTS, strict=True)
     counter = _EventCounter()
     events_log = logging.getLogger(EVENT_LOGGER)
     events_log.addHandler(counter)
@@ -592,7 +593,6 @@ def run_seed(seed: int, steps: int = 40, keep: frozenset[int] | None = None) -> 
                 injected, crashes = w.faults.injected, w.stats["crashes"]
                 if keep is None or step in keep:
                     rng = step_rng(seed, step)
-                    events, weights = zip(*EVENTS, strict=True)
                     event = rng.choices(events, weights)[0]
                     schedule.append(event(w, rng))
                 else:
@@ -694,13 +694,16 @@ def _check(
             checks.unprotected.pop(pos.uid, None)
         # EXITING waits on its exit order; once none is unresolved, the fill poll's settle_exits moves the position
         # on (exit_failed) within a cycle. One left EXITING with nothing to wait on is held by no one for good.
-        waiting = any(o.purpose == "exit" and o.status in ORDER_UNRESOLVED_STATUSES for o in w.registry.orders(pos.uid))
-        if pos.state == State.EXITING and pos.remaining_qty > 0 and not waiting:
+        if pos.state == State.EXITING and pos.remaining_qty > 0 and not _waits_on_an_exit(w, pos.uid):
             waited = checks.exiting[pos.uid] = checks.exiting.get(pos.uid, -1) + 1
             if waited >= 2:
                 fail(f"position {pos.uid} EXITING with no exit order to wait on for {waited} clean cycles")
         else:
             checks.exiting.pop(pos.uid, None)
+
+
+def _waits_on_an_exit(w: World, uid: str) -> bool:
+    return any(o.purpose == "exit" and o.status in ORDER_UNRESOLVED_STATUSES for o in w.registry.orders(uid))
 
 
 def _reported_strays(w: World, unbooked: list[VenueFill]) -> set[str]:
