@@ -198,7 +198,8 @@ EVENTS: dict[Ev, EventSpec] = {
         logging.WARNING,
         ("position", "fill_id", "symbol", "side", "qty", "price", "reason"),
         "a fill of one of our orders, or on a symbol we hold, that no position can own (a stray of a closed"
-        " position, one that would flip a position): recorded once and reported; reconciliation judges the exposure",
+        " position, the part of a hand's trade beyond the position it closed): recorded once and reported;"
+        " reconciliation judges the exposure",
     ),
     Ev.ORDERS_SETTLED: EventSpec(
         logging.INFO,

@@ -10,9 +10,10 @@ Attribution, in order of the evidence's strength:
 2. its venue order id is one we recorded (an order row, or the position's stop / take-profit id): the same;
 3. neither, on a symbol an exposed position holds, stamped after that position was created: somebody else's
    trade on our position (a manual close on the venue, a liquidation, a hand-placed order). A fill on the
-   position's closing side is an **external close** (up to the remaining quantity; a larger one would flip the
-   position, which no rule can book safely, so it stays unowned and reconciliation reports the mismatch); on
-   its adding side, an **external add**.
+   position's closing side is an **external close**; on its adding side, an **external add**. A close larger than
+   what the position holds took it through zero on the venue: the part that closes it is booked (the position
+   closes, its protective orders are cancelled) and the rest is unowned, exposure nobody here opened, which
+   reconciliation adopts as an orphan once the venue shows it.
 An order owned by a terminal position can still fill (a stray the close could not cancel): its fill moved the
 venue's exposure on that symbol all the same, so it is judged by rule 3 against whoever holds the symbol now
 instead of being booked on the closed position. So is an exit order's fill larger than what is left of a position
@@ -22,7 +23,7 @@ an earlier fill of the same batch already brought to zero (a hand closed it befo
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -106,9 +107,10 @@ def owners_from(orders: Sequence[tuple[str, OrderOwner]], holders: Sequence[Hold
 
 
 def attribute(fills: Sequence[VenueFill], owners: FillOwners) -> tuple[Attributed, ...]:
-    """Attribute each fill, oldest first (within one stamp our own orders' fills first). External closes are capped
-    by the remaining quantity as it stands after the earlier fills of the same batch, so two manual partial closes
-    in one batch are judged in order."""
+    """Attribute each fill, oldest first (within one stamp, see `_judging_order`). External closes are capped by the
+    remaining quantity as it stands after the earlier fills of the same batch, so two manual partial closes in one
+    batch are judged in order; a close beyond it is split (the closing part booked, the rest unowned), so one fill
+    can give two results with the same fill id and the sizes of its parts."""
     remaining = {h.uid: h.remaining_qty for h in owners.holders}
     holders = {h.uid: h for h in owners.holders}
     flat_at: dict[str, datetime] = {}  # uid -> when an earlier fill of this batch brought it to zero
@@ -121,11 +123,7 @@ def attribute(fills: Sequence[VenueFill], owners: FillOwners) -> tuple[Attribute
         else:
             flat_at.pop(uid, None)
 
-    # Oldest first; within one stamp (whose order the venue does not publish) our own orders' fills first: they
-    # are certain evidence, a hand's fill is judged against what they leave.
-    ordered = sorted(
-        ((f, order_owner(f, owners)) for f in fills), key=lambda p: (p[0].time, p[1] is None, p[0].fill_id)
-    )
+    ordered = _judging_order(fills, owners)
     for fill, owner in ordered:
         if owner is not None and owner.purpose != "entry" and owner.uid in flat_at and fill.size > remaining[owner.uid]:
             # Our exit order of a position an earlier fill of this batch already brought to zero (a hand closed it;
@@ -147,9 +145,36 @@ def attribute(fills: Sequence[VenueFill], owners: FillOwners) -> tuple[Attribute
         elif fill.size <= remaining[holder.uid]:
             out.append(Attributed(fill, FillRole.EXTERNAL_CLOSE, holder.uid, False))
             moved(holder.uid, -fill.size, fill.time)
+        elif remaining[holder.uid] > 0:
+            # Through zero: the venue's net went past our position. Booking the whole fill would flip the position
+            # in the ledger; leaving it all unowned kept a position the venue no longer held, its reduce-only stop on
+            # the wrong side of the venue's net (DST seed 2587).
+            closing = remaining[holder.uid]
+            out.append(Attributed(replace(fill, size=closing), FillRole.EXTERNAL_CLOSE, holder.uid, False))
+            out.append(Attributed(replace(fill, size=fill.size - closing), FillRole.UNOWNED, None, False))
+            moved(holder.uid, -closing, fill.time)
         else:
             out.append(Attributed(fill, FillRole.UNOWNED, None, False))
     return tuple(out)
+
+
+def _judging_order(fills: Sequence[VenueFill], owners: FillOwners) -> list[tuple[VenueFill, OrderOwner | None]]:
+    """The fills with their orders' owners, oldest first. The venue does not publish the order of fills that share
+    a stamp (and a fill id says nothing about it), so within one stamp: our own orders' fills first (certain
+    evidence; a hand's is judged against what they leave), then a hand's adds before its closes. Adds first cap no
+    close: a hand's short and its liquidation in one instant net to nothing, as on the venue; read close first, the
+    close was larger than the position and the liquidation's buy was booked as an add the venue never held (DST
+    seed 2587)."""
+    exposed = [h for h in owners.holders if h.state in EXPOSED_STATES]
+    held = {h.symbol_key: h.side for h in sorted(exposed, key=lambda h: (h.created, h.uid), reverse=True)}
+
+    def key(pair: tuple[VenueFill, OrderOwner | None]) -> tuple[datetime, bool, bool, str]:
+        fill, owner = pair
+        side = held.get(fill.symbol)
+        reduces = side is not None and fill.side is closing_side(side)
+        return fill.time, owner is None, owner is None and reduces, fill.fill_id
+
+    return sorted(((f, order_owner(f, owners)) for f in fills), key=key)
 
 
 def order_owner(fill: VenueFill, owners: FillOwners) -> OrderOwner | None:
@@ -196,7 +221,10 @@ def unowned_reason(fill: VenueFill, owners: FillOwners) -> tuple[str | None, str
         return owner.uid, f"a stray: an order of position {owner.uid} ({owner.position_state}), no longer holding it"
     for h in owners.holders:
         if h.symbol_key == fill.symbol and h.state in EXPOSED_STATES:
-            return None, f"larger than what position {h.uid} holds on {fill.symbol}: booking it would flip the position"
+            return None, (
+                f"beyond what position {h.uid} held on {fill.symbol} when it filled: exposure no position owns"
+                " (reconciliation adopts it as an orphan)"
+            )
     return None, "no position holds its symbol"
 
 

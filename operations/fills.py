@@ -79,9 +79,14 @@ def holder(p: PositionView, created: datetime) -> Holder:
 
 
 def record(ctx: DaemonContext, fills: Sequence[VenueFill]) -> tuple[tuple[Attributed, ...], tuple[VenueFill, ...]]:
-    """Attribute and record the fills the ledger does not hold yet; no lifecycle event is applied."""
+    """Attribute and record the fills not judged yet; no lifecycle event is applied. A fill is judged once: the
+    first door that meets it books what a position owns and records the rest as unowned; a later read (the next
+    poll of the fill window, another door, a restart) finds it in the ledger or the unowned record and skips it.
+    Judged again, a fill recorded unowned was booked after all once an add had grown the position enough to absorb
+    it, after its UNOWNED_FILL report had told the operator it was nobody's (DST seed 2587)."""
     registry = ctx.registry
-    known = registry.fill_ids_known([f.fill_id for f in fills])
+    ids = [f.fill_id for f in fills]
+    known = registry.fill_ids_known(ids) | registry.unowned_known(ids)
     new = [f for f in fills if f.fill_id not in known]
     if not new:
         return (), ()
@@ -114,11 +119,7 @@ def _record_unowned(registry: Registry, unowned: Sequence[VenueFill], known: Fil
     orphan, a qty_mismatch); the fill itself is accounted for, so joint J3 does not count it cycle after cycle and
     escalate to a pause of entries that only a restart lifted and the next read of the fill brought back."""
     ours = {*known.by_client_id, *known.by_venue_id}
-    due = [f for f in unowned if must_be_accounted(f, ours, held_since(known.holders))]
-    recorded = registry.unowned_known([f.fill_id for f in due]) if due else set()
-    for fill in due:
-        if fill.fill_id in recorded:
-            continue  # read again in the fill window: recorded and reported already, no write
+    for fill in (f for f in unowned if must_be_accounted(f, ours, held_since(known.holders))):
         position, reason = unowned_reason(fill, known)
         if registry.record_unowned(fill, position_uid=position, reason=reason):
             emit(

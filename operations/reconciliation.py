@@ -90,8 +90,12 @@ def execute(ctx: DaemonContext, actions: Sequence[Action], snapshot: AccountSnap
     through the one planner."""
     reg = ctx.registry
     ctx.rows_at_snapshot = frozenset(o.client_order_id for o in reg.unresolved_orders())
-    fills = [a.fill for a in actions if isinstance(a, ApplyFill)]
-    fills += [f for a in actions if isinstance(a, AdoptPending) for f in a.fills]
+    planned = [a.fill for a in actions if isinstance(a, ApplyFill)]
+    planned += [f for a in actions if isinstance(a, AdoptPending) for f in a.fills]
+    # The door judges whole fills: a fill the plan split (a hand's trade through zero: the closing part booked, the
+    # rest unowned) goes in as the venue reported it, so the door records both parts, not the first one only.
+    whole = {f.fill_id: f for f in snapshot.fills} if snapshot is not None else {}
+    fills = list({f.fill_id: whole.get(f.fill_id, f) for f in planned}.values())
     if fills:
         ingest(ctx, fills, source="reconcile")
     open_orders = snapshot.open_orders if snapshot is not None else ()

@@ -153,9 +153,10 @@ class EntryDecision(BaseModel):
 class UnownedFill(BaseModel):
     """A venue fill no position can own, recorded when the fill door first met it (schema version 7): a fill of one
     of our orders whose position is closed (a stray the close could not cancel) or one on a symbol we hold that no
-    rule books (larger than the position: it would flip it). One row per fill id, never edited. The record is the
+    rule books (the part of a hand's trade beyond the position it closed: `qty` is that part, the closing part is
+    in the ledger under the same fill id). One row per fill id, never edited. The record is the
     evidence that the fill was seen and reported (UNOWNED_FILL); joint J3 `unbooked_fills` counts only fills in
-    neither the ledger nor here, and the exposure such a fill moved is reconciliation's (orphan, qty_mismatch)."""
+    neither the ledger nor here, and the exposure such a fill moved is reconciliation's (an orphan)."""
 
     fill_id = pw.CharField(unique=True)
     symbol_key = pw.CharField()

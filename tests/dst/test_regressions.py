@@ -260,3 +260,30 @@ def test_an_exit_requested_when_the_process_died_is_not_waited_on_for_ever(tmp_p
         assert w.registry.get(uid).state == "CLOSED"
         assert not [p for p in w.sim.positions() if p.symbol == XBT]
         assert run_audit(w.registry.db).ok, run_audit(w.registry.db).summary()
+
+
+def test_a_hands_trade_and_its_undoing_in_one_instant_leave_our_position_as_it_was(tmp_path: Path) -> None:
+    # DST seed 2587 (shrunk to seven events; its core: a hand's 66.166 ETH short on our 0.02 long and the venue's
+    # liquidation buying it back, one stamp). The fill poll read the pair in fill-id order: the sell first, larger
+    # than the position, stayed unowned; the buy was booked as an external add of 66.166 the venue never held; a
+    # later read booked the recorded sell after all, and our stop, sized for 66.186, then filled more than the
+    # registry held: OverfillError, the daemon halted. Within one stamp a hand's adds are now judged before its
+    # closes (they net to nothing, as on the venue), and a fill is judged once.
+    w = World(4, tmp_path)
+    try:
+        uid = enter(w, "long", ETH)
+        for _ in range(2):
+            daemon_step(w)
+        held = w.registry.get(uid).remaining_qty
+        assert w.registry.get(uid).state == "PROTECTED"
+        for side in ("short", "long"):  # no clock step between them: one stamp
+            w.sim.open_position_direct(ETH, side, Decimal("66.166"))
+        for _ in range(4):
+            assert daemon_step(w) == ""
+        assert not w.stats["job_failures"], w.stats
+        pos = w.registry.get(uid)
+        assert (pos.state, pos.remaining_qty) == ("PROTECTED", held)
+        assert w.registry.unowned_fills() == []
+        assert run_audit(w.registry.db).ok, run_audit(w.registry.db).summary()
+    finally:
+        w.close()

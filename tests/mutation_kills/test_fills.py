@@ -86,10 +86,11 @@ def test_our_own_exit_lowers_the_quantity_an_external_close_may_take() -> None:
     exit_ = OrderOwner("p1", "exit", "PROTECTED", "o-x")
     pos2 = dataclasses.replace(LONG, remaining_qty=D("2"))
     ours = fill("f1", "o-x", "c-x", Side.SELL, "1", minute=1)  # 2 -> 1
-    manual = fill("f2", "m-1", None, Side.SELL, "2", minute=2)  # more than is left: would flip it
+    manual = fill("f2", "m-1", None, Side.SELL, "2", minute=2)  # more than is left: closes 1, the rest unowned
     assert attribute([ours, manual], owners(("c-x", exit_), holders=(pos2,))) == (
         Attributed(ours, FillRole.OWN, "p1", False),
-        Attributed(manual, FillRole.UNOWNED, None, False),
+        Attributed(dataclasses.replace(manual, size=D("1")), FillRole.EXTERNAL_CLOSE, "p1", False),
+        Attributed(dataclasses.replace(manual, size=D("1")), FillRole.UNOWNED, None, False),
     )
 
 
@@ -280,7 +281,7 @@ def test_an_unowned_fill_names_why_no_position_owns_it() -> None:
     position, reason = unowned_reason(fill("f1", "sl-0", "p0-stop-1", Side.SELL, "1"), owners)
     assert position == "p0" and reason.startswith("a stray: an order of position p0 (CLOSED)")
     position, reason = unowned_reason(fill("f2", "o-9", None, Side.SELL, "3"), owners)
-    assert position is None and "position p1" in reason and "flip" in reason
+    assert position is None and "beyond what position p1 held" in reason and "orphan" in reason
     position, reason = unowned_reason(fill("f3", "o-9", None, Side.SELL, "3", "PF_ETHUSD"), owners)
     assert (position, reason) == (None, "no position holds its symbol")
     pending = owners_from([], [dataclasses.replace(LONG, state="PENDING_ENTRY")])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import fields
 from datetime import timedelta
 
@@ -164,11 +165,13 @@ def test_foreign_fill_on_a_held_symbol_is_an_external_add_that_explains_the_venu
     assert result.report.qty_synced == 1 and result.report.qty_mismatch == 0
 
 
-def test_foreign_fill_that_would_flip_the_position_stays_unmatched_and_is_a_mismatch() -> None:
-    # Selling 3 against a long of 1 would flip it: no rule can book half of a fill, so an operator decides.
+def test_foreign_fill_through_zero_closes_the_position_and_leaves_the_rest_unmatched() -> None:
+    # Selling 3 against a long of 1 took it through zero: 1 closes it, 2 are a short nobody here opened. This cycle
+    # the registry is flat against the venue's short (a mismatch); the next ones adopt the short as an orphan.
     manual = fill("m1", "o-manual", None, Side.SELL, "3")
     result = run([pos("p1")], snap((vpos(side=PositionSide.SHORT, size="2"),), (stop("sl-1"),), (manual,)))
-    assert result.unmatched_fills == (manual,)
+    assert ApplyFill("p1", dataclasses.replace(manual, size=D("1")), False) in result.actions
+    assert result.unmatched_fills == (dataclasses.replace(manual, size=D("2")),)
     assert result.report.qty_mismatch == 1
 
 

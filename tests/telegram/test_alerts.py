@@ -52,7 +52,7 @@ def _emit_every_kind() -> None:
          detail="below the minimum order size; close it by hand")  # fmt: skip
     emit(Ev.CORRUPTED_POSITION, position="p3", detail="remaining_qty_violations: stored 1 ledger 2")
     emit(Ev.UNOWNED_FILL, position="p4", fill_id="f9", symbol="PF_XBTUSD", side="sell", qty="0.003", price="63707",
-         reason="larger than what position p4 holds on PF_XBTUSD: booking it would flip the position")  # fmt: skip
+         reason="beyond what position p4 held on PF_XBTUSD when it filled: exposure no position owns")  # fmt: skip
     emit(Ev.CYCLE_SUMMARY, cycle=3, duration_ms=12, positions=1, state="ok", orders_placed=0,
          margin_util_pct=Decimal("12.5"), entries_allowed=True)  # fmt: skip
     logging.getLogger("scheduler").warning("KILL_SWITCH_ACTIVATED mentioned in plain text is not an event")

@@ -1,0 +1,73 @@
+"""A hand on the venue takes our position through zero (DST seed 2587), end to end: real ccxt over HTTP to the
+simulator, a real SQLite registry. The part of the hand's fill that closes our position is booked and closes it
+(its stop and take-profit are cancelled at once); the rest is recorded unowned, reported once, never booked by a
+later read; reconciliation adopts the venue's new exposure as an orphan and protects it.
+
+Before: the whole fill stayed unowned, the position kept a quantity the venue no longer held (qty_mismatch,
+escalated, entries paused), its reduce-only stop sat on the wrong side of the venue's net, and a later read booked
+the same fill after all when an add had grown the position enough to absorb it."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from lifecycle.values import Side, VenueFill
+from operations import fills
+from tests.daemon.harness import captured_events, world
+
+XBT = "PF_XBTUSD"
+
+
+@pytest.mark.parametrize("door", ["exits", "reconcile"])
+def test_a_hand_flipping_our_position_closes_it_and_the_rest_is_adopted_as_an_orphan(tmp_path: Path, door: str) -> None:
+    """Whichever door meets the hand's fill first: the exits job's fill poll, or reconciliation's snapshot (whose plan
+    splits the fill the same way; the door is handed the whole fill, so both parts are recorded)."""
+    with world(tmp_path, take_profit=True) as w, captured_events() as ev:
+        w.strategy.tp_pct = Decimal("0.01")
+        uid = w.protected_entry(XBT)
+        pos = w.registry.get(uid)
+        held, protective = pos.remaining_qty, {pos.sl_order_id, pos.tp_order_id}
+        assert None not in protective
+        w.sim.open_position_direct(XBT, "short", held * 3)  # a hand sells three times what we hold
+        w.advance(5)
+        getattr(w, door)()  # the first door to meet the hand's fill
+        assert w.registry.get(uid).state == "CLOSED"
+        assert not protective & {o.order_id for o in w.sim.open_orders()}  # no stray left to cut the next position
+        [booked] = [f for f in w.registry.fills(uid) if not f["is_entry"]]
+        [record] = w.registry.unowned_fills()
+        assert record["fill_id"] == booked["fill_id"]
+        assert (record["side"], record["qty"]) == ("sell", str(held * 2))  # the part beyond our position
+        [reported] = ev.named("UNOWNED_FILL")
+        assert reported["fill_id"] == record["fill_id"]
+        for _ in range(3):
+            w.advance(5)
+            w.exits()
+            w.reconcile()
+            w.protect()
+        assert len(w.registry.fills(uid)) == 2  # the entry and the closing part: never booked again
+        assert len(ev.named("UNOWNED_FILL")) == 1
+        [orphan] = w.registry.active_positions()
+        assert (orphan.side, orphan.remaining_qty, orphan.state) == ("short", held * 2, "PROTECTED")
+        report = ev.named("RECONCILIATION_REPORT")[-1]
+        assert report["qty_mismatch"] == 0 and report["unbooked_fills"] == 0
+        assert w.audit_ok()
+
+
+def test_a_fill_recorded_unowned_is_never_judged_again(tmp_path: Path) -> None:
+    """The fill door judges a fill once. Before, every read of the fill window judged a fill recorded unowned again
+    and booked it once a position could absorb it (seed 2587: an add had grown the position past the hand's sell),
+    after its UNOWNED_FILL report had told the operator it was nobody's."""
+    with world(tmp_path) as w:
+        uid = w.protected_entry(XBT)
+        pos = w.registry.get(uid)
+        assert pos.entry_price is not None
+        half = pos.remaining_qty / 2
+        hand = VenueFill("hand-1", "m-1", None, XBT, Side.SELL, half, pos.entry_price, w.clock.now())
+        assert w.registry.record_unowned(hand, position_uid=None, reason="test: judged unowned by an earlier read")
+        result = fills.ingest(w.ctx, [hand])
+        assert (result.recorded, result.unowned) == ((), ())
+        assert hand.fill_id not in {f["fill_id"] for f in w.registry.fills(uid)}
+        assert w.registry.get(uid).remaining_qty == pos.remaining_qty
