@@ -132,12 +132,16 @@ def load_books(*, uids: Iterable[str] | None = None, closed_since_ms: int | None
         causes[int(owner)] = cause
     charged: dict[int, list[Charge]] = {}
     if _has_charges():
-        for owner, entry_id, kind, amount, at_ms in _select(
-            "SELECT position_id, entry_id, kind, amount, at_ms FROM account_charge"
+        rows_ = _select(
+            "SELECT position_id, entry_id, kind, amount, at_ms, fill_id FROM account_charge"
             " WHERE position_id IN (SELECT value FROM json_each(?)) ORDER BY entry_id",
             [pks],
-        ):
-            charged.setdefault(int(owner), []).append(Charge(str(entry_id), kind, Decimal(amount), from_ms(at_ms)))
+        )
+        shares = _booked_shares({str(fid) for *_, fid in rows_ if fid})
+        for owner, entry_id, kind, amount, at_ms, fill_id in rows_:
+            share = shares.get(fill_id, Decimal(1)) if kind == "fee" else Decimal(1)
+            charge = Charge(str(entry_id), kind, Decimal(amount) * share, from_ms(at_ms))
+            charged.setdefault(int(owner), []).append(charge)
     return [
         replace(
             _book(r, fills[r.pk], purposes, first_stop.get(r.pk), causes.get(r.pk, "")),
@@ -160,14 +164,50 @@ def _has_charges() -> bool:
 
 def load_unattributed_charges() -> list[PnlEvent]:
     """Fees and funding of no position of ours (a trade by hand, a fill not in the ledger yet): account money all
-    the same, so the account's net includes them (uid `-`)."""
+    the same, so the account's net includes them (uid `-`). With them, the unowned share of the fee of a fill a
+    position booked only part of (`_booked_shares`)."""
     if not _has_charges():
         return []
     query = AccountCharge.select(
         AccountCharge.kind, AccountCharge.amount, AccountCharge.at_ms, AccountCharge.symbol_key
     )
     rows = _tuples(query.where(AccountCharge.position.is_null(True)).order_by(AccountCharge.entry_id))
-    return [PnlEvent(from_ms(at_ms), "-", symbol or "-", kind, Decimal(amount)) for kind, amount, at_ms, symbol in rows]
+    out = [PnlEvent(from_ms(at_ms), "-", symbol or "-", kind, Decimal(amount)) for kind, amount, at_ms, symbol in rows]
+    if UNOWNED_TABLE in Position._meta.database.get_tables():
+        split = _select(
+            "SELECT c.amount, c.at_ms, c.symbol_key, c.fill_id FROM account_charge c"
+            " JOIN unowned_fill u ON u.fill_id = c.fill_id"
+            " WHERE c.kind = 'fee' AND c.position_id IS NOT NULL ORDER BY c.entry_id",
+            [],
+        )
+        shares = _booked_shares({str(fid) for *_, fid in split})
+        for amount, at_ms, symbol, fill_id in split:
+            if fill_id in shares:
+                rest = Decimal(amount) * (1 - shares[fill_id])
+                out.append(PnlEvent(from_ms(at_ms), "-", symbol or "-", "fee", rest))
+        out.sort(key=lambda e: e.time)
+    return out
+
+
+UNOWNED_TABLE = "unowned_fill"
+
+
+def _booked_shares(fill_ids: set[str]) -> dict[str, Decimal]:
+    """For fills attribution split (a hand's trade through zero: the part that closed our position in the ledger,
+    the rest in `unowned_fill` under the same fill id): the booked part's share of the whole. The venue charges one
+    fee for the whole fill; our trade bears this share of it and the account the rest, so the two still add up."""
+    if not fill_ids or UNOWNED_TABLE not in Position._meta.database.get_tables():
+        return {}
+    found = _select(
+        "SELECT f.fill_id, f.qty_units, u.qty FROM fill f JOIN unowned_fill u ON u.fill_id = f.fill_id"
+        " WHERE f.fill_id IN (SELECT value FROM json_each(?))",
+        [json.dumps(sorted(fill_ids))],
+    )
+    shares: dict[str, Decimal] = {}
+    for fill_id, units, rest in found:
+        booked = units_to_qty(units)
+        shares[str(fill_id)] = booked / (booked + Decimal(str(rest)))
+    return shares
 
 
 def _book(row: _Row, fills: Sequence[_FillRow], purposes: dict[str, str], stop: str | None, cause: str) -> PositionBook:

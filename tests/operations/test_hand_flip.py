@@ -9,13 +9,16 @@ the same fill after all when an add had grown the position enough to absorb it."
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from lifecycle.values import Side, VenueFill
-from operations import fills
+from operations import account_log, fills
+from operations.trades import load_books, load_unattributed_charges
 from tests.daemon.harness import captured_events, world
 
 XBT = "PF_XBTUSD"
@@ -71,3 +74,28 @@ def test_a_fill_recorded_unowned_is_never_judged_again(tmp_path: Path) -> None:
         assert (result.recorded, result.unowned) == ((), ())
         assert hand.fill_id not in {f["fill_id"] for f in w.registry.fills(uid)}
         assert w.registry.get(uid).remaining_qty == pos.remaining_qty
+
+
+def test_the_fee_of_a_split_fill_is_shared_between_our_trade_and_the_account(tmp_path: Path) -> None:
+    """The venue charges one fee for the hand's whole fill. Our closed trade bears the share of the part it booked;
+    the rest is account money in no trade (beside the other hand-made fees), so the two still add up to the fee."""
+    with world(tmp_path) as w:
+        uid = w.protected_entry(XBT)
+        held = w.registry.get(uid).remaining_qty
+        w.sim.open_position_direct(XBT, "short", held * 4)  # 1/4 of it closes our long
+        w.advance(5)
+        w.exits()
+        assert w.registry.get(uid).state == "CLOSED"
+        account_log.ingest(w.registry, w.venue, w.clock)
+        [hand_fill] = [f for f in w.registry.fills(uid) if not f["is_entry"]]
+        assert hand_fill["qty"] == held
+        with closing(sqlite3.connect(tmp_path / "registry.db")) as db:
+            [(entry_id, amount)] = db.execute(
+                "SELECT entry_id, amount FROM account_charge WHERE fill_id = ?", (hand_fill["fill_id"],)
+            ).fetchall()
+        fee = Decimal(str(amount))
+        assert fee != 0
+        [book] = load_books(uids=[uid])
+        shares = {c.entry_id: c.amount for c in book.charges if c.kind == "fee"}
+        assert shares[str(entry_id)] == fee / 4
+        assert [e.amount for e in load_unattributed_charges() if e.kind == "fee"] == [fee - fee / 4]
