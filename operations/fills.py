@@ -85,8 +85,7 @@ def record(ctx: DaemonContext, fills: Sequence[VenueFill]) -> tuple[tuple[Attrib
     Judged again, a fill recorded unowned was booked after all once an add had grown the position enough to absorb
     it, after its UNOWNED_FILL report had told the operator it was nobody's (DST seed 2587)."""
     registry = ctx.registry
-    ids = [f.fill_id for f in fills]
-    known = registry.fill_ids_known(ids) | registry.unowned_known(ids)
+    known = registry.fill_ids_judged([f.fill_id for f in fills])
     new = [f for f in fills if f.fill_id not in known]
     if not new:
         return (), ()

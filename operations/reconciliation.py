@@ -261,7 +261,7 @@ def joint_inputs(
     unbooked: list[VenueFill] = []
     if with_fills:
         ids = [f.fill_id for f in snapshot.fills]
-        accounted = reg.fill_ids_known(ids) | reg.unowned_known(ids)
+        accounted = reg.fill_ids_judged(ids)
         ours = {o.client_order_id for o in named} | {o.venue_order_id for o in named if o.venue_order_id}
         held = held_since(holder(p, began(p.uid, p.created)) for p in active)
         unbooked = [f for f in snapshot.fills if f.fill_id not in accounted and must_be_accounted(f, ours, held)]

@@ -79,7 +79,7 @@ def confirmed_diff(ctx: DaemonContext, confirm_wait_s: float) -> Reconciliation:
     return confirm(
         lambda: registry_inputs(ctx),
         lambda: ctx.venue.snapshot(ctx.clock.now() - FILL_LOOKBACK),
-        lambda fills: frozenset(ctx.registry.fill_ids_known([f.fill_id for f in fills])),
+        lambda fills: frozenset(ctx.registry.fill_ids_judged([f.fill_id for f in fills])),
         confirm_wait_s,
     )
 

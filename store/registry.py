@@ -1069,6 +1069,12 @@ class Registry:
         grow with the history (loading every fill id ever recorded did)."""
         return self._fill_ids_in("fill", fill_ids)
 
+    def fill_ids_judged(self, fill_ids: Collection[str]) -> set[str]:
+        """Which of these fill ids the fill door has judged: booked in the ledger, or recorded unowned (a fill split
+        through zero is in both). A judged fill is never judged again, by the door or by reconciliation's plan: the
+        one "new fill" set for both, so the plan never counts a fill the door will skip."""
+        return self._fill_ids_in("fill", fill_ids) | self._fill_ids_in("unowned_fill", fill_ids)
+
     def _fill_ids_in(self, table: str, fill_ids: Collection[str]) -> set[str]:
         """Which of these fill ids `table` holds, by its unique fill_id index, in chunks of SQL variables."""
         known: set[str] = set()

@@ -254,8 +254,8 @@ class RegistryInputs:
     positions: tuple[RegistryPosition, ...]
     orders: dict[str, OrderRef]
     known_fill_ids: frozenset[str]
-    """Which of the fills the caller named the ledger holds (an indexed lookup of just those ids, as the daemon does:
-    never the whole ledger)."""
+    """Which of the fills the caller named the fill door has judged (`Registry.fill_ids_judged`: an indexed lookup of
+    just those ids, as the daemon does, never the whole ledger)."""
 
 
 def registry_inputs(path: Path, clock: Clock, fills: Sequence[VenueFill] = ()) -> RegistryInputs:
@@ -271,7 +271,7 @@ def registry_inputs(path: Path, clock: Clock, fills: Sequence[VenueFill] = ()) -
 def inputs_of(reg: Registry, began: Began, fills: Sequence[VenueFill] = ()) -> RegistryInputs:
     """`registry_inputs` on a registry the caller has open, its positions dated by `began` (`began_by`)."""
     positions, orders = read_inputs(reg, began)
-    known = frozenset(reg.fill_ids_known([f.fill_id for f in fills])) if fills else frozenset()
+    known = frozenset(reg.fill_ids_judged([f.fill_id for f in fills])) if fills else frozenset()
     return RegistryInputs(tuple(positions), orders, known)
 
 
@@ -289,9 +289,9 @@ def began_by(reg: Registry, clock: Clock) -> Began:
 
 
 def known_fill_ids(path: Path, fills: Sequence[VenueFill]) -> frozenset[str]:
-    """Which of these venue fills the registry's ledger holds (for a caller that read the registry's side before
-    the venue's snapshot: `operations.sync.confirm`)."""
+    """Which of these venue fills the registry has judged (`Registry.fill_ids_judged`; for a caller that read the
+    registry's side before the venue's snapshot: `operations.sync.confirm`)."""
     if not path.exists() or not fills:
         return frozenset()
     with registry_reader(path, SystemClock()) as reg:
-        return frozenset(reg.fill_ids_known([f.fill_id for f in fills]))
+        return frozenset(reg.fill_ids_judged([f.fill_id for f in fills]))

@@ -95,7 +95,7 @@ def run(ctx: DaemonContext) -> Reconciliation:
     positions, orders = registry_inputs(ctx)
     rec = reconcile(
         positions,
-        frozenset(ctx.registry.fill_ids_known([f.fill_id for f in snapshot.fills] if snapshot else [])),
+        frozenset(ctx.registry.fill_ids_judged([f.fill_id for f in snapshot.fills] if snapshot else [])),
         orders,
         snapshot,
         # The venue's clock: the positions' `created` (ctx.created_of) is their first fill's venue stamp.

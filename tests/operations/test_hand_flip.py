@@ -99,3 +99,20 @@ def test_the_fee_of_a_split_fill_is_shared_between_our_trade_and_the_account(tmp
         shares = {c.entry_id: c.amount for c in book.charges if c.kind == "fee"}
         assert shares[str(entry_id)] == fee / 4
         assert [e.amount for e in load_unattributed_charges() if e.kind == "fee"] == [fee - fee / 4]
+
+
+def test_reconciliation_plans_only_the_fills_the_door_would_judge(tmp_path: Path) -> None:
+    """The plan and the door read the same 'judged' set (the ledger and the unowned record). Before, the plan read the
+    ledger only: a fill recorded unowned was planned as booked again each cycle, its quantity counted in the plan's
+    view of the registry, which then matched the venue, while the door skipped it and the registry kept the old
+    quantity: a real mismatch reported as `qty_synced`."""
+    with world(tmp_path) as w:
+        uid = w.protected_entry(XBT)
+        held = w.registry.get(uid).remaining_qty
+        hand = w.sim.open_position_direct(XBT, "short", held / 2)  # the venue now holds half
+        venue_fill = next(f for f in w.venue.fills_since(None) if f.fill_id == hand.fill_id)
+        assert w.registry.record_unowned(venue_fill, position_uid=None, reason="test: an earlier judgement")
+        w.advance(5)
+        report = w.reconcile().report
+        assert w.registry.get(uid).remaining_qty == held
+        assert (report.qty_synced, report.qty_mismatch) == (0, 1)
