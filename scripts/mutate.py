@@ -65,7 +65,7 @@ MODULES: dict[str, list[str]] = {
     "lifecycle/killswitch.py": ["tests/safety/test_killswitch.py"],
     "dst/shrink.py": ["tests/dst/test_shrink.py"],
     "strategy/sizing.py": ["tests/strategy"],
-    "lifecycle/fills.py": ["tests/reconcile", "tests/joint"],
+    "lifecycle/fills.py": ["tests/reconcile", "tests/joint", "tests/lifecycle/test_hand_flip_attribution.py"],
     "lifecycle/protection.py": [
         "tests/lifecycle/test_protection_planner.py",
         "tests/lifecycle/test_protection_far_add.py",

@@ -96,25 +96,32 @@ def test_j2_an_exposed_position_whose_stop_vanished_is_unprotected(tmp_path: Pat
         assert cycles(w, 1)["unprotected_exposure"] == 0
 
 
+def stray_stop_fill(w: World, *, lose_the_record: bool = False) -> str:
+    """A hand closes our long, its stop cannot be cancelled, and it later fills against a hand's new long: our
+    order's fill, no position's (DST seed 2016's class). `lose_the_record`: the door's unowned record of it fails (a
+    bug, a write that failed). The uid of the closed position; the venue is flat again."""
+    uid = enter_long(w)
+    pos = w.registry.get(uid)
+    stop = str(pos.sl_order_id)
+
+    def cancel_fails(order_id: str) -> None:
+        raise VenueUnavailable(f"cancel {order_id}: timed out")
+
+    w.venue.cancel_order = cancel_fails  # type: ignore[method-assign]
+    w.sim.close_position_direct(XBT)
+    cycles(w, 1)
+    assert w.registry.get(uid).state == "CLOSED"
+    if lose_the_record:
+        w.registry.record_unowned = lambda *args, **kwargs: False  # type: ignore[method-assign]
+    w.sim.open_position_direct(XBT, "long", pos.target_qty)
+    assert w.sim.fill_now(stop) is not None
+    del w.venue.cancel_order
+    return uid
+
+
 def test_j3_a_fill_the_door_never_accounted_for_is_unbooked(tmp_path: Path) -> None:
     with world(tmp_path) as w:
-        uid = enter_long(w)
-        pos = w.registry.get(uid)
-        stop = str(pos.sl_order_id)
-
-        def cancel_fails(order_id: str) -> None:
-            raise VenueUnavailable(f"cancel {order_id}: timed out")
-
-        # A hand closes the position, its stop cannot be cancelled and later fills against a hand's new long: our
-        # order's fill, no position's. The door records such a fill as unowned; here that record is lost (a bug, a
-        # write that failed): nothing accounts for the fill.
-        w.venue.cancel_order = cancel_fails  # type: ignore[method-assign]
-        w.sim.close_position_direct(XBT)
-        cycles(w, 1)
-        assert w.registry.get(uid).state == "CLOSED"
-        w.registry.record_unowned = lambda *args, **kwargs: False  # type: ignore[method-assign]
-        w.sim.open_position_direct(XBT, "long", pos.target_qty)
-        assert w.sim.fill_now(stop) is not None
+        stray_stop_fill(w, lose_the_record=True)  # nothing accounts for the stray's fill
         w.advance(5)
         w.exits()
         counts = cycles(w, grace("unbooked_fills") + 1)
@@ -204,20 +211,7 @@ def test_a_stray_stop_fill_of_a_closed_position_is_recorded_against_it_and_does_
     against the closed position and reported; J3 does not count it every cycle and escalate to a pause of new
     entries (before: `ESCALATION field=unbooked_fills`, entries paused until a restart, and again after it)."""
     with world(tmp_path) as w, captured_events() as ev:
-        uid = enter_long(w)
-        pos = w.registry.get(uid)
-        stop = str(pos.sl_order_id)
-
-        def cancel_fails(order_id: str) -> None:
-            raise VenueUnavailable(f"cancel {order_id}: timed out")
-
-        w.venue.cancel_order = cancel_fails  # type: ignore[method-assign]
-        w.sim.close_position_direct(XBT)
-        cycles(w, 1)
-        assert w.registry.get(uid).state == "CLOSED"
-        w.sim.open_position_direct(XBT, "long", pos.target_qty)
-        assert w.sim.fill_now(stop) is not None  # the venue is flat again
-        del w.venue.cancel_order
+        uid = stray_stop_fill(w)
         for _ in range(grace("unbooked_fills") + 4):
             w.advance(5)
             w.exits()

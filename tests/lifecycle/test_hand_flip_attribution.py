@@ -5,6 +5,7 @@ owns; and fills of one stamp are judged in the order that caps nothing."""
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
 
 from lifecycle.fills import Attributed, FillRole, Holder, OrderOwner, attribute, owners_from
 from lifecycle.values import PositionSide, Side, VenueFill
@@ -43,7 +44,24 @@ def test_a_hands_trade_after_the_position_was_brought_to_zero_in_the_same_stamp_
     ours = fill("f1", "tp-1", "c-tp", Side.SELL, "0.02", minute=1)
     hand = fill("f2", "m-1", None, Side.SELL, "1", minute=1)
     tp = OrderOwner("p1", "take_profit", "PROTECTED", "tp-1")
-    assert judged([hand, ours], LONG, ("c-tp", tp)) == [("f1", "own", "0.02"), ("f2", "unowned", "1")]
+    assert attribute([hand, ours], owners_from([("c-tp", tp)], [LONG])) == (
+        Attributed(ours, FillRole.OWN, "p1", False),
+        Attributed(hand, FillRole.UNOWNED, None, False),
+    )
+
+
+def test_within_one_stamp_adds_and_closes_are_those_of_the_position_that_judges_them() -> None:
+    # Two exposed positions on one symbol (an imported orphan beside ours): rule 3 judges a hand's fill against the
+    # oldest, so "adds first" is that position's adding side, not the newer one's.
+    older = dataclasses.replace(LONG, uid="p0", created=T0 - timedelta(hours=1))
+    newer = dataclasses.replace(LONG, uid="p2", side=PositionSide.SHORT, created=T0 + timedelta(seconds=1))
+    sell = fill("a-sell", "m-1", None, Side.SELL, "1", minute=1)
+    buy = fill("b-buy", "m-2", None, Side.BUY, "1", minute=1)
+    got = attribute([sell, buy], owners_from([], [newer, older]))
+    assert [(a.fill.fill_id, a.role, a.uid) for a in got] == [
+        ("b-buy", FillRole.EXTERNAL_ADD, "p0"),  # the older long's add, judged first: 0.02 -> 1.02
+        ("a-sell", FillRole.EXTERNAL_CLOSE, "p0"),  # then a close it holds enough for, whole
+    ]
 
 
 def test_within_one_stamp_a_hands_adds_are_judged_before_its_closes() -> None:
