@@ -118,7 +118,8 @@ def _record_unowned(registry: Registry, unowned: Sequence[VenueFill], known: Fil
     orphan, a qty_mismatch); the fill itself is accounted for, so joint J3 does not count it cycle after cycle and
     escalate to a pause of entries that only a restart lifted and the next read of the fill brought back."""
     ours = {*known.by_client_id, *known.by_venue_id}
-    for fill in (f for f in unowned if must_be_accounted(f, ours, held_since(known.holders))):
+    since = held_since(known.holders)  # once per batch, not once per fill
+    for fill in (f for f in unowned if must_be_accounted(f, ours, since)):
         position, reason = unowned_reason(fill, known)
         if registry.record_unowned(fill, position_uid=position, reason=reason):
             emit(

@@ -94,7 +94,8 @@ def execute(ctx: DaemonContext, actions: Sequence[Action], snapshot: AccountSnap
     planned += [f for a in actions if isinstance(a, AdoptPending) for f in a.fills]
     # The door judges whole fills: a fill the plan split (a hand's trade through zero: the closing part booked, the
     # rest unowned) goes in as the venue reported it, so the door records both parts, not the first one only.
-    whole = {f.fill_id: f for f in snapshot.fills} if snapshot is not None else {}
+    ids = {f.fill_id for f in planned}
+    whole = {f.fill_id: f for f in snapshot.fills if f.fill_id in ids} if planned and snapshot is not None else {}
     fills = list({f.fill_id: whole.get(f.fill_id, f) for f in planned}.values())
     if fills:
         ingest(ctx, fills, source="reconcile")

@@ -132,13 +132,13 @@ def load_books(*, uids: Iterable[str] | None = None, closed_since_ms: int | None
         causes[int(owner)] = cause
     charged: dict[int, list[Charge]] = {}
     if _has_charges():
-        rows_ = _select(
+        charge_rows = _select(
             "SELECT position_id, entry_id, kind, amount, at_ms, fill_id FROM account_charge"
             " WHERE position_id IN (SELECT value FROM json_each(?)) ORDER BY entry_id",
             [pks],
         )
-        shares = _booked_shares({str(fid) for *_, fid in rows_ if fid})
-        for owner, entry_id, kind, amount, at_ms, fill_id in rows_:
+        shares = _booked_shares({str(fid) for *_, fid in charge_rows if fid})
+        for owner, entry_id, kind, amount, at_ms, fill_id in charge_rows:
             share = shares.get(fill_id, Decimal(1)) if kind == "fee" else Decimal(1)
             charge = Charge(str(entry_id), kind, Decimal(amount) * share, from_ms(at_ms))
             charged.setdefault(int(owner), []).append(charge)

@@ -1073,7 +1073,7 @@ class Registry:
         """Which of these fill ids the fill door has judged: booked in the ledger, or recorded unowned (a fill split
         through zero is in both). A judged fill is never judged again, by the door or by reconciliation's plan: the
         one "new fill" set for both, so the plan never counts a fill the door will skip."""
-        return self._fill_ids_in("fill", fill_ids) | self._fill_ids_in("unowned_fill", fill_ids)
+        return self.fill_ids_known(fill_ids) | self.unowned_known(fill_ids)
 
     def _fill_ids_in(self, table: str, fill_ids: Collection[str]) -> set[str]:
         """Which of these fill ids `table` holds, by its unique fill_id index, in chunks of SQL variables."""
