@@ -28,7 +28,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from lifecycle.values import PositionSide, Side, VenueFill
+from lifecycle.values import PositionSide, RegistryPosition, Side, VenueFill
 from specs.lifecycle import ENTRY_PENDING_STATES, EXPOSED_STATES, TERMINAL_STATES, Event, fill_side
 
 
@@ -50,20 +50,6 @@ class OrderOwner:
 
 
 @dataclass(frozen=True)
-class Holder:
-    """A non-terminal position that may own fills (and absorb external ones on its symbol)."""
-
-    uid: str
-    symbol_key: str
-    side: PositionSide
-    state: str
-    remaining_qty: Decimal
-    created: datetime
-    sl_order_id: str | None = None
-    tp_order_id: str | None = None
-
-
-@dataclass(frozen=True)
 class Attributed:
     fill: VenueFill
     role: FillRole
@@ -77,7 +63,7 @@ class FillOwners:
 
     by_client_id: Mapping[str, OrderOwner]
     by_venue_id: Mapping[str, OrderOwner]
-    holders: Sequence[Holder]
+    holders: Sequence[RegistryPosition]
 
 
 def adding_side(side: PositionSide) -> Side:
@@ -91,7 +77,7 @@ def closing_side(side: PositionSide) -> Side:
     return Side(fill_side(side.value, is_entry=False))
 
 
-def owners_from(orders: Sequence[tuple[str, OrderOwner]], holders: Sequence[Holder]) -> FillOwners:
+def owners_from(orders: Sequence[tuple[str, OrderOwner]], holders: Sequence[RegistryPosition]) -> FillOwners:
     """`orders`: (client order id, owner) for every order we recorded (of active and terminal positions)."""
     by_client: dict[str, OrderOwner] = {}
     by_venue: dict[str, OrderOwner] = {}
@@ -184,7 +170,9 @@ def order_owner(fill: VenueFill, owners: FillOwners) -> OrderOwner | None:
     return owners.by_venue_id.get(fill.order_id)
 
 
-def _exposed_holder(fill: VenueFill, holders: Sequence[Holder], flat_at: Mapping[str, datetime]) -> Holder | None:
+def _exposed_holder(
+    fill: VenueFill, holders: Sequence[RegistryPosition], flat_at: Mapping[str, datetime]
+) -> RegistryPosition | None:
     """The exposed position on the fill's symbol that existed when the fill happened (the oldest, if several), unless
     an earlier fill of the batch had brought it to zero before this one (strictly: the venue's order of fills with
     one stamp is unknown). A closed position is not added to: a hand's trade after our take-profit closed it is
@@ -196,9 +184,10 @@ def _exposed_holder(fill: VenueFill, holders: Sequence[Holder], flat_at: Mapping
     return None
 
 
-def held_since(holders: Iterable[Holder]) -> dict[str, datetime]:
-    """Symbol -> when the exposed position holding it began (`Holder.created`, already dated by the daemon's rule):
-    the fills on a symbol we hold that `must_be_accounted` counts. The one map for the fill door and joint J3."""
+def held_since(holders: Iterable[RegistryPosition]) -> dict[str, datetime]:
+    """Symbol -> when the exposed position holding it began (`RegistryPosition.created`, already dated by the
+    daemon's rule): the fills on a symbol we hold that `must_be_accounted` counts. The one map for the fill door and
+    joint J3."""
     return {h.symbol_key: h.created for h in holders if h.state in EXPOSED_STATES}
 
 

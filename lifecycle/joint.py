@@ -12,22 +12,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from lifecycle.protection import Protectee, live_stops
+from lifecycle.protection import live_stops
 from lifecycle.stops import stop_problem
-from lifecycle.values import AccountSnapshot, OrderStatus, PositionSide, VenueFill
+from lifecycle.values import AccountSnapshot, OrderStatus, RegistryPosition, VenueFill
 from specs.lifecycle import PROTECTABLE_STATES, TERMINAL_STATES
 from specs.reconciliation import JOINT_FIELDS, JOINT_INVARIANTS
-
-
-@dataclass(frozen=True)
-class HeldPosition:
-    uid: str
-    symbol_key: str
-    side: PositionSide
-    state: str
-    remaining_qty: Decimal
-    sl_order_id: str | None
-    tp_order_id: str | None
 
 
 @dataclass(frozen=True)
@@ -43,7 +32,7 @@ class OrderRow:
 
 @dataclass(frozen=True)
 class JointInputs:
-    positions: Sequence[HeldPosition]  # non-terminal positions, after this cycle's actions
+    positions: Sequence[RegistryPosition]  # non-terminal positions, after this cycle's actions
     rows: Sequence[OrderRow]  # rows named by the snapshot's open orders, plus every row recorded `open`
     snapshot: AccountSnapshot
     unbooked: Sequence[VenueFill]  # snapshot fills of ours / on held symbols the ledger still lacks
@@ -124,10 +113,9 @@ def _unprotected(inputs: JointInputs) -> list[Finding]:
     for p in inputs.positions:
         if p.state not in PROTECTABLE_STATES or p.remaining_qty <= 0 or p.symbol_key not in venue_held:
             continue
-        me = Protectee(p.uid, p.symbol_key, p.side, p.state, p.remaining_qty, None, None, None, p.sl_order_id, None)
         stops = [
             s
-            for s in live_stops(me, inputs.snapshot.open_orders)
+            for s in live_stops(p, inputs.snapshot.open_orders)
             if s.order_id == p.sl_order_id or (s.client_order_id or "").startswith(f"{p.uid}-stop-")
         ]
         if len(stops) != 1:

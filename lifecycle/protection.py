@@ -33,7 +33,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from lifecycle.fills import closing_side
 from lifecycle.stops import stop_problem, within_limit
-from lifecycle.values import OrderStatus, OrderType, PositionSide, VenueOrder
+from lifecycle.values import OrderStatus, OrderType, PositionSide, RegistryPosition, VenueOrder
 from specs.lifecycle import PROTECTABLE_STATES, State
 
 
@@ -45,20 +45,6 @@ class ProtectionPolicy:
     take_profit_r: Decimal | None = None
     on_crossed_stop: str = "unprotectable"  # or "exit"
     max_replacements_per_hour: int = 6
-
-
-@dataclass(frozen=True)
-class Protectee:
-    uid: str
-    symbol_key: str
-    side: PositionSide
-    state: str
-    remaining_qty: Decimal
-    entry_price: Decimal | None
-    stop_price: Decimal | None
-    take_profit_price: Decimal | None
-    sl_order_id: str | None
-    tp_order_id: str | None
 
 
 @dataclass(frozen=True)
@@ -195,7 +181,7 @@ def own_client_id(uid: str, client_order_id: str | None, purpose: str) -> bool:
     return client_order_id is not None and client_order_id.startswith(f"{uid}-{purpose.replace('_', '')}-")
 
 
-def _closing_trigger(order: VenueOrder, pos: Protectee, order_type: OrderType) -> bool:
+def _closing_trigger(order: VenueOrder, pos: RegistryPosition, order_type: OrderType) -> bool:
     return (
         order.status is OrderStatus.OPEN
         and order.reduce_only
@@ -205,11 +191,11 @@ def _closing_trigger(order: VenueOrder, pos: Protectee, order_type: OrderType) -
     )
 
 
-def live_stops(pos: Protectee, open_orders: Sequence[VenueOrder]) -> list[VenueOrder]:
+def live_stops(pos: RegistryPosition, open_orders: Sequence[VenueOrder]) -> list[VenueOrder]:
     return sorted((o for o in open_orders if _closing_trigger(o, pos, OrderType.STOP)), key=lambda o: o.order_id)
 
 
-def own_stop(pos: Protectee, open_orders: Sequence[VenueOrder], claimed: frozenset[str]) -> VenueOrder | None:
+def own_stop(pos: RegistryPosition, open_orders: Sequence[VenueOrder], claimed: frozenset[str]) -> VenueOrder | None:
     """The live stop that belongs to `pos` (see the module doc), or None. `claimed`: the venue order ids and client
     order ids of every other position's orders and recorded stops (open or closed positions alike)."""
     stops = live_stops(pos, open_orders)
@@ -243,7 +229,7 @@ def default_stop(side: PositionSide, entry: Decimal, mark: Decimal, pct: Decimal
 
 
 def stop_level(
-    pos: Protectee, market: MarketFacts, policy: ProtectionPolicy
+    pos: RegistryPosition, market: MarketFacts, policy: ProtectionPolicy
 ) -> tuple[Decimal | None, bool, str | None]:
     """(level, derived, problem): the stop to send for `pos`, whether it was derived, and why it cannot be sent."""
     if market.mark is None:
@@ -260,7 +246,9 @@ def stop_level(
     return level, derived, problem
 
 
-def take_profit_level(pos: Protectee, market: MarketFacts, policy: ProtectionPolicy) -> tuple[Decimal | None, bool]:
+def take_profit_level(
+    pos: RegistryPosition, market: MarketFacts, policy: ProtectionPolicy
+) -> tuple[Decimal | None, bool]:
     """The TP to send: the recorded one, or `take_profit_r` times the entry-to-stop risk beyond the entry. None when
     unknown or already crossed by the mark (a TP there would close the position at once: the operator's call)."""
     if market.mark is None:
@@ -282,7 +270,7 @@ def take_profit_level(pos: Protectee, market: MarketFacts, policy: ProtectionPol
 
 
 def plan(
-    pos: Protectee,
+    pos: RegistryPosition,
     open_orders: Sequence[VenueOrder],
     market: MarketFacts,
     policy: ProtectionPolicy,
@@ -325,7 +313,9 @@ def plan(
     return tuple(actions)
 
 
-def _new_stop(pos: Protectee, market: MarketFacts, policy: ProtectionPolicy, placements: int) -> list[ProtectAction]:
+def _new_stop(
+    pos: RegistryPosition, market: MarketFacts, policy: ProtectionPolicy, placements: int
+) -> list[ProtectAction]:
     if market.sendable is None:
         return [Unprotectable("below the venue's minimum order size", market.min_size)]
     if placements >= policy.max_replacements_per_hour:
@@ -348,7 +338,7 @@ def _cannot_send(problem: str, market: MarketFacts, policy: ProtectionPolicy) ->
 
 
 def _tighten(
-    pos: Protectee, stop: VenueOrder, market: MarketFacts, policy: ProtectionPolicy
+    pos: RegistryPosition, stop: VenueOrder, market: MarketFacts, policy: ProtectionPolicy
 ) -> TightenStop | Unprotectable | ExitNow | Defer | None:
     """None when the distance rule accepts the live stop (within the limit of the entry, or beyond the entry on the
     profit side, where it risks no loss); else what tightening it to the limit takes: the edit, or the crossed-level
@@ -371,7 +361,7 @@ def _tighten(
     return TightenStop(stop.order_id, resize.size, level, stop.limit_price, resize.covers, trigger)
 
 
-def _resize(pos: Protectee, stop: VenueOrder, market: MarketFacts) -> ResizeStop | None:
+def _resize(pos: RegistryPosition, stop: VenueOrder, market: MarketFacts) -> ResizeStop | None:
     """Keep the stop's size on the position without ever lowering how much of it the stop covers, and without an
     edit that cannot change anything (the size an order can carry is the remainder truncated to the increment)."""
     remaining, covered = pos.remaining_qty, stop.size - stop.filled
@@ -388,7 +378,7 @@ def _resize(pos: Protectee, stop: VenueOrder, market: MarketFacts) -> ResizeStop
 
 
 def _take_profit(
-    pos: Protectee, open_orders: Sequence[VenueOrder], market: MarketFacts, policy: ProtectionPolicy
+    pos: RegistryPosition, open_orders: Sequence[VenueOrder], market: MarketFacts, policy: ProtectionPolicy
 ) -> list[ProtectAction]:
     tps = sorted((o for o in open_orders if _closing_trigger(o, pos, OrderType.TAKE_PROFIT)), key=lambda o: o.order_id)
     if pos.tp_order_id and any(o.order_id == pos.tp_order_id for o in tps):

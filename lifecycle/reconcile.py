@@ -20,9 +20,17 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from lifecycle.fills import FillOwners, Holder, OrderOwner, attribute, owners_from
-from lifecycle.protection import Protectee, own_stop
-from lifecycle.values import AccountSnapshot, OrderStatus, PositionSide, Side, VenueFill, VenueOrder
+from lifecycle.fills import FillOwners, OrderOwner, attribute, owners_from
+from lifecycle.protection import own_stop
+from lifecycle.values import (
+    AccountSnapshot,
+    OrderStatus,
+    PositionSide,
+    RegistryPosition,
+    Side,
+    VenueFill,
+    VenueOrder,
+)
 from specs.lifecycle import ACTIVE_STATES, ENTRY_PENDING_STATES, EXPOSED_STATES, State
 from specs.reconciliation import REPORT_FIELDS
 
@@ -36,18 +44,6 @@ DEFAULT_YOUNG_GRACE = timedelta(seconds=30)
 
 
 # --- inputs -------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RegistryPosition:
-    uid: str
-    symbol_key: str
-    side: PositionSide
-    state: str
-    remaining_qty: Decimal
-    sl_order_id: str | None
-    tp_order_id: str | None
-    created: datetime
 
 
 @dataclass(frozen=True)
@@ -221,16 +217,12 @@ def snapshot_problem(snapshot: AccountSnapshot | None) -> str:
 
 
 def _owners(active: Mapping[str, RegistryPosition], orders: Mapping[str, OrderRef]) -> FillOwners:
-    holders = [
-        Holder(p.uid, p.symbol_key, p.side, p.state, p.remaining_qty, p.created, p.sl_order_id, p.tp_order_id)
-        for p in active.values()
-    ]
     # Orders of positions no longer active are judged as strays (terminal) by the attribution rule.
     owned = [
         (coid, OrderOwner(ref.uid, ref.purpose, _state_of(active, ref.uid), ref.venue_order_id))
         for coid, ref in orders.items()
     ]
-    return owners_from(owned, holders)
+    return owners_from(owned, list(active.values()))
 
 
 def _state_of(active: Mapping[str, RegistryPosition], uid: str) -> str:
@@ -432,7 +424,7 @@ def _stop_actions(
         claimed = frozenset(
             i for coid, ref in orders.items() if ref.uid != p.uid for i in (coid, ref.venue_order_id) if i
         ) | frozenset(i for q in active.values() if q.uid != p.uid for i in (q.sl_order_id, q.tp_order_id) if i)
-        match = own_stop(_protectee(p, effective[p.uid]), open_orders, claimed)
+        match = own_stop(p, open_orders, claimed)
         if match is not None and match.order_id == p.sl_order_id:
             continue
         if match is not None:
@@ -442,7 +434,3 @@ def _stop_actions(
             out.append(MissingStop(p.uid))
             issues.append(Issue("missing_stop", p.symbol_key, p.uid, f"{p.state} {p.side.value} {effective[p.uid]}"))
     return out
-
-
-def _protectee(p: RegistryPosition, qty: Decimal) -> Protectee:
-    return Protectee(p.uid, p.symbol_key, p.side, p.state, qty, None, None, None, p.sl_order_id, p.tp_order_id)

@@ -170,3 +170,25 @@ class AccountSnapshot:
     margin: MarginSnapshot
     server_time: datetime
     extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RegistryPosition:
+    """One non-terminal position as the registry holds it: the one input every pure planner reads about a position
+    (attribution in `lifecycle.fills`, the diff in `lifecycle.reconcile`, the stop planner in `lifecycle.protection`,
+    the joint invariants in `lifecycle.joint`). Built from the registry's row by `store.registry.PositionView.held`.
+
+    `created` is when the position began against venue times (`lifecycle.clock.position_began`: its first ledger
+    fill, else its row's `created` clamped to now), never the host's stamp alone."""
+
+    uid: str
+    symbol_key: str
+    side: PositionSide
+    state: str
+    remaining_qty: Decimal
+    created: datetime
+    sl_order_id: str | None = None
+    tp_order_id: str | None = None
+    entry_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    take_profit_price: Decimal | None = None

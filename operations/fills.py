@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 
 from lifecycle.events import Ev, emit
@@ -20,7 +19,6 @@ from lifecycle.fills import (
     Attributed,
     FillOwners,
     FillRole,
-    Holder,
     OrderOwner,
     PositionFacts,
     attribute,
@@ -30,11 +28,11 @@ from lifecycle.fills import (
     owners_from,
     unowned_reason,
 )
-from lifecycle.values import PositionSide, VenueFill
+from lifecycle.values import VenueFill
 from operations.close import close_position
 from operations.context import DaemonContext
 from specs.lifecycle import ORDER_UNRESOLVED_STATUSES, Event, OrderStatus
-from store.registry import PositionView, Registry
+from store.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +52,7 @@ def owners(ctx: DaemonContext, fills: Sequence[VenueFill]) -> FillOwners:
     """The registry's facts attribution needs for this batch: every active position, and our orders named by the
     batch's client or venue order ids (of terminal positions too, so a stray's fill is recognised as one)."""
     registry = ctx.registry
-    holders = [holder(p, ctx.created_of(p.uid, p.created)) for p in registry.active_positions()]
+    holders = [p.held(ctx.created_of(p.uid, p.created)) for p in registry.active_positions()]
     coids = {f.client_order_id for f in fills if f.client_order_id}
     rows = registry.orders_matching(coids, {f.order_id for f in fills})
     states = registry.position_states({o.position_uid for o in rows})
@@ -63,19 +61,6 @@ def owners(ctx: DaemonContext, fills: Sequence[VenueFill]) -> FillOwners:
         for o in rows
     ]
     return owners_from(orders, holders)
-
-
-def holder(p: PositionView, created: datetime) -> Holder:
-    return Holder(
-        uid=p.uid,
-        symbol_key=p.symbol_key,
-        side=PositionSide(p.side),
-        state=p.state,
-        remaining_qty=p.remaining_qty,
-        created=created,
-        sl_order_id=p.sl_order_id,
-        tp_order_id=p.tp_order_id,
-    )
 
 
 def record(ctx: DaemonContext, fills: Sequence[VenueFill]) -> tuple[tuple[Attributed, ...], tuple[VenueFill, ...]]:

@@ -33,7 +33,6 @@ from lifecycle.protection import (
     PlaceStop,
     PlaceTakeProfit,
     ProtectAction,
-    Protectee,
     ProtectionPolicy,
     ResizeStop,
     StopGone,
@@ -80,21 +79,6 @@ def policy_of(ctx: DaemonContext) -> ProtectionPolicy:
         take_profit_r=lim.take_profit_r,
         on_crossed_stop=lim.on_crossed_stop,
         max_replacements_per_hour=lim.max_replacements_per_hour,
-    )
-
-
-def protectee(pos: PositionView) -> Protectee:
-    return Protectee(
-        uid=pos.uid,
-        symbol_key=pos.symbol_key,
-        side=PositionSide(pos.side),
-        state=pos.state,
-        remaining_qty=pos.remaining_qty,
-        entry_price=pos.entry_price,
-        stop_price=pos.stop_price,
-        take_profit_price=pos.take_profit_price,
-        sl_order_id=pos.sl_order_id,
-        tp_order_id=pos.tp_order_id,
     )
 
 
@@ -178,7 +162,7 @@ def protect(
     and take-profits the ownership rule gives this position; send and cancel nothing."""
     outcome = ProtectOutcome(pos.uid)
     actions = plan(
-        protectee(pos),
+        pos.held(ctx.created_of(pos.uid, pos.created)),
         open_orders,
         market_facts(ctx, pos, marks),
         policy_of(ctx),

@@ -15,7 +15,7 @@ from exchange.errors import VenueError
 from lifecycle.clock import Clock
 from lifecycle.events import Ev, emit
 from lifecycle.fills import held_since, must_be_accounted
-from lifecycle.joint import HeldPosition, JointInputs, JointReport, OrderRow, evaluate
+from lifecycle.joint import JointInputs, JointReport, OrderRow, evaluate
 from lifecycle.reconcile import (
     Action,
     AdoptPending,
@@ -26,16 +26,15 @@ from lifecycle.reconcile import (
     MissingStop,
     OrderRef,
     QtyMismatch,
-    RegistryPosition,
     RelinkStop,
     snapshot_problem,
 )
-from lifecycle.values import AccountSnapshot, PositionSide, VenueFill
+from lifecycle.values import AccountSnapshot, RegistryPosition, VenueFill
 from lifecycle.values import OrderStatus as VenueStatus
 from operations import protection
 from operations.close import close_position, settle_orders
 from operations.context import DaemonContext
-from operations.fills import entry_filled, holder, ingest
+from operations.fills import entry_filled, ingest
 from operations.orders import record_evidence
 from specs.lifecycle import (
     ENTRY_PENDING_STATES,
@@ -68,18 +67,7 @@ def read_inputs(registry: Registry, began: Began) -> tuple[list[RegistryPosition
     active = registry.active_positions()
     orders_of = registry.orders_of([p.uid for p in active])
     for p in active:
-        positions.append(
-            RegistryPosition(
-                uid=p.uid,
-                symbol_key=p.symbol_key,
-                side=PositionSide(p.side),
-                state=p.state,
-                remaining_qty=p.remaining_qty,
-                sl_order_id=p.sl_order_id,
-                tp_order_id=p.tp_order_id,
-                created=began(p.uid, p.created),
-            )
-        )
+        positions.append(p.held(began(p.uid, p.created)))
         for o in orders_of.get(p.uid, ()):
             orders[o.client_order_id] = OrderRef(p.uid, o.purpose, o.venue_order_id)
     return positions, orders
@@ -243,10 +231,7 @@ def joint_inputs(
     for the reconcile job and the read-only tools (`tools._joint`). `with_fills=False`: the snapshot's fills are not
     judged (one look cannot tell a fill the daemon's next poll books from one it never will)."""
     active = reg.active_positions()
-    positions = [
-        HeldPosition(p.uid, p.symbol_key, PositionSide(p.side), p.state, p.remaining_qty, p.sl_order_id, p.tp_order_id)
-        for p in active
-    ]
+    positions = [p.held(began(p.uid, p.created)) for p in active]
     named = reg.orders_matching(
         {o.client_order_id for o in snapshot.open_orders if o.client_order_id}
         | {f.client_order_id for f in snapshot.fills if f.client_order_id},
@@ -264,7 +249,7 @@ def joint_inputs(
         ids = [f.fill_id for f in snapshot.fills]
         accounted = reg.fill_ids_judged(ids)
         ours = {o.client_order_id for o in named} | {o.venue_order_id for o in named if o.venue_order_id}
-        held = held_since(holder(p, began(p.uid, p.created)) for p in active)
+        held = held_since(positions)
         unbooked = [f for f in snapshot.fills if f.fill_id not in accounted and must_be_accounted(f, ours, held)]
     exposed = [p.uid for p in active if p.state in EXPOSED_STATES]
     orders_of = reg.orders_of(exposed)

@@ -20,10 +20,9 @@ from lifecycle.reconcile import (
     ImportOrphan,
     OrderRef,
     Reconciliation,
-    RegistryPosition,
     reconcile,
 )
-from lifecycle.values import AccountSnapshot, VenueFill
+from lifecycle.values import AccountSnapshot, RegistryPosition, VenueFill
 from operations import protection
 from operations.context import DaemonContext
 from operations.reconciliation import close_phantom, import_orphan, registry_inputs

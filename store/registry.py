@@ -30,6 +30,7 @@ from lifecycle.machine import IMPORTED_STATE, INITIAL_STATE, Facts, next_state
 from lifecycle.stops import within_limit
 from lifecycle.symbols import canonical_key
 from lifecycle.units import qty_to_units, units_to_qty
+from lifecycle.values import PositionSide, RegistryPosition
 from specs import lifecycle as spec
 from store import chain, migrations
 from store.db import bind, connect
@@ -81,6 +82,23 @@ class PositionView:
     created: datetime
     updated: datetime
     closed: datetime | None
+
+    def held(self, began: datetime) -> RegistryPosition:
+        """This position as the pure planners read it, dated by `began` (when it began against venue times: the
+        daemon's `DaemonContext.created_of`, the tools' reading of the same rule)."""
+        return RegistryPosition(
+            uid=self.uid,
+            symbol_key=self.symbol_key,
+            side=PositionSide(self.side),
+            state=self.state,
+            remaining_qty=self.remaining_qty,
+            created=began,
+            sl_order_id=self.sl_order_id,
+            tp_order_id=self.tp_order_id,
+            entry_price=self.entry_price,
+            stop_price=self.stop_price,
+            take_profit_price=self.take_profit_price,
+        )
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ from exchange.errors import VenueError
 from exchange.venue import Venue
 from lifecycle.clock import Clock, SystemClock, VenueClock, observe_server_time, position_began
 from lifecycle.errors import RegistryVersionError
-from lifecycle.reconcile import OrderRef, RegistryPosition
-from lifecycle.values import AccountSnapshot, VenueFill
+from lifecycle.reconcile import OrderRef
+from lifecycle.values import AccountSnapshot, RegistryPosition, VenueFill
 from operations.reconciliation import Began, read_inputs
 from operations.wiring import ccxt_venue
 from settings.config import ConfigError, Settings, load_settings

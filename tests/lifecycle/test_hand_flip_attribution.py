@@ -7,14 +7,16 @@ from __future__ import annotations
 import dataclasses
 from datetime import timedelta
 
-from lifecycle.fills import Attributed, FillRole, Holder, OrderOwner, attribute, owners_from
-from lifecycle.values import PositionSide, Side, VenueFill
+from lifecycle.fills import Attributed, FillRole, OrderOwner, attribute, owners_from
+from lifecycle.values import PositionSide, RegistryPosition, Side, VenueFill
 from tests.reconcile.builders import T0, D, fill
 
-LONG = Holder("p1", "PF_XBTUSD", PositionSide.LONG, "PROTECTED", D("0.02"), T0, "sl-1", "tp-1")
+LONG = RegistryPosition("p1", "PF_XBTUSD", PositionSide.LONG, "PROTECTED", D("0.02"), T0, "sl-1", "tp-1")
 
 
-def judged(batch: list[VenueFill], holder: Holder = LONG, *orders: tuple[str, OrderOwner]) -> list[tuple[str, ...]]:
+def judged(
+    batch: list[VenueFill], holder: RegistryPosition = LONG, *orders: tuple[str, OrderOwner]
+) -> list[tuple[str, ...]]:
     out = attribute(batch, owners_from(list(orders), [holder]))
     return [(a.fill.fill_id, a.role.value, str(a.fill.size)) for a in out]
 

@@ -20,7 +20,6 @@ from lifecycle.protection import (
     MarketFacts,
     PlaceStop,
     PlaceTakeProfit,
-    Protectee,
     ProtectionPolicy,
     ResizeStop,
     StopGone,
@@ -33,7 +32,7 @@ from lifecycle.protection import (
     stop_level,
     take_profit_level,
 )
-from lifecycle.values import OrderStatus, OrderType, PositionSide, Side, VenueOrder
+from lifecycle.values import OrderStatus, OrderType, PositionSide, RegistryPosition, Side, VenueOrder
 
 D = Decimal
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -51,18 +50,19 @@ def pos(
     sl_id: str | None = None,
     tp_id: str | None = None,
     uid: str = "p1",
-) -> Protectee:
-    return Protectee(
+) -> RegistryPosition:
+    return RegistryPosition(
         uid,
         XBT,
         side,
         state,
         D(qty),
-        None if entry is None else D(entry),
-        None if stop is None else D(stop),
-        None if tp is None else D(tp),
-        sl_id,
-        tp_id,
+        T0,
+        sl_order_id=sl_id,
+        tp_order_id=tp_id,
+        entry_price=None if entry is None else D(entry),
+        stop_price=None if stop is None else D(stop),
+        take_profit_price=None if tp is None else D(tp),
     )
 
 

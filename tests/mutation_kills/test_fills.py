@@ -14,7 +14,6 @@ from lifecycle.fills import (
     Attributed,
     FillOwners,
     FillRole,
-    Holder,
     OrderOwner,
     PositionFacts,
     attribute,
@@ -25,11 +24,11 @@ from lifecycle.fills import (
     owners_from,
     unowned_reason,
 )
-from lifecycle.values import PositionSide, Side
+from lifecycle.values import PositionSide, RegistryPosition, Side
 from specs.lifecycle import Event
 from tests.reconcile.builders import T0, D, fill
 
-LONG = Holder("p1", "PF_XBTUSD", PositionSide.LONG, "PROTECTED", D("1"), T0, "sl-1", "tp-1")
+LONG = RegistryPosition("p1", "PF_XBTUSD", PositionSide.LONG, "PROTECTED", D("1"), T0, "sl-1", "tp-1")
 
 
 @pytest.mark.parametrize("state", ["PENDING_ENTRY", "ENTRY_OPEN"])
@@ -68,7 +67,7 @@ def test_owner_indexes_hold_recorded_ids_only_and_recorded_orders_win() -> None:
     }
 
 
-def owners(*orders: tuple[str, OrderOwner], holders: tuple[Holder, ...] = (LONG,)) -> FillOwners:
+def owners(*orders: tuple[str, OrderOwner], holders: tuple[RegistryPosition, ...] = (LONG,)) -> FillOwners:
     return owners_from(list(orders), list(holders))
 
 

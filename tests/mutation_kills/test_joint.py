@@ -10,13 +10,14 @@ from decimal import Decimal
 
 import pytest
 
-from lifecycle.joint import Finding, HeldPosition, JointInputs, JointMemory, JointReport, OrderRow, evaluate
+from lifecycle.joint import Finding, JointInputs, JointMemory, JointReport, OrderRow, evaluate
 from lifecycle.values import (
     AccountSnapshot,
     MarginSnapshot,
     OrderStatus,
     OrderType,
     PositionSide,
+    RegistryPosition,
     Side,
     VenueFill,
     VenueOrder,
@@ -39,8 +40,8 @@ def held(
     qty: str = "1",
     sl: str | None = "s1",
     tp: str | None = None,
-) -> HeldPosition:
-    return HeldPosition(uid, symbol, side, state, D(qty), sl, tp)
+) -> RegistryPosition:
+    return RegistryPosition(uid, symbol, side, state, D(qty), T0, sl, tp)
 
 
 def vorder(
@@ -67,7 +68,7 @@ def on_venue(symbol: str = XBT, size: str = "1") -> VenuePosition:
 
 
 def inputs(
-    positions: Sequence[HeldPosition] = (),
+    positions: Sequence[RegistryPosition] = (),
     orders: Sequence[VenueOrder] = (),
     *,
     venue: Sequence[VenuePosition] = (),
@@ -200,7 +201,7 @@ def test_a_short_covered_by_too_little_is_reported_for_its_size_before_its_side(
     ids=["not-held", "zero-size", "other-symbol", "exiting", "pending", "flat"],
 )
 def test_only_an_exposed_protectable_position_the_venue_holds_needs_a_stop(
-    position: HeldPosition, venue: list[VenuePosition]
+    position: RegistryPosition, venue: list[VenuePosition]
 ) -> None:
     assert "unprotected_exposure" not in fields(inputs([position], [], venue=venue))
 

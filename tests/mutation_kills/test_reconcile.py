@@ -22,11 +22,10 @@ from lifecycle.reconcile import (
     ReconcileMemory,
     Reconciliation,
     ReconciliationReport,
-    RegistryPosition,
     RelinkStop,
     reconcile,
 )
-from lifecycle.values import AccountSnapshot, OrderStatus, PositionSide, Side
+from lifecycle.values import AccountSnapshot, OrderStatus, PositionSide, RegistryPosition, Side
 from tests.reconcile.builders import NOW, T0, D, fill, limit, pos, snap, stop, vpos
 
 ORDERS = {"p1-entry": OrderRef("p1", "entry", "o-entry"), "p1-stop": OrderRef("p1", "stop", "sl-1")}

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from lifecycle.reconcile import RegistryPosition
 from lifecycle.values import (
     AccountSnapshot,
     MarginSnapshot,
     OrderStatus,
     OrderType,
     PositionSide,
+    RegistryPosition,
     Side,
     VenueFill,
     VenueOrder,
@@ -35,7 +35,7 @@ def pos(
     sl: str | None = "sl-1",
     created: datetime = T0,
 ) -> RegistryPosition:
-    return RegistryPosition(uid, symbol, side, state, D(qty), sl, None, created)
+    return RegistryPosition(uid, symbol, side, state, D(qty), created, sl)
 
 
 def vpos(symbol: str = "PF_XBTUSD", side: PositionSide = PositionSide.LONG, size: str = "1") -> VenuePosition:

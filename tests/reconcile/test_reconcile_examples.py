@@ -18,11 +18,10 @@ from lifecycle.reconcile import (
     ReconcileMemory,
     Reconciliation,
     ReconciliationReport,
-    RegistryPosition,
     RelinkStop,
     reconcile,
 )
-from lifecycle.values import AccountSnapshot, PositionSide, Side, VenueFill
+from lifecycle.values import AccountSnapshot, PositionSide, RegistryPosition, Side, VenueFill
 from specs.reconciliation import REPORT_FIELDS
 from tests.reconcile.builders import NOW, D, fill, limit, pos, snap, stop, vpos
 

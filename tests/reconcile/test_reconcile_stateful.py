@@ -31,7 +31,6 @@ from lifecycle.reconcile import (
     QtyMismatch,
     ReconcileMemory,
     Reconciliation,
-    RegistryPosition,
     RelinkStop,
     reconcile,
 )
@@ -41,6 +40,7 @@ from lifecycle.values import (
     OrderStatus,
     OrderType,
     PositionSide,
+    RegistryPosition,
     Side,
     VenueFill,
     VenueOrder,
@@ -157,9 +157,7 @@ class ReconcileWorld(RuleBasedStateMachine):
             self.cancel_orders_of(p.uid)
         elif isinstance(action, ImportOrphan):
             uid = self.next_id("imp")
-            self.registry[uid] = RegistryPosition(
-                uid, action.symbol, action.side, "OPEN", action.qty, None, None, self.now
-            )
+            self.registry[uid] = RegistryPosition(uid, action.symbol, action.side, "OPEN", action.qty, self.now)
             self.began[uid] = self.now  # the import's fill, stamped by the snapshot that showed the orphan
         elif isinstance(action, RelinkStop):
             p = self.registry[action.uid]
@@ -190,9 +188,7 @@ class ReconcileWorld(RuleBasedStateMachine):
         cid, oid = f"{uid}-entry", self.next_id("o")
         self.orders[cid] = OrderRef(uid, "entry", oid)
         state = "PENDING_ENTRY" if outcome == "not_sent" else "ENTRY_OPEN"
-        self.registry[uid] = RegistryPosition(
-            uid, symbol, side, state, Decimal(0), None, None, self.now - timedelta(hours=1)
-        )
+        self.registry[uid] = RegistryPosition(uid, symbol, side, state, Decimal(0), self.now - timedelta(hours=1))
         if outcome == "resting":
             self.venue_orders[oid] = VenueOrder(
                 oid, cid, symbol, adding(side), OrderType.LIMIT, qty, Decimal(0), PRICE, None, False, OrderStatus.OPEN
