@@ -206,12 +206,19 @@ def read_registry(path: Path) -> Iterator[pw.SqliteDatabase]:
 
 
 def _require_readable_schema(db: pw.SqliteDatabase, path: Path) -> None:
-    """A registry this code can read: its version recorded and not newer than the code, its tables present."""
+    """A registry this code can read: its version recorded and the code's own, its tables present. An older file is
+    refused, not read: a read-only tool never writes, so it cannot migrate, and its queries name tables a later
+    schema added (the daemon of this release migrates the file at its next start)."""
     version = current_version(db)
     if version > SCHEMA_VERSION:
         raise ProblemsFound(
             f"{path} is at schema version {version}, newer than this code ({SCHEMA_VERSION}): use the release that"
             " wrote it"
+        )
+    if 0 < version < SCHEMA_VERSION:
+        raise ProblemsFound(
+            f"{path} is at schema version {version}, older than this code ({SCHEMA_VERSION}): the daemon of this"
+            " release migrates it at its next start (a read-only tool never writes); run this tool again after that"
         )
     missing = sorted({m._meta.table_name for m in V1_MODELS} - set(db.get_tables()))
     if missing:

@@ -246,3 +246,34 @@ def test_lock_probe_is_bounded(tmp_path: Path) -> None:
             wait_for_write_lock(path, 100)
         assert time.monotonic() - started < 2
     wait_for_write_lock(tmp_path / "spare.db", 100)
+
+
+def _previous_schema(tmp: Path) -> Path:
+    """A registry as the release before schema 7 left it: no `unowned_fill` table, both version records at 6."""
+    path = _registry_copy(tmp)
+    conn = sqlite3.connect(path)
+    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'unowned_fill'"):
+        conn.execute(f'DROP TRIGGER "{name}"')
+    conn.execute('DROP TABLE "unowned_fill"')
+    conn.execute("DELETE FROM schema_version WHERE version > 6")
+    conn.execute("PRAGMA user_version = 6")
+    conn.commit()
+    conn.close()
+    return path
+
+
+@pytest.mark.parametrize("tool", [*REGISTRY_READERS, "pre_flight_check", "report"])
+def test_a_read_only_tool_on_a_registry_older_than_the_code_says_so_and_leaves_it(env: Env, tool: str) -> None:
+    """A read-only tool cannot migrate (it never writes) and must not read tables the file does not have yet: it
+    used to report a missing table as a damaged registry (or fail on it deep inside a query)."""
+    folder = env.tmp / "old"
+    folder.mkdir()
+    path = _previous_schema(folder)
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    args = ("--db", str(path)) if tool == "report" else ("--config", str(env.config), "--db", str(path))
+    extra = ("--confirm-wait-s", "0") if tool == "sync_positions" else ()
+    run = run_tool(tool, *args, *extra)  # a dry run: sync_positions and recover_sl_order_ids only read
+    line = _one_error_line(run)
+    assert run.code == 1, run.err
+    assert str(path) in line and "schema version 6, older than this code" in line and "migrates" in line, line
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before, "the tool changed the folder"
