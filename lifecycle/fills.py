@@ -187,8 +187,13 @@ def _exposed_holder(
 def held_since(holders: Iterable[RegistryPosition]) -> dict[str, datetime]:
     """Symbol -> when the exposed position holding it began (`RegistryPosition.created`, already dated by the
     daemon's rule): the fills on a symbol we hold that `must_be_accounted` counts. The one map for the fill door and
-    joint J3."""
-    return {h.symbol_key: h.created for h in holders if h.state in EXPOSED_STATES}
+    joint J3. Of two exposed holders of one symbol, the older: attribution judges a hand's fill against the oldest
+    (`_exposed_holder`), so the registry accounts for the symbol's fills from that one's start."""
+    since: dict[str, datetime] = {}
+    for h in holders:
+        if h.state in EXPOSED_STATES and (h.symbol_key not in since or h.created < since[h.symbol_key]):
+            since[h.symbol_key] = h.created
+    return since
 
 
 def must_be_accounted(fill: VenueFill, ours: Collection[str], held_since: Mapping[str, datetime]) -> bool:

@@ -274,6 +274,20 @@ def test_only_an_exposed_holder_dates_the_fills_on_its_symbol() -> None:
     assert held_since([]) == {}
 
 
+def test_two_exposed_holders_on_a_symbol_hold_it_from_the_older_ones_start() -> None:
+    """Attribution judges a hand's fill against the oldest exposed holder of its symbol (rule 3), so the fills the
+    registry must account for on that symbol start when the OLDER holder began. Dated by the newer one, a hand's
+    fill between the two starts was judged by the door but skipped by joint J3 (`unbooked_fills`)."""
+    older = dataclasses.replace(LONG, uid="p1", created=T0)
+    newer = dataclasses.replace(LONG, uid="p2", created=T0 + timedelta(minutes=3), sl_order_id="sl-2", tp_order_id=None)
+    between = fill("f8", "o-9", None, Side.SELL, "0.5", "PF_XBTUSD", minute=1)
+    judged = attribute([between], owners_from([], [older, newer]))
+    assert [(a.role, a.uid) for a in judged] == [(FillRole.EXTERNAL_CLOSE, "p1")]
+    for order in ([older, newer], [newer, older]):
+        assert held_since(order) == {"PF_XBTUSD": T0}
+        assert must_be_accounted(between, frozenset(), held_since(order))
+
+
 def test_an_unowned_fill_names_why_no_position_owns_it() -> None:
     closed_stop = OrderOwner("p0", "stop", "CLOSED", "sl-0")
     owners = owners_from([("p0-stop-1", closed_stop)], [LONG])
