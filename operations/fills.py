@@ -77,22 +77,27 @@ def record(ctx: DaemonContext, fills: Sequence[VenueFill]) -> tuple[tuple[Attrib
     recorded: list[Attributed] = []
     unowned: list[VenueFill] = []
     known_owners = owners(ctx, new)
-    for a in attribute(new, known_owners):
-        if a.uid is None:
-            unowned.append(a.fill)
-            continue
-        if registry.record_venue_fill(a.uid, a.fill, is_entry=a.is_entry, stop_limit=_stop_limit(ctx, a.fill.symbol)):
-            recorded.append(a)
-            if a.role is not FillRole.OWN:
-                log.warning(
-                    "fill %s on %s is not one of our orders: booked as %s of position %s",
-                    a.fill.fill_id,
-                    a.fill.symbol,
-                    a.role.value,
-                    a.uid,
-                )
-    _record_unowned(registry, unowned, known_owners)
-    _settle_filled_orders(registry, {a.fill.client_order_id for a in recorded if a.fill.client_order_id})
+    # One transaction for the batch: a split fill's booked part and its unowned rest carry one fill id, and a fill
+    # found in either record is never judged again, so a crash between the two must leave neither.
+    with registry.batch():
+        for a in attribute(new, known_owners):
+            if a.uid is None:
+                unowned.append(a.fill)
+                continue
+            stop_limit = _stop_limit(ctx, a.fill.symbol)
+            if registry.record_venue_fill(a.uid, a.fill, is_entry=a.is_entry, stop_limit=stop_limit):
+                recorded.append(a)
+        _record_unowned(registry, unowned, known_owners)
+        _settle_filled_orders(registry, {a.fill.client_order_id for a in recorded if a.fill.client_order_id})
+    for a in recorded:
+        if a.role is not FillRole.OWN:
+            log.warning(
+                "fill %s on %s is not one of our orders: booked as %s of position %s",
+                a.fill.fill_id,
+                a.fill.symbol,
+                a.role.value,
+                a.uid,
+            )
     return tuple(recorded), tuple(unowned)
 
 

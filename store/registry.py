@@ -15,6 +15,7 @@ import inspect
 import re
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence, Sized
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -360,6 +361,13 @@ class Registry:
     def keyed(self) -> Keyed | None:
         """The key and the verified seal, for the audit (None for an unkeyed registry)."""
         return None if self.key is None else verify_seal(self.db, self.key)
+
+    def batch(self) -> AbstractContextManager[object]:
+        """One transaction around several writes; each write's own transaction nests in it as a savepoint. A process
+        that dies inside leaves none of the batch's rows, so a row that must not exist without another never does
+        (the booked part of a split fill without its unowned rest: both carry one fill id, and a fill found judged
+        is never judged again)."""
+        return self.db.atomic("IMMEDIATE")
 
     def close(self) -> None:
         self.db.close()

@@ -116,3 +116,38 @@ def test_reconciliation_plans_only_the_fills_the_door_would_judge(tmp_path: Path
         report = w.reconcile().report
         assert w.registry.get(uid).remaining_qty == held
         assert (report.qty_synced, report.qty_mismatch) == (0, 1)
+
+
+class Crash(Exception):
+    """The process dying between two writes of one batch."""
+
+
+def test_a_crash_between_the_booked_part_and_the_unowned_record_loses_neither(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A split fill is recorded twice under one fill id: the part our position held in the ledger, the rest as
+    unowned. Written in two transactions, a crash between them left the ledger part alone, and every later read
+    skipped the fill as judged: the unowned record and its UNOWNED_FILL alert were lost for good. The batch is one
+    transaction: after the crash neither part is there, and the next read judges the fill whole."""
+    with world(tmp_path) as w, captured_events() as ev:
+        uid = w.protected_entry(XBT)
+        held = w.registry.get(uid).remaining_qty
+        w.sim.open_position_direct(XBT, "short", held * 3)
+        w.advance(5)
+        [hand] = [f for f in w.ctx.venue.fills_since(None) if f.client_order_id is None]
+        record_unowned = w.registry.record_unowned
+
+        def crash(*args: object, **kwargs: object) -> bool:
+            raise Crash
+
+        monkeypatch.setattr(w.registry, "record_unowned", crash)
+        with pytest.raises(Crash):
+            fills.ingest(w.ctx, [hand])
+        assert hand.fill_id not in {f["fill_id"] for f in w.registry.fills(uid)}  # nothing half-written
+        monkeypatch.setattr(w.registry, "record_unowned", record_unowned)  # the restarted process
+        fills.ingest(w.ctx, [hand])
+        assert w.registry.get(uid).state == "CLOSED"
+        [record] = w.registry.unowned_fills()
+        assert (record["fill_id"], record["qty"]) == (hand.fill_id, str(held * 2))
+        assert [e["fill_id"] for e in ev.named("UNOWNED_FILL")] == [hand.fill_id]
+        assert w.audit_ok()
