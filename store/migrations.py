@@ -112,9 +112,11 @@ def _v7_unowned_fill(db: pw.Database) -> None:
     _create_append_only_triggers(db, ("unowned_fill",))
 
 
+CHAIN_ANCHOR_VERSION = 2  # the first schema with the chain_anchor table (`_v2_chain_anchor`)
+
 MIGRATIONS: dict[int, Migration] = {
     1: _v1_create,
-    2: _v2_chain_anchor,
+    CHAIN_ANCHOR_VERSION: _v2_chain_anchor,
     3: _v3_entry_pause,
     4: _v4_chain_seal,
     5: _v5_account_charges,

@@ -44,7 +44,7 @@ from store.audit import CHAINS, DEFAULT_MAX_STOP_DISTANCE_PCT, AuditReport, quic
 from store.db import RegistryOpenError, connect
 from store.integrity import schema_drift
 from store.keys import Keyed, KeyFileError, default_key_path, sealing_key, verify_seal
-from store.migrations import current_version
+from store.migrations import CHAIN_ANCHOR_VERSION, current_version
 from store.models import ALL_MODELS, SCHEMA_VERSION, V1_MODELS
 from tools._cli import (
     EXIT_OK,
@@ -229,9 +229,10 @@ def _schema(db: pw.SqliteDatabase, report: HealthReport) -> set[str]:
     elif len(set(recorded)) > 1:
         report.problems.append(f"schema versions disagree (table {table_version}, user_version {user_version})")
     elif max(recorded) < SCHEMA_VERSION:
+        anchors = "; until then no chain anchors are recorded" if max(recorded) < CHAIN_ANCHOR_VERSION else ""
         report.notes.append(
             f"schema version {max(recorded)} is older than this code ({SCHEMA_VERSION}): the daemon migrates it"
-            " when it next opens the file (back the file up first); until then no chain anchors are recorded"
+            f" when it next opens the file (back the file up first){anchors}"
         )
     return tables & {m._meta.table_name for m in ALL_MODELS}
 
@@ -441,9 +442,12 @@ def _require_current_schema(db: pw.SqliteDatabase, path: Path) -> None:
     except RegistryVersionError as exc:
         raise ProblemsFound(f"{path}: {exc}; nothing was changed") from None
     if version < SCHEMA_VERSION:
+        why = (
+            "it has no chain anchors to clear" if version < CHAIN_ANCHOR_VERSION else "clear its anchors once migrated"
+        )
         raise ProblemsFound(
-            f"{path} is at schema version {version}, older than this code ({SCHEMA_VERSION}): it has no chain anchors"
-            " to clear, nothing was changed (the daemon migrates the file when it next opens it)"
+            f"{path} is at schema version {version}, older than this code ({SCHEMA_VERSION}): {why}; nothing was"
+            " changed (the daemon migrates the file when it next opens it)"
         )
     if version > SCHEMA_VERSION:
         raise ProblemsFound(

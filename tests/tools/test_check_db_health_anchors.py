@@ -335,3 +335,27 @@ def test_reset_refuses_a_schema_1_file_and_does_not_migrate_it(registry: Path) -
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
     finally:
         conn.close()
+
+
+def test_a_file_older_than_the_code_but_with_anchors_is_not_told_it_has_none(registry: Path) -> None:
+    """A schema 6 file (before the unowned-fill record) has chain anchors: the note and the reset refusal say it
+    is migrated at the daemon's next start, not that no anchors exist (true of schema 1 only)."""
+    conn = sqlite3.connect(registry)
+    try:
+        for (name,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'unowned_fill'"
+        ):
+            conn.execute(f'DROP TRIGGER "{name}"')
+        conn.execute("DROP TABLE unowned_fill")
+        conn.execute("DELETE FROM schema_version WHERE version > 6")
+        conn.execute("PRAGMA user_version = 6")
+        conn.commit()
+    finally:
+        conn.close()
+    text = health(registry)
+    assert text.returncode == 0, text.stderr
+    assert f"schema version 6 is older than this code ({SCHEMA_VERSION})" in text.stdout
+    assert "no chain anchors" not in text.stdout
+    result = reset(registry, "--execute")
+    assert result.returncode == 1 and "schema version 6, older than this code" in result.stderr
+    assert "no chain anchors" not in result.stderr and "once migrated" in result.stderr
