@@ -242,7 +242,11 @@ def run_tests(cmd: list[str], tree: Path, timeout: float) -> tuple[bool, str]:
 # --- pass 1: Python operators, by cosmic-ray --------------------------------------------------------------------
 
 
-def cosmic_ray_pass(module: str, tree: Path, cmd: list[str], timeout: float) -> list[Mutant]:
+def cosmic_ray_pass(module: str, trees: Sequence[Path], cmd: list[str], timeout: float) -> list[Mutant]:
+    """cosmic-ray's mutants of `module`, shared over `trees` (copies of one tree, one `cosmic-ray exec` each, side by
+    side): the session is made once in the first, copied to the others, and each copy's session has every mutant
+    but its share marked done (skipped) before it runs."""
+    tree = trees[0]
     cfg = tree / "cosmic-ray.toml"
     db = tree / "session.sqlite"
     excl = ", ".join(json.dumps(e) for e in EXCLUDE_OPERATORS)
@@ -258,15 +262,50 @@ def cosmic_ray_pass(module: str, tree: Path, cmd: list[str], timeout: float) -> 
     bindir = Path(sys.executable).parent
     for step in (["cosmic-ray", "init", cfg.name, db.name], ["cr-filter-operators", db.name, cfg.name]):
         subprocess.run([str(bindir / step[0]), *step[1:]], cwd=tree, check=True, capture_output=True)
-    subprocess.run(
-        [str(bindir / "cosmic-ray"), "exec", cfg.name, db.name],
-        cwd=tree,
-        check=True,
-        capture_output=True,
-        env={**os.environ, **TEST_ENV},
-    )
+    for other in trees[1:]:
+        shutil.copy2(cfg, other / cfg.name)
+        shutil.copy2(db, other / db.name)
+    share_work([t / db.name for t in trees])
+    runs = [
+        subprocess.Popen(
+            [str(bindir / "cosmic-ray"), "exec", cfg.name, db.name],
+            cwd=t,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **TEST_ENV},
+        )
+        for t in trees
+    ]
+    for run in runs:
+        _, err = run.communicate()
+        if run.returncode != 0:
+            raise RuntimeError(f"cosmic-ray exec failed ({run.returncode}): {err.decode()[-500:]}")
+    out: list[Mutant] = []
+    for t in trees:
+        out += _dumped(module, t, db.name)
+    return out
+
+
+def share_work(sessions: Sequence[Path]) -> None:
+    """Give each session one share of the pending mutants (every n-th, by job id) by marking the rest skipped, as
+    cosmic-ray's own operator filter marks the mutants it drops."""
+    if len(sessions) < 2:
+        return
+    from cosmic_ray.work_db import WorkDB, use_db  # type: ignore[import-untyped]
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult  # type: ignore[import-untyped]
+
+    with use_db(str(sessions[0]), WorkDB.Mode.open) as work:
+        pending = sorted(item.job_id for item in work.pending_work_items)
+    for k, session in enumerate(sessions):
+        others = [job for i, job in enumerate(pending) if i % len(sessions) != k]
+        with use_db(str(session), WorkDB.Mode.open) as work:
+            work.set_multiple_results(others, WorkResult(worker_outcome=WorkerOutcome.SKIPPED))
+
+
+def _dumped(module: str, tree: Path, db_name: str) -> list[Mutant]:
+    bindir = Path(sys.executable).parent
     dump = subprocess.run(
-        [str(bindir / "cosmic-ray"), "dump", db.name], cwd=tree, check=True, capture_output=True, text=True
+        [str(bindir / "cosmic-ray"), "dump", db_name], cwd=tree, check=True, capture_output=True, text=True
     )
     source = (tree / module).read_text()
     lines = [text.strip() for text in source.splitlines()]
@@ -401,30 +440,41 @@ def sql_mutants(source: str) -> Iterator[tuple[str, int, str, str]]:
                 )
 
 
-def text_pass(module: str, tree: Path, cmd: list[str], kind: str, timeout: float) -> list[Mutant]:
-    path = tree / module
-    original = path.read_text()
+def text_pass(module: str, trees: Sequence[Path], cmd: list[str], kind: str, timeout: float) -> list[Mutant]:
+    """The guard or SQL mutants of `module`, shared over `trees` (every n-th mutant to each copy, side by side)."""
+    original = (trees[0] / module).read_text()
     gen = guard_mutants if kind == "guards" else sql_mutants
-    out: list[Mutant] = []
-    try:
-        for op, line, label, mutated in gen(original):
-            path.write_text(mutated)
-            try:
-                compile(mutated, str(path), "exec")
-            except SyntaxError:
-                out.append(Mutant(f"{module}#{kind}", op, line, label, "incompetent"))
-                continue
-            survived, _ = run_tests(cmd, tree, timeout)
-            out.append(Mutant(f"{module}#{kind}", op, line, label, "survived" if survived else "killed"))
-    finally:
-        path.write_text(original)
-    return out
+    mutants = list(gen(original))
+
+    def share(k: int) -> list[Mutant]:
+        path = trees[k] / module
+        out: list[Mutant] = []
+        try:
+            for op, line, label, mutated in mutants[k :: len(trees)]:
+                path.write_text(mutated)
+                try:
+                    compile(mutated, str(path), "exec")
+                except SyntaxError:
+                    out.append(Mutant(f"{module}#{kind}", op, line, label, "incompetent"))
+                    continue
+                survived, _ = run_tests(cmd, trees[k], timeout)
+                out.append(Mutant(f"{module}#{kind}", op, line, label, "survived" if survived else "killed"))
+        finally:
+            path.write_text(original)
+        return out
+
+    with ThreadPoolExecutor(max_workers=len(trees)) as pool:
+        shares = list(pool.map(share, range(len(trees))))
+    return [m for one in shares for m in one]
 
 
 # --- driver -----------------------------------------------------------------------------------------------------
 
 
-def run_module(module: str, equiv: set[Equivalent], head: bool = False, extra: Sequence[str] = ()) -> ModuleResult:
+def run_module(
+    module: str, equiv: set[Equivalent], head: bool = False, extra: Sequence[str] = (), workers: int = 1
+) -> ModuleResult:
+    """One module's mutants, shared over `workers` copies of the tree (one test run at a time in each)."""
     res = ModuleResult(module)
     started = time.monotonic()
     path, _, kind = module.partition("#")
@@ -443,11 +493,15 @@ def run_module(module: str, equiv: set[Equivalent], head: bool = False, extra: S
         if not passed:
             res.error = f"its tests fail on the unmutated tree ({last}): {' '.join(cmd[2:])}"
             return res
-        timeout = max(TIMEOUT_S, 4 * (time.monotonic() - t0))
+        # Four times the unmutated run, measured with one run going: `workers` runs side by side each take longer.
+        timeout = max(TIMEOUT_S, 4 * workers * (time.monotonic() - t0))
+        trees = [tree]
+        for k in range(1, max(1, workers)):
+            trees.append(Path(shutil.copytree(tree, Path(tmp) / f"tree{k}", symlinks=True)))
         if kind:
-            res.mutants = text_pass(path, tree, cmd, kind, timeout)
+            res.mutants = text_pass(path, trees, cmd, kind, timeout)
         else:
-            res.mutants = cosmic_ray_pass(path, tree, cmd, timeout)
+            res.mutants = cosmic_ray_pass(path, trees, cmd, timeout)
     for m in res.mutants:
         if m.outcome == "survived" and is_equivalent(m, equiv):
             m.outcome = "equivalent"
@@ -494,7 +548,13 @@ def table(results: list[ModuleResult]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--module", action="append", help="one of MODULES (repeatable); default: all")
-    parser.add_argument("--jobs", type=int, default=1, help="modules run side by side (each in its own copy)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=min(4, os.cpu_count() or 1),
+        help="test runs side by side: each module's mutants are shared over this many copies of the tree (default:"
+        " the cores, at most 4); modules run one after another",
+    )
     parser.add_argument("--head", action="store_true", help="mutate the last commit, not the work tree on disk")
     parser.add_argument(
         "--pytest-arg", action="append", default=[], help="passed to every pytest run, e.g. --deselect=ID (say why)"
@@ -520,7 +580,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def one(module: str) -> ModuleResult:
         print(f"MUTATE_START module={module}", flush=True)
-        r = run_module(module, equiv, args.head, args.pytest_arg)
+        r = run_module(module, equiv, args.head, args.pytest_arg, max(1, args.jobs))
         print(f"MUTATE_DONE module={module} mutants={len(r.mutants)} score={r.score:.1f} {r.error}", flush=True)
         for m in r.mutants:
             if m.outcome == "survived":
@@ -531,10 +591,13 @@ def main(argv: list[str] | None = None) -> int:
                         print(f"      {d}", flush=True)
         return r
 
-    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        results = list(pool.map(one, modules))
+    started = time.monotonic()
+    results = [one(m) for m in modules]
     print()
     print(table(results))
+    print(
+        f"\n{len(modules)} module(s) in {time.monotonic() - started:.0f} s, {max(1, args.jobs)} test runs side by side"
+    )
     low = [r.module for r in results if not r.error and r.score < THRESHOLD]
     if low:
         print(f"\nbelow {THRESHOLD:.0f} %: {', '.join(low)}")
