@@ -29,6 +29,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from cosmic_ray.work_db import WorkDB, use_db  # type: ignore[import-untyped]
+from cosmic_ray.work_item import WorkerOutcome, WorkResult  # type: ignore[import-untyped]
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / ".mutation"
 DOC = ROOT / "docs" / "testing.md"
@@ -242,10 +245,13 @@ def run_tests(cmd: list[str], tree: Path, timeout: float) -> tuple[bool, str]:
 # --- pass 1: Python operators, by cosmic-ray --------------------------------------------------------------------
 
 
-def cosmic_ray_pass(module: str, trees: Sequence[Path], cmd: list[str], timeout: float) -> list[Mutant]:
+def cosmic_ray_pass(
+    module: str, trees: Sequence[Path], cmd: list[str], timeout: float, equiv: set[Equivalent]
+) -> list[Mutant]:
     """cosmic-ray's mutants of `module`, shared over `trees` (copies of one tree, one `cosmic-ray exec` each, side by
     side): the session is made once in the first, copied to the others, and each copy's session has every mutant
-    but its share marked done (skipped) before it runs."""
+    but its share marked done (skipped) before it runs. Mutants whose outcome cannot count are not run at all
+    (`settle_known`)."""
     tree = trees[0]
     cfg = tree / "cosmic-ray.toml"
     db = tree / "session.sqlite"
@@ -262,6 +268,7 @@ def cosmic_ray_pass(module: str, trees: Sequence[Path], cmd: list[str], timeout:
     bindir = Path(sys.executable).parent
     for step in (["cosmic-ray", "init", cfg.name, db.name], ["cr-filter-operators", db.name, cfg.name]):
         subprocess.run([str(bindir / step[0]), *step[1:]], cwd=tree, check=True, capture_output=True)
+    known = settle_known(module, tree, db, equiv)
     for other in trees[1:]:
         shutil.copy2(cfg, other / cfg.name)
         shutil.copy2(db, other / db.name)
@@ -280,9 +287,38 @@ def cosmic_ray_pass(module: str, trees: Sequence[Path], cmd: list[str], timeout:
         _, err = run.communicate()
         if run.returncode != 0:
             raise RuntimeError(f"cosmic-ray exec failed ({run.returncode}): {err.decode()[-500:]}")
-    out: list[Mutant] = []
+    out = known
     for t in trees:
         out += _dumped(module, t, db.name)
+    return out
+
+
+def settle_known(module: str, tree: Path, db: Path, equiv: set[Equivalent]) -> list[Mutant]:
+    """Mutants whose outcome cannot change the score, marked done (skipped) in the session and returned with that
+    outcome: those inside annotations and parameter lists (never evaluated) and those docs/testing.md lists as
+    equivalent (not counted, killed or not). Run, each took the module's whole test list (a mutant that survives
+    runs every test): in `store/audit.py` about half the module's time went to them."""
+
+    source = (tree / module).read_text()
+    lines = [text.strip() for text in source.splitlines()]
+    unevaluated = signature_spans(source)
+    out: list[Mutant] = []
+    settled: list[str] = []
+    with use_db(str(db), WorkDB.Mode.open) as work:
+        for item in work.pending_work_items:
+            [mutation] = item.mutations
+            line, col = mutation.start_pos
+            code = lines[line - 1]
+            mutant = Mutant(module, mutation.operator_name, line, code, "", "", lines[:line].count(code))
+            if any(span_contains(span, (line, col)) for span in unevaluated):
+                mutant.outcome = "annotation"
+            elif is_equivalent(mutant, equiv):
+                mutant.outcome = "equivalent"
+            else:
+                continue
+            out.append(mutant)
+            settled.append(item.job_id)
+        work.set_multiple_results(settled, WorkResult(worker_outcome=WorkerOutcome.SKIPPED))
     return out
 
 
@@ -291,8 +327,6 @@ def share_work(sessions: Sequence[Path]) -> None:
     cosmic-ray's own operator filter marks the mutants it drops."""
     if len(sessions) < 2:
         return
-    from cosmic_ray.work_db import WorkDB, use_db  # type: ignore[import-untyped]
-    from cosmic_ray.work_item import WorkerOutcome, WorkResult  # type: ignore[import-untyped]
 
     with use_db(str(sessions[0]), WorkDB.Mode.open) as work:
         pending = sorted(item.job_id for item in work.pending_work_items)
@@ -501,7 +535,7 @@ def run_module(
         if kind:
             res.mutants = text_pass(path, trees, cmd, kind, timeout)
         else:
-            res.mutants = cosmic_ray_pass(path, trees, cmd, timeout)
+            res.mutants = cosmic_ray_pass(path, trees, cmd, timeout, equiv)
     for m in res.mutants:
         if m.outcome == "survived" and is_equivalent(m, equiv):
             m.outcome = "equivalent"
