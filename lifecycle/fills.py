@@ -151,8 +151,7 @@ def _judging_order(fills: Sequence[VenueFill], owners: FillOwners) -> list[tuple
     close: a hand's short and its liquidation in one instant net to nothing, as on the venue; read close first, the
     close was larger than the position and the liquidation's buy was booked as an add the venue never held (DST
     seed 2587)."""
-    exposed = [h for h in owners.holders if h.state in EXPOSED_STATES]
-    held = {h.symbol_key: h.side for h in sorted(exposed, key=lambda h: (h.created, h.uid), reverse=True)}
+    held = {symbol: h.side for symbol, h in _oldest_exposed(owners.holders).items()}
 
     def key(pair: tuple[VenueFill, OrderOwner | None]) -> tuple[datetime, bool, bool, str]:
         fill, owner = pair
@@ -189,11 +188,16 @@ def held_since(holders: Iterable[RegistryPosition]) -> dict[str, datetime]:
     daemon's rule): the fills on a symbol we hold that `must_be_accounted` counts. The one map for the fill door and
     joint J3. Of two exposed holders of one symbol, the older: attribution judges a hand's fill against the oldest
     (`_exposed_holder`), so the registry accounts for the symbol's fills from that one's start."""
-    since: dict[str, datetime] = {}
-    for h in holders:
-        if h.state in EXPOSED_STATES and (h.symbol_key not in since or h.created < since[h.symbol_key]):
-            since[h.symbol_key] = h.created
-    return since
+    return {symbol: h.created for symbol, h in _oldest_exposed(holders).items()}
+
+
+def _oldest_exposed(holders: Iterable[RegistryPosition]) -> dict[str, RegistryPosition]:
+    """Symbol -> the oldest exposed position holding it (by when it began, then uid): the one rule 3 judges a hand's
+    fill against, so the one whose side orders a stamp's hand fills and whose start dates the symbol's fills."""
+    oldest: dict[str, RegistryPosition] = {}
+    for h in sorted((h for h in holders if h.state in EXPOSED_STATES), key=lambda h: (h.created, h.uid)):
+        oldest.setdefault(h.symbol_key, h)
+    return oldest
 
 
 def must_be_accounted(fill: VenueFill, ours: Collection[str], held_since: Mapping[str, datetime]) -> bool:

@@ -298,7 +298,6 @@ def settle_known(module: str, tree: Path, db: Path, equiv: set[Equivalent]) -> l
     outcome: those inside annotations and parameter lists (never evaluated) and those docs/testing.md lists as
     equivalent (not counted, killed or not). Run, each took the module's whole test list (a mutant that survives
     runs every test): in `store/audit.py` about half the module's time went to them."""
-
     source = (tree / module).read_text()
     lines = [text.strip() for text in source.splitlines()]
     unevaluated = signature_spans(source)
@@ -308,8 +307,7 @@ def settle_known(module: str, tree: Path, db: Path, equiv: set[Equivalent]) -> l
         for item in work.pending_work_items:
             [mutation] = item.mutations
             line, col = mutation.start_pos
-            code = lines[line - 1]
-            mutant = Mutant(module, mutation.operator_name, line, code, "", "", lines[:line].count(code))
+            mutant = _mutant(module, lines, mutation.operator_name, line, "")
             if any(span_contains(span, (line, col)) for span in unevaluated):
                 mutant.outcome = "annotation"
             elif is_equivalent(mutant, equiv):
@@ -320,6 +318,13 @@ def settle_known(module: str, tree: Path, db: Path, equiv: set[Equivalent]) -> l
             settled.append(item.job_id)
         work.set_multiple_results(settled, WorkResult(worker_outcome=WorkerOutcome.SKIPPED))
     return out
+
+
+def _mutant(module: str, lines: Sequence[str], operator: str, line: int, outcome: str, diff: str = "") -> Mutant:
+    """A cosmic-ray mutation as this script names it: its source line (stripped) and which of the module's lines
+    with that text it is, the key of the equivalents list."""
+    code = lines[line - 1]
+    return Mutant(module, operator, line, code, outcome, diff, lines[:line].count(code))
 
 
 def share_work(sessions: Sequence[Path]) -> None:
@@ -337,26 +342,21 @@ def share_work(sessions: Sequence[Path]) -> None:
 
 
 def _dumped(module: str, tree: Path, db_name: str) -> list[Mutant]:
+    """The mutants this copy's session ran (those marked skipped were another copy's share, or `settle_known`'s)."""
     bindir = Path(sys.executable).parent
     dump = subprocess.run(
         [str(bindir / "cosmic-ray"), "dump", db_name], cwd=tree, check=True, capture_output=True, text=True
     )
-    source = (tree / module).read_text()
-    lines = [text.strip() for text in source.splitlines()]
-    unevaluated = signature_spans(source)
+    lines = [text.strip() for text in (tree / module).read_text().splitlines()]
     out: list[Mutant] = []
     for row in dump.stdout.splitlines():
         item, result = json.loads(row)
         if result is None or result["worker_outcome"] == "skipped":
             continue
         [mutation] = item["mutations"]
-        line, col = mutation["start_pos"]
         outcome = result["test_outcome"] or "incompetent"
-        if any(span_contains(span, (line, col)) for span in unevaluated):
-            outcome = "annotation"
-        code = lines[line - 1]
-        nth = lines[:line].count(code)
-        out.append(Mutant(module, mutation["operator_name"], line, code, outcome, result.get("diff") or "", nth))
+        line = mutation["start_pos"][0]
+        out.append(_mutant(module, lines, mutation["operator_name"], line, outcome, result.get("diff") or ""))
     return out
 
 
@@ -530,7 +530,7 @@ def run_module(
         # Four times the unmutated run, measured with one run going: `workers` runs side by side each take longer.
         timeout = max(TIMEOUT_S, 4 * workers * (time.monotonic() - t0))
         trees = [tree]
-        for k in range(1, max(1, workers)):
+        for k in range(1, workers):
             trees.append(Path(shutil.copytree(tree, Path(tmp) / f"tree{k}", symlinks=True)))
         if kind:
             res.mutants = text_pass(path, trees, cmd, kind, timeout)
@@ -612,9 +612,11 @@ def main(argv: list[str] | None = None) -> int:
         print(table([r for r in loaded if r is not None]))
         return 0
 
+    jobs = max(1, args.jobs)
+
     def one(module: str) -> ModuleResult:
         print(f"MUTATE_START module={module}", flush=True)
-        r = run_module(module, equiv, args.head, args.pytest_arg, max(1, args.jobs))
+        r = run_module(module, equiv, args.head, args.pytest_arg, jobs)
         print(f"MUTATE_DONE module={module} mutants={len(r.mutants)} score={r.score:.1f} {r.error}", flush=True)
         for m in r.mutants:
             if m.outcome == "survived":
@@ -629,9 +631,7 @@ def main(argv: list[str] | None = None) -> int:
     results = [one(m) for m in modules]
     print()
     print(table(results))
-    print(
-        f"\n{len(modules)} module(s) in {time.monotonic() - started:.0f} s, {max(1, args.jobs)} test runs side by side"
-    )
+    print(f"\n{len(modules)} module(s) in {time.monotonic() - started:.0f} s, {jobs} test runs side by side")
     low = [r.module for r in results if not r.error and r.score < THRESHOLD]
     if low:
         print(f"\nbelow {THRESHOLD:.0f} %: {', '.join(low)}")
