@@ -357,6 +357,10 @@ def reconcile(
             if vnet == 0 and eq == 0:
                 actions.append(CloseFlat(p.uid))
                 closing.add(p.uid)
+            elif eq == 0 and fills:
+                # This cycle's fills bring it to zero (a hand's trade through zero, or the venue's position lagging
+                # its fills): the fill door closes it. Compared at zero beside the symbol's other positions.
+                closing.add(p.uid)
             elif vnet == 0 and eq > 0:
                 if not young and suspect("phantom", symbol, p.uid):
                     actions.append(ClosePhantom(p.uid))
@@ -366,6 +370,11 @@ def reconcile(
                 continue
             compared.append(p)
 
+        if vnet != 0 and all(p.uid in closing for p in positions):
+            # Every position on the symbol closes this cycle, so what the venue holds belongs to none of them: a
+            # first orphan sighting (not a mismatch); the next snapshot, the symbol empty in the registry, imports it.
+            suspect("orphaned", symbol, "")
+            continue
         rnet_after = sum((_sign(p.side) * effective[p.uid] for p in compared), Decimal(0))
         rnet_before = sum((_sign(p.side) * p.remaining_qty for p in compared), Decimal(0))
         if rnet_after == vnet:

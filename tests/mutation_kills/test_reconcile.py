@@ -122,7 +122,9 @@ def test_an_exposed_position_flat_by_the_ledger_while_the_venue_lags_gets_no_sto
     exit_ = fill("f1", "o-exit", "p1-exit", Side.SELL, "1")
     result = run_x([pos("p1", sl=None)], snap((vpos(),), fills=(exit_,)))
     assert not any(isinstance(a, MissingStop | RelinkStop) for a in result.actions)
-    assert result.report.qty_mismatch == 1
+    # The door closes it; what the venue still shows is a first orphan sighting, confirmed only by a second snapshot.
+    assert result.report.qty_mismatch == 0
+    assert result.suspected == (("orphaned", "PF_XBTUSD", ""),)
 
 
 def test_a_live_entry_order_known_only_by_its_client_id_keeps_the_entry_in_flight() -> None:

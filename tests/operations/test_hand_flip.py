@@ -59,6 +59,29 @@ def test_a_hand_flipping_our_position_closes_it_and_the_rest_is_adopted_as_an_or
         assert w.audit_ok()
 
 
+def test_reconciliation_meeting_the_hand_first_reports_no_mismatch_and_adopts_the_rest_a_cycle_later(
+    tmp_path: Path,
+) -> None:
+    """The cycle that books the closing part closes the position: the venue's new short is then a first orphan
+    sighting, not a quantity mismatch (before: one cycle of `qty_mismatch`, a warning that counts towards the
+    escalation, and the orphan adopted a cycle later than evidence allows)."""
+    with world(tmp_path, take_profit=True) as w, captured_events() as ev:
+        uid = w.protected_entry(XBT)
+        held = w.registry.get(uid).remaining_qty
+        w.sim.open_position_direct(XBT, "short", held * 3)
+        w.advance(5)
+        first = w.reconcile()
+        assert w.registry.get(uid).state == "CLOSED"
+        assert first.report.qty_mismatch == 0
+        assert not [e for e in ev.named("RECONCILIATION_ISSUE") if e["issue"] == "qty_mismatch"]
+        assert ("orphaned", XBT, "") in first.suspected
+        w.advance(5)
+        second = w.reconcile()
+        assert second.report.orphaned == 1
+        [orphan] = w.registry.active_positions()
+        assert (orphan.side, orphan.remaining_qty) == ("short", held * 2)
+
+
 def test_a_fill_recorded_unowned_is_never_judged_again(tmp_path: Path) -> None:
     """The fill door judges a fill once. Before, every read of the fill window judged a fill recorded unowned again
     and booked it once a position could absorb it (seed 2587: an add had grown the position past the hand's sell),

@@ -165,13 +165,45 @@ def test_foreign_fill_on_a_held_symbol_is_an_external_add_that_explains_the_venu
 
 
 def test_foreign_fill_through_zero_closes_the_position_and_leaves_the_rest_unmatched() -> None:
-    # Selling 3 against a long of 1 took it through zero: 1 closes it, 2 are a short nobody here opened. This cycle
-    # the registry is flat against the venue's short (a mismatch); the next ones adopt the short as an orphan.
+    # Selling 3 against a long of 1 took it through zero: 1 closes it, 2 are a short nobody here opened. The fill
+    # door closes the position, so the venue's short is a first sighting of an orphan, not a mismatch; the next cycle
+    # (the position closed, the fill judged) adopts the short.
     manual = fill("m1", "o-manual", None, Side.SELL, "3")
-    result = run([pos("p1")], snap((vpos(side=PositionSide.SHORT, size="2"),), (stop("sl-1"),), (manual,)))
+    s = snap((vpos(side=PositionSide.SHORT, size="2"),), (stop("sl-1"),), (manual,))
+    result = run([pos("p1")], s)
     assert ApplyFill("p1", dataclasses.replace(manual, size=D("1")), False) in result.actions
     assert result.unmatched_fills == (dataclasses.replace(manual, size=D("2")),)
-    assert result.report.qty_mismatch == 1
+    assert result.report.qty_mismatch == 0
+    assert not any(isinstance(a, QtyMismatch | CloseFlat | MissingStop | ImportOrphan) for a in result.actions)
+    assert result.suspected == (("orphaned", "PF_XBTUSD", ""),)
+    after = run([], s, result.memory, known=frozenset({"m1"}))
+    assert after.actions == (ImportOrphan("PF_XBTUSD", PositionSide.SHORT, D("2"), D("50000")),)
+
+
+def test_a_position_at_zero_without_this_cycles_fills_is_still_compared() -> None:
+    # Only this cycle's fills make a position closing: an exposed row left at zero (its close never happened) against
+    # a venue position is a mismatch an operator must see, never an orphan imported beside it.
+    result = run([pos("p1", qty="0")], snap((vpos(size="1"),), (stop("sl-1"),)))
+    assert QtyMismatch("p1", D("0"), D("1")) in result.actions
+    assert result.suspected == ()
+
+
+def test_one_position_closed_through_zero_beside_another_on_its_symbol_is_left_out_of_the_comparison() -> None:
+    # p1's own exit closes it; p2 holds the symbol on: the venue's net is p2's alone, explained by p1's fill (synced),
+    # so nothing is a mismatch and no orphan is suspected.
+    exit_ = fill("f1", "o-exit", "p1-exit", Side.SELL, "1")
+    orders = {**ORDERS, "p1-exit": OrderRef("p1", "exit", "o-exit")}
+    registry = [pos("p1"), pos("p2", qty="2", sl="sl-2")]
+    result = reconcile(
+        registry,
+        frozenset(),
+        orders,
+        snap((vpos(size="2"),), (stop("sl-1"), stop("sl-2", size="2")), (exit_,)),
+        NOW,
+        None,
+    )
+    assert (result.report.qty_mismatch, result.report.qty_synced) == (0, 1)
+    assert result.suspected == ()
 
 
 def test_foreign_fill_on_a_symbol_we_do_not_hold_is_unmatched() -> None:
