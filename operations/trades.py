@@ -2,7 +2,8 @@
 `lifecycle.accounting`, and reported (`TRADE_CLOSED`, the session summary).
 
 The readers use the peewee models as bound by the caller: the daemon's `Registry` (every `Registry` call rebinds
-the models to its own file) or a read-only tool's `read_registry`. Nothing here writes.
+the models to its own file) or a read-only tool's `read_registry`. Nothing here writes. Both see the code's own schema
+(the daemon migrates at start, a read-only tool refuses an older file), so the tables are not looked up first.
 
 Fees and funding are the `account_charge` rows the account_log job attributed to each position (docs/money.md).
 Until a position's rows are read, its `fees` and `funding` are 0 and nothing in the record says so: that is why
@@ -131,17 +132,16 @@ def load_books(*, uids: Iterable[str] | None = None, closed_since_ms: int | None
     ):
         causes[int(owner)] = cause
     charged: dict[int, list[Charge]] = {}
-    if _has_charges():
-        charge_rows = _select(
-            "SELECT position_id, entry_id, kind, amount, at_ms, fill_id FROM account_charge"
-            " WHERE position_id IN (SELECT value FROM json_each(?)) ORDER BY entry_id",
-            [pks],
-        )
-        shares = _booked_shares({str(fid) for *_, fid in charge_rows if fid})
-        for owner, entry_id, kind, amount, at_ms, fill_id in charge_rows:
-            share = shares.get(fill_id, Decimal(1)) if kind == "fee" else Decimal(1)
-            charge = Charge(str(entry_id), kind, Decimal(amount) * share, from_ms(at_ms))
-            charged.setdefault(int(owner), []).append(charge)
+    charge_rows = _select(
+        "SELECT position_id, entry_id, kind, amount, at_ms, fill_id FROM account_charge"
+        " WHERE position_id IN (SELECT value FROM json_each(?)) ORDER BY entry_id",
+        [pks],
+    )
+    shares = _booked_shares({str(fid) for *_, fid in charge_rows if fid})
+    for owner, entry_id, kind, amount, at_ms, fill_id in charge_rows:
+        share = shares.get(fill_id, Decimal(1)) if kind == "fee" else Decimal(1)
+        charge = Charge(str(entry_id), kind, Decimal(amount) * share, from_ms(at_ms))
+        charged.setdefault(int(owner), []).append(charge)
     return [
         replace(
             _book(r, fills[r.pk], purposes, first_stop.get(r.pk), causes.get(r.pk, "")),
@@ -158,45 +158,35 @@ def _select(sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
     return list(cursor.fetchall())
 
 
-def _has_charges() -> bool:
-    return CHARGE_TABLE in Position._meta.database.get_tables()
-
-
 def load_unattributed_charges() -> list[PnlEvent]:
     """Fees and funding of no position of ours (a trade by hand, a fill not in the ledger yet): account money all
     the same, so the account's net includes them (uid `-`). With them, the unowned share of the fee of a fill a
     position booked only part of (`_booked_shares`)."""
-    if not _has_charges():
-        return []
     query = AccountCharge.select(
         AccountCharge.kind, AccountCharge.amount, AccountCharge.at_ms, AccountCharge.symbol_key
     )
     rows = _tuples(query.where(AccountCharge.position.is_null(True)).order_by(AccountCharge.entry_id))
     out = [PnlEvent(from_ms(at_ms), "-", symbol or "-", kind, Decimal(amount)) for kind, amount, at_ms, symbol in rows]
-    if UNOWNED_TABLE in Position._meta.database.get_tables():
-        split = _select(
-            "SELECT c.amount, c.at_ms, c.symbol_key, c.fill_id FROM account_charge c"
-            " JOIN unowned_fill u ON u.fill_id = c.fill_id"
-            " WHERE c.kind = 'fee' AND c.position_id IS NOT NULL ORDER BY c.entry_id",
-            [],
-        )
-        shares = _booked_shares({str(fid) for *_, fid in split})
-        for amount, at_ms, symbol, fill_id in split:
-            if fill_id in shares:
-                rest = Decimal(amount) * (1 - shares[fill_id])
-                out.append(PnlEvent(from_ms(at_ms), "-", symbol or "-", "fee", rest))
-        out.sort(key=lambda e: e.time)
+    split = _select(
+        "SELECT c.amount, c.at_ms, c.symbol_key, c.fill_id FROM account_charge c"
+        " JOIN unowned_fill u ON u.fill_id = c.fill_id"
+        " WHERE c.kind = 'fee' AND c.position_id IS NOT NULL ORDER BY c.entry_id",
+        [],
+    )
+    shares = _booked_shares({str(fid) for *_, fid in split})
+    for amount, at_ms, symbol, fill_id in split:
+        if fill_id in shares:
+            rest = Decimal(amount) * (1 - shares[fill_id])
+            out.append(PnlEvent(from_ms(at_ms), "-", symbol or "-", "fee", rest))
+    out.sort(key=lambda e: e.time)
     return out
-
-
-UNOWNED_TABLE = "unowned_fill"
 
 
 def _booked_shares(fill_ids: set[str]) -> dict[str, Decimal]:
     """For fills attribution split (a hand's trade through zero: the part that closed our position in the ledger,
     the rest in `unowned_fill` under the same fill id): the booked part's share of the whole. The venue charges one
     fee for the whole fill; our trade bears this share of it and the account the rest, so the two still add up."""
-    if not fill_ids or UNOWNED_TABLE not in Position._meta.database.get_tables():
+    if not fill_ids:
         return {}
     found = _select(
         "SELECT f.fill_id, f.qty_units, u.qty FROM fill f JOIN unowned_fill u ON u.fill_id = f.fill_id"
@@ -239,16 +229,9 @@ def _book(row: _Row, fills: Sequence[_FillRow], purposes: dict[str, str], stop: 
     )
 
 
-CHARGE_TABLE = "account_charge"
-
-
 def load_charge_count() -> int:
     """Fee and funding rows the registry holds (0 while the account log has never been read into it)."""
-    db = Position._meta.database
-    if CHARGE_TABLE not in db.get_tables():
-        return 0
-    cursor = db.execute_sql(f'SELECT count(*) FROM "{CHARGE_TABLE}"')  # noqa: S608 - a constant table name
-    return int(cursor.fetchone()[0])
+    return int(_select("SELECT count(*) FROM account_charge", [])[0][0])
 
 
 def is_closed_trade(book: PositionBook) -> bool:
