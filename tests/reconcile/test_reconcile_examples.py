@@ -183,9 +183,25 @@ def test_foreign_fill_through_zero_closes_the_position_and_leaves_the_rest_unmat
 def test_a_position_at_zero_without_this_cycles_fills_is_still_compared() -> None:
     # Only this cycle's fills make a position closing: an exposed row left at zero (its close never happened) against
     # a venue position is a mismatch an operator must see, never an orphan imported beside it.
-    result = run([pos("p1", qty="0")], snap((vpos(size="1"),), (stop("sl-1"),)))
-    assert QtyMismatch("p1", D("0"), D("1")) in result.actions
+    # Nor is a stop demanded for it: there is nothing of its own to cover.
+    result = run([pos("p1", qty="0", sl=None)], snap((vpos(size="1"),)))
+    assert result.actions == (QtyMismatch("p1", D("0"), D("1")),)
     assert result.suspected == ()
+
+
+def test_a_symbol_left_to_its_orphan_does_not_end_the_comparison_of_the_symbols_after_it() -> None:
+    # PF_ETHUSD sorts first: its position is closed through zero by a hand and the rest suspected as an orphan;
+    # PF_XBTUSD after it is still compared (here: a mismatch).
+    eth = VenueFill("m1", "o-manual", None, "PF_ETHUSD", Side.SELL, D("3"), D("3000"), NOW)
+    registry = [pos("p1", qty="1", sl="sl-1"), pos("p2", symbol="PF_ETHUSD", sl="sl-2")]
+    s = snap(
+        (vpos(size="2"), vpos(symbol="PF_ETHUSD", side=PositionSide.SHORT, size="2")),
+        (stop("sl-1"), stop("sl-2", symbol="PF_ETHUSD")),
+        (eth,),
+    )
+    result = run(registry, s)
+    assert result.suspected == (("orphaned", "PF_ETHUSD", ""),)
+    assert QtyMismatch("p1", D("1"), D("2")) in result.actions
 
 
 def test_one_position_closed_through_zero_beside_another_on_its_symbol_is_left_out_of_the_comparison() -> None:
