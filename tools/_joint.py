@@ -8,12 +8,13 @@ protect run places) is reported too, marked as such. `pre_flight_check` and `che
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 from exchange.venue import Venue
 from lifecycle.joint import Finding, evaluate
-from lifecycle.reconcile import reconcile
-from lifecycle.values import AccountSnapshot
+from lifecycle.reconcile import Reconciliation, reconcile
+from lifecycle.values import AccountSnapshot, PositionSide
 from operations.reconciliation import joint_inputs
 from settings.config import Settings
 from tools._venue import (
@@ -31,6 +32,7 @@ class JointNow:
     findings: tuple[Finding, ...]  # every joint finding at this instant (graces do not apply to one look)
     qty_mismatch: tuple[str, ...]  # reconciliation's unexplained quantity differences, one line each
     snapshot: AccountSnapshot
+    orphans: tuple[str, ...] = ()  # venue positions no registry position owns (`unadopted_orphans`)
 
 
 def joint_now(settings: Settings, venue: Venue, path: Path) -> JointNow:
@@ -59,7 +61,23 @@ def joint_now(settings: Settings, venue: Venue, path: Path) -> JointNow:
     rec = reconcile(inputs.positions, inputs.known_fill_ids, inputs.orders, snap, snap.server_time)
     mismatches = tuple(f"{i.symbol} {i.uid}: {i.detail}" for i in rec.issues if i.cls == "qty_mismatch")
     report, _ = evaluate(joint)
-    return JointNow((*report.findings, *report.pending), mismatches, snap)
+    return JointNow((*report.findings, *report.pending), mismatches, snap, unadopted_orphans(rec, snap))
+
+
+def unadopted_orphans(rec: Reconciliation, snapshot: AccountSnapshot) -> tuple[str, ...]:
+    """`SYMBOL side qty` for each venue position reconciliation suspects to be an orphan and has not imported: a first
+    sighting (one look sees nothing else), or one behind fills, not booked yet, that close every registry position
+    on its symbol (a hand's trade through zero: the daemon books them, then adopts the rest). Either way the venue
+    holds it and no registry position does, so a tool never calls that in sync."""
+    net: dict[str, Decimal] = {}
+    for vp in snapshot.positions:
+        net[vp.symbol] = net.get(vp.symbol, Decimal(0)) + (vp.size if vp.side is PositionSide.LONG else -vp.size)
+    out: list[str] = []
+    for cls, symbol, _ in rec.suspected:
+        held = net.get(symbol, Decimal(0))
+        if cls == "orphaned" and held != 0:
+            out.append(f"{symbol} {'long' if held > 0 else 'short'} {abs(held)}")
+    return tuple(out)
 
 
 def describe(findings: tuple[Finding, ...], field: str) -> list[str]:

@@ -118,13 +118,17 @@ def joint_checks(settings: Settings, venue: Venue, path: Path) -> list[Check]:
     strays = describe(now.findings, "stray_venue_orders")
     unprotected = describe(now.findings, "unprotected_exposure")
     churn = describe(now.findings, "stop_churn")
+    differences = [
+        *now.qty_mismatch,
+        *(f"{o}: held on the venue by no registry position (an orphan, no stop of ours)" for o in now.orphans),
+    ]
     return [
         Check(
             "registry_matches_venue",
-            not now.qty_mismatch,
-            "; ".join(now.qty_mismatch) or "every registry quantity matches the venue",
-            "python -m tools.sync_positions (dry-run) and the RUNBOOK's qty_mismatch playbook"
-            if now.qty_mismatch
+            not differences,
+            "; ".join(differences) or "every registry quantity matches the venue",
+            "python -m tools.sync_positions (dry-run) and the RUNBOOK's qty_mismatch and orphan playbooks"
+            if differences
             else "",
         ),
         Check(

@@ -3,7 +3,7 @@ mistyped --db is a usage error (exit 2), not an empty registry."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from operations.daemon_state import DaemonState, write_state
@@ -54,6 +54,33 @@ def test_sync_dry_run_never_says_in_sync_beside_a_mismatch(env: Env) -> None:
     run = run_tool("sync_positions", *env.args("--confirm-wait-s", "0"))
     assert run.code == 1
     assert "in sync: nothing" not in run.out and "NOT in sync" in run.out
+
+
+def test_pre_flight_fails_beside_a_venue_position_no_registry_position_owns(env: Env) -> None:
+    """An orphan (a venue position the registry does not hold, unprotected by us) is a difference between the
+    registry and the venue. Before, pre-flight said "every registry quantity matches the venue" beside it."""
+    env.clock.set(datetime.now(UTC))
+    env.registry().db.close()
+    env.sim.open_position_direct("PF_XBTUSD", "long", Decimal("0.01"))
+    run = run_tool("pre_flight_check", *env.args("--max-skew-s", "60", "--json"))
+    assert run.code == 1 and _failed(run.json()) == {"registry_matches_venue"}
+    detail = next(c["detail"] for c in run.json()["checks"] if c["name"] == "registry_matches_venue")
+    assert "PF_XBTUSD" in detail and "long 0.01" in detail and "no registry position" in detail
+
+
+def test_the_tools_flag_a_hand_trade_through_zero_the_daemon_has_not_booked(env: Env) -> None:
+    """The hand's fill (after the import, so ours to judge) closes our long and leaves a short nobody here opened. The
+    daemon would book the closing part and adopt the short; until it has, the registry still holds the long. Neither
+    tool may call that in sync (reconciliation reports it as a first orphan sighting, not a mismatch)."""
+    _import_and_protect(env)
+    env.clock.set(env.clock.now() + timedelta(seconds=5))
+    env.sim.open_position_direct("PF_XBTUSD", "short", Decimal("0.05"))
+    sync = run_tool("sync_positions", *env.args("--confirm-wait-s", "0"))
+    assert sync.code == 1, sync.out
+    assert "in sync: nothing" not in sync.out and "NOT in sync" in sync.out
+    assert "orphan PF_XBTUSD short 0.04" in sync.out
+    pre = run_tool("pre_flight_check", *env.args("--max-skew-s", "60", "--json"))
+    assert pre.code == 1 and "registry_matches_venue" in _failed(pre.json())
 
 
 def test_a_mistyped_db_is_a_usage_error_everywhere(env: Env) -> None:
