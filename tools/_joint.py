@@ -32,7 +32,7 @@ class JointNow:
     findings: tuple[Finding, ...]  # every joint finding at this instant (graces do not apply to one look)
     qty_mismatch: tuple[str, ...]  # reconciliation's unexplained quantity differences, one line each
     snapshot: AccountSnapshot
-    orphans: tuple[str, ...] = ()  # venue positions no registry position owns (`unadopted_orphans`)
+    suspected: tuple[str, ...] = ()  # orphans and phantoms seen, not acted on (`suspected_differences`)
 
 
 def joint_now(settings: Settings, venue: Venue, path: Path) -> JointNow:
@@ -61,22 +61,27 @@ def joint_now(settings: Settings, venue: Venue, path: Path) -> JointNow:
     rec = reconcile(inputs.positions, inputs.known_fill_ids, inputs.orders, snap, snap.server_time)
     mismatches = tuple(f"{i.symbol} {i.uid}: {i.detail}" for i in rec.issues if i.cls == "qty_mismatch")
     report, _ = evaluate(joint)
-    return JointNow((*report.findings, *report.pending), mismatches, snap, unadopted_orphans(rec, snap))
+    return JointNow((*report.findings, *report.pending), mismatches, snap, suspected_differences(rec, snap))
 
 
-def unadopted_orphans(rec: Reconciliation, snapshot: AccountSnapshot) -> tuple[str, ...]:
-    """`SYMBOL side qty` for each venue position reconciliation suspects to be an orphan and has not imported: a first
-    sighting (one look sees nothing else), or one behind fills, not booked yet, that close every registry position
-    on its symbol (a hand's trade through zero: the daemon books them, then adopts the rest). Either way the venue
-    holds it and no registry position does, so a tool never calls that in sync."""
+def suspected_differences(rec: Reconciliation, snapshot: AccountSnapshot) -> tuple[str, ...]:
+    """Each difference reconciliation suspects and has not acted on, one line each: `orphan SYMBOL side qty (...)`
+    for a venue position no registry position holds, `phantom UID SYMBOL (...)` for a registry position the venue
+    does not hold. A first sighting (the daemon acts on the second; a tool's single look sees nothing more), or an
+    orphan behind fills not booked yet that bring every registry position on its symbol to zero (a hand's trade
+    through zero: the daemon books them, then adopts the rest). Either way registry and venue differ now, so a tool
+    never calls that in sync."""
     net: dict[str, Decimal] = {}
     for vp in snapshot.positions:
         net[vp.symbol] = net.get(vp.symbol, Decimal(0)) + (vp.size if vp.side is PositionSide.LONG else -vp.size)
     out: list[str] = []
-    for cls, symbol, _ in rec.suspected:
+    for cls, symbol, uid in rec.suspected:
         held = net.get(symbol, Decimal(0))
         if cls == "orphaned" and held != 0:
-            out.append(f"{symbol} {'long' if held > 0 else 'short'} {abs(held)}")
+            side = "long" if held > 0 else "short"
+            out.append(f"orphan {symbol} {side} {abs(held)} (on the venue, in no registry position, no stop of ours)")
+        elif cls == "phantom":
+            out.append(f"phantom {uid} {symbol} (in the registry, not on the venue)")
     return tuple(out)
 
 

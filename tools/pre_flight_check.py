@@ -118,10 +118,7 @@ def joint_checks(settings: Settings, venue: Venue, path: Path) -> list[Check]:
     strays = describe(now.findings, "stray_venue_orders")
     unprotected = describe(now.findings, "unprotected_exposure")
     churn = describe(now.findings, "stop_churn")
-    differences = [
-        *now.qty_mismatch,
-        *(f"{o}: held on the venue by no registry position (an orphan, no stop of ours)" for o in now.orphans),
-    ]
+    differences = [*now.qty_mismatch, *now.suspected]
     return [
         Check(
             "registry_matches_venue",

@@ -34,7 +34,7 @@ from tools._cli import (
     write_json,
     write_text,
 )
-from tools._joint import unadopted_orphans
+from tools._joint import suspected_differences
 from tools._venue import (
     RegistryInputs,
     ToolEnv,
@@ -118,9 +118,9 @@ def main(argv: Sequence[str]) -> int:
     imports = [a for a in rec.actions if isinstance(a, ImportOrphan)]
     phantoms = [a for a in rec.actions if isinstance(a, ClosePhantom)]
     others = [i for i in rec.issues if i.cls not in ("orphaned", "phantom")]
-    # Seen but not confirmed by both looks, or behind unbooked fills that close the symbol's positions: not imported
+    # Seen but not confirmed by both looks, or behind unbooked fills that close the symbol's positions: not acted on
     # here, and not in sync either.
-    unconfirmed = unadopted_orphans(rec, snap)
+    unconfirmed = suspected_differences(rec, snap)
     outcome = Outcome()
     if args.execute and (imports or phantoms):
         with registry_errors(path):
@@ -138,7 +138,7 @@ def main(argv: Sequence[str]) -> int:
             "other_issues": [
                 {"class": i.cls, "symbol": i.symbol, "position": i.uid, "detail": i.detail} for i in others
             ],
-            "unconfirmed_orphans": list(unconfirmed),
+            "unconfirmed": list(unconfirmed),
             "done": outcome.done,
             "failed": outcome.failed,
             "in_sync": not (imports or phantoms or others or unconfirmed),
@@ -155,9 +155,9 @@ def main(argv: Sequence[str]) -> int:
         lines += outcome.done + [f"FAILED: {f}" for f in outcome.failed]
         lines += [f"note: {i.cls} {i.symbol} {i.uid or '-'} {i.detail} (left to the daemon)" for i in others]
         lines += [
-            f"note: orphan {o} not imported: seen in one snapshot only, or behind venue fills not booked yet that close"
-            " the registry's positions on its symbol (the daemon books them, then adopts it); re-run later"
-            for o in unconfirmed
+            f"note: {d} not acted on: seen in one snapshot only, or (an orphan) behind venue fills not booked yet that"
+            " close the registry's positions on its symbol (the daemon books them, then adopts it); re-run later"
+            for d in unconfirmed
         ]
         if not (imports or phantoms or others or unconfirmed):
             lines.append("in sync: nothing to import or close")

@@ -68,6 +68,20 @@ def test_pre_flight_fails_beside_a_venue_position_no_registry_position_owns(env:
     assert "PF_XBTUSD" in detail and "long 0.01" in detail and "no registry position" in detail
 
 
+def test_pre_flight_fails_beside_a_registry_position_the_venue_does_not_hold(env: Env) -> None:
+    """A phantom seen once: before, `registry_matches_venue` passed beside it (only the missing stop failed)."""
+    env.clock.set(datetime.now(UTC))
+    reg = env.registry()
+    pos = reg.import_position(
+        symbol="PF_XBTUSD", side="long", qty=Decimal("0.01"), entry_price=Decimal(60000), cause="test: gone since"
+    )
+    reg.db.close()
+    run = run_tool("pre_flight_check", *env.args("--max-skew-s", "60", "--json"))
+    assert run.code == 1 and "registry_matches_venue" in _failed(run.json())
+    detail = next(c["detail"] for c in run.json()["checks"] if c["name"] == "registry_matches_venue")
+    assert f"phantom {pos.uid} PF_XBTUSD" in detail
+
+
 def test_the_tools_flag_a_hand_trade_through_zero_the_daemon_has_not_booked(env: Env) -> None:
     """The hand's fill (after the import, so ours to judge) closes our long and leaves a short nobody here opened. The
     daemon would book the closing part and adopt the short; until it has, the registry still holds the long. Neither
