@@ -124,7 +124,7 @@ def joint_checks(settings: Settings, venue: Venue, path: Path) -> list[Check]:
             "registry_matches_venue",
             not differences,
             "; ".join(differences) or "every registry quantity matches the venue",
-            "python -m tools.sync_positions (dry-run) and the RUNBOOK's qty_mismatch and orphan playbooks"
+            "python -m tools.sync_positions (dry-run) and the RUNBOOK's qty_mismatch and orphan/phantom playbooks"
             if differences
             else "",
         ),
