@@ -202,6 +202,14 @@ def _adding_side(side: PositionSide) -> Side:
     return Side.BUY if side is PositionSide.LONG else Side.SELL
 
 
+def venue_nets(snapshot: AccountSnapshot) -> dict[str, Decimal]:
+    """Symbol -> the venue's signed net (long positive), what the registry's positions on it are compared with."""
+    net: dict[str, Decimal] = {}
+    for vp in snapshot.positions:
+        net[vp.symbol] = net.get(vp.symbol, Decimal(0)) + _sign(vp.side) * vp.size
+    return net
+
+
 def snapshot_problem(snapshot: AccountSnapshot | None) -> str:
     """Why this snapshot must not be classified, or "" when it is complete.
 
@@ -285,10 +293,9 @@ def reconcile(
         if ref is not None and ref.purpose == "entry":
             entry_open.add(ref.uid)
 
-    venue_net: dict[str, Decimal] = {}
+    venue_net = venue_nets(snapshot)
     venue_price: dict[str, Decimal] = {}
     for vp in snapshot.positions:
-        venue_net[vp.symbol] = venue_net.get(vp.symbol, Decimal(0)) + _sign(vp.side) * vp.size
         venue_price.setdefault(vp.symbol, vp.entry_price)
 
     by_symbol: dict[str, list[RegistryPosition]] = {}

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from exchange.venue import Venue
 from lifecycle.joint import Finding, evaluate
-from lifecycle.reconcile import Reconciliation, reconcile
-from lifecycle.values import AccountSnapshot, PositionSide
+from lifecycle.reconcile import Reconciliation, reconcile, venue_nets
+from lifecycle.values import AccountSnapshot
 from operations.reconciliation import joint_inputs
 from settings.config import Settings
 from tools._venue import (
@@ -71,9 +71,7 @@ def suspected_differences(rec: Reconciliation, snapshot: AccountSnapshot) -> tup
     orphan behind fills not booked yet that bring every registry position on its symbol to zero (a hand's trade
     through zero: the daemon books them, then adopts the rest). Either way registry and venue differ now, so a tool
     never calls that in sync."""
-    net: dict[str, Decimal] = {}
-    for vp in snapshot.positions:
-        net[vp.symbol] = net.get(vp.symbol, Decimal(0)) + (vp.size if vp.side is PositionSide.LONG else -vp.size)
+    net = venue_nets(snapshot)
     out: list[str] = []
     for cls, symbol, uid in rec.suspected:
         held = net.get(symbol, Decimal(0))
