@@ -222,6 +222,34 @@ def test_one_position_closed_through_zero_beside_another_on_its_symbol_is_left_o
     assert result.suspected == ()
 
 
+def _hand_sell_then_liquidation_then_our_entry(hand_before_entry: timedelta) -> Reconciliation:
+    # A hand sells 0.5 on a symbol we do not hold; a liquidation with no fills we can see flattens it; our entry then
+    # buys 1 and its stop rests. The position is dated by its entry's fill (the daemon's rule), the ledger holds it.
+    entry = fill("f1", "o-entry", "p1-entry", Side.BUY, "1")
+    hand = dataclasses.replace(fill("m1", "o-manual", None, Side.SELL, "0.5"), time=entry.time - hand_before_entry)
+    registry = [pos("p1", created=entry.time)]
+    return run(registry, snap((vpos(size="1"),), (stop("sl-1"),), (hand, entry)), known=frozenset({"f1"}))
+
+
+def test_a_hand_fill_stamped_before_our_entry_is_not_judged_against_it() -> None:
+    # One millisecond is enough: the hand's sell predates the position, so it is nobody's here, and the registry
+    # agrees with the venue.
+    result = _hand_sell_then_liquidation_then_our_entry(timedelta(milliseconds=1))
+    assert [f.fill_id for f in result.unmatched_fills] == ["m1"]
+    assert result.actions == ()
+    assert result.report.qty_mismatch == 0
+
+
+def test_a_hand_fill_sharing_our_entrys_stamp_is_judged_after_it_and_a_contradiction_is_reported() -> None:
+    # Within one stamp the venue publishes no order, and a hand's fill is judged after ours (lifecycle.fills). Here
+    # that reading is wrong (the hand came first and a liquidation erased it): the booked close leaves 0.5 against the
+    # venue's 1, which is reported as a mismatch for an operator, never absorbed in silence.
+    result = _hand_sell_then_liquidation_then_our_entry(timedelta(0))
+    assert any(isinstance(a, ApplyFill) and a.fill.fill_id == "m1" and not a.is_entry for a in result.actions)
+    assert QtyMismatch("p1", D("0.5"), D("1")) in result.actions
+    assert result.report.qty_mismatch == 1
+
+
 def test_foreign_fill_on_a_symbol_we_do_not_hold_is_unmatched() -> None:
     manual = fill("m1", "o-manual", None, Side.BUY, "1")
     other = VenueFill("m2", "o-x", None, "PF_ETHUSD", Side.BUY, D("1"), D("3000"), manual.time)
