@@ -8,12 +8,14 @@ means the same thing whichever door it came through. Pure: the caller passes the
 Attribution, in order of the evidence's strength:
 1. the fill carries the client order id of one of our orders: it belongs to that order's position;
 2. its venue order id is one we recorded (an order row, or the position's stop / take-profit id): the same;
-3. neither, on a symbol an exposed position holds, stamped after that position was created: somebody else's
+3. neither, on a symbol a position of ours holds exposure on, stamped after that exposure began: somebody else's
    trade on our position (a manual close on the venue, a liquidation, a hand-placed order). A fill on the
    position's closing side is an **external close**; on its adding side, an **external add**. A close larger than
    what the position holds took it through zero on the venue: the part that closes it is booked (the position
    closes, its protective orders are cancelled) and the rest is unowned, exposure nobody here opened, which
    reconciliation adopts as an orphan once the venue shows it.
+   A position holds exposure once it is exposed, or, still pending, once its entry has filled (`exposure_began`):
+   a lost reply can leave an entry pending while its fill is already on the venue for a hand to trade against.
 An order owned by a terminal position can still fill (a stray the close could not cancel): its fill moved the
 venue's exposure on that symbol all the same, so it is judged by rule 3 against whoever holds the symbol now
 instead of being booked on the closed position. So is an exit order's fill larger than what is left of a position
@@ -109,7 +111,8 @@ def attribute(fills: Sequence[VenueFill], owners: FillOwners) -> tuple[Attribute
         else:
             flat_at.pop(uid, None)
 
-    ordered = _judging_order(fills, owners)
+    began = exposure_began(fills, owners)
+    ordered = _judging_order(fills, owners, began)
     for fill, owner in ordered:
         if owner is not None and owner.purpose != "entry" and owner.uid in flat_at and fill.size > remaining[owner.uid]:
             # Our exit order of a position an earlier fill of this batch already brought to zero (a hand closed it;
@@ -121,7 +124,7 @@ def attribute(fills: Sequence[VenueFill], owners: FillOwners) -> tuple[Attribute
             out.append(Attributed(fill, FillRole.OWN, owner.uid, is_entry))
             moved(owner.uid, fill.size if fill.side is adding_side(holders[owner.uid].side) else -fill.size, fill.time)
             continue
-        holder = _exposed_holder(fill, owners.holders, flat_at)
+        holder = _exposed_holder(fill, owners.holders, flat_at, began)
         if holder is None:
             out.append(Attributed(fill, FillRole.UNOWNED, None, False))
             continue
@@ -144,14 +147,16 @@ def attribute(fills: Sequence[VenueFill], owners: FillOwners) -> tuple[Attribute
     return tuple(out)
 
 
-def _judging_order(fills: Sequence[VenueFill], owners: FillOwners) -> list[tuple[VenueFill, OrderOwner | None]]:
+def _judging_order(
+    fills: Sequence[VenueFill], owners: FillOwners, began: Mapping[str, datetime]
+) -> list[tuple[VenueFill, OrderOwner | None]]:
     """The fills with their orders' owners, oldest first. The venue does not publish the order of fills that share
     a stamp (and a fill id says nothing about it), so within one stamp: our own orders' fills first (certain
     evidence; a hand's is judged against what they leave), then a hand's adds before its closes. Adds first cap no
     close: a hand's short and its liquidation in one instant net to nothing, as on the venue; read close first, the
     close was larger than the position and the liquidation's buy was booked as an add the venue never held (DST
     seed 2587)."""
-    held = {symbol: h.side for symbol, h in _oldest_exposed(owners.holders).items()}
+    held = {symbol: h.side for symbol, h in _oldest_exposed(owners.holders, began).items()}
 
     def key(pair: tuple[VenueFill, OrderOwner | None]) -> tuple[datetime, bool, bool, str]:
         fill, owner = pair
@@ -170,39 +175,71 @@ def order_owner(fill: VenueFill, owners: FillOwners) -> OrderOwner | None:
 
 
 def _exposed_holder(
-    fill: VenueFill, holders: Sequence[RegistryPosition], flat_at: Mapping[str, datetime]
+    fill: VenueFill,
+    holders: Sequence[RegistryPosition],
+    flat_at: Mapping[str, datetime],
+    began: Mapping[str, datetime],
 ) -> RegistryPosition | None:
-    """The exposed position on the fill's symbol that existed when the fill happened (the oldest, if several), unless
-    an earlier fill of the batch had brought it to zero before this one (strictly: the venue's order of fills with
-    one stamp is unknown). A closed position is not added to: a hand's trade after our take-profit closed it is
-    someone else's new position (DST seed 2350)."""
-    for h in sorted(holders, key=lambda h: (h.created, h.uid)):
+    """The position on the fill's symbol whose exposure existed when the fill happened (`began`; the oldest, if
+    several), unless an earlier fill of the batch had brought it to zero before this one (strictly: the venue's order
+    of fills with one stamp is unknown). A closed position is not added to: a hand's trade after our take-profit closed
+    it is someone else's new position (DST seed 2350)."""
+    for h in sorted((h for h in holders if h.uid in began), key=lambda h: (began[h.uid], h.uid)):
         closed_before = h.uid in flat_at and flat_at[h.uid] < fill.time
-        if h.symbol_key == fill.symbol and h.state in EXPOSED_STATES and fill.time >= h.created and not closed_before:
+        if h.symbol_key == fill.symbol and fill.time >= began[h.uid] and not closed_before:
             return h
     return None
 
 
-def held_since(holders: Iterable[RegistryPosition]) -> dict[str, datetime]:
-    """Symbol -> when the exposed position holding it began (`RegistryPosition.created`, already dated by the
-    daemon's rule): the fills on a symbol we hold that `must_be_accounted` counts. The one map for the fill door and
-    joint J3. Of two exposed holders of one symbol, the older: attribution judges a hand's fill against the oldest
+def exposure_began(fills: Sequence[VenueFill], holders_of: FillOwners) -> dict[str, datetime]:
+    """Position uid -> when the exposure it holds began, for every position that holds some: what rule 3 judges a
+    fill that is not ours against. An exposed position from when it began (`RegistryPosition.created`, already dated
+    by the daemon's rule: its first ledger fill); an entry still pending whose entry has filled, from its first entry
+    fill: in the ledger already (a partial fill: `created`), or the first of this batch's fills of its own entry
+    order. A lost reply can leave an entry pending while its fill is on the venue: a hand's trade through zero in that
+    window was left unowned, the adopted entry compared with the venue's new net (one cycle of `qty_mismatch`), and
+    the closing part booked a cycle later."""
+    began = _standing_exposure(holders_of.holders)
+    pending = {h.uid for h in holders_of.holders if h.state in ENTRY_PENDING_STATES and h.uid not in began}
+    for fill in fills:
+        owner = order_owner(fill, holders_of)
+        if owner is not None and owner.purpose == "entry" and owner.uid in pending:
+            began[owner.uid] = min(began.get(owner.uid, fill.time), fill.time)
+    return began
+
+
+def _standing_exposure(holders: Iterable[RegistryPosition]) -> dict[str, datetime]:
+    """`exposure_began` before any new fill: the exposed positions, and the pending entries already holding a part."""
+    return {
+        h.uid: h.created
+        for h in holders
+        if h.state in EXPOSED_STATES or (h.state in ENTRY_PENDING_STATES and h.remaining_qty > 0)
+    }
+
+
+def held_since(holders: Iterable[RegistryPosition], began: Mapping[str, datetime] | None = None) -> dict[str, datetime]:
+    """Symbol -> when the exposure held on it began (`began`, from `exposure_began`; by default the holders' standing
+    exposure): the fills on a symbol we hold that `must_be_accounted` counts. The one map for the fill door and joint
+    J3. Of two holders of one symbol, the older: attribution judges a hand's fill against the oldest
     (`_exposed_holder`), so the registry accounts for the symbol's fills from that one's start."""
-    return {symbol: h.created for symbol, h in _oldest_exposed(holders).items()}
+    holders = list(holders)
+    starts = _standing_exposure(holders) if began is None else began
+    return {symbol: starts[h.uid] for symbol, h in _oldest_exposed(holders, starts).items()}
 
 
-def _oldest_exposed(holders: Iterable[RegistryPosition]) -> dict[str, RegistryPosition]:
-    """Symbol -> the oldest exposed position holding it (by when it began, then uid): the one rule 3 judges a hand's
-    fill against, so the one whose side orders a stamp's hand fills and whose start dates the symbol's fills."""
+def _oldest_exposed(holders: Iterable[RegistryPosition], began: Mapping[str, datetime]) -> dict[str, RegistryPosition]:
+    """Symbol -> the oldest position holding exposure on it (by when that began, then uid): the one rule 3 judges a
+    hand's fill against, so the one whose side orders a stamp's hand fills and whose start dates the symbol's fills."""
     oldest: dict[str, RegistryPosition] = {}
-    for h in sorted((h for h in holders if h.state in EXPOSED_STATES), key=lambda h: (h.created, h.uid)):
+    for h in sorted((h for h in holders if h.uid in began), key=lambda h: (began[h.uid], h.uid)):
         oldest.setdefault(h.symbol_key, h)
     return oldest
 
 
 def must_be_accounted(fill: VenueFill, ours: Collection[str], held_since: Mapping[str, datetime]) -> bool:
     """A fill the registry must account for: one of our orders' (`ours`: their client and venue order ids), or one
-    on a symbol an exposed position holds, stamped at or after that position began (`held_since`: symbol -> when).
+    on a symbol a position of ours holds exposure on, stamped at or after that exposure began (`held_since`: symbol ->
+    when).
     Each ends in the ledger, or, when no position can own it, recorded as unowned and reported (the fill door);
     joint J3 `unbooked_fills` counts those in neither. The one definition for both."""
     if (fill.client_order_id or "") in ours or fill.order_id in ours:
@@ -211,14 +248,17 @@ def must_be_accounted(fill: VenueFill, ours: Collection[str], held_since: Mappin
     return began is not None and fill.time >= began
 
 
-def unowned_reason(fill: VenueFill, owners: FillOwners) -> tuple[str | None, str]:
+def unowned_reason(
+    fill: VenueFill, owners: FillOwners, began: Mapping[str, datetime] | None = None
+) -> tuple[str | None, str]:
     """Why an unowned fill has no owner, for its record and report: (the closed position whose order it is, or None;
-    one line)."""
+    one line). `began`: the batch's `exposure_began` (by default the holders' standing exposure)."""
     owner = order_owner(fill, owners)
     if owner is not None:
         return owner.uid, f"a stray: an order of position {owner.uid} ({owner.position_state}), no longer holding it"
+    starts = _standing_exposure(owners.holders) if began is None else began
     for h in owners.holders:
-        if h.symbol_key == fill.symbol and h.state in EXPOSED_STATES:
+        if h.symbol_key == fill.symbol and h.uid in starts:
             return None, (
                 f"beyond what position {h.uid} held on {fill.symbol} when it filled: exposure no position owns"
                 " (reconciliation adopts it as an orphan)"
@@ -240,12 +280,13 @@ def consequence(facts: PositionFacts) -> Event | None:
     """The lifecycle event these facts call for, or None.
 
     - an entry pending with fills and no live entry order left: `entry_filled` (a partly filled entry still on
-      the book stays ENTRY_OPEN until it fills or ends);
+      the book stays ENTRY_OPEN until it fills or ends), also when a hand's trade has already brought it back to zero
+      (the door then asks again: `position_closed`);
     - an exposed position brought to zero by fills: `position_closed` (whoever closed it: our stop, take-profit
       or exit, a liquidation, a hand on the venue — the ledger's fills are the evidence).
     """
     if facts.state in ENTRY_PENDING_STATES:
-        if facts.has_entry_fills and facts.remaining_qty > 0 and not facts.entry_order_live:
+        if facts.has_entry_fills and not facts.entry_order_live:
             return Event.ENTRY_FILLED
         return None
     if facts.state in EXPOSED_STATES and facts.remaining_qty == 0:

@@ -344,11 +344,14 @@ def reconcile(
                     actions.extend(ApplyFill(p.uid, f, False) for f in fills if f.side is not _adding_side(p.side))
                     issues.append(Issue("pending_adopted", symbol, p.uid, ",".join(f.fill_id for f in entries)))
                     counts["pending_adopted"] += 1
-                    if vnet != 0:
-                        compared.append(p)
-                    elif eq == 0:
-                        actions.append(CloseFlat(p.uid))
+                    if eq == 0:
+                        # Its entry filled and this cycle's fills brought it back to zero (a hand's trade while a lost
+                        # reply left it pending): the fill door closes it, as an exposed position's.
+                        if vnet == 0:
+                            actions.append(CloseFlat(p.uid))
                         closing.add(p.uid)
+                    elif vnet != 0:
+                        compared.append(p)
                     # else: adopted but absent on the venue; next cycle judges it as an exposed position.
                 elif not young and suspect("phantom", symbol, p.uid):
                     # No fills, no live entry order: nothing of this position exists on the venue.

@@ -10,8 +10,9 @@ to zero — which cancels its other protective orders on the venue at once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from lifecycle.events import Ev, emit
@@ -23,6 +24,7 @@ from lifecycle.fills import (
     PositionFacts,
     attribute,
     consequence,
+    exposure_began,
     held_since,
     must_be_accounted,
     owners_from,
@@ -87,7 +89,7 @@ def record(ctx: DaemonContext, fills: Sequence[VenueFill]) -> tuple[tuple[Attrib
             stop_limit = _stop_limit(ctx, a.fill.symbol)
             if registry.record_venue_fill(a.uid, a.fill, is_entry=a.is_entry, stop_limit=stop_limit):
                 recorded.append(a)
-        _record_unowned(registry, unowned, known_owners)
+        _record_unowned(registry, unowned, known_owners, exposure_began(new, known_owners))
         _settle_filled_orders(registry, {a.fill.client_order_id for a in recorded if a.fill.client_order_id})
     for a in recorded:
         if a.role is not FillRole.OWN:
@@ -101,16 +103,19 @@ def record(ctx: DaemonContext, fills: Sequence[VenueFill]) -> tuple[tuple[Attrib
     return tuple(recorded), tuple(unowned)
 
 
-def _record_unowned(registry: Registry, unowned: Sequence[VenueFill], known: FillOwners) -> None:
+def _record_unowned(
+    registry: Registry, unowned: Sequence[VenueFill], known: FillOwners, began: Mapping[str, datetime]
+) -> None:
     """Fills the registry must account for (`lifecycle.fills.must_be_accounted`) that no position can own: recorded
     once as unowned and reported (UNOWNED_FILL, an operator alert) the first time any door meets them, never again
     (not on the next poll, not after a restart). The exposure such a fill moved is reconciliation's to judge (an
     orphan, a qty_mismatch); the fill itself is accounted for, so joint J3 does not count it cycle after cycle and
-    escalate to a pause of entries that only a restart lifted and the next read of the fill brought back."""
+    escalate to a pause of entries that only a restart lifted and the next read of the fill brought back. `began`:
+    the batch's exposure (`lifecycle.fills.exposure_began`), which an entry of the batch may have opened."""
     ours = {*known.by_client_id, *known.by_venue_id}
-    since = held_since(known.holders)  # once per batch, not once per fill
+    since = held_since(known.holders, began)  # once per batch, not once per fill
     for fill in (f for f in unowned if must_be_accounted(f, ours, since)):
-        position, reason = unowned_reason(fill, known)
+        position, reason = unowned_reason(fill, known, began)
         if registry.record_unowned(fill, position_uid=position, reason=reason):
             emit(
                 Ev.UNOWNED_FILL,
@@ -167,7 +172,10 @@ def ingest(ctx: DaemonContext, fills: Sequence[VenueFill], *, source: str = "fil
         if event is Event.ENTRY_FILLED:
             entry_filled(ctx, uid, cause=f"{source}: entry filled on the venue")
             events.append((uid, event))
-        elif event is Event.POSITION_CLOSED:
+            # A hand's trade in the same batch may have brought it back to zero already (a lost reply left the entry
+            # pending while the venue filled it): then the same fills close it.
+            event = consequence(facts(ctx.registry, uid))
+        if event is Event.POSITION_CLOSED:
             # The exit reason is read from the evidence by the accounting's one rule (lifecycle.accounting).
             close_position(ctx, uid, cause=f"{source}: closing fills brought the quantity to zero", reason=source)
             events.append((uid, event))
@@ -184,4 +192,5 @@ def entry_filled(ctx: DaemonContext, uid: str, *, cause: str) -> None:
     from operations.entry import anchor  # the entry path imports this door: break the cycle
 
     pos = ctx.registry.apply(uid, Event.ENTRY_FILLED, cause=cause)
-    anchor(ctx, pos, ctx.registry.decision_price(uid), pos.stop_price)
+    if pos.remaining_qty > 0:  # at zero a hand's trade closed it already: no stop to anchor, nothing to exit
+        anchor(ctx, pos, ctx.registry.decision_price(uid), pos.stop_price)

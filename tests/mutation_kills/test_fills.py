@@ -32,10 +32,11 @@ LONG = RegistryPosition("p1", "PF_XBTUSD", PositionSide.LONG, "PROTECTED", D("1"
 
 
 @pytest.mark.parametrize("state", ["PENDING_ENTRY", "ENTRY_OPEN"])
-def test_an_entry_is_filled_when_it_has_fills_holds_quantity_and_its_order_is_gone(state: str) -> None:
+def test_an_entry_is_filled_when_it_has_fills_and_its_order_is_gone(state: str) -> None:
     assert consequence(PositionFacts(state, D("0.5"), True)) == Event.ENTRY_FILLED  # entry_order_live defaults off
     assert consequence(PositionFacts(state, D("2"), True, entry_order_live=True)) is None
-    assert consequence(PositionFacts(state, D("0"), True)) is None
+    # Back at zero already (a hand's trade while a lost reply left it pending): filled, and then closed by the door.
+    assert consequence(PositionFacts(state, D("0"), True)) == Event.ENTRY_FILLED
     assert consequence(PositionFacts(state, D("1"), False)) is None
 
 
@@ -265,12 +266,15 @@ def test_a_fill_must_be_accounted_for_when_it_is_ours_or_on_a_held_symbol_since_
     assert not must_be_accounted(at_start, ours, {})  # the symbol is not held
 
 
-def test_only_an_exposed_holder_dates_the_fills_on_its_symbol() -> None:
-    """`held_since`: a position still waiting for its entry holds nothing yet, so an external fill on its symbol is
-    not ours to account for; an exposed one holds its symbol from when it began."""
-    pending = dataclasses.replace(LONG, uid="p2", symbol_key="PF_ETHUSD", state="PENDING_ENTRY")
+def test_only_a_holder_of_exposure_dates_the_fills_on_its_symbol() -> None:
+    """`held_since`: a position still waiting for its entry, with nothing filled, holds nothing yet, so an external
+    fill on its symbol is not ours to account for; an exposed one holds its symbol from when it began, and so does a
+    pending entry partly filled already (its `created` is then its first ledger fill)."""
+    pending = dataclasses.replace(LONG, uid="p2", symbol_key="PF_ETHUSD", state="PENDING_ENTRY", remaining_qty=D("0"))
     later = T0 + timedelta(minutes=3)
     assert held_since([dataclasses.replace(LONG, created=later), pending]) == {"PF_XBTUSD": later}
+    partly = dataclasses.replace(pending, state="ENTRY_OPEN", remaining_qty=D("0.5"))
+    assert held_since([partly]) == {"PF_ETHUSD": T0}
     assert held_since([]) == {}
 
 
@@ -297,5 +301,5 @@ def test_an_unowned_fill_names_why_no_position_owns_it() -> None:
     assert position is None and "beyond what position p1 held" in reason and "orphan" in reason
     position, reason = unowned_reason(fill("f3", "o-9", None, Side.SELL, "3", "PF_ETHUSD"), owners)
     assert (position, reason) == (None, "no position holds its symbol")
-    pending = owners_from([], [dataclasses.replace(LONG, state="PENDING_ENTRY")])
+    pending = owners_from([], [dataclasses.replace(LONG, state="PENDING_ENTRY", remaining_qty=D("0"))])
     assert unowned_reason(fill("f4", "o-9", None, Side.SELL, "3"), pending) == (None, "no position holds its symbol")

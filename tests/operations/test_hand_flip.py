@@ -174,3 +174,47 @@ def test_a_crash_between_the_booked_part_and_the_unowned_record_loses_neither(
         assert (record["fill_id"], record["qty"]) == (hand.fill_id, str(held * 2))
         assert [e["fill_id"] for e in ev.named("UNOWNED_FILL")] == [hand.fill_id]
         assert w.audit_ok()
+
+
+@pytest.mark.parametrize("door", ["exits", "reconcile"])
+def test_a_hand_through_zero_while_a_lost_reply_leaves_our_entry_pending_closes_it_in_one_cycle(
+    tmp_path: Path, door: str
+) -> None:
+    """The entry's reply is lost and the lookups that would resolve it fail, so the entry is still pending when a hand
+    sells three times what it bought. The entry's fill is exposure all the same: whichever door meets the fills first
+    books the entry, books the hand's closing part against it and closes it, and records the rest unowned; the venue's
+    short is then an orphan, adopted and protected. Before: the hand's fill was nobody's while the entry was pending,
+    so reconciliation adopted the entry and compared it with the venue's short (`qty_mismatch`, a warning towards the
+    escalation) and the closing part was booked a cycle later."""
+    with world(tmp_path) as w, captured_events() as ev:
+        w.sim.faults.add("timeout_after_accept", "sendorder", count=1, delay=2.5)  # past the client's 2 s timeout
+        for endpoint in ("openorders", "orders", "triggers", "fills"):
+            w.sim.faults.add("http_500", endpoint, count=20)
+        w.strategy.entries[XBT] = "long"
+        w.advance(60)
+        w.tick()
+        w.strategy.entries.clear()
+        [pos] = w.registry.active_positions()
+        assert pos.state == "PENDING_ENTRY"
+        w.sim.faults.clear()
+        [venue] = w.sim.positions()
+        bought = venue.size
+        w.sim.open_position_direct(XBT, "short", bought * 3)
+        w.advance(5)
+        getattr(w, door)()
+        assert w.registry.get(pos.uid).state == "CLOSED"
+        ledger = w.registry.fills(pos.uid)
+        assert sorted((f["is_entry"], Decimal(str(f["qty"]))) for f in ledger) == [(False, bought), (True, bought)]
+        [record] = w.registry.unowned_fills()
+        assert (record["side"], record["qty"]) == ("sell", str(bought * 2))
+        for _ in range(3):
+            w.advance(5)
+            w.reconcile()
+            w.exits()
+            w.protect()
+        assert not [e for e in ev.named("RECONCILIATION_ISSUE") if e["issue"] == "qty_mismatch"]
+        assert all(r["qty_mismatch"] == 0 for r in ev.named("RECONCILIATION_REPORT"))
+        [orphan] = w.registry.active_positions()
+        assert (orphan.side, orphan.remaining_qty, orphan.state) == ("short", bought * 2, "PROTECTED")
+        assert len(ev.named("UNOWNED_FILL")) == 1
+        assert w.audit_ok()
