@@ -191,19 +191,18 @@ def _exposed_holder(
     return None
 
 
-def exposure_began(fills: Sequence[VenueFill], holders_of: FillOwners) -> dict[str, datetime]:
-    """Position uid -> when the exposure it holds began, for every position that holds some: what rule 3 judges a
-    fill that is not ours against. An exposed position from when it began (`RegistryPosition.created`, already dated
-    by the daemon's rule: its first ledger fill); an entry still pending whose entry has filled, from its first entry
-    fill: in the ledger already (a partial fill: `created`), or the first of this batch's fills of its own entry
-    order. A lost reply can leave an entry pending while its fill is on the venue: a hand's trade through zero in that
-    window was left unowned, the adopted entry compared with the venue's new net (one cycle of `qty_mismatch`), and
-    the closing part booked a cycle later."""
-    began = _standing_exposure(holders_of.holders)
-    pending = {h.uid for h in holders_of.holders if h.state in ENTRY_PENDING_STATES and h.uid not in began}
+def exposure_began(fills: Sequence[VenueFill], owners: FillOwners) -> dict[str, datetime]:
+    """Position uid -> when the exposure it holds began: what rule 3 judges a fill that is not ours against. A position
+    holds exposure from its first entry fill: in the ledger already (`RegistryPosition.created`, dated by the daemon's
+    rule; an import's from its import fill), or the first of this batch's fills of its own entry order, if older. So an
+    entry still pending holds exposure once its entry has filled: a lost reply can leave it pending while its fill is
+    on the venue, and a hand's trade through zero in that window was left unowned, the adopted entry compared with the
+    venue's new net (one cycle of `qty_mismatch`), and the closing part booked a cycle later. Keys of positions that
+    are not holders (an order of a closed position) are ignored by every reader, which walk the holders."""
+    began = _standing_exposure(owners.holders)
     for fill in fills:
-        owner = order_owner(fill, holders_of)
-        if owner is not None and owner.purpose == "entry" and owner.uid in pending:
+        owner = order_owner(fill, owners)
+        if owner is not None and owner.purpose == "entry":
             began[owner.uid] = min(began.get(owner.uid, fill.time), fill.time)
     return began
 

@@ -40,6 +40,13 @@ def test_a_pending_entry_holds_exposure_from_its_first_entry_fill_of_the_batch()
     assert exposure_began([ours], owners_from(ORDERS, [partly])) == {"p1": T0}
     assert held_since([partly]) == {"PF_XBTUSD": T0}
     assert held_since([PENDING]) == {}
+    # An older entry fill read after a newer one (the stream booked the second part first): exposure began with it.
+    early = fill("f0", "o-entry", "p1-entry", Side.BUY, "0.5", minute=-1)
+    assert exposure_began([early], owners_from(ORDERS, [partly])) == {"p1": early.time}
+    # Only its entry order's fills open it: a fill of another order of the position says nothing of its entry.
+    exit_ = fill("f9", "o-exit", "p1-exit", Side.SELL, "1", minute=2)
+    exit_owner = ("p1-exit", OrderOwner("p1", "exit", "ENTRY_OPEN", "o-exit"))
+    assert exposure_began([exit_], owners_from([*ORDERS, exit_owner], [PENDING])) == {}
 
 
 def test_a_hands_trade_through_zero_after_a_pending_entrys_fill_closes_it_and_leaves_the_rest_unowned() -> None:
