@@ -111,9 +111,9 @@ def attribute(fills: Sequence[VenueFill], owners: FillOwners) -> tuple[Attribute
         else:
             flat_at.pop(uid, None)
 
-    began = exposure_began(fills, owners)
-    ordered = _judging_order(fills, owners, began)
-    for fill, owner in ordered:
+    owned = _with_owners(fills, owners)  # each fill's order looked up once, for its start and its judgement
+    began = _began(owned, owners.holders)
+    for fill, owner in _judging_order(owned, owners.holders, began):
         if owner is not None and owner.purpose != "entry" and owner.uid in flat_at and fill.size > remaining[owner.uid]:
             # Our exit order of a position an earlier fill of this batch already brought to zero (a hand closed it;
             # its stop still rested and filled against later exposure): a stray's fill, judged by rule 3 like one of
@@ -147,8 +147,14 @@ def attribute(fills: Sequence[VenueFill], owners: FillOwners) -> tuple[Attribute
     return tuple(out)
 
 
+def _with_owners(fills: Sequence[VenueFill], owners: FillOwners) -> list[tuple[VenueFill, OrderOwner | None]]:
+    return [(f, order_owner(f, owners)) for f in fills]
+
+
 def _judging_order(
-    fills: Sequence[VenueFill], owners: FillOwners, began: Mapping[str, datetime]
+    owned: Sequence[tuple[VenueFill, OrderOwner | None]],
+    holders: Sequence[RegistryPosition],
+    began: Mapping[str, datetime],
 ) -> list[tuple[VenueFill, OrderOwner | None]]:
     """The fills with their orders' owners, oldest first. The venue does not publish the order of fills that share
     a stamp (and a fill id says nothing about it), so within one stamp: our own orders' fills first (certain
@@ -156,7 +162,7 @@ def _judging_order(
     close: a hand's short and its liquidation in one instant net to nothing, as on the venue; read close first, the
     close was larger than the position and the liquidation's buy was booked as an add the venue never held (DST
     seed 2587)."""
-    held = {symbol: h.side for symbol, h in _oldest_exposed(owners.holders, began).items()}
+    held = {symbol: h.side for symbol, h in _oldest_exposed(holders, began).items()}
 
     def key(pair: tuple[VenueFill, OrderOwner | None]) -> tuple[datetime, bool, bool, str]:
         fill, owner = pair
@@ -164,7 +170,7 @@ def _judging_order(
         reduces = side is not None and fill.side is closing_side(side)
         return fill.time, owner is None, owner is None and reduces, fill.fill_id
 
-    return sorted(((f, order_owner(f, owners)) for f in fills), key=key)
+    return sorted(owned, key=key)
 
 
 def order_owner(fill: VenueFill, owners: FillOwners) -> OrderOwner | None:
@@ -199,9 +205,14 @@ def exposure_began(fills: Sequence[VenueFill], owners: FillOwners) -> dict[str, 
     on the venue, and a hand's trade through zero in that window was left unowned, the adopted entry compared with the
     venue's new net (one cycle of `qty_mismatch`), and the closing part booked a cycle later. Keys of positions that
     are not holders (an order of a closed position) are ignored by every reader, which walk the holders."""
-    began = _standing_exposure(owners.holders)
-    for fill in fills:
-        owner = order_owner(fill, owners)
+    return _began(_with_owners(fills, owners), owners.holders)
+
+
+def _began(
+    owned: Sequence[tuple[VenueFill, OrderOwner | None]], holders: Sequence[RegistryPosition]
+) -> dict[str, datetime]:
+    began = _standing_exposure(holders)
+    for fill, owner in owned:
         if owner is not None and owner.purpose == "entry":
             began[owner.uid] = min(began.get(owner.uid, fill.time), fill.time)
     return began

@@ -10,9 +10,8 @@ to zero — which cancels its other protective orders on the venue at once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 
 from lifecycle.events import Ev, emit
@@ -89,7 +88,7 @@ def record(ctx: DaemonContext, fills: Sequence[VenueFill]) -> tuple[tuple[Attrib
             stop_limit = _stop_limit(ctx, a.fill.symbol)
             if registry.record_venue_fill(a.uid, a.fill, is_entry=a.is_entry, stop_limit=stop_limit):
                 recorded.append(a)
-        _record_unowned(registry, unowned, known_owners, exposure_began(new, known_owners))
+        _record_unowned(registry, unowned, known_owners, new)
         _settle_filled_orders(registry, {a.fill.client_order_id for a in recorded if a.fill.client_order_id})
     for a in recorded:
         if a.role is not FillRole.OWN:
@@ -104,15 +103,19 @@ def record(ctx: DaemonContext, fills: Sequence[VenueFill]) -> tuple[tuple[Attrib
 
 
 def _record_unowned(
-    registry: Registry, unowned: Sequence[VenueFill], known: FillOwners, began: Mapping[str, datetime]
+    registry: Registry, unowned: Sequence[VenueFill], known: FillOwners, batch: Sequence[VenueFill]
 ) -> None:
     """Fills the registry must account for (`lifecycle.fills.must_be_accounted`) that no position can own: recorded
     once as unowned and reported (UNOWNED_FILL, an operator alert) the first time any door meets them, never again
     (not on the next poll, not after a restart). The exposure such a fill moved is reconciliation's to judge (an
     orphan, a qty_mismatch); the fill itself is accounted for, so joint J3 does not count it cycle after cycle and
-    escalate to a pause of entries that only a restart lifted and the next read of the fill brought back. `began`:
-    the batch's exposure (`lifecycle.fills.exposure_began`), which an entry of the batch may have opened."""
+    escalate to a pause of entries that only a restart lifted and the next read of the fill brought back. The symbols
+    held are read with the batch's exposure (`lifecycle.fills.exposure_began`: an entry of the batch may open some),
+    and only when some fill is unowned: most batches have none."""
+    if not unowned:
+        return
     ours = {*known.by_client_id, *known.by_venue_id}
+    began = exposure_began(batch, known)
     since = held_since(known.holders, began)  # once per batch, not once per fill
     for fill in (f for f in unowned if must_be_accounted(f, ours, since)):
         position, reason = unowned_reason(fill, known, began)
