@@ -64,15 +64,6 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def symbols_in(path: Path, timeframe: str) -> list[str]:
-    conn = _connect(path)
-    try:
-        rows = conn.execute("SELECT DISTINCT symbol FROM candle WHERE timeframe = ? ORDER BY symbol", (timeframe,))
-        return [str(r[0]) for r in rows]
-    finally:
-        conn.close()
-
-
 def load(path: Path, symbol: str, timeframe: str, start: datetime | None, end: datetime | None) -> Series:
     """The stored bars of one symbol opening in [start, end] (either end open), oldest first, with the gaps."""
     width_ms = width_seconds(timeframe) * 1000

@@ -31,12 +31,6 @@ from store.db import PRAGMAS, bind
 from store.registry import Registry
 
 
-def _rate(n: int, fn: Callable[[], None]) -> float:
-    started = time.perf_counter()
-    fn()
-    return n / (time.perf_counter() - started)
-
-
 def _raw(path: Path) -> sqlite3.Connection:
     con = sqlite3.connect(path, isolation_level=None)
     for k, v in PRAGMAS.items():

@@ -725,7 +725,3 @@ def _reported_strays(w: World, unbooked: list[VenueFill]) -> set[str]:
         ):
             strays.add(fill.fill_id)
     return strays
-
-
-def run_seeds(first: int, count: int, steps: int = 40) -> list[SeedResult]:
-    return [run_seed(seed, steps) for seed in range(first, first + count)]

@@ -44,10 +44,6 @@ class IngestResult:
     unowned: tuple[VenueFill, ...]  # new fills nothing we hold explains (reconciliation judges them)
     events: tuple[tuple[str, Event], ...]  # (uid, event) applied as their consequence
 
-    @property
-    def touched(self) -> frozenset[str]:
-        return frozenset(a.uid for a in self.recorded if a.uid is not None)
-
 
 def owners(ctx: DaemonContext, fills: Sequence[VenueFill]) -> FillOwners:
     """The registry's facts attribution needs for this batch: every active position, and our orders named by the

@@ -234,10 +234,6 @@ def load_charge_count() -> int:
     return int(_select("SELECT count(*) FROM account_charge", [])[0][0])
 
 
-def is_closed_trade(book: PositionBook) -> bool:
-    return book.closed is not None
-
-
 def trade_closed_fields(record: TradeRecord) -> dict[str, object]:
     return {
         "uid": record.uid,

@@ -154,7 +154,3 @@ class FaultPlan:
     def shuffle(self, items: list[object]) -> None:
         with self._lock:
             self._rng.shuffle(items)
-
-    def chance(self, probability: float) -> bool:
-        with self._lock:
-            return self._rng.random() < probability

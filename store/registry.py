@@ -731,10 +731,6 @@ class Registry:
             self._save(row)
         return _position_view(row)
 
-    def set_stop_price(self, uid: str, stop_price: Decimal) -> None:
-        """The scheduler's spelling of `update_prices(uid, stop_price=...)`."""
-        self.update_prices(uid, stop_price=stop_price)
-
     def get(self, uid: str) -> PositionView:
         return self._memo(("get", uid), lambda: _position_view(self._row(uid)))
 
@@ -1197,7 +1193,3 @@ def _chunks(items: Sequence[str], size: int = 500) -> Iterator[list[str]]:
     # SQLite caps the number of bound parameters per statement; 500 stays far below every build's limit.
     for start in range(0, len(items), size):
         yield list(items[start : start + size])
-
-
-def positions_for_symbols(registry: Registry, keys: Sequence[str]) -> dict[str, list[PositionView]]:
-    return {k: registry.active_by_symbol(k) for k in keys}

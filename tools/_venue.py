@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -172,23 +172,6 @@ def daemon_context(
         strategy=strategy_from(settings),
         safety=safety_from(settings),
     )
-
-
-def atr_stop(
-    venue: Venue, settings: Settings, symbol: str, side: str, entry: Decimal, tick: Decimal, period: int = 14
-) -> Decimal | None:
-    """entry -/+ atr_stop_multiple x ATR(period) on the configured timeframe; None when candles are too few."""
-    from strategy.signals import atr
-
-    try:
-        candles = venue.candles(symbol, settings.timeframe, limit=period + 1)
-        distance = atr(candles, period) * settings.risk.atr_stop_multiple
-    except (ValueError, VenueError):
-        return None
-    raw = entry - distance if side == "long" else entry + distance
-    if raw <= 0:
-        return None
-    return (raw / tick).quantize(Decimal(1), rounding=ROUND_HALF_EVEN) * tick
 
 
 @contextmanager
