@@ -14,13 +14,15 @@ the harness checks:
   duplicate order for one intent, whatever the replies said), and at most one send per client order id left the
   process (a 429, which places nothing, excepted);
 - no fill of ours is lost: after the fill poll and reconciliation every venue fill of our orders is in the ledger;
-- an exposed position the venue holds is left without its stop for at most one protect cycle.
+- an exposed position the venue holds is left without its stop for at most one protect cycle;
+- the money view: the registry's fees and funding are the venue's account log's, each on the position that owns it
+  (dst/money.py).
 
 Half the seeds run the daemon's order stream beside REST polling (`World.deliver_stream`: the venue's new fills
 through the daemon's own stream handler, before and after each job).
 
 Venue faults (dst/faults.py) are served through the `Venue` interface as the real adapter surfaces them. A fault
-legitimately delays convergence (no stop can be placed during a 5xx storm), so the graces of the last three checks
+legitimately delays convergence (no stop can be placed during a 5xx storm), so the graces of the last four checks
 count only *clean* slices: slices in which the venue answered every call (no fault served, no crash, the daemon up).
 The joint invariants are failed when the daemon counts a finding past its grace *and* the harness's own streak of
 clean slices with that finding is past the same grace (docs/dst.md, "Graces under faults").
@@ -39,6 +41,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from dst.faults import Fault, FaultyVenue, SkewedClock, Window
+from dst.money import money_finding
 from exchange.errors import VenueError
 from lifecycle.clock import FakeClock, VenueClock
 from lifecycle.escalation import Escalator
@@ -46,7 +49,7 @@ from lifecycle.events import EVENT_LOGGER, Ev, emit
 from lifecycle.joint import GRACE
 from lifecycle.killswitch import KillSwitch
 from lifecycle.values import VenueFill
-from operations import crash, exits, protection
+from operations import account_log, crash, exits, protection
 from operations.context import DaemonContext, Limits
 from operations.recovery import recover_in_flight
 from operations.safety import Safety
@@ -539,10 +542,15 @@ def daemon_step(w: World) -> str:
     return note
 
 
+def _account_log(ctx: DaemonContext) -> object:
+    return account_log.ingest(ctx.registry, ctx.venue, ctx.clock)
+
+
 JOBS: tuple[tuple[str, Callable[[DaemonContext], object]], ...] = (
     ("exits", exits.run),
     ("protect", protection.run),
     ("reconcile", reconcile.run),
+    ("account_log", _account_log),  # the money view's fees and funding (in the daemon: on the health schedule)
 )
 
 
@@ -682,6 +690,9 @@ def _check(
     lost = [f.fill_id for f in fills if f.fill_id not in known and f.fill_id not in checks.strays]
     if lost:
         fail(f"fills of our orders not in the ledger after a clean slice: {lost}")
+    money = money_finding(w.sim.account_log.entries, w.registry.db)
+    if money:
+        fail(f"money view: {money}")
     held = {p.symbol for p in w.sim.positions() if p.size != 0}
     live = {o.order_id for o in w.sim.open_orders()}
     for pos in w.registry.active_positions():
