@@ -18,6 +18,7 @@ from operations import account_log
 from operations.trades import load_books, load_unattributed_charges
 from simulator.engine import SimConfig, Simulator
 from simulator.venue import SimVenue
+from specs.lifecycle import Event
 from store import charges
 from store.registry import Registry
 
@@ -108,3 +109,37 @@ def test_pages_are_read_until_a_short_one(parts: tuple[Simulator, SimVenue, Regi
         monkey.undo()
     assert read.complete and read.entries == 8 and read.new_charges == 4
     assert calls == [None, 3, 6]
+
+
+def _sell(venue: SimVenue, coid: str, size: str) -> None:
+    result = venue.place_order(OrderRequest("PF_XBTUSD", Side.SELL, OrderType.MARKET, Decimal(size), coid))
+    assert result.fills, result
+
+
+def test_funding_after_the_ledger_is_flat_is_not_the_positions_even_when_its_close_is_booked_later(
+    parts: tuple[Simulator, SimVenue, Registry, FakeClock],
+) -> None:
+    """DST seed 210857: a hand closed our position and then traded on; the close was booked (closed_ms) at the next
+    cycle, after the full hour, and the funding the venue booked at that hour on the hand's position was put on our
+    closed trade. Whether a position held the symbol at the funding instant is its ledger's to say."""
+    sim, venue, reg, clock = parts
+    _buy(venue, "ours-1", "0.01")
+    pos = reg.open_intent(symbol="PF_XBTUSD", side="long", target_qty=Decimal("0.01"), stop_price=None, cause="t")
+    [entry] = venue.fills_since(None)
+    reg.record_venue_fill(pos.uid, entry, is_entry=True)
+    reg.apply(pos.uid, Event.ENTRY_FILLED, cause="t")
+    sim.advance(30)
+    _sell(venue, "hand-1", "0.01")  # a hand closes our long...
+    sim.advance(30)
+    _sell(venue, "hand-2", "0.01")  # ...and opens its own short
+    [close] = [f for f in venue.fills_since(None) if f.client_order_id == "hand-1"]
+    reg.record_venue_fill(pos.uid, close, is_entry=False)
+    sim.advance(3600)  # a full hour (the simulator's clock is the registry's): funding booked on the hand's short
+    reg.apply(pos.uid, Event.POSITION_CLOSED, cause="t")  # booked after the funding instant
+    [booked] = [e for e in venue.account_log(None) if e.realized_funding]
+    closed = reg.get(pos.uid).closed
+    assert closed is not None and closed > booked.time
+    account_log.ingest(reg, venue, clock)
+    funding = charges.rows(reg.db, "funding")
+    assert len(funding) == 1
+    assert funding == [(funding[0][0], None)]  # nobody's: the ledger held nothing then
