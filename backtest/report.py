@@ -1,9 +1,10 @@
-"""The money view of one backtest: per-trade figures from `lifecycle.accounting` (the one accounting module),
-the account's mark-to-market equity curve, and buy-and-hold over the same bars beside them.
+"""The money view of one backtest: per-trade figures from `lifecycle.accounting` (the one accounting module) over
+the daemon's own position books (`operations.trades.load_books`, as `tools.report` and Telegram read them), the
+account's mark-to-market equity curve, and buy-and-hold over the same bars beside them.
 
-The simulator's fills carry no fee field (as on Kraken), so each fill's fee is booked here at the run's rate:
-`qty x price x contract size x fee_rate`, the amount the engine took from the balance. Funding is the engine's
-own hourly booking (its account log), given to the trade that held the symbol at that hour (backtest.run).
+Fees and funding are what the engine booked in its account log, read into the registry by the daemon's
+account-log job at every bar and attributed by its rules (`store.charges`): a fee to the position of the fill it
+books, funding to the position that carried the symbol into the funding instant.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import decimal
 from dataclasses import dataclass
 from decimal import Decimal
 
-from backtest.run import Result, Trade
-from lifecycle.accounting import Charge, LedgerFill, PositionBook, Summary, summarise, trade_record, unrealised
+from backtest.run import Result
+from lifecycle.accounting import Summary, summarise, trade_record, unrealised
 
 ZERO = Decimal(0)
 _EXACT = decimal.Context(prec=50)
@@ -82,29 +83,9 @@ class Report:
         ]
 
 
-def book(trade: Trade, uid: str, fee_rate: Decimal) -> PositionBook:
-    fills = tuple(LedgerFill(f.fill_id, f.side, f.is_entry, f.qty, f.price, f.time) for f in trade.fills)
-    charges = tuple(
-        Charge(f"{uid}:fee:{i}", "fee", -_EXACT.multiply(f.qty * f.price, trade.contract_size * fee_rate), f.time)
-        for i, f in enumerate(trade.fills)
-    ) + tuple(Charge(f"{uid}:funding:{i}", "funding", amount, when) for i, (when, amount) in enumerate(trade.funding))
-    return PositionBook(
-        uid=uid,
-        symbol=trade.symbol,
-        side=trade.side,
-        fills=fills,
-        charges=charges,
-        initial_stop=trade.stop_price,
-        opened=trade.opened,
-        closed=trade.closed,
-        contract_size=trade.contract_size,
-    )
-
-
 def build(result: Result) -> Report:
-    books = [book(t, str(i), result.fee_rate) for i, t in enumerate(result.trades)]
-    records = [trade_record(b) for b in books]
-    closed = [r for r, t in zip(records, result.trades, strict=True) if t.closed is not None]
+    records = [trade_record(b) for b in result.books]
+    closed = [r for r, b in zip(records, result.books, strict=True) if b.closed is not None]
     peak = result.starting_usd
     worst = ZERO
     worst_pct = ZERO
@@ -142,11 +123,10 @@ def open_value(result: Result, marks: dict[str, Decimal]) -> Decimal:
     """Realised minus fees plus funding of every position, plus the open ones' PnL at `marks`: what the account
     gained, from the ledger alone."""
     total = ZERO
-    for i, trade in enumerate(result.trades):
-        b = book(trade, str(i), result.fee_rate)
+    for b in result.books:
         total += trade_record(b).net
-        if trade.closed is None:
-            total += unrealised(b, marks[trade.symbol])
+        if b.closed is None:
+            total += unrealised(b, marks[b.symbol])
     return total
 
 

@@ -1,34 +1,35 @@
 """One backtest: stored bars replayed through the simulator engine in process, on a virtual clock, with the
-daemon's own jobs (exits, protect, reconcile, tick, health: the order of `scheduler.startup.build_jobs`) run
-once at every bar close. Nothing here decides a trade; the strategy, the lifecycle, the registry, protection
-and reconciliation are the daemon's.
+daemon's own jobs (exits, protect, reconcile, tick, health and the account-log read: the order of
+`scheduler.startup.build_jobs`) run once at every bar close. Nothing here decides a trade or books money; the
+strategy, the lifecycle, the registry, protection, reconciliation and the money view are the daemon's.
 
-At the end the registry audit runs in full and the last reconciliation must be clean; a run that breaks either
-is returned with `problems` filled (the CLI exits non-zero): that is a bug found in the engine.
+At the end the registry audit runs in full, the last reconciliation must be clean and the account log must be
+read to its end; a run that breaks any of them is returned with `problems` filled (the CLI exits non-zero): that is
+a bug found in the engine.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 from backtest.bars import width_seconds
 from backtest.params import Params
 from exchange.venue import Venue
+from lifecycle.accounting import PositionBook
 from lifecycle.clock import FakeClock, to_ms
-from operations import exits
+from operations import account_log, exits
 from operations.context import DaemonContext, Limits
+from operations.trades import load_books
 from operations.wiring import limits_from, safety_from
 from scheduler.jobs import health, protect, reconcile, tick
 from settings.config import Settings
 from simulator.engine import SimConfig, Simulator
 from simulator.instruments import DEFAULT_INSTRUMENTS
-from simulator.ledger import LedgerEntry
 from simulator.prices import ReplayCandle
 from simulator.replay import BarReplay, ReplayVenue, install
 from store.anchors import audit_and_anchor
@@ -37,6 +38,11 @@ from store.db import MEMORY
 from store.registry import Registry
 
 CLEAN_COUNTERS = ("orphaned", "phantom", "qty_mismatch")
+# How often the run reads the engine's account log into the registry (the daemon's account-log job, which runs on
+# the health schedule at most once a minute of real time). Reading it at every bar cost a third of a bar: each read
+# that stores a row is a write, after which the registry's read cache starts again. What is read does not depend on
+# when (the cursor), nor does the attribution (ledger facts, store.charges); the run ends by reading it to its end.
+ACCOUNT_LOG_EVERY = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -81,7 +87,6 @@ class Trade:
     stop_price: Decimal | None
     contract_size: Decimal
     fills: tuple[Fill, ...]
-    funding: tuple[tuple[datetime, Decimal], ...] = ()  # (time, amount received; negative = paid)
 
 
 @dataclass
@@ -93,6 +98,9 @@ class Result:
     fee_rate: Decimal
     equity: list[EquityPoint] = field(default_factory=list)
     trades: list[Trade] = field(default_factory=list)
+    # The money view of every traded position, as the daemon's reports read it (operations.trades.load_books):
+    # its fills, and the fees and funding the account-log job attributed to it.
+    books: list[PositionBook] = field(default_factory=list)
     first_close: dict[str, Decimal] = field(default_factory=dict)
     last_close: dict[str, Decimal] = field(default_factory=dict)
     audit: str = ""
@@ -170,6 +178,7 @@ def _run(
         steps = (to_ms(end) - to_ms(start)) // (width * 1000) + 1
         result = Result(steps, start, end, spec.starting_usd, spec.fee_rate)
         hold = _HoldCurve(spec.bars, width, spec.starting_usd)
+        read_log_at = start + ACCOUNT_LOG_EVERY
         for _ in range(steps):
             sim.advance(width)
             # The daemon's jobs in the daemon's order: a position a stop closed must not get a new stop.
@@ -178,6 +187,9 @@ def _run(
             reconcile.run(ctx)
             tick.run(ctx)
             health.run(ctx, None)
+            if clock.now() >= read_log_at:  # fees and funding: the daemon's account-log job, once a simulated day
+                account_log.ingest(registry, venue, clock)
+                read_log_at = clock.now() + ACCOUNT_LOG_EVERY
             account = sim.account()
             now = clock.now()
             result.equity.append(EquityPoint(now, account.portfolio_value, bool(sim.positions()), hold.at(now)))
@@ -188,7 +200,9 @@ def _run(
         if not report.ok:
             result.problems.append(f"registry audit not clean: {report.summary()}")
         result.problems += _reconciliation_problems(ctx)
-        result.trades = _with_funding(_trades(registry, ctx), sim)
+        result.problems += _account_log_problems(ctx)
+        result.trades = _trades(registry, ctx)
+        result.books = load_books()
         for s in symbols:
             result.first_close[s] = spec.bars[s][0].close
             result.last_close[s] = spec.bars[s][-1].close
@@ -227,6 +241,15 @@ def _final_audit(ctx: DaemonContext) -> AuditReport:
 
     health.run(ctx, audit)  # the health job's own audit step: REGISTRY_AUDIT_REPORT, a halt when it fails
     return reports[-1]
+
+
+def _account_log_problems(ctx: DaemonContext) -> list[str]:
+    """Reads the account log to its end (the bars' reads stop at `account_log.MAX_PAGES` pages): a run whose fees
+    and funding are not all in the registry has no money view to report."""
+    for _ in range(100):
+        if account_log.ingest(ctx.registry, ctx.venue, ctx.clock).complete:
+            return []
+    return ["the account log could not be read to its end: fees and funding incomplete"]
 
 
 def _reconciliation_problems(ctx: DaemonContext) -> list[str]:
@@ -269,33 +292,6 @@ def _trades(registry: Registry, ctx: DaemonContext) -> list[Trade]:
         )
     trades.sort(key=lambda t: (t.opened, t.symbol))
     return trades
-
-
-def _with_funding(trades: list[Trade], sim: Simulator) -> list[Trade]:
-    """Each hourly funding booking in the engine's account log, given to the trade that held the symbol then:
-    booked after the trade's first fill and before its last exit fill, in the log's own order (a fill and a
-    funding booking can carry the same instant: a stop matched in the step, or an exit sent after it)."""
-    log = sim.account_log.entries
-    booked = {e.execution: e.id for e in log if e.execution is not None}
-    # Per contract, in the log's order, which is the order of the ids (the log numbers its entries 1, 2, ...): each
-    # trade's bookings are one slice found by bisection, not a pass over a year's hourly bookings per trade.
-    bookings: dict[str, list[LedgerEntry]] = {}
-    for e in log:
-        if e.realized_funding:
-            bookings.setdefault(e.contract, []).append(e)
-    ids = {contract: [e.id for e in entries] for contract, entries in bookings.items()}
-    out = []
-    for trade in trades:
-        first = min(booked[f.fill_id] for f in trade.fills)
-        exits = [booked[f.fill_id] for f in trade.fills if not f.is_entry]
-        last = max(exits) if trade.closed is not None and exits else None
-        contract = trade.symbol.lower()
-        entries, numbers = bookings.get(contract, []), ids.get(contract, [])
-        lo = bisect_right(numbers, first)
-        hi = len(numbers) if last is None else bisect_left(numbers, last)
-        mine = tuple((e.time, e.realized_funding) for e in entries[lo:hi] if e.realized_funding is not None)
-        out.append(dataclasses.replace(trade, funding=mine))
-    return out
 
 
 def _dec(value: object) -> Decimal:

@@ -8,8 +8,8 @@ the faults) and from the fill ledger, without calling the code that fills it:
   entry;
 - a fee belongs to the position whose ledger holds the fill it books, and to none when no ledger row does (a hand's
   trade);
-- funding at an instant belongs to a position that held the symbol then by its ledger (entry fills at or before the
-  instant outweigh its exits before it), and to none when no position did.
+- funding at an instant belongs to a position that carried the symbol into it by its ledger (its fills before the
+  instant add up to quantity held), and to none when no position did.
 """
 
 from __future__ import annotations
@@ -87,17 +87,14 @@ def _funding_owners(db: pw.Database) -> str | None:
 
 
 def _holders(fills: list[tuple[int, int, int]], at_ms: int) -> set[int]:
-    """Positions whose ledger holds quantity at `at_ms`: entries at or before it, exits before it (a funding entry
-    and a fill of the same millisecond: the position is taken as holding, either way round)."""
+    """Positions whose ledger carried quantity into `at_ms`: what their fills before it add up to. The engine books
+    funding after a step's triggers and before anything sent at that instant fills, so a fill of the funding's own
+    millisecond is after it."""
     held: dict[int, int] = defaultdict(int)
-    entered: set[int] = set()
     for fill_ms, position, signed in fills:
-        if signed > 0 and fill_ms <= at_ms:
+        if fill_ms < at_ms:
             held[position] += signed
-            entered.add(position)
-        elif signed < 0 and fill_ms < at_ms:
-            held[position] += signed
-    return {p for p in entered if held[p] > 0}
+    return {p for p, qty in held.items() if qty > 0}
 
 
 def _rows(db: pw.Database, sql: str) -> list[tuple[Any, ...]]:  # SQLite values

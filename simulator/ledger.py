@@ -69,6 +69,13 @@ class AccountLog:
         del self.entries[:old]
         self.dropped += old
 
+    def after(self, after_id: int | None, limit: int) -> list[LedgerEntry]:
+        """The first `limit` entries with an id above `after_id` (all when None), in id order. Ids count 1, 2, ...
+        from the first entry ever booked, so the start is an index, not a scan (a year's backtest reads the log
+        every bar)."""
+        start = 0 if after_id is None else max(after_id - self.dropped, 0)
+        return self.entries[start : start + limit]
+
     def _uid(self) -> str:
         return str(uuid.UUID(int=self._ids.getrandbits(128), version=4))
 

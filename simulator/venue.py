@@ -124,7 +124,7 @@ class SimVenue:
 
     def account_log(self, after_id: int | None, limit: int = ACCOUNT_LOG_PAGE) -> list[AccountLogEntry]:
         with self.sim.lock:
-            booked = [e for e in self.sim.account_log.entries if after_id is None or e.id > after_id]
+            booked = self.sim.account_log.after(after_id, limit)
         return [
             AccountLogEntry(
                 entry_id=e.id,
@@ -136,7 +136,7 @@ class SimVenue:
                 fee=e.fee,
                 realized_funding=e.realized_funding,
             )
-            for e in sorted(booked, key=lambda e: e.id)[:limit]
+            for e in booked
         ]
 
     def fills_since(self, since: datetime | None) -> list[VenueFill]:

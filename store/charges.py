@@ -5,7 +5,7 @@ entry id (`INSERT OR IGNORE`), and the cursor moves in the same transaction as t
 between a page and its rows re-reads the page instead of losing it.
 
 Attribution: a fee belongs to the position of the fill it books (its `execution` is our ledger's fill id); funding
-belongs to the position that held the symbol at that instant by its ledger (its entry fills at or before the
+belongs to the position that carried the symbol into that instant by its ledger (its entry fills before the
 instant outweigh its exits before it; when its close was booked does not matter). A row that cannot be attributed
 yet (the fill is not in the ledger yet) keeps `position` NULL and is tried again.
 """
@@ -42,16 +42,19 @@ def _owner(db: pw.Database, row: ChargeRow | tuple[str, str | None, str | None, 
         found = _sql(db, 'SELECT "position_id" FROM "fill" WHERE "fill_id" = ?', (fill_id,)).fetchone()
         return None if found is None else int(found[0])
     if kind == "funding" and symbol:
-        # Held at the instant by its ledger: entries at or before it outweigh the exits before it (a fill of the
-        # same millisecond counts as held either way round). `closed_ms` is when the close was booked, which can be
-        # cycles after the fill that closed it (a hand's close found by reconciliation): only a cheap pre-filter.
+        # Carried into the instant by its ledger: its entry fills before it outweigh its exit fills before it. A fill
+        # of the same millisecond is not counted: the venue books funding on the position it holds at the instant,
+        # before any order sent at that instant fills (the engine books it after the step's triggers and before
+        # the jobs, and a backtest's bar boundaries are funding instants). `closed_ms` is when the close was
+        # booked, which can be cycles after the fill that closed it (a hand's close found by reconciliation):
+        # only a cheap pre-filter.
         found = _sql(
             db,
             'SELECT p."id" FROM "position" p WHERE p."symbol_key" = ? AND (p."closed_ms" IS NULL OR p."closed_ms" >= ?)'
             ' AND (SELECT total(CASE WHEN f."is_entry" THEN f."qty_units" ELSE -f."qty_units" END) FROM "fill" f'
-            '      WHERE f."position_id" = p."id" AND (f."fill_ms" < ? OR (f."is_entry" AND f."fill_ms" = ?))) > 0'
+            '      WHERE f."position_id" = p."id" AND f."fill_ms" < ?) > 0'
             ' ORDER BY p."id" DESC LIMIT 1',
-            (symbol, at_ms, at_ms, at_ms),
+            (symbol, at_ms, at_ms),
         ).fetchone()
         return None if found is None else int(found[0])
     return None

@@ -50,14 +50,15 @@ def test_backtest_trades_through_the_jobs_and_ends_clean(tmp_path: Path) -> None
 
 def test_net_pnl_is_the_ledger_at_the_fee_rate(tmp_path: Path) -> None:
     """The account's equity change (the engine's balance, which took each fee) equals the ledger's trades booked by
-    lifecycle.accounting at the run's fee rate plus what is open at the last close: fees are neither lost nor
-    double counted."""
+    lifecycle.accounting with the fees and funding the daemon's account-log job attributed, plus what is open at the
+    last close: fees and funding are neither lost nor double counted, and the fees are the run's rate of every
+    fill's notional."""
     bars = walk(300, seed=5)
     s = replace(spec({"PF_XBTUSD": bars}, take_profit_r="1.5"), fee_rate=D("0.001"))
     result = run(s)
     report = build(result)
     assert report.closed.trades >= 2
-    assert report.fees > 0
+    assert report.fees == sum(f.qty * f.price * D("0.001") for t in result.trades for f in t.fills)
     assert report.funding != 0
     assert open_value(result, {"PF_XBTUSD": bars[-1].close}) == report.net_pnl
     without_fees = build(run(replace(s, fee_rate=D(0))))

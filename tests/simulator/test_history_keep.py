@@ -75,3 +75,18 @@ def test_fills_pages_by_bisection_exactly_as_by_definition() -> None:
     cursors = [None, *stamps, *(t + timedelta(seconds=1) for t in stamps), stamps[0] - timedelta(seconds=1)]
     for cursor in cursors:
         assert sim.fills(cursor) == reference_page(sim, cursor)
+
+
+def test_account_log_pages_by_index_equal_the_definitions_filter() -> None:
+    """`AccountLog.after` (an index from the dense ids: a year's backtest reads the log every simulated day) answers
+    what the definition says, the first `limit` entries with an id above the cursor, with entries dropped from the
+    front of a bounded log too."""
+    bounded = Simulator(SimConfig(seed=5, history_minutes=10, history_keep_s=HOUR), clock=FakeClock())
+    trade_for(bounded, 3 * 60)
+    log = bounded.account_log
+    assert log.dropped > 0
+    last = log.entries[-1].id
+    for after in (None, 0, 1, log.dropped - 1, log.dropped, log.dropped + 1, last - 7, last - 1, last, last + 5):
+        for limit in (1, 3, 500):
+            expected = [e for e in log.entries if after is None or e.id > after][:limit]
+            assert log.after(after, limit) == expected, (after, limit)
