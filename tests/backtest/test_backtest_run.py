@@ -10,9 +10,12 @@ from pathlib import Path
 from backtest.params import Params
 from backtest.report import build, open_value
 from backtest.run import Spec, run
+from exchange.errors import VenueUnavailable
+from lifecycle.account_log import AccountLogEntry
 from lifecycle.clock import FakeClock
 from settings.config import load_settings
 from simulator.prices import ReplayCandle
+from simulator.replay import ReplayVenue
 from store.audit import run_audit
 from store.registry import Registry
 from tests.backtest.series import HOUR, START, walk
@@ -115,3 +118,19 @@ def test_equity_is_marked_every_bar_and_exposure_counts_held_bars() -> None:
     q = D("1e-12")
     assert report.buy_and_hold_pct.quantize(q) == ((bars[-1].close / bars[0].close - 1) * 100).quantize(q)
     assert timedelta(hours=199) == result.end - result.start
+
+
+class _LogUnreadable(ReplayVenue):
+    """The engine's venue whose account log never answers (the rest as in a backtest)."""
+
+    def account_log(self, after_id: int | None, limit: int = 500) -> list[AccountLogEntry]:
+        raise VenueUnavailable("account log down")
+
+
+def test_a_run_whose_account_log_cannot_be_read_is_not_reported_as_clean() -> None:
+    """Fees and funding reach the report only through the account-log job: a run that could not read the log to its
+    end has no money view to stand on, and says so (the CLI then exits non-zero) rather than reporting no fees."""
+    s = spec({"PF_XBTUSD": walk(120, seed=5)}, take_profit_r="1.5")
+    result = run(s, venue=lambda sim, replays, timeframe: _LogUnreadable(sim, replays, timeframe))
+    assert result.problems == ["the account log could not be read to its end: fees and funding incomplete"]
+    assert run(s).problems == []
