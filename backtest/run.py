@@ -1,8 +1,8 @@
 """One backtest: stored bars replayed through the simulator engine in process, on a virtual clock, with the
 daemon's own jobs (exits, protect, reconcile, tick, health: the order of `scheduler.startup.build_jobs`) run
 once at every bar close, and its account-log job (fees and funding) once a simulated day and at the end. Nothing
-here decides a trade or books money; the
-strategy, the lifecycle, the registry, protection, reconciliation and the money view are the daemon's.
+here decides a trade or books money; the strategy, the lifecycle, the registry, protection, reconciliation and the
+money view are the daemon's.
 
 At the end the registry audit runs in full, the last reconciliation must be clean and the account log must be
 read to its end; a run that breaks any of them is returned with `problems` filled (the CLI exits non-zero): that is
