@@ -33,8 +33,8 @@ def parts(tmp_path: Path) -> Iterator[tuple[Simulator, SimVenue, Registry, FakeC
     reg.close()
 
 
-def _buy(venue: SimVenue, coid: str, size: str) -> None:
-    result = venue.place_order(OrderRequest("PF_XBTUSD", Side.BUY, OrderType.MARKET, Decimal(size), coid))
+def _buy(venue: SimVenue, coid: str, size: str, side: Side = Side.BUY) -> None:
+    result = venue.place_order(OrderRequest("PF_XBTUSD", side, OrderType.MARKET, Decimal(size), coid))
     assert result.fills, result
 
 
@@ -112,11 +112,6 @@ def test_pages_are_read_until_a_short_one(parts: tuple[Simulator, SimVenue, Regi
     assert calls == [None, 3, 6]
 
 
-def _sell(venue: SimVenue, coid: str, size: str) -> None:
-    result = venue.place_order(OrderRequest("PF_XBTUSD", Side.SELL, OrderType.MARKET, Decimal(size), coid))
-    assert result.fills, result
-
-
 def test_funding_after_the_ledger_is_flat_is_not_the_positions_even_when_its_close_is_booked_later(
     parts: tuple[Simulator, SimVenue, Registry, FakeClock],
 ) -> None:
@@ -130,9 +125,9 @@ def test_funding_after_the_ledger_is_flat_is_not_the_positions_even_when_its_clo
     reg.record_venue_fill(pos.uid, entry, is_entry=True)
     reg.apply(pos.uid, Event.ENTRY_FILLED, cause="t")
     sim.advance(30)
-    _sell(venue, "hand-1", "0.01")  # a hand closes our long...
+    _buy(venue, "hand-1", "0.01", Side.SELL)  # a hand closes our long...
     sim.advance(30)
-    _sell(venue, "hand-2", "0.01")  # ...and opens its own short
+    _buy(venue, "hand-2", "0.01", Side.SELL)  # ...and opens its own short
     [close] = [f for f in venue.fills_since(None) if f.client_order_id == "hand-1"]
     reg.record_venue_fill(pos.uid, close, is_entry=False)
     sim.advance(3600)  # a full hour (the simulator's clock is the registry's): funding booked on the hand's short
