@@ -33,7 +33,7 @@ def parts(tmp_path: Path) -> Iterator[tuple[Simulator, SimVenue, Registry, FakeC
     reg.close()
 
 
-def _buy(venue: SimVenue, coid: str, size: str, side: Side = Side.BUY) -> None:
+def _market(venue: SimVenue, coid: str, size: str, side: Side = Side.BUY) -> None:
     result = venue.place_order(OrderRequest("PF_XBTUSD", side, OrderType.MARKET, Decimal(size), coid))
     assert result.fills, result
 
@@ -42,7 +42,7 @@ def test_fees_wait_for_their_fill_then_funding_finds_the_position(
     parts: tuple[Simulator, SimVenue, Registry, FakeClock],
 ) -> None:
     sim, venue, reg, clock = parts
-    _buy(venue, "ours-1", "0.01")
+    _market(venue, "ours-1", "0.01")
     first = account_log.ingest(reg, venue, clock)
     assert (first.new_charges, first.unattributed) == (1, 1)  # the fee is read before its fill is in the ledger
     assert [e.kind for e in load_unattributed_charges()] == ["fee"]  # account money meanwhile, in no trade
@@ -81,7 +81,7 @@ def test_a_venue_failure_leaves_the_cursor_and_says_incomplete(
     parts: tuple[Simulator, SimVenue, Registry, FakeClock],
 ) -> None:
     _sim, venue, reg, clock = parts
-    _buy(venue, "ours-1", "0.01")
+    _market(venue, "ours-1", "0.01")
     account_log.ingest(reg, venue, clock)
     cursor = charges.last_entry_id(reg.db)
     assert cursor is not None
@@ -93,7 +93,7 @@ def test_a_venue_failure_leaves_the_cursor_and_says_incomplete(
 def test_pages_are_read_until_a_short_one(parts: tuple[Simulator, SimVenue, Registry, FakeClock]) -> None:
     _sim, venue, reg, clock = parts
     for i in range(4):
-        _buy(venue, f"ours-{i}", "0.01")
+        _market(venue, f"ours-{i}", "0.01")
     # 4 fills book 8 entries (cash and position legs); pages of 3 need 3 reads, the last one short
     calls: list[int | None] = []
 
@@ -119,15 +119,15 @@ def test_funding_after_the_ledger_is_flat_is_not_the_positions_even_when_its_clo
     cycle, after the full hour, and the funding the venue booked at that hour on the hand's position was put on our
     closed trade. Whether a position held the symbol at the funding instant is its ledger's to say."""
     sim, venue, reg, clock = parts
-    _buy(venue, "ours-1", "0.01")
+    _market(venue, "ours-1", "0.01")
     pos = reg.open_intent(symbol="PF_XBTUSD", side="long", target_qty=Decimal("0.01"), stop_price=None, cause="t")
     [entry] = venue.fills_since(None)
     reg.record_venue_fill(pos.uid, entry, is_entry=True)
     reg.apply(pos.uid, Event.ENTRY_FILLED, cause="t")
     sim.advance(30)
-    _buy(venue, "hand-1", "0.01", Side.SELL)  # a hand closes our long...
+    _market(venue, "hand-1", "0.01", Side.SELL)  # a hand closes our long...
     sim.advance(30)
-    _buy(venue, "hand-2", "0.01", Side.SELL)  # ...and opens its own short
+    _market(venue, "hand-2", "0.01", Side.SELL)  # ...and opens its own short
     [close] = [f for f in venue.fills_since(None) if f.client_order_id == "hand-1"]
     reg.record_venue_fill(pos.uid, close, is_entry=False)
     sim.advance(3600)  # a full hour (the simulator's clock is the registry's): funding booked on the hand's short
