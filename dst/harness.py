@@ -15,6 +15,7 @@ the harness checks:
   process (a 429, which places nothing, excepted);
 - no fill of ours is lost: after the fill poll and reconciliation every venue fill of our orders is in the ledger;
 - an exposed position the venue holds is left without its stop for at most one protect cycle;
+- no entry order is sent while entries are halted (the kill switch, the escalator, the operator's pause);
 - the money view: the registry's fees and funding are the venue's account log's, each on the position that owns it
   (dst/money.py).
 
@@ -43,7 +44,7 @@ from pathlib import Path
 from dst.faults import Fault, FaultyVenue, SkewedClock, Window
 from dst.money import money_finding
 from exchange.errors import VenueError
-from lifecycle.clock import FakeClock, VenueClock
+from lifecycle.clock import FakeClock, VenueClock, to_ms
 from lifecycle.escalation import Escalator
 from lifecycle.events import EVENT_LOGGER, Ev, emit
 from lifecycle.joint import GRACE
@@ -55,13 +56,15 @@ from operations.recovery import recover_in_flight
 from operations.safety import Safety
 from operations.stats import RunStats
 from scheduler.app import JobRunner
-from scheduler.jobs import reconcile, tick
+from scheduler.jobs import health, reconcile, tick
 from scheduler.stream_hook import DaemonStreamHandler
 from simulator.engine import SimConfig, Simulator
-from simulator.instruments import DEFAULT_INSTRUMENTS
+from simulator.instruments import DEFAULT_INSTRUMENTS, InstrumentSpec
+from simulator.margin import initial_margin
 from simulator.venue import SimVenue
 from specs.lifecycle import ORDER_UNRESOLVED_STATUSES, PROTECTABLE_STATES, TERMINAL_STATES, State
 from specs.reconciliation import JOINT_FIELDS
+from store.anchors import audit_and_anchor
 from store.audit import run_audit
 from store.db import scratch_dir
 from store.registry import Registry
@@ -84,6 +87,8 @@ COUNTED_EVENTS = frozenset(
         Ev.STOP_CHURN_LIMIT.value,
         Ev.ORDER_OUTCOME_UNKNOWN.value,
         Ev.POSITION_UNPROTECTABLE.value,
+        Ev.KILL_SWITCH_ACTIVATED.value,  # the health job's margin_critical halt (a hand's leveraged position)
+        Ev.KILL_SWITCH_RELEASED.value,
     }
 )
 
@@ -180,6 +185,10 @@ class World:
     stream_gap: int = field(init=False, default=0)
     streamed: set[str] = field(init=False, default_factory=set)  # fill ids the stream has seen (delivered or lost)
     streamed_until: datetime | None = field(init=False, default=None)
+    slices: int = field(init=False, default=0)  # daemon slices run so far (which jobs are due: JOBS)
+    log_through: int = field(init=False, default=0)  # the venue's last account-log entry when the log was last read
+    squeeze: int = field(init=False, default=0)  # slices a hand's margin squeeze still holds (`_margin_squeeze`)
+    ran: set[str] = field(init=False, default_factory=set)  # the jobs that ran to their end in this slice
 
     def __post_init__(self) -> None:
         self.stream = self.stream_enabled(self.seed)
@@ -225,6 +234,10 @@ class World:
             self.stats["failed_starts"] += 1
             return
         self.down = False
+
+    def entries_halted(self) -> bool:
+        """The running process holds new entries (the kill switch, the escalator or the operator's pause)."""
+        return not self.down and not self.ctx.safety.allows_new_entries
 
     def restart(self) -> None:
         self.registry.db.close()
@@ -276,6 +289,10 @@ class World:
 
     def end_slice(self) -> None:
         self.stream_gap = max(self.stream_gap - 1, 0)
+        if self.squeeze:
+            self.squeeze -= 1
+            if not self.squeeze:
+                self.sim.close_position_direct(UNTRADED_SYMBOL)  # the hand lets go (nothing, if liquidated)
         self.faults.end_slice()
         self.dropping = {s: n - 1 for s, n in self.dropping.items() if n > 1}
         for symbol, slices in list(self.thin.items()):
@@ -410,6 +427,39 @@ def _price_gap(w: World, rng: random.Random) -> str:
     return f"price gap {move:+} {symbol}"
 
 
+def _size_for_margin(spec: InstrumentSpec, mark: Decimal, margin: Decimal) -> Decimal:
+    """The largest size whose initial margin under the instrument's tiers (simulator.margin) stays within
+    `margin`, by bisection over the size steps."""
+    lo, hi = 0, 1
+    while initial_margin(spec, hi * spec.size_increment * mark * spec.contract_size, None) <= margin:
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if initial_margin(spec, mid * spec.size_increment * mark * spec.contract_size, None) <= margin:
+            lo = mid
+        else:
+            hi = mid
+    return lo * spec.size_increment
+
+
+def _margin_squeeze(w: World, rng: random.Random) -> str:
+    """A hand holds a position on the contract the daemon does not trade whose initial margin is 86-95 % of the
+    equity, for 10-30 slices, then closes it: the health job's margin read trips the margin_critical kill switch
+    (new entries halted, protection and exits go on) and releases it after the hand's close. A move against so
+    leveraged a position can also get the account liquidated, as on the venue."""
+    if w.squeeze:
+        return "margin squeeze (one already held)"
+    spec = w.sim.instruments[UNTRADED_SYMBOL]
+    equity = w.sim.account().margin_equity
+    share = Decimal(rng.choice(("0.86", "0.90", "0.95")))
+    size = _size_for_margin(spec, w.sim.quote(UNTRADED_SYMBOL).mark, equity * share)
+    if equity <= 0 or size <= 0:
+        return "margin squeeze (no equity)"
+    w.sim.open_position_direct(UNTRADED_SYMBOL, rng.choice(("long", "short")), size)
+    w.squeeze = rng.randint(10, 30)
+    return f"margin squeeze {share} of equity on {UNTRADED_SYMBOL} for {w.squeeze} slices"
+
+
 def _liquidation(w: World, rng: random.Random) -> str:
     """The venue's own liquidation engine (simulator.engine `_check_liquidation`, account-wide: every position is
     closed at mark once margin equity falls below the maintenance margin). The harness's entries are far too small to
@@ -508,6 +558,7 @@ EVENTS: tuple[tuple[Event, int], ...] = (
     (_stops_dropped, 1),
     (_price_gap, 2),
     (_liquidation, 1),
+    (_margin_squeeze, 1),
     (_restart, 1),
     (_storm, 1),
     (_rate_limited, 1),
@@ -519,9 +570,11 @@ EVENTS: tuple[tuple[Event, int], ...] = (
 
 
 def daemon_step(w: World) -> str:
-    """One scheduled slice: time passes, then the jobs in the daemon's order. A daemon that is down is started
-    first (systemd's restart); a crash ends the slice there and restarts the process. Returns a note for the
-    schedule ("" when nothing special happened)."""
+    """One scheduled slice: time passes, then the jobs due in this slice in the daemon's order. A daemon that is
+    down is started first (systemd's restart); a crash ends the slice there and restarts the process. Returns a note
+    for the schedule ("" when nothing special happened)."""
+    w.slices += 1
+    w.ran = set()
     w.sim.advance(STEP_SECONDS)
     note = ""
     for symbol in sorted(w.dropping):
@@ -533,24 +586,42 @@ def daemon_step(w: World) -> str:
         note = " [restarted]" if not w.down else " [still down]"
     if not w.down:
         note += w.deliver_stream()  # what the venue did since the last slice: triggered stops, take-profits
-        for name, func in JOBS:
+        for name, func, every in JOBS:
+            if w.slices % every:
+                continue
             crashed = w.job(name, func) or w.deliver_stream()  # fills our own orders caused, as they happen
             if crashed:
                 note += crashed
                 break
+            w.ran.add(name)
+            if name == "account_log":  # what the read could see: the hand's moves at the slice's end come after it
+                w.log_through = w.sim.account_log.entries[-1].id if w.sim.account_log.entries else 0
     w.end_slice()
     return note
+
+
+def _health(ctx: DaemonContext) -> object:
+    """The daemon's health job: margin (the margin_critical kill switch), quick_check and the tail audit that moves
+    the chain anchors (`scheduler.startup` passes the same audit)."""
+    health.run(ctx, lambda: audit_and_anchor(ctx.registry.db, to_ms(ctx.clock.now())))
+    return None
 
 
 def _account_log(ctx: DaemonContext) -> object:
     return account_log.ingest(ctx.registry, ctx.venue, ctx.clock)
 
 
-JOBS: tuple[tuple[str, Callable[[DaemonContext], object]], ...] = (
-    ("exits", exits.run),
-    ("protect", protection.run),
-    ("reconcile", reconcile.run),
-    ("account_log", _account_log),  # the money view's fees and funding (in the daemon: on the health schedule)
+HEALTH_EVERY = 10  # slices: the daemon's health interval (300 s) and its account-log job's (the health schedule)
+
+JOBS: tuple[tuple[str, Callable[[DaemonContext], object], int], ...] = (
+    # (name, job, every how many slices): the daemon's order (scheduler.startup.build_jobs); the tick runs with
+    # the schedule's entry and exit events. Exits, protect and reconcile run every slice (the daemon: 30 s, 30 s,
+    # 60 s), health and the money view's fees and funding every HEALTH_EVERY slices.
+    ("exits", exits.run, 1),
+    ("protect", protection.run, 1),
+    ("reconcile", reconcile.run, 1),
+    ("health", _health, HEALTH_EVERY),
+    ("account_log", _account_log, HEALTH_EVERY),
 )
 
 
@@ -602,7 +673,10 @@ def run_seed(seed: int, steps: int = 40, keep: frozenset[int] | None = None) -> 
                 if keep is None or step in keep:
                     rng = step_rng(seed, step)
                     event = rng.choices(events, weights)[0]
+                    halted, sent, starts = w.entries_halted(), len(w.sim.order_log), w.stats["starts"]
                     schedule.append(event(w, rng))
+                    if halted and w.stats["starts"] == starts:
+                        _no_entry_sent(w, seed, step, schedule, sent, keep)
                 else:
                     schedule.append(QUIET)
                 schedule[-1] += daemon_step(w)
@@ -622,6 +696,14 @@ def run_seed(seed: int, steps: int = 40, keep: frozenset[int] | None = None) -> 
             crash.set_handler(previous)
             events_log.removeHandler(counter)
             w.close()
+
+
+def _no_entry_sent(w: World, seed: int, step: int, schedule: list[str], sent: int, keep: frozenset[int] | None) -> None:
+    """Entries were halted (kill switch, escalation or pause) when the step began, in the same process: the venue
+    accepted no entry order during its event. Read from the venue's own order log, not from the daemon's view."""
+    entries = [o.cli_ord_id for o in w.sim.order_log[sent:] if o.cli_ord_id and "-entry-" in o.cli_ord_id]
+    if entries:
+        raise DstFailure(seed, step, schedule, f"entry orders {entries} sent while entries were halted", keep)
 
 
 def _partly_filled(w: World) -> int:
@@ -690,9 +772,10 @@ def _check(
     lost = [f.fill_id for f in fills if f.fill_id not in known and f.fill_id not in checks.strays]
     if lost:
         fail(f"fills of our orders not in the ledger after a clean slice: {lost}")
-    money = money_finding(w.sim.account_log.entries, w.registry.db)
-    if money:
-        fail(f"money view: {money}")
+    if "account_log" in w.ran:  # the slice read the account log with every call answered
+        money = money_finding([e for e in w.sim.account_log.entries if e.id <= w.log_through], w.registry.db)
+        if money:
+            fail(f"money view: {money}")
     held = {p.symbol for p in w.sim.positions() if p.size != 0}
     live = {o.order_id for o in w.sim.open_orders()}
     for pos in w.registry.active_positions():

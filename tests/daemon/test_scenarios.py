@@ -195,6 +195,27 @@ def test_margin_spike_trips_and_releases_the_kill_switch(tmp_path: Path) -> None
         assert w.tick().entries == 1
 
 
+def test_a_daemon_started_at_critical_margin_sends_no_entry_before_its_kill_switch_has_seen_the_margin(
+    tmp_path: Path,
+) -> None:
+    """The runbook's manual way out of margin_critical is a restart, and the kill switch is not carried across one:
+    the first cycle runs the tick before the health job's first margin read. No entry goes out meanwhile, because
+    the tick's auction reads the margin itself and admits nothing past `auction_max_margin_util`, which the config
+    keeps at or below the kill switch's threshold."""
+    config = SimConfig(seed=5, history_minutes=120, starting_usd=Decimal(1000))
+    with world(tmp_path, config=config) as w, captured_events() as ev:  # a fresh process: no margin observed yet
+        # a hand's position whose initial margin (2 %) is 90 % of the equity: critical, yet room for one more entry
+        size = (Decimal(45) * w.sim.account().margin_equity / w.sim.quote(XBT).mark).quantize(Decimal("0.0001"))
+        w.sim.open_position_direct(XBT, "long", size)
+        w.strategy.entries[ETH] = "long"
+        w.advance(60)
+        orders = len(w.sim.order_log)
+        assert w.tick().entries == 0
+        assert len(w.sim.order_log) == orders
+        assert ev.named("KILL_SWITCH_ACTIVATED") == []  # the health job has not run: the auction held it back
+        assert w.ctx.last_margin is not None and w.ctx.last_margin.utilization_pct > 80
+
+
 def test_take_profit_fill_closes_the_position_and_cancels_its_stop(tmp_path: Path) -> None:
     with world(tmp_path, take_profit=True) as w, captured_events() as ev:
         w.strategy.entries[XBT] = "long"
