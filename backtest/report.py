@@ -3,8 +3,9 @@ the daemon's own position books (`operations.trades.load_books`, as `tools.repor
 account's mark-to-market equity curve, and buy-and-hold over the same bars beside them.
 
 Fees and funding are what the engine booked in its account log, read into the registry by the daemon's
-account-log job at every bar and attributed by its rules (`store.charges`): a fee to the position of the fill it
-books, funding to the position that carried the symbol into the funding instant.
+account-log job (once a simulated day and at the run's end, backtest.run) and attributed by its rules
+(`store.charges`): a fee to the position of the fill it books, funding to the position that carried the symbol
+into the funding instant.
 """
 
 from __future__ import annotations

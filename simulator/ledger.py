@@ -71,8 +71,8 @@ class AccountLog:
 
     def after(self, after_id: int | None, limit: int) -> list[LedgerEntry]:
         """The first `limit` entries with an id above `after_id` (all when None), in id order. Ids count 1, 2, ...
-        from the first entry ever booked, so the start is an index, not a scan (a year's backtest reads the log
-        every bar)."""
+        from the first entry ever booked, so the start is an index, not a scan (a backtest reads the log once a
+        simulated day, a paper daemon every few minutes, over a log that only grows)."""
         start = 0 if after_id is None else max(after_id - self.dropped, 0)
         return self.entries[start : start + limit]
 
