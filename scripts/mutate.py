@@ -86,6 +86,9 @@ MODULES: dict[str, list[str]] = {
         "tests/mutation_kills/test_protection.py",
         "tests/audit/test_stop_prices.py",
     ],
+    # Fees and funding in the registry: the ingest and attribution tests over the simulator's own account log, and the
+    # DST money-view check's damage tests (added on 2026-12-05 with the funding rule by ledger facts).
+    "store/charges.py": ["tests/accounting/test_account_log_ingest.py", "tests/dst/test_money.py"],
     # Joint invariants: the daemon-harness tests of tests/joint, and its own pure ones.
     "lifecycle/joint.py": ["tests/mutation_kills/test_joint.py", "tests/joint"],
     # The audit's SQL runs against the field, kill, value, anchor and chain tests; the corruption corpus (about a

@@ -99,14 +99,6 @@ def attribute_pending(db: pw.Database) -> tuple[int, int]:
     return done, len(pending) - done
 
 
-def totals(db: pw.Database) -> dict[str, Decimal]:
-    """Sum of the amounts per kind (for reports and tests)."""
-    out: dict[str, Decimal] = {"fee": Decimal(0), "funding": Decimal(0)}
-    for kind, amount in _sql(db, 'SELECT "kind", "amount" FROM "account_charge"').fetchall():
-        out[str(kind)] = out.get(str(kind), Decimal(0)) + Decimal(str(amount))
-    return out
-
-
 def rows(db: pw.Database, kind: str) -> list[tuple[Decimal, int | None]]:
     """(amount, position id or None) of every stored row of `kind`, in log order (for reports and tests)."""
     found = _sql(

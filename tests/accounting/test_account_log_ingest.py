@@ -171,3 +171,19 @@ def test_funding_at_a_reversals_instant_is_the_position_carried_into_it(tmp_path
         assert (amount, owner) == (Decimal("-0.5"), pk)
     finally:
         reg.close()
+
+
+def test_a_fee_without_a_fill_is_nobodys_even_while_a_position_holds_its_symbol(
+    parts: tuple[Simulator, SimVenue, Registry, FakeClock],
+) -> None:
+    """A fee entry the log books without an execution (no fill of ours can explain it) is account money in no
+    trade: it is never given to whichever position holds the contract at that time, as funding would be."""
+    sim, venue, reg, clock = parts
+    _market(venue, "ours-1", "0.01")
+    pos = reg.open_intent(symbol="PF_XBTUSD", side="long", target_qty=Decimal("0.01"), stop_price=None, cause="t")
+    [entry] = venue.fills_since(None)
+    reg.record_venue_fill(pos.uid, entry, is_entry=True)
+    sim.advance(60)
+    fee = ChargeRow(999, "fee", Decimal("-1.5"), clock.now(), "PF_XBTUSD", None)
+    charges.record(reg.db, [fee], through_entry_id=999, now_ms=1)
+    assert charges.rows(reg.db, "fee") == [(Decimal("-1.5"), None)]
