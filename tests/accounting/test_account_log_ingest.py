@@ -141,36 +141,32 @@ def test_funding_after_the_ledger_is_flat_is_not_the_positions_even_when_its_clo
     assert funding == [(funding[0][0], None)]  # nobody's: the ledger held nothing then
 
 
-def test_funding_at_a_reversals_instant_is_the_position_carried_into_it(tmp_path: Path) -> None:
+def test_funding_at_a_reversals_instant_is_the_position_carried_into_it(
+    parts: tuple[Simulator, SimVenue, Registry, FakeClock],
+) -> None:
     """A backtest's bar boundary is a funding instant, and the jobs run at it: the engine books the funding on the
     position it holds (after the step's triggers, before anything the jobs send), then a strategy exit closes that
     position and the tick enters the next one, all in the funding's millisecond. The funding is the first one's."""
-    clock = FakeClock()
-    reg = Registry.open(tmp_path / "reg.db", clock)
-    try:
-        hour = clock.now().replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    _sim, _venue, reg, clock = parts
+    hour = clock.now().replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
 
-        def fill(uid: str, fid: str, side: Side, at: datetime, *, is_entry: bool) -> None:
-            f = VenueFill(fid, f"o-{fid}", None, "PF_XBTUSD", side, Decimal("0.01"), Decimal(60000), at)
-            reg.record_venue_fill(uid, f, is_entry=is_entry)
+    def fill(uid: str, fid: str, side: Side, at: datetime, *, is_entry: bool) -> None:
+        f = VenueFill(fid, f"o-{fid}", None, "PF_XBTUSD", side, Decimal("0.01"), Decimal(60000), at)
+        reg.record_venue_fill(uid, f, is_entry=is_entry)
 
-        first = reg.open_intent(symbol="PF_XBTUSD", side="long", target_qty=Decimal("0.01"), stop_price=None, cause="t")
-        fill(first.uid, "f1", Side.BUY, hour - timedelta(minutes=30), is_entry=True)
-        fill(first.uid, "f2", Side.SELL, hour, is_entry=False)  # the exit, in the funding's millisecond
-        reg.apply(first.uid, Event.ENTRY_FILLED, cause="t")
-        clock.advance((hour - clock.now()).total_seconds())  # the jobs of the funding instant
-        reg.apply(first.uid, Event.POSITION_CLOSED, cause="t")
-        second = reg.open_intent(
-            symbol="PF_XBTUSD", side="short", target_qty=Decimal("0.01"), stop_price=None, cause="t"
-        )
-        fill(second.uid, "f3", Side.SELL, hour, is_entry=True)  # the reversal's entry, the same millisecond
-        funding = ChargeRow(1, "funding", Decimal("-0.5"), hour, "PF_XBTUSD", None)
-        charges.record(reg.db, [funding], through_entry_id=1, now_ms=1)
-        [(amount, owner)] = charges.rows(reg.db, "funding")
-        pk = reg.db.execute_sql('SELECT "id" FROM "position" WHERE "uid" = ?', (first.uid,)).fetchone()[0]  # type: ignore[no-untyped-call]
-        assert (amount, owner) == (Decimal("-0.5"), pk)
-    finally:
-        reg.close()
+    first = reg.open_intent(symbol="PF_XBTUSD", side="long", target_qty=Decimal("0.01"), stop_price=None, cause="t")
+    fill(first.uid, "f1", Side.BUY, hour - timedelta(minutes=30), is_entry=True)
+    fill(first.uid, "f2", Side.SELL, hour, is_entry=False)  # the exit, in the funding's millisecond
+    reg.apply(first.uid, Event.ENTRY_FILLED, cause="t")
+    clock.advance((hour - clock.now()).total_seconds())  # the jobs of the funding instant
+    reg.apply(first.uid, Event.POSITION_CLOSED, cause="t")
+    second = reg.open_intent(symbol="PF_XBTUSD", side="short", target_qty=Decimal("0.01"), stop_price=None, cause="t")
+    fill(second.uid, "f3", Side.SELL, hour, is_entry=True)  # the reversal's entry, the same millisecond
+    funding = ChargeRow(1, "funding", Decimal("-0.5"), hour, "PF_XBTUSD", None)
+    charges.record(reg.db, [funding], through_entry_id=1, now_ms=1)
+    [(amount, owner)] = charges.rows(reg.db, "funding")
+    pk = reg.db.execute_sql('SELECT "id" FROM "position" WHERE "uid" = ?', (first.uid,)).fetchone()[0]  # type: ignore[no-untyped-call]
+    assert (amount, owner) == (Decimal("-0.5"), pk)
 
 
 def test_a_fee_without_a_fill_is_nobodys_even_while_a_position_holds_its_symbol(
